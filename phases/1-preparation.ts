@@ -1,5 +1,6 @@
 import type { Phase, Step } from '../source/engine/types.js';
 import { dataVolume, foreignKeys } from '../source/db/catalog.js';
+import { snapshotStep } from './steps/snapshot.js';
 
 const volumeStep: Step = {
   id: 'report:data-volume',
@@ -48,6 +49,6 @@ export const preparation: Phase = {
   id: 1,
   name: 'Preparation',
   async plan() {
-    return [volumeStep, fkStep];
+    return [volumeStep, fkStep, snapshotStep];
   },
 };

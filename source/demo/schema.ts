@@ -275,12 +275,19 @@ GRANT SELECT ON public.petri_observations_summary, public.recent_gasifier_anomal
 export const DEMO_SCHEMA_SQL: string = [ROLES_SQL, TABLES_SQL, KEYS_SQL, APP_SQL].join('\n');
 
 // ---------------------------------------------------------------------------------------------------------
-// Data. Every value comes from md5 of a fixed prefix and the row number: u(h, from, hexDigits) is a uniform
-// number in [0, 1) read from hex digits of h, so the data never depends on server state or random().
+// Data. Every value comes from md5 of a fixed prefix and the row number (16 pseudo-random bytes per row, read
+// with get_byte), so the data never depends on server state, random() or the server version.
 
-/** SQL expression: uniform float8 in [0, 1) from `digits` hex digits of md5 text `h` starting at `from` (1-based). */
-function u(h: string, from: number, digits: 2 | 4 | 6 | 8): string {
-  return `(('x' || substr(${h}, ${from}, ${digits}))::bit(${digits * 4})::bigint::float8 / ${2 ** (digits * 4)}::float8)`;
+/** SQL expression: unsigned integer of `n` bytes (1, 2 or 4) of bytea `b` starting at byte `at` (0-based). */
+function bytes(b: string, at: number, n: 1 | 2 | 4): string {
+  const parts: string[] = [];
+  for (let k = 0; k < n; k++) parts.push(`get_byte(${b}, ${at + k})::bigint * ${2 ** (8 * (n - 1 - k))}`);
+  return `(${parts.join(' + ')})`;
+}
+
+/** SQL expression: uniform float8 in [0, 1) from `n` bytes of bytea `b` at byte `at`. */
+function u(b: string, at: number, n: 1 | 2 | 4): string {
+  return `(${bytes(b, at, n)}::float8 / ${2 ** (8 * n)}::float8)`;
 }
 
 /** SQL text[] literal. */
@@ -315,6 +322,8 @@ const ANOMALY_NOTES = [
 ];
 
 const START = `TIMESTAMPTZ '${DEMO_FIRST_DAY} 00:00:00+00'`;
+/** Unix time of DEMO_FIRST_DAY 00:00 UTC. */
+const EPOCH = Date.parse(`${DEMO_FIRST_DAY}T00:00:00Z`) / 1000;
 
 const PROGRAMS_INSERT = `
 INSERT INTO public.pilot_programs (program_id, name, description, status, start_date, end_date, created_at, updated_at)
@@ -334,68 +343,84 @@ SELECT md5('${SEED}:site:' || (k * ${DEMO_SITES_PER_PROGRAM} + j))::uuid,
        md5('${SEED}:program:' || k)::uuid,
        (${textArray(SITE_NAMES)})[j + 1],
        'P' || lpad((k + 1)::text, 2, '0') || '-S' || lpad((j + 1)::text, 2, '0'),
-       round((500 + ${u(`md5('${SEED}:sqft:' || (k * ${DEMO_SITES_PER_PROGRAM} + j))`, 1, 8)} * 19500)::numeric, 2),
+       500 + ${u(`decode(md5('${SEED}:sqft:' || (k * ${DEMO_SITES_PER_PROGRAM} + j)), 'hex')`, 0, 4)} * 19500,
        ${START} + (k * ${STAGGER_DAYS} - 5) * interval '1 day' + j * interval '1 hour',
        ${START} + (k * ${STAGGER_DAYS} - 5) * interval '1 day' + j * interval '1 hour'
 FROM generate_series(0, ${DEMO_PROGRAMS - 1}) AS k, generate_series(0, ${DEMO_SITES_PER_PROGRAM - 1}) AS j`;
-
 /**
- * Observation rows $1 (bigint). Row i gets the time 700 * sqrt((i - 1 + u) / n) days after the first day:
- * increasing with i (so the serial/identity follows created_at, like an append-only app), denser over time
- * (linear growth of the rate). Its program is one of the programs started by then (one every 20 days).
+ * Generated observation rows, $1 (bigint) of them, as a derived table `r` with columns i (1..$1), b (16 bytes),
+ * ts, oid, p (program index), s (site index), program_id, site_id. Row i gets the time
+ * 700 * sqrt((i - 1 + u) / $1) days after the first day: increasing with i (so the serial/identity follows
+ * created_at, like an append-only app) and denser over time (the rate grows linearly). Its program is one of the
+ * programs started by then (one every 20 days). Each layer ends in OFFSET 0 so the planner does not inline it:
+ * inlined, every reference to b would compute md5 again.
  */
 function observationsFrom(kind: 'petri' | 'gasifier'): string {
   return `
-FROM (SELECT ARRAY(SELECT program_id FROM public.pilot_programs ORDER BY start_date) AS pids,
-             ARRAY(SELECT site_id FROM public.sites ORDER BY site_code) AS sids) AS ids,
-     generate_series(1, $1::bigint) AS g(i)
-CROSS JOIN LATERAL (SELECT md5('${SEED}:${kind}:' || g.i) AS h) AS x
-CROSS JOIN LATERAL (
-  SELECT sqrt((g.i - 1 + ${u('x.h', 1, 8)}) / $1::float8) * ${SPAN_DAYS} AS day) AS t
-CROSS JOIN LATERAL (
-  SELECT floor(${u('x.h', 9, 4)} * least(${DEMO_PROGRAMS}, floor(t.day / ${STAGGER_DAYS}) + 1))::int AS p) AS pr
-CROSS JOIN LATERAL (
-  SELECT pr.p * ${DEMO_SITES_PER_PROGRAM} + (('x' || substr(x.h, 13, 2))::bit(8)::int % ${DEMO_SITES_PER_PROGRAM}) AS s,
-         ${START} + make_interval(secs => round((t.day * 86400)::numeric, 3)::float8) AS ts,
-         md5(x.h)::uuid AS oid) AS r`;
+FROM (
+  SELECT q.*,
+         (ARRAY(SELECT program_id FROM public.pilot_programs ORDER BY start_date))[q.p + 1] AS program_id,
+         (ARRAY(SELECT site_id FROM public.sites ORDER BY site_code))[q.s + 1] AS site_id
+  FROM (
+    SELECT t.*,
+           to_timestamp(${EPOCH} + round(t.day * 86400000) / 1000) AS ts,
+           md5(t.b)::uuid AS oid,
+           t.p * ${DEMO_SITES_PER_PROGRAM} + get_byte(t.b, 6) % ${DEMO_SITES_PER_PROGRAM} AS s
+    FROM (
+      SELECT d.*,
+             floor(${u('d.b', 4, 2)} * least(${DEMO_PROGRAMS}, floor(d.day / ${STAGGER_DAYS}) + 1))::int AS p
+      FROM (
+        SELECT x.*, sqrt((x.i - 1 + ${u('x.b', 0, 4)}) / $1::float8) * ${SPAN_DAYS} AS day
+        FROM (
+          SELECT g.i, decode(md5('${SEED}:${kind}:' || g.i), 'hex') AS b
+          FROM generate_series(1, $1::bigint) AS g(i)
+          OFFSET 0) AS x
+        OFFSET 0) AS d
+      OFFSET 0) AS t
+    OFFSET 0) AS q
+  ) AS r`;
 }
 
+/* petri bytes: 0-3 time, 4-5 program, 6 site, 7-8 growth, 9 temperature, 10-11 humidity, 12 placement,
+   13 fungicide (low 2 bits) and notes (high 6 bits), 14 image, 15 edited. */
 const PETRI_INSERT = `
 INSERT INTO public.petri_observations (observation_id, program_id, site_id, petri_code, growth_index, fungicide_used,
   outdoor_temperature, outdoor_humidity, placement, notes, image_url, created_at, updated_at)
 SELECT r.oid,
-       ids.pids[pr.p + 1],
-       ids.sids[r.s + 1],
-       'PD-' || lpad(g.i::text, 8, '0'),
-       round((power(${u('x.h', 15, 4)}, 1.5) * 100)::numeric, 2),
-       ${u('x.h', 27, 2)} < 0.25,
-       round((35 + ${u('x.h', 19, 2)} * 60)::numeric, 2),
-       round((20 + ${u('x.h', 21, 4)} * 78)::numeric, 2),
-       (${textArray(PLACEMENTS)})[('x' || substr(x.h, 25, 2))::bit(8)::int % ${PLACEMENTS.length} + 1],
-       CASE WHEN ${u('x.h', 29, 2)} < 0.05
-            THEN (${textArray(PETRI_NOTES)})[('x' || substr(x.h, 23, 2))::bit(8)::int % ${PETRI_NOTES.length} + 1] END,
-       CASE WHEN ${u('x.h', 31, 2)} < 0.7
+       r.program_id,
+       r.site_id,
+       'PD-' || lpad(r.i::text, 8, '0'),
+       power(${u('r.b', 7, 2)}, 1.5) * 100,
+       get_byte(r.b, 13) % 4 = 0,
+       35 + ${u('r.b', 9, 1)} * 60,
+       20 + ${u('r.b', 10, 2)} * 78,
+       (${textArray(PLACEMENTS)})[get_byte(r.b, 12) % ${PLACEMENTS.length} + 1],
+       CASE WHEN get_byte(r.b, 13) / 4 < 3
+            THEN (${textArray(PETRI_NOTES)})[get_byte(r.b, 9) % ${PETRI_NOTES.length} + 1] END,
+       CASE WHEN get_byte(r.b, 14) < 179
             THEN 'https://demo.supabase.co/storage/v1/object/public/petri-images/' || r.oid || '.jpg' END,
        r.ts,
-       CASE WHEN ${u('x.h', 17, 2)} < 0.1 THEN r.ts + ${u('x.h', 23, 2)} * interval '3 days' ELSE r.ts END
+       CASE WHEN get_byte(r.b, 15) < 26 THEN r.ts + get_byte(r.b, 12) * interval '17 minutes' ELSE r.ts END
 ${observationsFrom('petri')}`;
 
+/* gasifier bytes: 0-3 time, 4-5 program, 6 site, 7-8 linear reading, 9-10 measure, 11 chemical, 12 unit,
+   13 anomaly, 14 notes, 15 edited. */
 const GASIFIER_INSERT = `
 INSERT INTO public.gasifier_observations (observation_id, program_id, site_id, gasifier_code, linear_reading, measure,
   chemical_type, anomaly, notes, created_at, updated_at)
 SELECT r.oid,
-       ids.pids[pr.p + 1],
-       ids.sids[r.s + 1],
-       'GS' || lpad((r.s + 1)::text, 3, '0') || '-' || (('x' || substr(x.h, 25, 2))::bit(8)::int % 4 + 1),
-       round((${u('x.h', 15, 4)} * 200)::numeric, 3),
-       round((power(${u('x.h', 19, 4)}, 2) * 50)::numeric, 3),
-       CASE WHEN ${u('x.h', 29, 2)} < 0.05 THEN NULL
-            ELSE (${textArray(CHEMICALS)})[('x' || substr(x.h, 23, 2))::bit(8)::int % ${CHEMICALS.length} + 1] END,
-       ${u('x.h', 27, 2)} < 0.02,
-       CASE WHEN ${u('x.h', 27, 2)} < 0.02
-            THEN (${textArray(ANOMALY_NOTES)})[('x' || substr(x.h, 31, 2))::bit(8)::int % ${ANOMALY_NOTES.length} + 1] END,
+       r.program_id,
+       r.site_id,
+       'GS' || lpad((r.s + 1)::text, 3, '0') || '-' || (get_byte(r.b, 12) % 4 + 1),
+       ${u('r.b', 7, 2)} * 200,
+       power(${u('r.b', 9, 2)}, 2) * 50,
+       CASE WHEN get_byte(r.b, 11) < 13 THEN NULL
+            ELSE (${textArray(CHEMICALS)})[get_byte(r.b, 11) % ${CHEMICALS.length} + 1] END,
+       get_byte(r.b, 13) < 5,
+       CASE WHEN get_byte(r.b, 13) < 5
+            THEN (${textArray(ANOMALY_NOTES)})[get_byte(r.b, 14) % ${ANOMALY_NOTES.length} + 1] END,
        r.ts,
-       CASE WHEN ${u('x.h', 17, 2)} < 0.05 THEN r.ts + ${u('x.h', 31, 2)} * interval '1 day' ELSE r.ts END
+       CASE WHEN get_byte(r.b, 15) < 13 THEN r.ts + get_byte(r.b, 14) * interval '5 minutes' ELSE r.ts END
 ${observationsFrom('gasifier')}`;
 
 /** One image for about 3% of the petri observations (first byte of the md5-made id below 8/256). */
