@@ -21,8 +21,12 @@ function formatPath(p: readonly PropertyKey[]): string {
     if (typeof k === 'number') out += `[${k}]`;
     else out += out ? `.${String(k)}` : String(k);
   }
-  return out || '(plan)';
+  return out || 'plan';
 }
+
+const TYPE_WORDS: Record<string, string> = {
+  int: 'a whole number', number: 'a number', string: 'a string', object: 'an object', array: 'an array', boolean: 'true or false',
+};
 
 function describe(v: unknown): string {
   if (v === undefined) return 'nothing';
@@ -45,12 +49,18 @@ export function formatIssues(error: z.ZodError): string[] {
         return `${where}: expected ${values.length === 1 ? list : `one of ${list}`}, got ${describe(input)}`;
       }
       case 'invalid_type':
-        return `${where}: expected ${(i as { expected: string }).expected}, got ${describe(input)}`;
+        return `${where}: expected ${TYPE_WORDS[(i as { expected: string }).expected] ?? (i as { expected: string }).expected}, got ${describe(input)}`;
       case 'unrecognized_keys':
         return `${where}: unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => JSON.stringify(k)).join(', ')} (check the spelling; see plan.schema.json)`;
       case 'too_small':
-      case 'too_big':
-        return `${where}: ${i.message.replace(/^Too (small|big): /, '')}${input !== undefined ? `, got ${describe(input)}` : ''}`;
+      case 'too_big': {
+        const b = i as unknown as { origin: string; minimum?: number | bigint; maximum?: number | bigint; inclusive?: boolean };
+        if (b.origin === 'number') {
+          const bound = i.code === 'too_small' ? `${b.inclusive ? '≥' : '>'} ${b.minimum}` : `${b.inclusive ? '≤' : '<'} ${b.maximum}`;
+          return `${where}: expected a number ${bound}, got ${describe(input)}`;
+        }
+        return `${where}: ${i.message}${input !== undefined ? `, got ${describe(input)}` : ''}`;
+      }
       default:
         return `${where}: ${i.message}${input !== undefined && i.code !== 'custom' ? `, got ${describe(input)}` : ''}`;
     }
