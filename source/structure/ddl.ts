@@ -1,0 +1,285 @@
+import { ident, literal, qname } from '../db/quote.js';
+import type { TableDef, ConstraintDef, IndexDef, PolicyDef } from './definition.js';
+import type { PartitionSpec } from './bounds.js';
+import { newObjectName } from './names.js';
+
+/**
+ * Builds the partitioned table from the source's REAL definition, read from the catalog.
+ *
+ * Why not the seed's `CREATE TABLE new (LIKE old INCLUDING ALL) PARTITION BY RANGE (created_at)`:
+ * - it fails outright: LIKE … INCLUDING ALL copies the primary key (observation_id), and PostgreSQL requires every
+ *   unique constraint (and so the PK) of a partitioned table to include all partition-key columns
+ *   ("unique constraint on partitioned table must include all partitioning columns");
+ * - and even where it works, LIKE copies neither RLS (the ENABLE flag nor the policies), triggers, grants, outbound
+ *   foreign keys, comments on the table nor the foreign keys that point at the table. Each of those is recreated
+ *   here from the catalog (inbound FKs are phase 4's job: they must reference the new, wider key).
+ */
+
+export interface NameMap { readonly newName: string; readonly sourceName: string }
+export interface ConstraintMap extends NameMap { readonly type: string; readonly definition: string }
+
+export interface StructurePlanInput {
+  readonly def: TableDef;
+  readonly target: string;
+  readonly strategy: 'range' | 'list';
+  readonly key: string;
+  readonly partitions: readonly PartitionSpec[];
+  readonly serverMajor: number;
+  /** the role running the DDL; the table is handed to the source's owner when they differ */
+  readonly currentUser: string;
+}
+
+export interface StructureDdl {
+  /** CREATE TABLE … PARTITION BY, indexes, partitions, FKs, triggers, RLS, policies, grants, comments, owner */
+  readonly statements: string[];
+  /** one line per change the operator should know about, and why */
+  readonly changes: string[];
+  readonly warnings: string[];
+  readonly indexes: NameMap[];
+  readonly constraints: ConstraintMap[];
+  readonly pkChange: { constraint: string; from: string[]; to: string[] } | null;
+  readonly uniqueChanges: { name: string; from: string[]; to: string[] }[];
+  readonly triggers: string[];
+  readonly policies: string[];
+}
+
+const CMD: Record<PolicyDef['command'], string> = { r: 'SELECT', a: 'INSERT', w: 'UPDATE', d: 'DELETE', '*': 'ALL' };
+
+function roleList(roles: readonly string[]): string {
+  return roles.map((r) => (r === 'PUBLIC' ? 'PUBLIC' : ident(r))).join(', ');
+}
+
+/** Finds the index of the parenthesis closing the one at `open`, skipping quoted identifiers and string literals. */
+export function matchParen(s: string, open: number): number {
+  let depth = 0;
+  for (let i = open; i < s.length; i++) {
+    const ch = s[i];
+    if (ch === '"' || ch === "'") {
+      const q = ch;
+      i++;
+      while (i < s.length) {
+        if (s[i] === q) {
+          if (s[i + 1] === q) { i += 2; continue; }
+          break;
+        }
+        i++;
+      }
+      continue;
+    }
+    if (ch === '(') depth++;
+    else if (ch === ')') {
+      depth--;
+      if (depth === 0) return i;
+    }
+  }
+  return -1;
+}
+
+/**
+ * Rewrites a pg_get_indexdef text for the new table: new name, new table, and for a unique index lacking the
+ * partition key, the key columns appended to its key column list.
+ */
+export function rewriteIndexDef(ix: IndexDef, newName: string, targetQualified: string, addColumns: readonly string[]): string {
+  if (!ix.definition.startsWith(ix.prefix)) {
+    throw new Error(`cannot parse the definition of index ${ix.name}: ${ix.definition}`);
+  }
+  const rest = ix.definition.slice(ix.prefix.length); // "btree (a, b) INCLUDE (c) WHERE …"
+  let body = rest;
+  if (addColumns.length) {
+    const open = rest.indexOf('(');
+    const close = open >= 0 ? matchParen(rest, open) : -1;
+    if (close < 0) throw new Error(`cannot find the column list of index ${ix.name}: ${ix.definition}`);
+    body = `${rest.slice(0, close)}, ${addColumns.map(ident).join(', ')}${rest.slice(close)}`;
+  }
+  return `CREATE ${ix.unique ? 'UNIQUE ' : ''}INDEX ${ident(newName)} ON ${targetQualified} USING ${body}`;
+}
+
+function keyConstraintSql(c: ConstraintDef, newName: string, cols: readonly string[]): string {
+  const kind = c.type === 'p' ? 'PRIMARY KEY' : `UNIQUE${c.nullsNotDistinct ? ' NULLS NOT DISTINCT' : ''}`;
+  let s = `CONSTRAINT ${ident(newName)} ${kind} (${cols.map(ident).join(', ')})`;
+  if (c.includeColumns.length) s += ` INCLUDE (${c.includeColumns.map(ident).join(', ')})`;
+  if (c.deferrable) s += ` DEFERRABLE INITIALLY ${c.deferred ? 'DEFERRED' : 'IMMEDIATE'}`;
+  return s;
+}
+
+/** Replaces the first ` ON <source> ` of a trigger definition by the new table. */
+export function rewriteTriggerDef(def: string, printedSource: string, targetQualified: string): string {
+  const needle = ` ON ${printedSource} `;
+  const at = def.indexOf(needle);
+  if (at < 0) throw new Error(`cannot find "${needle.trim()}" in the trigger definition: ${def}`);
+  return `${def.slice(0, at)} ON ${targetQualified} ${def.slice(at + needle.length)}`;
+}
+
+export function buildStructureDdl(p: StructurePlanInput): StructureDdl {
+  const { def, key } = p;
+  const target = qname(def.schema, p.target);
+  const source = `${def.schema}.${def.name}`;
+  const changes: string[] = [];
+  const warnings: string[] = [];
+  const indexes: NameMap[] = [];
+  const constraints: ConstraintMap[] = [];
+  const uniqueChanges: { name: string; from: string[]; to: string[] }[] = [];
+  let pkChange: StructureDdl['pkChange'] = null;
+  const keyCol = def.columns.find((c) => c.name === key);
+  if (!keyCol) throw new Error(`${source} has no column ${JSON.stringify(key)} (the partition key)`);
+
+  changes.push(
+    `building ${def.schema}.${p.target} from the catalog, not with LIKE … INCLUDING ALL: LIKE would copy the primary key without the partition key (PostgreSQL refuses it on a partitioned table) and copies neither RLS policies, triggers, grants nor the foreign keys pointing at ${source}`,
+  );
+
+  // columns
+  const colSql: string[] = [];
+  for (const c of def.columns) {
+    let s = `${ident(c.name)} ${c.type}`;
+    if (c.collation) s += ` COLLATE ${qname(c.collation.schema, c.collation.name)}`;
+    if (c.generated === 's' && c.default) {
+      s += ` GENERATED ALWAYS AS (${c.default}) STORED`;
+    } else if (c.identity) {
+      const o = c.identityOptions;
+      const opts = o ? ` (START WITH ${o.start} INCREMENT BY ${o.increment} MINVALUE ${o.min} MAXVALUE ${o.max} CACHE ${o.cache}${o.cycle ? ' CYCLE' : ' NO CYCLE'})` : '';
+      s += ` GENERATED ${c.identity === 'a' ? 'ALWAYS' : 'BY DEFAULT'} AS IDENTITY${opts}`;
+      changes.push(
+        `identity column ${c.name}: the new table gets its own identity sequence, starting at ${o?.start ?? 1}; the swap sets it past max(${c.name})` +
+          (c.identity === 'a' ? ' — GENERATED ALWAYS: the copy inserts with OVERRIDING SYSTEM VALUE' : ''),
+      );
+    } else if (c.default !== null) {
+      s += ` DEFAULT ${c.default}`;
+      if (c.ownedSequence && /nextval\(/i.test(c.default)) {
+        changes.push(
+          `column ${c.name} keeps its default ${c.default}: the sequence ${c.ownedSequence} still belongs to ${source}.${c.name}; its ownership moves to the new table at the swap (before any DROP of the old table, which would drop it)`,
+        );
+      }
+    }
+    if (c.notNull) s += ' NOT NULL';
+    colSql.push(s);
+  }
+
+  // CHECK constraints (kept with a new name), PK and UNIQUE (gain the partition key)
+  const tableConstraints: string[] = [];
+  const keyCols = [key];
+  for (const c of def.constraints) {
+    if (c.type === 'c') {
+      if (c.noInherit) {
+        warnings.push(`CHECK ${c.name} is NO INHERIT: a partitioned table cannot have one; it is not recreated (${c.definition})`);
+        continue;
+      }
+      const n = newObjectName(c.name);
+      const d = c.definition.replace(/\s+NOT VALID$/, '');
+      tableConstraints.push(`CONSTRAINT ${ident(n)} ${d}`);
+      constraints.push({ newName: n, sourceName: c.name, type: 'check', definition: d });
+    } else if (c.type === 'p' || c.type === 'u') {
+      const missing = keyCols.filter((k) => !c.columns.includes(k));
+      const cols = [...c.columns, ...missing];
+      const n = newObjectName(c.name);
+      const what = c.type === 'p' ? 'primary key' : `unique constraint ${c.name}`;
+      if (missing.length) {
+        changes.push(
+          `${what} (${c.columns.join(', ')}) → (${cols.join(', ')}): PostgreSQL requires every unique constraint on a partitioned table to include the partition key; uniqueness of (${c.columns.join(', ')}) alone is no longer enforced across partitions`,
+        );
+        if (c.type === 'p') pkChange = { constraint: c.name, from: c.columns, to: cols };
+        else uniqueChanges.push({ name: c.name, from: c.columns, to: cols });
+      }
+      const sql = keyConstraintSql(c, n, cols);
+      tableConstraints.push(sql);
+      constraints.push({ newName: n, sourceName: c.name, type: c.type === 'p' ? 'primary key' : 'unique', definition: sql.replace(/^CONSTRAINT \S+ /, '') });
+    } else if (c.type === 'x') {
+      warnings.push(`exclusion constraint ${c.name} is not recreated: on a partitioned table it must use the partition key with equality (${c.definition}); add it by hand if it can`);
+    }
+  }
+
+  const statements: string[] = [];
+  const partBy = `PARTITION BY ${p.strategy.toUpperCase()} (${ident(key)})`;
+  statements.push(`CREATE TABLE ${target} (\n  ${[...colSql, ...tableConstraints].join(',\n  ')}\n) ${partBy}`);
+
+  // indexes that back no constraint: non-unique as-is; unique ones gain the key
+  for (const ix of def.indexes) {
+    const n = newObjectName(ix.name);
+    let add: string[] = [];
+    if (ix.unique) {
+      add = keyCols.filter((k) => !ix.keyColumns.includes(k));
+      if (add.length && ix.hasExpressions) {
+        throw new Error(`unique index ${ix.name} uses expressions and lacks the partition key: PostgreSQL cannot build it on a partitioned table. Drop or change it first (${ix.definition})`);
+      }
+      if (add.length) {
+        changes.push(`unique index ${ix.name} (${ix.keyColumns.join(', ')}) → (${[...ix.keyColumns, ...add].join(', ')}): a unique index on a partitioned table must include the partition key`);
+      }
+    }
+    if (ix.method !== 'btree' && ix.unique) warnings.push(`unique index ${ix.name} uses ${ix.method}`);
+    statements.push(rewriteIndexDef(ix, n, target, add));
+    indexes.push({ newName: n, sourceName: ix.name });
+  }
+  for (const c of constraints) if (c.type === 'primary key' || c.type === 'unique') indexes.push({ newName: c.newName, sourceName: c.sourceName });
+
+  // partitions
+  for (const part of p.partitions) {
+    statements.push(`CREATE TABLE ${qname(def.schema, part.name)} PARTITION OF ${target} ${part.bound}`);
+  }
+
+  // outbound foreign keys
+  for (const c of def.constraints) {
+    if (c.type !== 'f') continue;
+    if (c.referencesSelf) {
+      warnings.push(`foreign key ${c.name} references ${source} itself: not recreated here (it would point at the old table); recreate it after the swap`);
+      continue;
+    }
+    const n = newObjectName(c.name);
+    const d = c.definition.replace(/\s+NOT VALID$/, '');
+    statements.push(`ALTER TABLE ${target} ADD CONSTRAINT ${ident(n)} ${d}`);
+    constraints.push({ newName: n, sourceName: c.name, type: 'foreign key', definition: d });
+  }
+  const fkCount = def.constraints.filter((c) => c.type === 'f' && !c.referencesSelf).length;
+  if (fkCount) changes.push(`${fkCount} foreign key(s) from ${source} to other tables recreated on the new table (it is empty: validation is instant; each takes SHARE ROW EXCLUSIVE on the referenced table for a moment)`);
+
+  // triggers
+  const triggers: string[] = [];
+  for (const t of def.triggers) {
+    if (t.rowLevel && p.serverMajor < 13) {
+      warnings.push(`trigger ${t.name} is FOR EACH ROW: PostgreSQL ${p.serverMajor} cannot put BEFORE ROW triggers on a partitioned table (needs 13+); create it on each partition by hand`);
+      continue;
+    }
+    statements.push(rewriteTriggerDef(t.definition, def.printedName, target));
+    if (t.enabled === 'D') statements.push(`ALTER TABLE ${target} DISABLE TRIGGER ${ident(t.name)}`);
+    triggers.push(t.name);
+  }
+  if (triggers.length) changes.push(`trigger(s) ${triggers.join(', ')} recreated on the new table (LIKE does not copy triggers)`);
+
+  // RLS and policies
+  const policies: string[] = [];
+  if (def.rls) statements.push(`ALTER TABLE ${target} ENABLE ROW LEVEL SECURITY`);
+  if (def.forceRls) statements.push(`ALTER TABLE ${target} FORCE ROW LEVEL SECURITY`);
+  for (const pol of def.policies) {
+    let s = `CREATE POLICY ${ident(pol.name)} ON ${target} AS ${pol.permissive ? 'PERMISSIVE' : 'RESTRICTIVE'} FOR ${CMD[pol.command]} TO ${roleList(pol.roles)}`;
+    if (pol.using !== null) s += ` USING (${pol.using})`;
+    if (pol.withCheck !== null) s += ` WITH CHECK (${pol.withCheck})`;
+    statements.push(s);
+    policies.push(pol.name);
+  }
+  if (def.rls || policies.length) {
+    changes.push(`row level security ${def.rls ? 'enabled' : 'disabled'}${def.forceRls ? ' and forced' : ''} with ${policies.length} polic${policies.length === 1 ? 'y' : 'ies'} (${policies.join(', ')}) recreated (LIKE copies neither)`);
+  }
+
+  // grants (table, then column level), comments
+  const grantees = new Set<string>();
+  for (const g of def.grants) {
+    const on = g.column ? `${g.privilege} (${ident(g.column)})` : g.privilege;
+    const to = g.grantee === 'PUBLIC' ? 'PUBLIC' : ident(g.grantee);
+    statements.push(`GRANT ${on} ON ${target} TO ${to}${g.grantable ? ' WITH GRANT OPTION' : ''}`);
+    grantees.add(g.grantee);
+  }
+  if (grantees.size) changes.push(`grants re-granted to ${[...grantees].join(', ')} (LIKE copies no grants)`);
+  if (def.comment !== null) statements.push(`COMMENT ON TABLE ${target} IS ${literal(def.comment)}`);
+  for (const c of def.columns) {
+    if (c.comment !== null) statements.push(`COMMENT ON COLUMN ${target}.${ident(c.name)} IS ${literal(c.comment)}`);
+  }
+  for (const c of def.constraints) {
+    const m = constraints.find((x) => x.sourceName === c.name);
+    if (c.comment !== null && m) statements.push(`COMMENT ON CONSTRAINT ${ident(m.newName)} ON ${target} IS ${literal(c.comment)}`);
+  }
+  if (def.owner !== p.currentUser) {
+    statements.push(`ALTER TABLE ${target} OWNER TO ${ident(def.owner)}`);
+    changes.push(`owner set to ${def.owner}, the owner of ${source}`);
+  }
+  changes.push(`the foreign keys that point at ${source} are not recreated here: they must reference the new key, which includes ${key} (phase 4)`);
+
+  return { statements, changes, warnings, indexes, constraints, pkChange, uniqueChanges, triggers, policies };
+}

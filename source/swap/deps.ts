@@ -1,0 +1,280 @@
+import type pg from 'pg';
+import type { Db } from '../db/session.js';
+import type { TablePlan } from '../plan/schema.js';
+import { ident, qname } from '../db/quote.js';
+
+/**
+ * Phase 4's discovery: everything that binds to the source table by OID and must follow it at the swap (views,
+ * materialized views, inbound foreign keys, owned sequences, identity), plus what the catalog does not track
+ * (functions naming the table in their body). Recorded as artifact `dependencies:<schema.table>`.
+ */
+
+export interface ViewDep {
+  readonly schema: string;
+  readonly name: string;
+  readonly kind: 'v' | 'm';
+  /** 1 = reads the table itself; n = through n-1 other views */
+  readonly depth: number;
+  /** pg_get_viewdef taken with search_path = pg_catalog: every name schema-qualified, the table by its original name */
+  readonly definition: string;
+  readonly owner: string;
+  readonly options: string[] | null;
+  readonly acl: string[] | null;
+  readonly comment: string | null;
+  /** materialized views only: they are dropped and created again, so their grants, indexes and comment are re-applied */
+  readonly grants: string[];
+  readonly indexes: string[];
+}
+
+export interface FkPlan {
+  /** referencing table */
+  readonly schema: string;
+  readonly table: string;
+  readonly name: string;
+  /** pg_get_constraintdef of the FK as it is now (qualified): re-created from it by a rollback after the swap */
+  readonly oldDefinition: string;
+  readonly columns: string[];
+  readonly refColumns: string[];
+  /** referencing columns of the new FK: the old ones + the column holding the partition key */
+  readonly newColumns: string[];
+  readonly newRefColumns: string[];
+  /** MATCH / ON UPDATE / ON DELETE / DEFERRABLE clauses, kept as they were */
+  readonly clauses: string;
+  readonly validated: boolean;
+}
+
+export interface SeqPlan {
+  readonly column: string;
+  /** qualified, quoted sequence name as regclass text */
+  readonly sequence: string;
+  readonly kind: 'serial' | 'identity';
+  /** the sequence is OWNED BY the old table's column (serial): ownership moves at the swap */
+  readonly ownedByOld: boolean;
+  /** max(column) is beyond the sequence (explicit ids were inserted): the swap takes max() under the lock */
+  readonly scanMax: boolean;
+}
+
+export interface DependencyRecord {
+  readonly at: string;
+  readonly table: string;
+  readonly target: string;
+  readonly views: ViewDep[];
+  readonly functions: string[];
+  readonly fks: FkPlan[];
+  readonly sequences: SeqPlan[];
+}
+
+type Q = (sql: string, params?: unknown[]) => Promise<Record<string, unknown>[]>;
+
+export async function withPgCatalogPath<T>(db: Db, fn: (q: Q) => Promise<T>): Promise<T> {
+  const c = await db.pool.connect();
+  try {
+    await c.query('BEGIN READ ONLY');
+    await c.query('SET LOCAL search_path = pg_catalog');
+    const out = await fn(async (sql, params) => (await c.query(sql, params as unknown[])).rows as Record<string, unknown>[]);
+    await c.query('COMMIT');
+    return out;
+  } catch (e) {
+    await c.query('ROLLBACK').catch(() => {});
+    throw e;
+  } finally {
+    c.release();
+  }
+}
+
+export async function relOid(db: Db | pg.ClientBase, schema: string, name: string): Promise<number | null> {
+  const sql = `SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`;
+  const rows = 'pool' in db ? await db.read<{ oid: number }>(sql, [schema, name]) : (await db.query<{ oid: number }>(sql, [schema, name])).rows;
+  return rows[0] ? Number(rows[0].oid) : null;
+}
+
+/** Views and materialized views reading the relation, recursively, in the order to re-create them. */
+export async function dependentViews(q: Q, oid: number): Promise<ViewDep[]> {
+  const rows = await q(
+    `WITH RECURSIVE deps(oid, depth) AS (
+       SELECT DISTINCT r.ev_class, 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+        WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = $1 AND r.ev_class <> $1
+       UNION
+       SELECT DISTINCT r.ev_class, deps.depth + 1 FROM deps
+         JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = deps.oid AND d.classid = 'pg_rewrite'::regclass
+         JOIN pg_rewrite r ON r.oid = d.objid
+        WHERE r.ev_class <> deps.oid AND deps.depth < 50
+     )
+     SELECT c.oid, n.nspname AS s, c.relname AS n, c.relkind AS k, max(deps.depth) AS depth, pg_get_viewdef(c.oid, true) AS def,
+            pg_get_userbyid(c.relowner) AS owner, c.reloptions::text[] AS options, c.relacl::text[] AS acl,
+            obj_description(c.oid, 'pg_class') AS comment
+       FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+      GROUP BY c.oid, n.nspname, c.relname, c.relkind, c.relowner, c.reloptions, c.relacl
+      ORDER BY max(deps.depth), n.nspname, c.relname`,
+    [oid],
+  );
+  const out: ViewDep[] = [];
+  for (const r of rows) {
+    const kind = r.k === 'm' ? 'm' : 'v';
+    let grants: string[] = [];
+    let indexes: string[] = [];
+    if (kind === 'm') {
+      const g = await q(
+        `SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END AS grantee, a.privilege_type AS priv, a.is_grantable AS g
+           FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $1 AND a.grantee <> c.relowner`,
+        [r.oid],
+      );
+      grants = g.map((x) => `GRANT ${String(x.priv)} ON ${qname(String(r.s), String(r.n))} TO ${x.grantee === 'PUBLIC' ? 'PUBLIC' : ident(String(x.grantee))}${x.g ? ' WITH GRANT OPTION' : ''}`);
+      const ix = await q(`SELECT pg_get_indexdef(indexrelid) AS def FROM pg_index WHERE indrelid = $1 ORDER BY indexrelid`, [r.oid]);
+      indexes = ix.map((x) => String(x.def));
+    }
+    out.push({
+      schema: String(r.s), name: String(r.n), kind, depth: Number(r.depth), definition: String(r.def).trim().replace(/;$/, ''),
+      owner: String(r.owner), options: (r.options as string[] | null) ?? null, acl: (r.acl as string[] | null) ?? null,
+      comment: (r.comment as string | null) ?? null, grants, indexes,
+    });
+  }
+  return out;
+}
+
+/** Functions in user schemas whose body names the table (the catalog does not track these: a warning only). */
+export async function functionsNaming(db: Db, t: TablePlan): Promise<string[]> {
+  const rows = await db.read<{ f: string }>(
+    `SELECT p.oid::regprocedure::text AS f FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgshift') AND p.prosrc ~* ('\\m' || $1 || '\\M')
+      ORDER BY 1`,
+    [t.table.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')],
+  );
+  return rows.map((r) => r.f);
+}
+
+/** Inbound foreign keys of the source, and how each is carried to the new table (which needs the partition key). */
+export async function planInboundFks(db: Db, q: Q, t: TablePlan, oid: number, targetOid: number | null): Promise<{ fks: FkPlan[]; problems: string[] }> {
+  const rows = await q(
+    `SELECT n.nspname AS s, c.relname AS n, k.conname, pg_get_constraintdef(k.oid) AS def, k.convalidated AS valid,
+            k.confmatchtype AS m, k.confupdtype AS u, k.confdeltype AS d, k.condeferrable AS deferrable, k.condeferred AS deferred,
+            ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY x(n, i) JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = x.n ORDER BY x.i) AS cols,
+            ARRAY(SELECT a.attname::text FROM unnest(k.confkey) WITH ORDINALITY x(n, i) JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = x.n ORDER BY x.i) AS refcols
+       FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE k.contype = 'f' AND k.confrelid = $1 AND k.conparentid = 0 AND k.conrelid <> $1
+      ORDER BY n.nspname, c.relname, k.conname`,
+    [oid],
+  );
+  const fks: FkPlan[] = [];
+  const problems: string[] = [];
+  const action = (x: unknown) => ({ a: 'NO ACTION', r: 'RESTRICT', c: 'CASCADE', n: 'SET NULL', d: 'SET DEFAULT' } as Record<string, string>)[String(x)] ?? 'NO ACTION';
+  for (const r of rows) {
+    const schema = String(r.s), table = String(r.n);
+    const cols = r.cols as string[], refcols = r.refcols as string[];
+    let newColumns = [...cols];
+    let newRefColumns = [...refcols];
+    if (!refcols.includes(t.key)) {
+      const mapped = t.inboundKeyColumns[`${schema}.${table}`] ?? t.inboundKeyColumns[table];
+      const candidate = mapped ?? t.key;
+      const has = await db.read<{ ok: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+                         WHERE n.nspname = $1 AND c.relname = $2 AND a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped) AS ok`,
+        [schema, table, candidate],
+      );
+      if (!has[0]!.ok) {
+        problems.push(
+          `${schema}.${table}.${String(r.conname)} references ${t.schema}.${t.table}(${refcols.join(', ')}), but ${schema}.${table} has no column ` +
+            `${mapped ? `"${mapped}" (from inboundKeyColumns)` : `named like the partition key "${t.key}"`}: a foreign key to a partitioned table ` +
+            `must reference a unique key that includes the partition key. Add such a column (and fill it), or set ` +
+            `partition[].inboundKeyColumns["${schema}.${table}"] in the plan.`,
+        );
+        continue;
+      }
+      newColumns = [...cols, candidate];
+      newRefColumns = [...refcols, t.key];
+    }
+    if (targetOid !== null) {
+      const uk = await q(
+        `SELECT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+             AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum = ANY(i.indkey))
+                 = (SELECT array_agg(x ORDER BY x) FROM unnest($2::text[]) x)) AS ok`,
+        [targetOid, newRefColumns],
+      );
+      if (!uk[0]!.ok) {
+        problems.push(`${t.schema}.${t.targetName} has no primary key or unique constraint on (${newRefColumns.join(', ')}) for ${schema}.${table}.${String(r.conname)} to reference`);
+      }
+    }
+    const clauses = [
+      r.m === 'f' ? 'MATCH FULL' : '',
+      r.u !== 'a' ? `ON UPDATE ${action(r.u)}` : '',
+      r.d !== 'a' ? `ON DELETE ${action(r.d)}` : '',
+      r.deferrable ? `DEFERRABLE INITIALLY ${r.deferred ? 'DEFERRED' : 'IMMEDIATE'}` : '',
+    ].filter(Boolean).join(' ');
+    fks.push({ schema, table, name: String(r.conname), oldDefinition: String(r.def), columns: cols, refColumns: refcols, newColumns, newRefColumns, clauses, validated: !!r.valid });
+  }
+  return { fks, problems };
+}
+
+/** Referencing rows whose partition-key column disagrees with the referenced row: the new FK would not validate. */
+export async function fkMismatches(db: Db, t: TablePlan, fk: FkPlan): Promise<number> {
+  if (fk.newColumns.length === fk.columns.length) return 0;
+  const on = fk.newColumns.map((c, i) => `s.${ident(fk.newRefColumns[i]!)} = r.${ident(c)}`).join(' AND ');
+  const notNull = fk.newColumns.map((c) => `r.${ident(c)} IS NOT NULL`).join(' AND ');
+  const rows = await db.read<{ n: string }>(
+    `SELECT count(*) AS n FROM ${qname(fk.schema, fk.table)} r WHERE ${notNull}
+        AND NOT EXISTS (SELECT 1 FROM ${qname(t.schema, t.table)} s WHERE ${on})`,
+  );
+  return Number(rows[0]!.n);
+}
+
+/** The statement adding the new FK (NOT VALID) against `refTable` (the table under the original name after the swap). */
+export function addFkSql(fk: FkPlan, refSchema: string, refTable: string): string {
+  return `ALTER TABLE ${qname(fk.schema, fk.table)} ADD CONSTRAINT ${ident(fk.name)} FOREIGN KEY (${fk.newColumns.map(ident).join(', ')}) ` +
+    `REFERENCES ${qname(refSchema, refTable)} (${fk.newRefColumns.map(ident).join(', ')})${fk.clauses ? ' ' + fk.clauses : ''} NOT VALID`;
+}
+
+/** Serial and identity columns of the source and their sequences. */
+export async function planSequences(db: Db, t: TablePlan, oid: number): Promise<SeqPlan[]> {
+  const rows = await db.read<{ col: string; seq: string | null; identity: string; owned: boolean }>(
+    `SELECT a.attname AS col, a.attidentity AS identity,
+            pg_get_serial_sequence($2, a.attname) AS seq,
+            EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.refobjid = $1 AND d.refobjsubid = a.attnum
+                     AND d.objid = pg_get_serial_sequence($2, a.attname)::regclass AND d.deptype = 'a') AS owned
+       FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+        AND (a.attidentity <> '' OR pg_get_serial_sequence($2, a.attname) IS NOT NULL)
+      ORDER BY a.attnum`,
+    [oid, qname(t.schema, t.table)],
+  );
+  const out: SeqPlan[] = [];
+  for (const r of rows) {
+    if (!r.seq) continue;
+    const m = await db.read<{ beyond: boolean }>(
+      `SELECT coalesce((SELECT max(${ident(r.col)})::numeric FROM ${qname(t.schema, t.table)}) >
+               (SELECT last_value::numeric FROM ${r.seq.split('.').map((p) => p).join('.')}), false) AS beyond`,
+    );
+    out.push({ column: r.col, sequence: r.seq, kind: r.identity ? 'identity' : 'serial', ownedByOld: r.owned, scanMax: m[0]!.beyond });
+  }
+  return out;
+}
+
+/** Privileges on the source that the new table lacks, as GRANT statements. */
+export async function missingGrants(db: Db, t: TablePlan, targetName: string): Promise<string[]> {
+  const rows = await db.read<{ grantee: string; priv: string; g: boolean }>(
+    `WITH src AS (SELECT a.grantee, a.privilege_type, a.is_grantable FROM pg_class c, aclexplode(c.relacl) a
+                   WHERE c.oid = $1::regclass AND a.grantee <> c.relowner),
+          dst AS (SELECT a.grantee, a.privilege_type, a.is_grantable FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $2::regclass)
+     SELECT CASE WHEN s.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(s.grantee) END AS grantee, s.privilege_type AS priv, s.is_grantable AS g
+       FROM src s WHERE NOT EXISTS (SELECT 1 FROM dst d WHERE d.grantee = s.grantee AND d.privilege_type = s.privilege_type AND (d.is_grantable OR NOT s.is_grantable))
+      ORDER BY 1, 2`,
+    [qname(t.schema, t.table), qname(t.schema, targetName)],
+  );
+  return rows.map((r) => `GRANT ${r.priv} ON ${qname(t.schema, targetName)} TO ${r.grantee === 'PUBLIC' ? 'PUBLIC' : ident(r.grantee)}${r.g ? ' WITH GRANT OPTION' : ''}`);
+}
+
+/** Everything phase 4 records for one table. */
+export async function discoverDependencies(db: Db, t: TablePlan): Promise<{ record: DependencyRecord; problems: string[] }> {
+  const oid = await relOid(db, t.schema, t.table);
+  if (oid === null) throw new Error(`${t.schema}.${t.table} does not exist`);
+  const targetOid = await relOid(db, t.schema, t.targetName);
+  const { views, fks, problems } = await withPgCatalogPath(db, async (q) => {
+    const views = await dependentViews(q, oid);
+    const f = await planInboundFks(db, q, t, oid, targetOid);
+    return { views, ...f };
+  });
+  const functions = await functionsNaming(db, t);
+  const sequences = await planSequences(db, t, oid);
+  return {
+    record: { at: new Date().toISOString(), table: `${t.schema}.${t.table}`, target: `${t.schema}.${t.targetName}`, views, functions, fks, sequences },
+    problems,
+  };
+}
