@@ -1,6 +1,230 @@
-import type { Phase, Step } from '../source/engine/types.js';
+import path from 'node:path';
+import fs from 'node:fs';
+import type { Phase, Step, StepContext, StepResult } from '../source/engine/types.js';
 import { dataVolume, foreignKeys } from '../source/db/catalog.js';
+import { ident, qname } from '../source/db/quote.js';
 import { snapshotStep } from './steps/snapshot.js';
+import { runPreflight, summarize } from '../source/preflight.js';
+import {
+  backupChildEnv, backupFileName, restoreInto, restoreList, runPgDump, sha256File, tocHas, toolVersion,
+} from '../source/backup.js';
+import { fmtBytes } from '../source/format.js';
+
+// ---------------------------------------------------------------------------------------------------------------
+// 1. preflight
+
+const preflightStep: Step = {
+  id: 'preflight',
+  phase: 1,
+  title: 'Preflight checks (server, privileges, tools, disk, tables)',
+  rerunnable: true,
+  async preview() {
+    return ['-- reads pg_catalog, runs pg_dump --version and pg_restore --version, checks free disk; changes nothing'];
+  },
+  async run(ctx) {
+    const checks = await runPreflight({ db: ctx.db, plan: ctx.plan, planDir: ctx.planDir, tables: ctx.tables, serverMajor: ctx.serverMajor });
+    const failed = checks.filter((c) => c.status === 'fail');
+    const warnings = checks.filter((c) => c.status === 'warn').map((c) => `${c.check}: ${c.detail}`);
+    const tables = [{ title: 'Preflight', columns: ['check', 'status', 'detail'], rows: checks.map((c) => [c.check, c.status, c.detail]) }];
+    return {
+      status: 'done',
+      summary: summarize(checks),
+      tables,
+      warnings,
+      data: { checks },
+      failed: failed.length ? `preflight failed, nothing was changed: ${failed.map((c) => `${c.check}: ${c.detail}`).join('; ')}` : undefined,
+    };
+  },
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// 2. backup
+
+export interface BackupArtifact {
+  readonly file: string;
+  readonly bytes: number;
+  readonly sha256: string;
+  readonly startedAt: string;
+  readonly endedAt: string;
+  readonly format: 'custom' | 'directory';
+  readonly serverMajor: number;
+  readonly pgDumpVersion: string | null;
+  readonly database: string;
+  readonly verified: boolean;
+  readonly verifiedAt?: string;
+  readonly verifyMethod?: 'list' | 'restore';
+  readonly verifyError?: string;
+  /** tables found in the archive (verify) with their exact row counts when restored */
+  readonly tables?: { table: string; rows?: number }[];
+  /** exact row counts taken in the dump's own snapshot (verify: restore) */
+  readonly snapshotCounts?: Record<string, number>;
+}
+
+async function userTables(ctx: StepContext): Promise<{ schema: string; name: string; kind: string }[]> {
+  // every table pg_dump must carry: ordinary tables, partitions and partitioned parents, not pgshift's journal,
+  // not temporary tables, not tables that belong to an extension (pg_dump leaves those to CREATE EXTENSION)
+  return ctx.db.read<{ schema: string; name: string; kind: string }>(
+    `SELECT n.nspname::text AS schema, c.relname::text AS name, c.relkind::text AS kind
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+        AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgshift') AND n.nspname !~ '^pg_(toast|temp)'
+        AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+      ORDER BY 1, 2`,
+  );
+}
+
+const backupStep: Step = {
+  id: 'backup:pg_dump',
+  phase: 1,
+  title: 'Backup with pg_dump',
+  async preview(ctx) {
+    const dir = path.resolve(ctx.planDir, ctx.plan.backup.directory);
+    return [`pg_dump --format=${ctx.plan.backup.format} --file=${path.join(dir, `<database>_<YYYYmmdd_HHMMSS>${ctx.plan.backup.format === 'custom' ? '.dump' : '.dir'}`)} (password via PGPASSWORD in its environment only)`];
+  },
+  async run(ctx): Promise<StepResult> {
+    const prior = await ctx.journal.getArtifact<BackupArtifact>('backup');
+    if (prior && fs.existsSync(prior.file)) {
+      const sum = await sha256File(prior.file);
+      if (sum === prior.sha256) return { status: 'already-done', summary: `${prior.file} (${fmtBytes(prior.bytes)}, sha256 ${sum.slice(0, 12)}…) taken ${prior.endedAt}` };
+      ctx.log(`the backup ${prior.file} changed since it was taken (sha256 ${prior.sha256.slice(0, 12)}… → ${sum.slice(0, 12)}…): taking a new one`, 'warn');
+    }
+    const [info] = await ctx.db.read<{ db: string; size: string }>(`SELECT current_database()::text AS db, pg_database_size(current_database()) AS size`);
+    const estimate = Number(info!.size);
+    const dir = path.resolve(ctx.planDir, ctx.plan.backup.directory);
+    const started = new Date();
+    const file = path.join(dir, backupFileName(info!.db, started, ctx.plan.backup.format));
+    const dumpVersion = await toolVersion('pg_dump', backupChildEnv(ctx.db.info));
+    ctx.log(`pg_dump ${dumpVersion?.version ?? '?'} → ${file} (database ${fmtBytes(estimate)}; the archive is compressed, so the bar is an upper bound)`);
+    ctx.log('pg_dump holds ACCESS SHARE on every table until it ends: a swap (ACCESS EXCLUSIVE) started during the backup would wait for it', 'warn');
+
+    // exact row counts in the dump's own snapshot, for verify: 'restore' to compare with (live writes don't disturb it)
+    let snapshotCounts: Record<string, number> | undefined;
+    const holder = await ctx.db.pool.connect();
+    try {
+      await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const [{ snap }] = (await holder.query<{ snap: string }>('SELECT pg_export_snapshot() AS snap')).rows as [{ snap: string }];
+      const dump = runPgDump({
+        conn: ctx.db.info, file, format: ctx.plan.backup.format, snapshot: snap, signal: ctx.signal,
+        onBytes: (b) => ctx.progress({ done: b, total: Math.max(b, estimate), unit: 'bytes', detail: path.basename(file) }),
+      });
+      if (ctx.plan.backup.verify === 'restore') {
+        snapshotCounts = {};
+        for (const t of await userTables(ctx)) {
+          if (t.kind !== 'r') continue;
+          const [{ n }] = (await holder.query<{ n: string }>(`SELECT count(*) AS n FROM ${qname(t.schema, t.name)}`)).rows as [{ n: string }];
+          snapshotCounts[`${t.schema}.${t.name}`] = Number(n);
+        }
+      }
+      let res;
+      try {
+        res = await dump;
+      } catch (e) {
+        await holder.query('ROLLBACK').catch(() => {});
+        return { status: 'done', failed: `backup failed: ${(e as Error).message}` };
+      }
+      await holder.query('COMMIT');
+      const sha = await sha256File(file);
+      const a: BackupArtifact = {
+        file, bytes: res.bytes, sha256: sha, startedAt: started.toISOString(), endedAt: new Date().toISOString(), format: ctx.plan.backup.format,
+        serverMajor: ctx.serverMajor, pgDumpVersion: dumpVersion?.version ?? null, database: info!.db, verified: false, snapshotCounts,
+      };
+      await ctx.journal.setArtifact('backup', a);
+      return {
+        status: 'done',
+        summary: `${file}: ${fmtBytes(res.bytes)} in ${(res.ms / 1000).toFixed(1)} s (database ${fmtBytes(estimate)}), sha256 ${sha.slice(0, 12)}…, mode 0600`,
+        data: { file, bytes: res.bytes, sha256: sha },
+      };
+    } finally {
+      await holder.query('ROLLBACK').catch(() => {});
+      holder.release();
+    }
+  },
+};
+
+const verifyStep: Step = {
+  id: 'backup:verify',
+  phase: 1,
+  title: 'Verify the backup (pg_restore --list, checksum, optional test restore)',
+  async preview(ctx) {
+    const out = ['pg_restore --list <backup file>', '-- sha256 of the file compared with the one recorded'];
+    if (ctx.plan.backup.verify === 'restore') out.push('CREATE DATABASE pgshift_verify_<n>', 'pg_restore --exit-on-error --no-owner --dbname=pgshift_verify_<n> <backup file>', '-- exact row counts compared', 'DROP DATABASE pgshift_verify_<n>');
+    return out;
+  },
+  async run(ctx): Promise<StepResult> {
+    const a = await ctx.journal.getArtifact<BackupArtifact>('backup');
+    if (!a) return { status: 'done', failed: 'no backup recorded: run backup:pg_dump first (phase 3 will ask for an explicit override without one)' };
+    const failWith = async (msg: string): Promise<StepResult> => {
+      await ctx.journal.setArtifact('backup', { ...a, verified: false, verifyError: msg, verifiedAt: undefined } satisfies BackupArtifact);
+      return { status: 'done', failed: `backup not verified: ${msg}` };
+    };
+    if (!fs.existsSync(a.file)) return failWith(`${a.file} is missing`);
+    const sum = await sha256File(a.file);
+    if (sum !== a.sha256) return failWith(`${a.file} changed since it was written: sha256 ${a.sha256} recorded, ${sum} now`);
+    const env = backupChildEnv(ctx.db.info);
+    let toc: string[];
+    try {
+      toc = await restoreList(a.file, env);
+    } catch (e) {
+      return failWith((e as Error).message);
+    }
+    const expected = await userTables(ctx);
+    const missing: string[] = [];
+    for (const t of expected) {
+      const full = `${t.schema}.${t.name}`;
+      if (!tocHas(toc, 'TABLE', t.schema, t.name)) missing.push(`${full} (definition)`);
+      else if (t.kind === 'r' && !tocHas(toc, 'TABLE DATA', t.schema, t.name)) missing.push(`${full} (data)`);
+    }
+    if (missing.length) return failWith(`the archive lacks ${missing.join(', ')}`);
+    ctx.log(`pg_restore --list reads ${a.file}: ${toc.length} entries, all ${expected.length} user tables present with their data; sha256 matches`);
+    let tables: { table: string; rows?: number }[] = expected.map((t) => ({ table: `${t.schema}.${t.name}` }));
+
+    if (ctx.plan.backup.verify === 'restore') {
+      const [{ n }] = await ctx.db.read<{ n: string }>(`SELECT count(*) + 1 AS n FROM pg_database WHERE datname LIKE 'pgshift\\_verify\\_%'`) as [{ n: string }];
+      const scratch = `pgshift_verify_${ctx.runId}_${n}_${process.pid}`.slice(0, 63);
+      ctx.log(`test restore into a scratch database ${scratch} (dropped afterwards)`);
+      await ctx.db.query(`CREATE DATABASE ${ident(scratch)} TEMPLATE template0`, [], ctx.stepId);
+      const pg = (await import('pg')).default;
+      try {
+        await restoreInto({ conn: ctx.db.info, file: a.file, database: scratch, signal: ctx.signal, env: { ...env, PGDATABASE: scratch } });
+        const c = new pg.Client({ ...ctx.db.info.config, database: scratch });
+        await c.connect();
+        const diffs: string[] = [];
+        try {
+          const counted: { table: string; rows?: number }[] = [];
+          let i = 0;
+          for (const t of expected) {
+            const full = `${t.schema}.${t.name}`;
+            if (t.kind !== 'r') { counted.push({ table: full }); continue; }
+            const [{ n: rows }] = (await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${qname(t.schema, t.name)}`)).rows as [{ n: string }];
+            counted.push({ table: full, rows: Number(rows) });
+            const want = a.snapshotCounts?.[full];
+            if (want !== undefined && want !== Number(rows)) diffs.push(`${full}: ${want} rows at the dump, ${rows} restored`);
+            ctx.progress({ done: ++i, total: expected.length, unit: 'tables', detail: full });
+          }
+          tables = counted;
+        } finally {
+          await c.end().catch(() => {});
+        }
+        if (diffs.length) return failWith(`row counts differ after the test restore: ${diffs.join('; ')}`);
+        ctx.log(`test restore: ${tables.filter((t) => t.rows !== undefined).length} tables, exact row counts equal to the dump's snapshot`);
+      } catch (e) {
+        return failWith(`test restore failed: ${(e as Error).message}`);
+      } finally {
+        await ctx.db.query(`DROP DATABASE IF EXISTS ${ident(scratch)}${ctx.serverMajor >= 13 ? ' WITH (FORCE)' : ''}`, [], ctx.stepId).catch((e) => ctx.log(`could not drop ${scratch}: ${(e as Error).message}`, 'warn'));
+      }
+    }
+    const verifiedAt = new Date().toISOString();
+    await ctx.journal.setArtifact('backup', { ...a, verified: true, verifiedAt, verifyMethod: ctx.plan.backup.verify, verifyError: undefined, tables } satisfies BackupArtifact);
+    return {
+      status: 'done',
+      summary: `verified (${ctx.plan.backup.verify}): ${a.file}, ${tables.length} tables${ctx.plan.backup.verify === 'restore' ? ', restored and counted' : ''}`,
+      data: { verified: true, verifiedAt, tables: tables.length },
+    };
+  },
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// 4. reports
 
 const volumeStep: Step = {
   id: 'report:data-volume',
@@ -36,10 +260,17 @@ const fkStep: Step = {
     const fks = await foreignKeys(ctx.db);
     const partitioned = new Set(ctx.tables.map((t) => `${t.schema}.${t.table}`));
     const inbound = fks.filter((f) => partitioned.has(f.referenced.includes('.') ? f.referenced : `public.${f.referenced}`));
+    // grouped by table: the table's name once, then its constraints
+    const rows: (string | null)[][] = [];
+    let last = '';
+    for (const f of fks) {
+      rows.push([f.table === last ? '' : f.table, f.constraint, f.referenced, f.definition]);
+      last = f.table;
+    }
     return {
       status: 'done',
-      summary: `${fks.length} foreign keys; ${inbound.length} point at tables this plan partitions`,
-      tables: [{ title: 'Foreign keys (grouped by table)', columns: ['table', 'constraint', 'references', 'definition'], rows: fks.map((f) => [f.table, f.constraint, f.referenced, f.definition]) }],
+      summary: `${fks.length} foreign keys; ${inbound.length} point at tables this plan partitions${inbound.length ? ` (${inbound.map((f) => `${f.table}.${f.constraint}`).join(', ')})` : ''}`,
+      tables: [{ title: 'Foreign keys (grouped by table)', columns: ['table', 'constraint', 'references', 'definition'], rows }],
       data: { foreignKeys: fks },
     };
   },
@@ -49,6 +280,6 @@ export const preparation: Phase = {
   id: 1,
   name: 'Preparation',
   async plan() {
-    return [volumeStep, fkStep, snapshotStep];
+    return [preflightStep, backupStep, verifyStep, volumeStep, fkStep, snapshotStep];
   },
 };

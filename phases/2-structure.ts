@@ -1,9 +1,252 @@
-import type { Phase } from '../source/engine/types.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Phase, PhaseId, PlanContext, Step, StepContext, StepResult, ReportTable } from '../source/engine/types.js';
+import type { TablePlan } from '../source/plan/schema.js';
+import { qname } from '../source/db/quote.js';
+import { readTableDef } from '../source/structure/definition.js';
+import { buildStructureDdl } from '../source/structure/ddl.js';
+import {
+  autoPartitionPreview, autoPlan, catchUpListPartitions, createPartition, installAutoPartition, planPartitions, structureKey, targetState, type StructureArtifact,
+} from '../source/structure/build.js';
+import { scanSqlFile, sha256 } from '../source/structure/sqlfile.js';
+
+// ---------------------------------------------------------------------------------------------------------------
+// SQL files of the plan (plan.sql.structure here; phase 4 reuses sqlFileSteps for plan.sql.dependencies)
+
+export interface SqlArtifact { readonly checksum: string; readonly appliedAt: string; readonly file?: string; readonly runId?: number }
+
+function readSqlFile(ctx: PlanContext, rel: string): { abs: string; text: string; checksum: string } {
+  const abs = path.resolve(ctx.planDir, rel);
+  const text = fs.readFileSync(abs, 'utf8');
+  return { abs, text, checksum: sha256(text) };
+}
+
+/**
+ * One step per SQL file, in order, id `sql:<path as written in the plan>`. Each file runs in its own transaction
+ * (db.tx: SET LOCAL lock_timeout, retried on lock timeouts), and its sha256 is recorded in the same transaction as
+ * artifact `sql:<path>`, so "applied" and "recorded" can never disagree. The steps run on every run (rerunnable):
+ * an applied file with the same checksum is 'already-done'; a file changed since it was applied is refused with both
+ * checksums (it would need its own migration, pgshift won't guess).
+ */
+export function sqlFileSteps(paths: readonly string[], phase: PhaseId): Step[] {
+  return paths.map((rel): Step => ({
+    id: `sql:${rel}`,
+    phase,
+    title: `Apply ${rel}`,
+    rerunnable: true,
+    async preview(ctx) {
+      const f = readSqlFile(ctx, rel);
+      return [`-- ${rel} (sha256 ${f.checksum.slice(0, 16)}…), in one transaction`, f.text.trim()];
+    },
+    async run(ctx: StepContext): Promise<StepResult> {
+      let f;
+      try {
+        f = readSqlFile(ctx, rel);
+      } catch (e) {
+        return { status: 'done', failed: `cannot read ${rel}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
+      }
+      const key = `sql:${rel}`;
+      const prior = await ctx.journal.getArtifact<SqlArtifact>(key);
+      if (prior) {
+        if (prior.checksum === f.checksum) {
+          return { status: 'already-done', summary: `applied ${prior.appliedAt}, unchanged (sha256 ${f.checksum.slice(0, 12)}…)` };
+        }
+        return {
+          status: 'done',
+          failed: `${rel} changed after it was applied on ${prior.appliedAt}: applied sha256 ${prior.checksum}, file now sha256 ${f.checksum}. ` +
+            'pgshift will not re-run a changed migration file: revert the file, or put the change in a new file',
+        };
+      }
+      const problems = scanSqlFile(f.text);
+      if (problems.length) {
+        const lines = problems.map((p) => `line ${p.line}: ${p.text} — ${p.reason}`);
+        for (const l of lines) ctx.log(`${rel} ${l}`, 'error');
+        return { status: 'done', failed: `${rel} refused: ${lines.join('; ')}` };
+      }
+      ctx.log(`applying ${rel} (${f.text.length.toLocaleString('en-US')} characters, sha256 ${f.checksum.slice(0, 12)}…) in one transaction, lock_timeout ${ctx.db.locks.timeoutMs} ms`);
+      const t0 = performance.now();
+      const appliedAt = new Date().toISOString();
+      await ctx.db.tx(async (tx) => {
+        await tx.query(f.text);
+        await ctx.journal.setArtifact(key, { checksum: f.checksum, appliedAt, file: rel, runId: ctx.runId } satisfies SqlArtifact, tx);
+      }, {
+        stepId: ctx.stepId, signal: ctx.signal,
+        onRetry: (r) => ctx.log(`lock not available (${r.error}); retry ${r.attempt}/${r.attempts} in ${r.waitMs} ms`, 'warn'),
+      });
+      return { status: 'done', summary: `applied in ${Math.round(performance.now() - t0)} ms (sha256 ${f.checksum.slice(0, 12)}…)`, data: { checksum: f.checksum, appliedAt } };
+    },
+  }));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The partitioned tables
+
+const LOCK_NOTE = 'CREATE TABLE … PARTITION OF takes ACCESS EXCLUSIVE on the parent: harmless now that the new table is unused; on a live partitioned table create partitions standalone and ATTACH them (SHARE UPDATE EXCLUSIVE)';
+
+async function currentUser(ctx: PlanContext): Promise<string> {
+  const [r] = await ctx.db.read<{ u: string }>(`SELECT current_user AS u`);
+  return r!.u;
+}
+
+async function structureStatements(ctx: PlanContext, t: TablePlan): Promise<string[]> {
+  const def = await readTableDef(ctx.db, t.schema, t.table);
+  if (!def) return [`-- ${t.schema}.${t.table} does not exist`];
+  if (def.relkind === 'p') return [`-- ${t.schema}.${t.table} is already partitioned`];
+  const { partitions, notes } = await planPartitions(ctx.db, t, def);
+  const state = await targetState(ctx.db, t.schema, t.targetName);
+  if (state) {
+    const have = new Set(state.partitions.map((p) => p.name));
+    const hasDefault = state.partitions.some((p) => p.isDefault);
+    return [
+      `-- ${t.schema}.${t.targetName} exists; only missing partitions are created`,
+      ...partitions.filter((p) => !have.has(p.name) && !(p.isDefault && hasDefault)).map((p) => `CREATE TABLE ${qname(t.schema, p.name)} PARTITION OF ${qname(t.schema, t.targetName)} ${p.bound}`),
+    ];
+  }
+  const ddl = buildStructureDdl({ def, target: t.targetName, strategy: t.strategy, key: t.key, partitions, serverMajor: ctx.serverMajor, currentUser: await currentUser(ctx) });
+  return [...notes.map((n) => `-- ${n}`), ...ddl.changes.map((c) => `-- ${c}`), ...ddl.statements, ...autoPartitionPreview(t, ctx.db.locks.timeoutMs)];
+}
+
+function structureStep(t: TablePlan): Step {
+  const id = `structure:${t.schema}.${t.table}`;
+  return {
+    id,
+    phase: 2,
+    title: `Partitioned table ${t.schema}.${t.targetName} (${t.strategy} by ${t.key})`,
+    preview: (ctx) => structureStatements(ctx, t),
+    async run(ctx: StepContext): Promise<StepResult> {
+      const src = `${t.schema}.${t.table}`;
+      const def = await readTableDef(ctx.db, t.schema, t.table);
+      const artifact = await ctx.journal.getArtifact<StructureArtifact>(structureKey(t));
+      if (!def) return { status: 'done', failed: `${src} does not exist` };
+      if (def.relkind === 'p') {
+        if (artifact) return { status: 'already-done', summary: `${src} is the partitioned table already (swapped)` };
+        return { status: 'done', failed: `${src} is already partitioned: nothing for pgshift to build` };
+      }
+      const onRetry = (r: { error: string; attempt: number; attempts: number; waitMs: number }) =>
+        ctx.log(`lock not available (${r.error}); retry ${r.attempt}/${r.attempts} in ${r.waitMs} ms`, 'warn');
+      const { partitions, notes } = await planPartitions(ctx.db, t, def);
+      for (const n of notes) ctx.log(n);
+      const state = await targetState(ctx.db, t.schema, t.targetName);
+
+      if (state) {
+        // idempotent path: the table exists; it must be ours and partitioned the way the plan says
+        if (!artifact) {
+          return { status: 'done', failed: `${t.schema}.${t.targetName} already exists and was not created by pgshift (no artifact ${structureKey(t)}): drop or rename it, or set another "target" in the plan` };
+        }
+        if (state.strategy !== t.strategy || state.keyColumns.join(',') !== t.key) {
+          return { status: 'done', failed: `${t.schema}.${t.targetName} is partitioned by ${state.strategy || 'nothing'} (${state.keyColumns.join(', ')}), the plan says ${t.strategy} (${t.key})` };
+        }
+        const have = new Set(state.partitions.map((p) => p.name));
+        const hasDefault = state.partitions.some((p) => p.isDefault);
+        const missing = partitions.filter((p) => !have.has(p.name) && !(p.isDefault && hasDefault));
+        let moved = 0;
+        let auto = artifact.autoPartitionTrigger;
+        const ap = autoPlan(t);
+        const autoMissing = !!ap && !(await ctx.db.read(
+          `SELECT 1 FROM pg_trigger WHERE tgname = $1 AND tgrelid = to_regclass($2)`, [ap.trigger, qname(ap.table.schema, ap.table.name)],
+        )).length;
+        if (!missing.length && !autoMissing) {
+          return { status: 'already-done', summary: `${t.schema}.${t.targetName} exists with all ${state.partitions.length} partitions` };
+        }
+        for (const p of missing) ctx.log(`missing partition ${p.name} ${p.bound}: creating it (${LOCK_NOTE.split(':')[0]})`);
+        await ctx.db.tx(async (tx) => {
+          moved = 0;
+          for (const p of missing) moved += await createPartition(tx, t.schema, t.targetName, p, t.key);
+          auto = (await installAutoPartition(tx, t, ctx.db.locks.timeoutMs)) ?? auto;
+          const extra = await catchUpListPartitions(tx, t, new Set([...have, ...missing.map((p) => p.name)]));
+          const next: StructureArtifact = {
+            ...artifact, partitions: [...artifact.partitions, ...[...missing, ...extra].map((p) => ({ name: p.name, bound: p.bound }))],
+            autoPartitionTrigger: auto, updatedAt: new Date().toISOString(),
+          };
+          await ctx.journal.setArtifact(structureKey(t), next, tx);
+        }, { stepId: ctx.stepId, signal: ctx.signal, onRetry });
+        if (moved) ctx.log(`${moved} row(s) moved from the DEFAULT partition into the new partitions`);
+        return { status: 'done', summary: `${missing.length} missing partition(s) created on ${t.schema}.${t.targetName}${moved ? `, ${moved} row(s) moved out of DEFAULT` : ''}. ${LOCK_NOTE}` };
+      }
+
+      const ddl = buildStructureDdl({
+        def, target: t.targetName, strategy: t.strategy, key: t.key, partitions, serverMajor: ctx.serverMajor, currentUser: await currentUser(ctx),
+      });
+      // say what changes, and why, before anything runs
+      ctx.log(`the seed's CREATE TABLE … (LIKE ${t.table} INCLUDING ALL) PARTITION BY … would fail here (its primary key lacks ${t.key}) and would leave out RLS policies, triggers, grants and inbound foreign keys: pgshift builds the table from the catalog instead`);
+      for (const c of ddl.changes) ctx.log(c);
+      for (const w of ddl.warnings) ctx.log(w, 'warn');
+      if (t.autoPartitions) {
+        ctx.log(`automatic partitions: an AFTER INSERT trigger on ${t.autoPartitions.table} creates the partition for each new ${t.autoPartitions.column} (PostgreSQL never creates partitions on demand, and a trigger on ${t.table} could not: rows are routed before any row trigger runs)`);
+      }
+      let auto: StructureArtifact['autoPartitionTrigger'];
+      const total = ddl.statements.length;
+      await ctx.db.tx(async (tx) => {
+        let done = 0;
+        for (const s of ddl.statements) {
+          await tx.query(s);
+          done++;
+          if (done % 10 === 0 || done === total) ctx.progress({ done, total, unit: 'statements' });
+        }
+        auto = await installAutoPartition(tx, t, ctx.db.locks.timeoutMs);
+        const extra = await catchUpListPartitions(tx, t, new Set(partitions.map((p) => p.name)));
+        if (extra.length) ctx.log(`${extra.length} value(s) appeared in ${t.autoPartitions!.table} while the table was built: their partitions were added`);
+        const a: StructureArtifact = {
+          source: src, schema: t.schema, target: t.targetName, strategy: t.strategy, key: t.key,
+          partitions: [...partitions, ...extra].map((p) => ({ name: p.name, bound: p.bound })),
+          indexes: ddl.indexes, constraints: ddl.constraints, pkChange: ddl.pkChange, uniqueChanges: ddl.uniqueChanges,
+          triggers: ddl.triggers, policies: ddl.policies, autoPartitionTrigger: auto, createdAt: new Date().toISOString(),
+        };
+        await ctx.journal.setArtifact(structureKey(t), a, tx);
+      }, { stepId: ctx.stepId, signal: ctx.signal, onRetry });
+      const n = partitions.length;
+      return {
+        status: 'done',
+        summary: `${t.schema}.${t.targetName} created: ${n} partition(s)${t.defaultPartition ? ' incl. DEFAULT' : ''}, ${ddl.indexes.length} index(es), ${ddl.constraints.length} constraint(s)` +
+          `${ddl.pkChange ? `, primary key (${ddl.pkChange.from.join(', ')}) → (${ddl.pkChange.to.join(', ')})` : ''}${auto ? `, auto-partition trigger on ${auto.table}` : ''}. ${LOCK_NOTE}`,
+        warnings: ddl.warnings,
+        data: { target: `${t.schema}.${t.targetName}`, partitions: n, statements: total },
+      };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+/** The seeds' pg_inherits query, for every target of the plan. */
+export async function partitionReport(ctx: PlanContext): Promise<ReportTable> {
+  const rows: (string | number | null)[][] = [];
+  for (const t of ctx.tables) {
+    const r = await ctx.db.read<{ parent: string; partition: string; bound: string; size: string; bytes: string; est: string }>(
+      `SELECT parent.relname AS parent, child.relname AS partition, pg_get_expr(child.relpartbound, child.oid) AS bound,
+              pg_size_pretty(pg_total_relation_size(child.oid)) AS size, pg_total_relation_size(child.oid) AS bytes,
+              greatest(child.reltuples, 0)::bigint AS est
+         FROM pg_inherits
+         JOIN pg_class parent ON pg_inherits.inhparent = parent.oid
+         JOIN pg_class child ON pg_inherits.inhrelid = child.oid
+         JOIN pg_namespace n ON n.oid = parent.relnamespace
+        WHERE n.nspname = $1 AND parent.relname = ANY ($2)
+        ORDER BY parent.relname, child.relname`,
+      [t.schema, [t.targetName, t.table]],
+    );
+    for (const x of r) rows.push([`${t.schema}.${x.parent}`, x.partition, x.bound, x.size, Number(x.est)]);
+  }
+  return { title: 'Partitions (rows are estimates)', columns: ['parent', 'partition', 'bounds', 'size', 'rows (est.)'], rows };
+}
+
+const reportStep: Step = {
+  id: 'report:partitions',
+  phase: 2,
+  title: 'Partitions of the new tables',
+  rerunnable: true,
+  async preview() {
+    return [`SELECT parent.relname, child.relname, pg_get_expr(child.relpartbound, child.oid), pg_size_pretty(pg_relation_size(child.oid)) FROM pg_inherits JOIN pg_class parent ON pg_inherits.inhparent = parent.oid JOIN pg_class child ON pg_inherits.inhrelid = child.oid ORDER BY child.relname`];
+  },
+  async run(ctx) {
+    const table = await partitionReport(ctx);
+    return { status: 'done', summary: `${table.rows.length} partition(s)`, tables: [table], data: { partitions: table.rows.length } };
+  },
+};
 
 export const structure: Phase = {
   id: 2,
   name: 'Structure',
-  async plan() {
-    return [];
+  async plan(ctx) {
+    return [...sqlFileSteps(ctx.plan.sql.structure, 2), ...ctx.tables.map(structureStep), reportStep];
   },
 };

@@ -1,9 +1,254 @@
-import type { Phase } from '../source/engine/types.js';
+import type { ConfirmRequest, Phase, PlanContext, Step, StepContext, StepResult } from '../source/engine/types.js';
+import type { TablePlan } from '../source/plan/schema.js';
+import { displayName, ident, qname } from '../source/db/quote.js';
+import { UserError } from '../source/engine/errors.js';
+import { chooseOrder, columnMap, resolvePair, type Pair } from '../source/copy/meta.js';
+import { batchCopy, batchStatement, targetIsEmpty, upperStatement, type Position } from '../source/copy/batch.js';
+import { captureLag, captureNames, catchUp, findCapture, installCapture, installStatements } from '../source/copy/online.js';
+import { integrityReport, reportTables, type IntegrityReport } from '../source/copy/integrity.js';
+import { pruningCheck, pruningTable } from '../source/copy/pruning.js';
+
+/**
+ * Phase 3 · Data: one copy step per partitioned table (batch, or online with change capture), then the integrity
+ * report and the partition-pruning check.
+ */
+
+export const copyStepId = (t: Pick<TablePlan, 'schema' | 'table'>) => `copy:${t.schema}.${t.table}`;
+export const INTEGRITY_STEP = 'verify:integrity';
+export const PRUNING_STEP = 'verify:pruning';
+
+interface BackupArtifact { verified?: boolean; path?: string; file?: string; verifiedAt?: string; at?: string }
+
+const SEED_LOOP_NOTE =
+  "not the seed's loop: its LIMIT/OFFSET inside one DO block is a single transaction (nothing commits until the end, pg_sleep releases nothing) " +
+  'and every batch re-reads all earlier rows (quadratic); pgshift walks a keyset, one short transaction per batch, checkpoint committed with the rows';
+
+/** The copy needs a verified backup; without one it is refused unless the operator overrides (journaled). */
+async function backupGate(ctx: StepContext, t: TablePlan): Promise<Omit<ConfirmRequest, 'stepId'> | null> {
+  const b = await ctx.journal.getArtifact<BackupArtifact>('backup');
+  if (b && b.verified === true) return null;
+  if (!ctx.plan.backup.required) return null;
+  const cp = await ctx.journal.getCheckpoint<Position>(ctx.stepId);
+  if (cp?.position.done && ctx.plan.copy.mode === 'batch') return null;
+  const prior = await ctx.db.read(
+    `SELECT 1 FROM pgshift.confirmations WHERE run_id = $1 AND kind = 'override' AND object = 'backup' AND answer = 'confirmed' LIMIT 1`,
+    [ctx.runId],
+  );
+  if (prior.length) return null;
+  return {
+    kind: 'override',
+    object: 'backup',
+    typed: true,
+    statements: await previewCopy(ctx, t),
+    impact: [
+      `copies ${displayName(t.schema, t.table)} into ${displayName(t.schema, t.targetName)}; later phases swap and drop tables`,
+      'without a verified backup there is no way back from a mistake beyond pgshift\'s own rollback',
+    ],
+    protections: [b ? `a backup artifact exists but is not verified (${b.path ?? b.file ?? 'no path'})` : 'no backup artifact in the journal (phase 1 makes and verifies it)'],
+    refusal: 'no verified backup: phase 1 must make and verify one before data is copied',
+    overrideFlag: '--skip-backup',
+  };
+}
+
+async function previewCopy(ctx: PlanContext, t: TablePlan): Promise<string[]> {
+  const pairOr = await resolvePair(ctx.db, t);
+  const out: string[] = [];
+  if ('missing' in pairOr) {
+    out.push(`-- ${pairOr.missing}; statements shown once phase 2 has created it`);
+    out.push(`-- per batch: INSERT INTO ${qname(t.schema, t.targetName)} (…) SELECT … FROM ${qname(t.schema, t.table)} WHERE (${ident(t.key)}, pk) > (cursor) AND (${ident(t.key)}, pk) <= (upper) ORDER BY ${ident(t.key)}, pk LIMIT ${ctx.plan.copy.batchRows}`);
+    return out;
+  }
+  const pair = pairOr;
+  try {
+    const map = await columnMap(ctx.db, pair);
+    const order = await chooseOrder(ctx.db, pair, t.key, ctx.plan.copy.batchRows);
+    out.push(`-- order: ${order.reason}`);
+    if (ctx.plan.copy.mode === 'online') {
+      const cols = await ctx.db.read<{ attname: string; type: string }>(
+        `SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type FROM pg_index i, unnest(i.indkey) WITH ORDINALITY k(n, o)
+           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.o`,
+        [pair.source.oid],
+      );
+      out.push('-- online: change capture, installed and committed before the first batch');
+      out.push(...installStatements(pair, cols.map((c) => ({ name: c.attname, type: c.type })), captureNames(t)));
+    }
+    out.push(`-- upper bound, fixed at the start`);
+    out.push(upperStatement(pair, order));
+    out.push(`-- each batch, one transaction with its checkpoint (SET LOCAL lock_timeout = ${ctx.plan.locks.timeoutMs}), $${order.columns.length * 2 + 1} = ${ctx.plan.copy.batchRows}`);
+    out.push(batchStatement(pair, map, order, false));
+    out.push(`INSERT INTO pgshift.checkpoints (step_id, run_id, position, rows_done) VALUES (…) ON CONFLICT (step_id) DO UPDATE …`);
+    if (ctx.plan.copy.mode === 'online') out.push('-- then replay the change log (REPEATABLE READ, batch by batch): DELETE new rows by pk, re-INSERT the current source rows, DELETE the log entries');
+    out.push(`ANALYZE ${pair.target.q}`);
+  } catch (e) {
+    out.push(`-- cannot plan the copy yet: ${(e as Error).message}`);
+  }
+  return out;
+}
+
+function copyStep(t: TablePlan): Step {
+  const id = copyStepId(t);
+  const name = displayName(t.schema, t.table);
+  return {
+    id,
+    phase: 3,
+    title: `Copy ${name} → ${t.targetName}`,
+    destructive: (ctx) => backupGate(ctx, t),
+    preview: (ctx) => previewCopy(ctx, t),
+    async run(ctx): Promise<StepResult> {
+      const online = ctx.plan.copy.mode === 'online';
+      const pairOr = await resolvePair(ctx.db, t);
+      if ('missing' in pairOr) throw new UserError(`cannot copy ${name}: ${pairOr.missing}`, 'run phase 2 (Structure) first', 1);
+      const pair: Pair = pairOr;
+      if (pair.swapped) return { status: 'already-done', summary: `${name} was already swapped with the partitioned table (phase 5): nothing to copy` };
+      const b = await ctx.journal.getArtifact<BackupArtifact>('backup');
+      if (!(b && b.verified === true)) {
+        ctx.log(ctx.plan.backup.required ? 'copying WITHOUT a verified backup: the operator overrode the refusal (journaled in pgshift.confirmations)' : 'copying without a verified backup: the plan says backup.required = false', 'warn');
+      }
+      const map = await columnMap(ctx.db, pair);
+      for (const n of map.notes) ctx.log(n);
+      if (map.skipped.length) ctx.log(`columns of ${pair.target.display} not in ${pair.source.display} are left to their defaults: ${map.skipped.join(', ')}`);
+      const order = await chooseOrder(ctx.db, pair, t.key, ctx.plan.copy.batchRows);
+      ctx.log(`copy order: ${order.reason}`);
+      ctx.log(`batch copy, ${ctx.plan.copy.batchRows.toLocaleString('en-US')} rows per batch — ${SEED_LOOP_NOTE}`);
+      const onRetry = (m: string) => ctx.log(/connection|terminat/i.test(m) ? `connection lost, reconnecting… (${m})` : m, 'warn');
+
+      if (online) {
+        const cap0 = await findCapture(ctx.db, t);
+        if (!cap0) {
+          const cp = await ctx.journal.getCheckpoint<Position>(id);
+          if (!cp && !(await targetIsEmpty(ctx.db, pair))) {
+            throw new UserError(
+              `${pair.target.display} already holds rows but this copy has no checkpoint: copying would insert rows twice`,
+              `check what is in ${pair.target.display}; if it is a leftover of an earlier attempt, empty it (TRUNCATE ${pair.target.display}) and run phase 3 again`,
+              1,
+            );
+          }
+          if (cp && cp.rowsDone > 0) {
+            throw new UserError(
+              `the copy of ${name} started without change capture (${cp.rowsDone} rows copied) and the plan now says online: changes made since are not logged`,
+              'empty the target table and run phase 3 again, or finish in batch mode with writes stopped',
+              1,
+            );
+          }
+          await installCapture(ctx.db, ctx.journal, t, pair, id, onRetry);
+          ctx.log(`change capture installed and committed BEFORE the first batch: trigger ${CAPTURE_NAME} on ${pair.source.display} logs every changed primary key into pgshift.${captureNames(t).log} (TRUNCATE refused while it is on)`);
+        } else {
+          ctx.log(`change capture already on (pgshift.${cap0.names.log}): continuing`);
+        }
+      }
+
+      const res = await batchCopy(ctx.db, ctx.journal, pair, map, order, {
+        stepId: id, batchRows: ctx.plan.copy.batchRows, pauseMs: ctx.plan.copy.pauseMs, throttle: ctx.plan.copy.throttle,
+        signal: ctx.signal, log: ctx.log, progress: ctx.progress,
+      });
+      if (res.stopped) {
+        return { status: 'skipped', summary: `stopped at a committed checkpoint: ${res.rows.toLocaleString('en-US')} rows in ${res.batches} batches; run again to continue from there` };
+      }
+      let replay = '';
+      if (online) {
+        const cap = await findCapture(ctx.db, t);
+        if (!cap) throw new Error(`the change capture of ${name} disappeared during the copy`);
+        const threshold = Math.max(100, Math.floor(ctx.plan.copy.batchRows / 10));
+        let lastLog = 0;
+        const lag0 = await captureLag(ctx.db, cap);
+        ctx.log(`replaying the change log: ${lag0.toLocaleString('en-US')} changes captured during the copy`);
+        const r = await catchUp(ctx.db, cap, {
+          batch: ctx.plan.copy.batchRows, threshold, signal: ctx.signal, stepId: id, onRetry,
+          onBatch: ({ applied, lag }) => {
+            ctx.progress({ done: res.rows, total: res.rows, unit: 'rows', detail: `replay: ${applied.toLocaleString('en-US')} changes applied · capture lag ${lag.toLocaleString('en-US')}` });
+            if (performance.now() - lastLog > 2000) {
+              lastLog = performance.now();
+              ctx.log(`capture lag: ${lag.toLocaleString('en-US')} changes pending (${applied.toLocaleString('en-US')} applied)`);
+            }
+          },
+        });
+        if (ctx.signal.aborted) return { status: 'skipped', summary: `copy done; replay stopped with ${r.lag} changes pending; run again to continue` };
+        replay = `; replayed ${r.applied.toLocaleString('en-US')} captured changes, capture lag now ${r.lag.toLocaleString('en-US')} (phase 5 drains the rest under lock)`;
+      }
+      await ctx.db.ddl([`ANALYZE ${pair.target.q}`], { stepId: id, onRetry: (i) => onRetry(`ANALYZE: ${i.error}`) });
+      ctx.log(`ANALYZE ${pair.target.display}: autovacuum never analyzes a partitioned parent, so pgshift does it after the copy`);
+      const secs = res.ms / 1000;
+      const copied = res.rows - res.resumedFrom;
+      const rate = secs > 0 ? Math.round(copied / secs) : 0;
+      return {
+        status: res.already && !online ? 'already-done' : 'done',
+        summary: res.already
+          ? `already copied: ${res.rows.toLocaleString('en-US')} rows in ${res.batches} batches${replay}`
+          : `${res.rows.toLocaleString('en-US')} rows in ${res.batches} batches${res.resumedFrom ? ` (resumed at ${res.resumedFrom.toLocaleString('en-US')})` : ''}, ${secs.toFixed(1)} s, ${rate.toLocaleString('en-US')} rows/s${res.pausedMs > 500 ? `, paused ${(res.pausedMs / 1000).toFixed(1)} s by the throttle` : ''}${replay}`,
+        data: { rows: res.rows, batches: res.batches, ms: Math.round(res.ms), rowsPerSec: rate, mode: ctx.plan.copy.mode, order: order.columns, resumedFrom: res.resumedFrom },
+      };
+    },
+  };
+}
+
+const CAPTURE_NAME = 'pgshift_capture';
+
+const integrityStep: Step = {
+  id: INTEGRITY_STEP,
+  phase: 3,
+  title: 'Integrity report: counts, missing/extra/changed rows (row hashes), FK orphans',
+  rerunnable: true,
+  async preview(ctx) {
+    return ctx.tables.flatMap((t) => [
+      `-- ${displayName(t.schema, t.table)} vs ${displayName(t.schema, t.targetName)}${ctx.plan.copy.mode === 'online' ? ' (change log drained first)' : ''}`,
+      `SELECT bucket, count(*), sum(hash part 1), sum(hash part 2) FROM (SELECT (hashtext(ROW(pk)::text) & 2147483647) % n AS bucket, md5(ROW(columns…)::text) AS h FROM ${qname(t.schema, t.table)}) GROUP BY bucket`,
+      `-- the same over ${qname(t.schema, t.targetName)} (and per partition); differing buckets drilled with a FULL JOIN on the primary key`,
+      `-- FK orphans: SELECT count(*) … WHERE NOT EXISTS (…) per outbound and inbound foreign key`,
+    ]).concat([`INSERT INTO pgshift.artifacts (key, …) VALUES ('integrity-report', …)`]);
+  },
+  async run(ctx) {
+    const report: IntegrityReport = await integrityReport(ctx.db, ctx.tables, {
+      log: ctx.log, signal: ctx.signal, stepId: ctx.stepId,
+      onProgress: (done, detail) => ctx.progress({ done, total: ctx.tables.length, unit: 'tables', detail }),
+    });
+    await ctx.journal.setArtifact('integrity-report', report);
+    ctx.progress({ done: ctx.tables.length, total: ctx.tables.length, unit: 'tables' });
+    const bad = report.tables.filter((x) => !x.pass);
+    const summary = report.pass
+      ? `PASS: ${report.tables.map((x) => `${x.table} ${x.oldRows.toLocaleString('en-US')} = ${x.newRows.toLocaleString('en-US')} rows, content identical`).join('; ')}`
+      : `FAIL: ${bad.map((x) => `${x.table}: ${x.note && x.chunks === 0 ? x.note : `${x.missing} missing, ${x.extra} extra, ${x.mismatched} changed, ${x.orphans.reduce((a, o) => a + o.count, 0)} FK orphans (old ${x.oldRows.toLocaleString('en-US')} rows, new ${x.newRows.toLocaleString('en-US')})`}`).join('; ')}`;
+    return {
+      status: 'done',
+      summary,
+      tables: reportTables(report),
+      data: report,
+      failed: report.pass ? undefined : `${summary} — see pgshift report`,
+      warnings: report.tables.flatMap((x) => (x.note ? [`${x.table}: ${x.note}`] : [])),
+    };
+  },
+};
+
+const pruningStep: Step = {
+  id: PRUNING_STEP,
+  phase: 3,
+  title: 'Partition pruning: EXPLAIN ANALYZE of the plan\'s queries, old vs new table',
+  rerunnable: true,
+  async preview(ctx) {
+    return [
+      ...new Set(ctx.tables.map((t) => `ANALYZE ${qname(t.schema, t.targetName)}`)),
+      ...ctx.plan.pruning.queries.flatMap((q) => [`-- ${q.name}`, `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${q.sql}`, `-- and the same on the new table (qualified name replaced), in a READ ONLY transaction rolled back`]),
+    ];
+  },
+  async run(ctx) {
+    if (!ctx.plan.pruning.queries.length) return { status: 'skipped', summary: 'no pruning queries in the plan (pruning.queries)' };
+    const rs = await pruningCheck(ctx.db, ctx.plan, ctx.tables, ctx.log, ctx.stepId);
+    for (const r of rs) ctx.log(`${r.name}: ${r.sentence}`, r.ok ? 'info' : 'warn');
+    const warnings = rs.filter((r) => !r.ok).map((r) => `${r.name}: ${r.sentence}`);
+    return {
+      status: 'done',
+      summary: rs.map((r) => r.sentence).join('; '),
+      tables: [pruningTable(rs)],
+      data: { results: rs },
+      warnings,
+    };
+  },
+};
 
 export const data: Phase = {
   id: 3,
   name: 'Data',
-  async plan() {
-    return [];
+  async plan(ctx) {
+    if (!ctx.tables.length) return [];
+    return [...ctx.tables.map(copyStep), integrityStep, pruningStep];
   },
 };

@@ -1,9 +1,128 @@
-import type { Phase } from '../source/engine/types.js';
+import type { Phase, PlanContext, Step, StepContext } from '../source/engine/types.js';
+import type { TablePlan } from '../source/plan/schema.js';
+import { qname } from '../source/db/quote.js';
+import { tableExists } from '../source/db/catalog.js';
+import { discoverDependencies, fkMismatches, missingGrants, addFkSql, type DependencyRecord } from '../source/swap/deps.js';
+import { depsArtifactKey, isSwapped } from '../source/swap/swap.js';
+import { planSqlFileSteps } from '../source/swap/sqlfiles.js';
+
+const name = (t: TablePlan) => `${t.schema}.${t.table}`;
+
+function dependenciesStep(t: TablePlan): Step {
+  return {
+    id: `dependencies:${name(t)}`,
+    phase: 4,
+    title: `Dependencies of ${name(t)}: views, foreign keys, sequences (re-pointed at the swap)`,
+    async preview() {
+      return [
+        `-- reads pg_depend/pg_rewrite (views, recursively), pg_constraint (inbound FKs), pg_proc (functions naming ${t.table}), owned sequences`,
+        `-- records each view's definition now, while it still names ${name(t)}; nothing changes until the swap (phase 5)`,
+      ];
+    },
+    async run(ctx: StepContext) {
+      if (await isSwapped(ctx.db, t)) {
+        const rec = await ctx.journal.getArtifact<DependencyRecord>(depsArtifactKey(t));
+        if (rec) return { status: 'already-done', summary: `${name(t)} is already swapped; keeping the dependencies recorded ${rec.at}` };
+        return { status: 'done', failed: `${name(t)} is already swapped but no dependencies were recorded: nothing to re-point from` };
+      }
+      if (!(await tableExists(ctx.db, t.schema, t.targetName))) {
+        return { status: 'done', failed: `${t.schema}.${t.targetName} does not exist yet: run phase 2 (structure) first` };
+      }
+      const { record, problems } = await discoverDependencies(ctx.db, t);
+      const warnings: string[] = [];
+      for (const fk of record.fks) {
+        const bad = await fkMismatches(ctx.db, t, fk);
+        if (bad > 0) {
+          problems.push(
+            `${bad.toLocaleString('en-US')} row(s) of ${fk.schema}.${fk.table} have ${fk.newColumns.at(-1)} different from the ${t.key} of the ${name(t)} row they reference: ` +
+              `the new foreign key (${fk.newColumns.join(', ')}) → (${fk.newRefColumns.join(', ')}) would never validate. Fix them first, e.g. ` +
+              `UPDATE ${qname(fk.schema, fk.table)} r SET ${fk.newColumns.at(-1)} = s.${t.key} FROM ${qname(t.schema, t.table)} s WHERE s.${fk.refColumns[0]} = r.${fk.columns[0]}`,
+          );
+        }
+      }
+      for (const f of record.functions) {
+        warnings.push(`function ${f} names ${t.table} in its body: PostgreSQL does not track that; it resolves the name at each call, so after the swap it reads the new table — check it`);
+      }
+      for (const s of record.sequences) {
+        if (s.scanMax) warnings.push(`${name(t)}.${s.column} holds values beyond ${s.seqSchema}.${s.seqName}: the swap will set the sequence past max(${s.column}) under the lock (one more scan)`);
+      }
+      if (problems.length) {
+        return { status: 'done', failed: problems.join('\n'), warnings };
+      }
+      await ctx.journal.setArtifact(depsArtifactKey(t), record);
+      ctx.log(`views and foreign keys bind to the table's OID, not its name: after RENAME they would follow the old table; the swap re-creates ${record.views.length} view(s) and ${record.fks.length} foreign key(s) against the new one`);
+      if (record.fks.length) {
+        ctx.log(
+          `foreign keys referencing a partitioned table need PostgreSQL 12+ (this server: ${ctx.serverMajor}); they must reference a unique key that includes the partition key, ` +
+            `so each gains the column holding ${t.key}. They are added NOT VALID inside the swap transaction, not now: a NOT VALID key is still enforced for every new row, ` +
+            `and before the swap the new table does not have the rows being referenced yet. Validation (phase 5) runs after the swap.`,
+        );
+        if (ctx.serverMajor < 12) return { status: 'done', failed: `PostgreSQL ${ctx.serverMajor} cannot have foreign keys referencing a partitioned table (needs 12+)` };
+      }
+      for (const s of record.sequences) {
+        ctx.log(
+          s.kind === 'serial'
+            ? `sequence ${s.seqSchema}.${s.seqName} (${s.column})${s.ownedByOld ? ` is OWNED BY the old table: dropping the old table would drop it; the swap moves ownership to the new ${s.column}` : ''} and sets it past the highest value`
+            : `identity ${s.column}: the new table's identity sequence starts at 1; the swap sets it past ${s.seqSchema}.${s.seqName} inside the swap transaction`,
+        );
+      }
+      return {
+        status: 'done',
+        summary: `${record.views.length} view(s), ${record.fks.length} inbound foreign key(s), ${record.sequences.length} sequence(s) recorded for the swap`,
+        warnings,
+        tables: [
+          {
+            title: `Views reading ${name(t)} (re-created at the swap, in this order)`,
+            columns: ['view', 'kind', 'depth', 'owner', 'grants'],
+            rows: record.views.map((v) => [`${v.schema}.${v.name}`, v.kind === 'm' ? 'materialized' : 'view', v.depth, v.owner, (v.acl ?? []).length]),
+          },
+          {
+            title: `Foreign keys referencing ${name(t)} (dropped and re-added NOT VALID at the swap)`,
+            columns: ['constraint', 'now', 'after the swap'],
+            rows: record.fks.map((f) => [`${f.schema}.${f.table}.${f.name}`, f.oldDefinition, addFkSql(f, t.schema, t.table).replace(/^ALTER TABLE \S+ ADD CONSTRAINT \S+ /, '')]),
+          },
+          {
+            title: 'Sequences',
+            columns: ['column', 'sequence', 'kind', 'at the swap'],
+            rows: record.sequences.map((s) => [s.column, `${s.seqSchema}.${s.seqName}`, s.kind, s.kind === 'serial' ? (s.ownedByOld ? 'OWNED BY new column, setval' : 'setval') : 'setval of the new identity']),
+          },
+        ],
+        data: { views: record.views.map((v) => `${v.schema}.${v.name}`), fks: record.fks.map((f) => f.name), functions: record.functions },
+      };
+    },
+  };
+}
+
+function grantsStep(t: TablePlan): Step {
+  return {
+    id: `grants:${name(t)}`,
+    phase: 4,
+    title: `Grants: ${t.schema}.${t.targetName} gets every privilege ${name(t)} has`,
+    async preview(ctx: PlanContext) {
+      if (!(await tableExists(ctx.db, t.schema, t.targetName))) return [`-- GRANT … ON ${qname(t.schema, t.targetName)} for each privilege on ${qname(t.schema, t.table)} it lacks`];
+      const g = await missingGrants(ctx.db, t, t.targetName);
+      return g.length ? g : [`-- ${t.schema}.${t.targetName} already has every privilege of ${name(t)}`];
+    },
+    async run(ctx) {
+      if (await isSwapped(ctx.db, t)) return { status: 'already-done', summary: 'already swapped' };
+      if (!(await tableExists(ctx.db, t.schema, t.targetName))) return { status: 'done', failed: `${t.schema}.${t.targetName} does not exist yet: run phase 2 first` };
+      const grants = await missingGrants(ctx.db, t, t.targetName);
+      if (!grants.length) return { status: 'already-done', summary: `${t.schema}.${t.targetName} has the same privileges as ${name(t)}` };
+      ctx.log(`LIKE … INCLUDING ALL copies no grants: ${grants.length} privilege(s) missing on ${t.schema}.${t.targetName}`, 'warn');
+      await ctx.db.ddl(grants, { stepId: ctx.stepId, signal: ctx.signal });
+      const left = await missingGrants(ctx.db, t, t.targetName);
+      if (left.length) return { status: 'done', failed: `privileges still missing after GRANT: ${left.join('; ')}` };
+      return { status: 'done', summary: `granted ${grants.length} missing privilege(s)`, data: { grants } };
+    },
+  };
+}
 
 export const dependencies: Phase = {
   id: 4,
   name: 'Dependencies',
-  async plan() {
-    return [];
+  async plan(ctx) {
+    const steps: Step[] = planSqlFileSteps('dependencies', ctx.plan.sql.dependencies, ctx.planDir, 4);
+    for (const t of ctx.tables) steps.push(dependenciesStep(t), grantsStep(t));
+    return steps;
   },
 };

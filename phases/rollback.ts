@@ -1,9 +1,388 @@
-import type { Phase } from '../source/engine/types.js';
+import fs from 'node:fs';
+import type { Phase, PlanContext, Step, StepContext } from '../source/engine/types.js';
+import type { TablePlan } from '../source/plan/schema.js';
+import { ident, qname } from '../source/db/quote.js';
+import { tableExists } from '../source/db/catalog.js';
+import { removeCapture } from '../source/copy/online.js';
+import { fmtDuration } from '../source/format.js';
+import { takeSnapshot, diffSnapshots, createdObjects, type CatalogSnapshot } from '../source/snapshot.js';
+import { restoreBackup, restoreCommand, sha256File } from '../source/restore.js';
+import {
+  isSwapped, swapArtifactKey, swapBackStatements, insertableColumns, depsArtifactKey, structureArtifactKey, relkind, type SwapArtifact,
+} from '../source/swap/swap.js';
+import { SNAPSHOT_ARTIFACT } from './steps/snapshot.js';
+import { protections, type BackupArtifact } from './5-cleanup.js';
+
+/**
+ * Rollback, from any point, in reverse order of what happened:
+ *  1. swapped tables are swapped back in one transaction each (rows written since the swap carried back, names,
+ *     views, foreign keys and sequence ownership restored);
+ *  2. what the migration created and the snapshot does not know is removed: views, triggers, policies, indexes and
+ *     functions, and tables that hold no rows. A table created by the plan's SQL files that holds rows is LEFT IN
+ *     PLACE and reported: the plan has no down-migration, and dropping data is not a rollback's call to make;
+ *  3. the new partitioned tables (a copy of the data) and the capture objects are dropped;
+ *  4. foreign keys re-added NOT VALID are validated;
+ *  5. when an old table was already dropped, only the backup can bring it back: restore:backup;
+ *  6. the catalog is compared with the snapshot taken before the migration; then the journal forgets the undone steps.
+ */
+
+const name = (t: TablePlan) => `${t.schema}.${t.table}`;
+
+function swapBackStep(t: TablePlan): Step {
+  const build = async (ctx: PlanContext) => {
+    const a = await ctx.journal.getArtifact<SwapArtifact>(swapArtifactKey(t));
+    if (!a) return null;
+    return { a, statements: swapBackStatements(t, a, await insertableColumns(ctx.db, t.schema, t.oldName)) };
+  };
+  return {
+    id: `rollback:swap:${name(t)}`,
+    phase: 'rollback',
+    title: `Swap ${name(t)} back to the original table`,
+    async preview(ctx) {
+      return (await build(ctx))?.statements ?? ['-- not swapped'];
+    },
+    async destructive(ctx) {
+      if (!(await isSwapped(ctx.db, t))) return null;
+      const b = await build(ctx);
+      const prot = await protections(ctx, t);
+      if (!b) return { kind: 'rollback', object: name(t), typed: false, statements: [], impact: [], protections: prot.lines, refusal: `${name(t)} looks swapped but the journal has no record of the swap: restore the backup instead` };
+      const pending = b.a.reverseKey
+        ? Number((await ctx.db.read<{ n: string }>(`SELECT count(DISTINCT pk) AS n FROM pgshift.swap_changes WHERE rel = $1`, [name(t)]))[0]!.n)
+        : null;
+      return {
+        kind: 'rollback', object: name(t), typed: false, statements: b.statements, protections: prot.lines,
+        impact: [
+          pending === null ? `no primary key: the old table is re-filled from the new one under the lock` : `${pending} row(s) written since the swap (${b.a.at}) are carried back to ${t.schema}.${t.oldName}`,
+          `${name(t)} is the original table again; ${t.schema}.${t.targetName} is the partitioned copy again`,
+          ...b.a.views.map((v) => `view ${v.schema}.${v.name} re-created against the original table`),
+          ...b.a.fks.map((f) => `foreign key ${f.schema}.${f.table}.${f.name} back to (${f.columns.join(', ')}), NOT VALID, validated next`),
+          `every query on ${name(t)} waits while the exclusive lock is held`,
+        ],
+      };
+    },
+    async run(ctx) {
+      if (!(await isSwapped(ctx.db, t))) return { status: 'already-done', summary: `${name(t)} is not swapped` };
+      const b = (await build(ctx))!;
+      let lockedAt = 0;
+      let attempts = 0;
+      await ctx.db.tx(async (tx) => {
+        attempts++;
+        let i = 0;
+        for (; b.statements[i]!.startsWith('LOCK TABLE'); i++) await tx.query(b.statements[i]!);
+        lockedAt = performance.now();
+        for (const s of b.statements.slice(i)) await tx.query(s);
+      }, {
+        stepId: ctx.stepId, signal: ctx.signal,
+        onRetry: (i) => ctx.log(`lock not granted within ${ctx.plan.locks.timeoutMs} ms (${i.error}); retry ${i.attempt}/${i.attempts} in ${i.waitMs} ms`, 'warn'),
+      });
+      const held = Math.round(performance.now() - lockedAt);
+      await ctx.journal.deleteArtifact(swapArtifactKey(t));
+      await ctx.journal.setArtifact(`swapped-back:${name(t)}`, { at: new Date().toISOString(), lockHeldMs: held, fks: b.a.fks });
+      return { status: 'done', summary: `swapped back in ${attempts} attempt(s); exclusive lock held ${held} ms`, data: { lockHeldMs: held } };
+    },
+  };
+}
+
+/** Tables of the target family (the new partitioned tables and their partitions): dropped by their own step. */
+function familyOf(snap: CatalogSnapshot, tables: readonly TablePlan[]): Set<string> {
+  const fam = new Set(tables.map((t) => `${t.schema}.${t.targetName}`));
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [k, v] of Object.entries(snap.objects)) {
+      if (!k.startsWith('table ')) continue;
+      const n = k.slice(6);
+      if (!fam.has(n) && typeof v.partitionOf === 'string' && fam.has(v.partitionOf)) { fam.add(n); grew = true; }
+    }
+  }
+  return fam;
+}
+
+const ownerTable = (n: string) => n.slice(0, n.lastIndexOf('.'));
+
+interface CreatedPlan { statements: string[]; leftInPlace: string[]; }
+
+async function planCreated(ctx: PlanContext): Promise<CreatedPlan | null> {
+  const before = await ctx.journal.getArtifact<CatalogSnapshot>(SNAPSHOT_ARTIFACT);
+  if (!before) return null;
+  const now = await takeSnapshot(ctx.db);
+  const fam = familyOf(now, ctx.tables);
+  const created = createdObjects(before, now);
+  const newTables = new Set(created.filter((c) => c.kind === 'table').map((c) => c.name));
+  const dropTables: string[] = [];
+  const leftInPlace: string[] = [];
+  const q = (n: string) => qname(n.slice(0, n.indexOf('.')), n.slice(n.indexOf('.') + 1));
+  for (const n of newTables) {
+    if (fam.has(n)) continue;
+    const info = now.objects[`table ${n}`]!;
+    if (info.partitionOf) continue; // goes with its parent
+    const [s, tb] = [n.slice(0, n.indexOf('.')), n.slice(n.indexOf('.') + 1)];
+    const r = await ctx.db.read<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${qname(s, tb)}) AS any`);
+    if (r[0]!.any) leftInPlace.push(`table ${n} holds rows: left in place (the plan has no down-migration; drop it yourself if it must go)`);
+    else dropTables.push(n);
+  }
+  // a table that stays (rows) keeps what it depends on: a policy or FK of a kept table naming a new table keeps that one too
+  const views0 = created.filter((c) => c.kind === 'view' || c.kind === 'materialized view').map((c) => c.name);
+  for (let changed = true; changed; ) {
+    changed = false;
+    const allowed = [...dropTables, ...views0, ...fam];
+    for (const n of [...dropTables]) {
+      const owners = await ctx.db.read<{ owner: string }>(
+        `SELECT DISTINCT (coalesce(p.polrelid, k.conrelid, r.ev_class, tg.tgrelid))::regclass::text AS owner
+           FROM pg_depend d
+           LEFT JOIN pg_policy p ON d.classid = 'pg_policy'::regclass AND p.oid = d.objid
+           LEFT JOIN pg_constraint k ON d.classid = 'pg_constraint'::regclass AND k.oid = d.objid
+           LEFT JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
+           LEFT JOIN pg_trigger tg ON d.classid = 'pg_trigger'::regclass AND tg.oid = d.objid
+          WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = $1::regclass AND d.deptype = 'n'
+            AND coalesce(p.polrelid, k.conrelid, r.ev_class, tg.tgrelid) IS NOT NULL
+            AND coalesce(p.polrelid, k.conrelid, r.ev_class, tg.tgrelid) <> $1::regclass`,
+        [q(n)],
+      );
+      const blocking = owners.map((o) => (o.owner.includes('.') ? o.owner : `public.${o.owner}`)).filter((o) => !allowed.includes(o));
+      if (blocking.length) {
+        dropTables.splice(dropTables.indexOf(n), 1);
+        leftInPlace.push(`table ${n} is empty but ${blocking.join(', ')} (left in place) depends on it: left in place too`);
+        changed = true;
+      }
+    }
+  }
+  const onNew = (n: string) => newTables.has(ownerTable(n)) || fam.has(ownerTable(n));
+  const qsub = (n: string) => { const o = ownerTable(n); return { table: q(o), name: ident(n.slice(o.length + 1)) }; };
+  const statements: string[] = [];
+  for (const c of created) {
+    if (c.kind === 'trigger' && !onNew(c.name)) { const x = qsub(c.name); statements.push(`DROP TRIGGER ${x.name} ON ${x.table}`); }
+  }
+  for (const c of created) {
+    if (c.kind === 'policy' && !onNew(c.name)) { const x = qsub(c.name); statements.push(`DROP POLICY ${x.name} ON ${x.table}`); }
+  }
+  const views = created.filter((c) => c.kind === 'view').map((c) => q(c.name));
+  if (views.length) statements.push(`DROP VIEW ${views.join(', ')}`);
+  const mviews = created.filter((c) => c.kind === 'materialized view').map((c) => q(c.name));
+  if (mviews.length) statements.push(`DROP MATERIALIZED VIEW ${mviews.join(', ')}`);
+  for (const c of created) {
+    if ((c.kind === 'constraint' || c.kind === 'foreign key') && !onNew(c.name) && c.info.type !== 'p' && c.info.type !== 'u' && c.info.type !== 'x') {
+      const x = qsub(c.name); statements.push(`ALTER TABLE ${x.table} DROP CONSTRAINT ${x.name}`);
+    }
+  }
+  for (const c of created) {
+    if (c.kind === 'index' && !newTables.has(String(c.info.table)) && !fam.has(String(c.info.table))) statements.push(`DROP INDEX ${q(c.name)}`);
+  }
+  for (const c of created) {
+    if (c.kind === 'column' && !onNew(c.name)) leftInPlace.push(`column ${c.name} was added to an existing table: left in place (its values are data)`);
+  }
+  if (dropTables.length) statements.push(`DROP TABLE ${dropTables.map(q).join(', ')}`);
+  for (const c of created) {
+    if (c.kind !== 'function') continue;
+    const fname = c.name.slice(0, c.name.indexOf('('));
+    const args = c.name.slice(c.name.indexOf('(') + 1, -1);
+    const used = await ctx.db.read<{ used: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM pg_trigger tg JOIN pg_proc p ON p.oid = tg.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace
+                       WHERE n.nspname || '.' || p.proname = $1 AND NOT tg.tgisinternal
+                         AND NOT (tg.tgrelid::regclass::text = ANY($2::text[]))) AS used`,
+      [fname, [...dropTables, ...fam]],
+    );
+    const usedByDropped = created.some((x) => x.kind === 'trigger' && String(x.info.definition).includes(fname));
+    if (used[0]!.used && !usedByDropped) leftInPlace.push(`function ${c.name} is used by a trigger that stays: left in place`);
+    else statements.push(`DROP FUNCTION ${q(fname)}(${args})`);
+  }
+  return { statements, leftInPlace };
+}
+
+const createdStep: Step = {
+  id: 'rollback:created-objects',
+  phase: 'rollback',
+  title: 'Remove what the migration created (views, triggers, policies, functions, empty tables)',
+  async preview(ctx) {
+    const p = await planCreated(ctx);
+    return p ? (p.statements.length ? p.statements : ['-- nothing to remove']) : ['-- no pre-migration snapshot in the journal'];
+  },
+  async destructive(ctx) {
+    const p = await planCreated(ctx);
+    if (!p) return { kind: 'rollback', object: 'created-objects', typed: true, statements: [], impact: [], protections: [], refusal: 'no pre-migration catalog snapshot in the journal (phase 1 step snapshot:catalog): nothing tells what the migration created' };
+    if (!p.statements.length) return null;
+    return {
+      kind: 'rollback', object: 'created-objects', typed: true, statements: p.statements,
+      impact: ['objects that did not exist in the pre-migration snapshot are dropped (no CASCADE: anything unexpected stops it)', ...p.leftInPlace],
+      protections: (await protections(ctx)).lines,
+    };
+  },
+  async run(ctx) {
+    for (const t of ctx.tables) await removeCapture(ctx.db, t, ctx.stepId);
+    const p = await planCreated(ctx);
+    if (!p) return { status: 'done', failed: 'no pre-migration snapshot' };
+    for (const l of p.leftInPlace) ctx.log(l, 'warn');
+    if (!p.statements.length) return { status: 'already-done', summary: 'nothing the migration created is left', warnings: p.leftInPlace };
+    await ctx.db.ddl(p.statements, { stepId: ctx.stepId, signal: ctx.signal });
+    return { status: 'done', summary: `${p.statements.length} statement(s): created objects removed`, warnings: p.leftInPlace, data: { statements: p.statements, leftInPlace: p.leftInPlace } };
+  },
+};
+
+function dropTargetStep(t: TablePlan): Step {
+  const obj = `${t.schema}.${t.targetName}`;
+  const stmts = [`DROP TABLE ${qname(t.schema, t.targetName)}`];
+  return {
+    id: `rollback:structure:${name(t)}`,
+    phase: 'rollback',
+    title: `Drop the new table ${obj} and its partitions`,
+    async preview() {
+      return [`-- remove the capture trigger and change log of ${name(t)} (if any)`, ...stmts];
+    },
+    async destructive(ctx) {
+      if (!(await tableExists(ctx.db, t.schema, t.targetName))) return null;
+      if (await isSwapped(ctx.db, t)) return { kind: 'rollback', object: obj, typed: true, statements: stmts, impact: [], protections: [], refusal: `${name(t)} is still swapped: swap back first` };
+      const parts = await ctx.db.read<{ n: string }>(`SELECT count(*) AS n FROM pg_inherits WHERE inhparent = $1::regclass`, [qname(t.schema, t.targetName)]);
+      return {
+        kind: 'rollback', object: obj, typed: true, statements: stmts,
+        impact: [`${obj} and its ${parts[0]!.n} partition(s) are dropped: a copy; the data is in ${name(t)}`],
+        protections: (await protections(ctx, t)).lines,
+      };
+    },
+    async run(ctx) {
+      await removeCapture(ctx.db, t, ctx.stepId);
+      if (!(await tableExists(ctx.db, t.schema, t.targetName))) return { status: 'already-done', summary: `${obj} does not exist` };
+      await ctx.db.ddl(stmts, { stepId: ctx.stepId, signal: ctx.signal });
+      return { status: 'done', summary: `dropped ${obj}` };
+    },
+  };
+}
+
+const validateStep: Step = {
+  id: 'rollback:validate-fks',
+  phase: 'rollback',
+  title: 'Validate the original foreign keys re-added NOT VALID by the swap back',
+  async preview() {
+    return ['-- ALTER TABLE … VALIDATE CONSTRAINT … for each foreign key the swap back re-added'];
+  },
+  async run(ctx) {
+    let n = 0;
+    for (const t of ctx.tables) {
+      const a = await ctx.journal.getArtifact<{ fks: SwapArtifact['fks'] }>(`swapped-back:${name(t)}`);
+      for (const f of a?.fks ?? []) {
+        const v = await ctx.db.read<{ valid: boolean }>(`SELECT convalidated AS valid FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2`, [qname(f.schema, f.table), f.name]);
+        if (!v[0] || v[0].valid) continue;
+        const t0 = performance.now();
+        ctx.log(`VALIDATE CONSTRAINT ${f.name}: SHARE UPDATE EXCLUSIVE on ${f.schema}.${f.table}, ROW SHARE on ${name(t)}`);
+        await ctx.db.ddl([`ALTER TABLE ${qname(f.schema, f.table)} VALIDATE CONSTRAINT ${ident(f.name)}`], { stepId: ctx.stepId, signal: ctx.signal });
+        ctx.log(`validated ${f.name} in ${fmtDuration(performance.now() - t0)}`);
+        n++;
+      }
+    }
+    return { status: n ? 'done' : 'already-done', summary: `${n} foreign key(s) validated` };
+  },
+};
+
+const restoreStep: Step = {
+  id: 'restore:backup',
+  phase: 'rollback',
+  title: 'Restore the verified backup (an old table was already dropped: nothing else can bring it back)',
+  async preview(ctx) {
+    const b = await ctx.journal.getArtifact<BackupArtifact>('backup');
+    const [{ d }] = await ctx.db.read<{ d: string }>(`SELECT current_database() AS d`);
+    return [restoreCommand({ file: b?.file ?? '<backup file>', database: d! })];
+  },
+  async destructive(ctx) {
+    const b = await ctx.journal.getArtifact<BackupArtifact>('backup');
+    const [{ d }] = await ctx.db.read<{ d: string }>(`SELECT current_database() AS d`);
+    const base = { kind: 'restore' as const, object: d!, typed: true, statements: [restoreCommand({ file: b?.file ?? '', database: d! })], protections: (await protections(ctx)).lines };
+    if (!b?.file || !fs.existsSync(b.file)) return { ...base, impact: [], refusal: `no backup file to restore (${b?.file ?? 'none recorded'})` };
+    if (!b.verified) return { ...base, impact: [], refusal: `the backup ${b.file} was never verified` };
+    return {
+      ...base,
+      impact: [
+        `every object in the backup is dropped and re-created in database ${d} (--clean --if-exists), in one transaction`,
+        `every write made since the backup (${b.verifiedAt ?? 'time unknown'}) to those tables is LOST`,
+        'sessions using those tables are blocked while it runs',
+      ],
+    };
+  },
+  async run(ctx) {
+    const b = (await ctx.journal.getArtifact<BackupArtifact>('backup'))!;
+    if (b.sha256) {
+      const sha = await sha256File(b.file!);
+      if (sha !== b.sha256) return { status: 'done', failed: `the backup file changed since it was verified (sha256 ${sha.slice(0, 12)}… ≠ ${b.sha256.slice(0, 12)}…): not restoring it` };
+      ctx.log(`sha256 of ${b.file} matches the verified backup`);
+    }
+    const r = await restoreBackup({
+      conn: ctx.db.info, file: b.file!, lockTimeoutMs: ctx.plan.locks.timeoutMs * 5, signal: ctx.signal,
+      onProgress: (done, total, detail) => ctx.progress({ done, total, unit: 'items', detail }),
+    });
+    return { status: 'done', summary: `restored ${r.items} archive item(s) from ${b.file} in ${fmtDuration(r.ms)}` };
+  },
+};
+
+const verifyStep: Step = {
+  id: 'rollback:verify',
+  phase: 'rollback',
+  title: 'Compare the catalog with the snapshot taken before the migration; reset the journal',
+  async preview() {
+    return ['-- reads pg_catalog and compares with artifact snapshot:catalog', '-- then forgets the undone steps (pgshift.step_state) so a new run starts over'];
+  },
+  async run(ctx: StepContext) {
+    const before = await ctx.journal.getArtifact<CatalogSnapshot>(SNAPSHOT_ARTIFACT);
+    if (!before) return { status: 'done', failed: 'no pre-migration snapshot to compare with' };
+    for (const t of ctx.tables) {
+      if (await isSwapped(ctx.db, t)) return { status: 'done', failed: `${name(t)} is still swapped` };
+      if ((await relkind(ctx.db, t.schema, t.table)) === null) return { status: 'done', failed: `${name(t)} does not exist` };
+    }
+    const now = await takeSnapshot(ctx.db);
+    const diff = diffSnapshots(before, now);
+    // the only accepted differences: tables with rows that step rollback:created-objects left in place, and their parts
+    const created = createdObjects(before, now);
+    const kept = new Set(created.filter((c) => c.kind === 'table').map((c) => c.name));
+    const keptParts = new Set(
+      created
+        .filter((c) => (c.kind === 'table' && kept.has(c.name)) || (c.kind === 'index' && kept.has(String(c.info.table))) ||
+          (c.kind === 'sequence' && [...kept].some((k) => String(c.info.ownedBy ?? '').startsWith(k + '.'))) ||
+          (['column', 'constraint', 'foreign key', 'trigger', 'policy'].includes(c.kind) && kept.has(ownerTable(c.name))))
+        .map((c) => `extra: ${c.kind} ${c.name} (did not exist before)`),
+    );
+    const unexpected = diff.filter((d) => !keptParts.has(d));
+    if (unexpected.length) {
+      return {
+        status: 'done', failed: `the catalog differs from the pre-migration snapshot in ${unexpected.length} place(s):\n  ${unexpected.slice(0, 40).join('\n  ')}`,
+        data: { differences: unexpected },
+      };
+    }
+    // the journal forgets every step, so a new run starts over; the snapshot is retaken by the next phase 1
+    const states = await ctx.journal.stepStates();
+    let reset = 0;
+    for (const id of states.keys()) {
+      if (id === ctx.stepId) continue;
+      await ctx.journal.resetStep(id);
+      reset++;
+    }
+    for (const t of ctx.tables) {
+      for (const k of [depsArtifactKey(t), structureArtifactKey(t), swapArtifactKey(t), `swapped-back:${name(t)}`]) await ctx.journal.deleteArtifact(k);
+    }
+    await ctx.journal.deleteArtifact('integrity-report');
+    await ctx.journal.deleteArtifact(SNAPSHOT_ARTIFACT);
+    return {
+      status: 'done',
+      summary: `catalog matches the pre-migration snapshot (${Object.keys(before.objects).length} objects)${kept.size ? `, except ${kept.size} table(s) left in place` : ''}; ${reset} step(s) reset in the journal`,
+      warnings: kept.size ? [...kept].map((k) => `table ${k} left in place (holds rows)`) : undefined,
+      data: { objects: Object.keys(before.objects).length, leftInPlace: [...kept] },
+    };
+  },
+};
 
 export const rollback: Phase = {
   id: 'rollback',
   name: 'Rollback',
-  async plan() {
-    return [];
+  async plan(ctx) {
+    const steps: Step[] = [];
+    const tables = [...ctx.tables].reverse();
+    let needsRestore = false;
+    for (const t of tables) {
+      const oldExists = (await relkind(ctx.db, t.schema, t.oldName)) !== null;
+      if ((await relkind(ctx.db, t.schema, t.table)) === 'p' && !oldExists) needsRestore = true;
+      else steps.push(swapBackStep(t));
+    }
+    steps.push(createdStep);
+    if (!needsRestore) {
+      for (const t of tables) steps.push(dropTargetStep(t));
+      steps.push(validateStep);
+    } else steps.push(restoreStep);
+    steps.push(verifyStep);
+    return steps;
   },
 };

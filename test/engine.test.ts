@@ -117,7 +117,7 @@ describe('engine: journal, one run per database, resume after SIGKILL', () => {
     expect(killedRun[0]!.ended_at).toBeNull();
     // the killed transaction left nothing behind
     expect((await q(db.client, `SELECT to_regclass('public.created_by_plan') AS r`))[0]!.r).toBeNull();
-    const doneBefore = await q<{ step_id: string }>(db.client, `SELECT step_id FROM pgshift.steps WHERE status = 'done' AND run_id = $1`, [killedRun[0]!.run_id]);
+    const doneBefore = await q<{ step_id: string }>(db.client, `SELECT step_id FROM pgshift.steps WHERE status IN ('done', 'already-done') AND run_id = $1`, [killedRun[0]!.run_id]);
 
     const io = captureIo();
     const code = await main(['--headless', '--until', '2', '--plan', file, '--db', db.url], io);
@@ -127,8 +127,13 @@ describe('engine: journal, one run per database, resume after SIGKILL', () => {
     expect((await q<{ n: number }>(db.client, `SELECT count(*)::int AS n FROM public.created_by_plan`))[0]!.n).toBe(1);
     const old = await q<{ status: string }>(db.client, `SELECT status FROM pgshift.runs WHERE run_id = $1`, [killedRun[0]!.run_id]);
     expect(old[0]!.status).toBe('interrupted');
-    // steps finished before the kill (other than rerunnable reports) were not run again
-    for (const s of doneBefore.map((x) => x.step_id).filter((id) => !id.startsWith('report:'))) {
+    // steps finished before the kill were not run again (except those that re-check on every run: preflight, reports)
+    const probe = await Engine.open({ conn: resolveConnection(db.url), loaded: loadPlan(file), confirm: async () => ({ confirmed: false, method: 'declined', by: 't' }), mode: 'plan', dryRun: true });
+    const rerunnable = new Set((await probe.plan([1, 2])).flatMap((p) => p.steps.filter((st) => st.rerunnable).map((st) => st.id)));
+    await probe.close();
+    const once = doneBefore.map((x) => x.step_id).filter((id) => !rerunnable.has(id));
+    expect(once).toEqual(expect.arrayContaining(['backup:pg_dump', 'backup:verify']));
+    for (const s of once) {
       expect(text).toMatch(new RegExp(`✓ ${s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}  already done`));
     }
   });

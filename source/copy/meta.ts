@@ -177,7 +177,7 @@ async function indexesOf(r: Reader, oid: number): Promise<IndexRow[]> {
   const rows = await rowsOf<{ name: string; cols: (string | null)[]; pred: boolean; valid: boolean }>(
     r,
     `SELECT ic.relname AS name,
-            ARRAY(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, n)
+            ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY k(attnum, n)
                    LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.n) AS cols,
             i.indpred IS NOT NULL OR i.indexprs IS NOT NULL AS pred, i.indisvalid AND i.indisready AS valid
        FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
@@ -268,4 +268,16 @@ export async function estimateRows(r: Reader, oid: number): Promise<number | und
     [oid],
   );
   return x ? Math.round(x.n) : undefined;
+}
+
+const guarded = new WeakSet<object>();
+/**
+ * A pooled client that is checked out has no 'error' listener (pg-pool removes its idle listener), so a backend
+ * terminated mid-transaction makes pg emit an unhandled 'error' event, which would crash the process instead of
+ * letting db.tx retry. Attach a no-op listener once per client; the query's own rejection carries the error.
+ */
+export function guardClient(c: { on(event: 'error', fn: (e: Error) => void): unknown }): void {
+  if (guarded.has(c)) return;
+  guarded.add(c);
+  c.on('error', () => {});
 }

@@ -1,20 +1,295 @@
+import crypto from 'node:crypto';
 import type { Tx, Db } from '../db/session.js';
 import type { TablePlan } from '../plan/schema.js';
 import type { Journal } from '../engine/journal.js';
+import { ident, qname } from '../db/quote.js';
+import { sleep } from '../db/session.js';
+import { columnMap, columnsOf, guardClient, listOf, primaryKeyOf, relByName, relByOid, rowsOf, type Pair, type Reader, type Rel } from './meta.js';
 
 /**
- * CONTRACT (owned by the phase-3 engineer; phase 5 calls these):
- * - drainCapture: inside the swap transaction, after the swap has locked the source table against writes, apply every
- *   captured change still pending to the new table; returns how many changes it applied. No-op (0) when the table
- *   was copied in batch mode (no capture installed).
- * - removeCapture: drop the capture trigger, function and change log of a table (after the swap or on rollback).
+ * Online copy: change capture on the source table, replayed onto the new table.
+ *
+ * The scheme (pg-osc's, reduced to what a same-database copy needs):
+ *  1. install — in ONE committed transaction, before the copy's first batch: a change log table
+ *     pgshift.log_<table>, a SECURITY DEFINER trigger function that writes the primary key of every changed row
+ *     into it, and an AFTER INSERT OR UPDATE OR DELETE row trigger on the source (UPDATE logs the old pk and, when
+ *     the pk changed, the new one too). A BEFORE TRUNCATE trigger refuses TRUNCATE on the source while the
+ *     capture is on: a truncate fires no row trigger, so it would silently bypass the log.
+ *  2. copy — the batch copy (keyset, bounded by the max key at its start) runs after the install has committed.
+ *  3. replay — in log order, a batch of logged pks at a time: delete those pks from the new table (by the pk
+ *     columns only: the partition key may have changed, so the row may sit in another partition), re-insert the
+ *     current row from the source if it still exists (the source is the truth), delete the log entries.
+ *  4. drain — phase 5, inside the swap transaction after it has locked the source: replay everything left.
+ *
+ * Why no change is lost and no row is resurrected:
+ *  - Every change that commits after the install is in the log, in the same transaction as the change (an AFTER
+ *    row trigger writes in the writer's transaction): no change can commit without its log row, nor the reverse.
+ *    Every change committed before the install is visible to every copy batch (each batch starts later). So
+ *    nothing falls between the trigger and the copy (pg-osc #58).
+ *  - A batch copies a row as of the batch's snapshot. Any change to that row after the snapshot committed after
+ *    the install, so its pk is in the log; the replay makes the new row equal the source row (or absent) as of
+ *    the replay's snapshot. A row inserted after the copy's upper bound, or behind the copy's cursor, is in the log
+ *    too: the copy never has to chase new rows (pgroll #583).
+ *  - The replay only starts once the batch copy has finished, so a replayed row can never be copied again by a
+ *    later batch (which would be a duplicate key).
+ *  - A replay batch runs at REPEATABLE READ: picking the log entries, deleting and re-inserting the rows and
+ *    deleting the log entries all see one snapshot. A log entry committed after that snapshot is neither applied
+ *    nor deleted; it stays for the next batch. (Picking "ids ≤ max" in READ COMMITTED would not be safe: sequence
+ *    order is not commit order, a smaller id can commit after the pick and be deleted unapplied.) Within the
+ *    snapshot, the new table is made equal to the source for every pk whose log entries are deleted.
+ *  - Replaying a pk twice is harmless (delete + re-insert the current row): a replay killed half-way rolls back
+ *    whole and is simply done again.
+ *  - The drain runs after the swap has locked the source: no writer can commit a change any more, so after it
+ *    the log is empty and the new table equals the source.
  */
-export async function drainCapture(_tx: Tx, _t: TablePlan, _journal: Journal): Promise<number> {
-  return 0;
+
+export const CAPTURE_TRIGGER = 'pgshift_capture';
+export const TRUNCATE_TRIGGER = 'pgshift_capture_no_truncate';
+const TRUNCATE_GUARD_FN = 'capture_truncate_guard';
+/** the log table's own columns; a pk column with one of these names is refused */
+const SEQ = 'pgshift_capture_id';
+
+export interface CaptureNames {
+  readonly log: string;
+  readonly fn: string;
+  readonly artifact: string;
 }
 
-export async function removeCapture(_db: Db, _t: TablePlan, _stepId: string | null): Promise<void> {}
+/** Deterministic object names in schema pgshift for a plan entry. */
+export function captureNames(t: Pick<TablePlan, 'schema' | 'table'>): CaptureNames {
+  const base = `${t.schema}_${t.table}`.toLowerCase().replace(/[^a-z0-9_]+/g, '_').slice(0, 40);
+  const h = crypto.createHash('md5').update(`${t.schema}.${t.table}`).digest('hex').slice(0, 8);
+  return { log: `log_${base}_${h}`, fn: `capture_${base}_${h}`, artifact: `capture:${t.schema}.${t.table}` };
+}
 
-export async function captureInstalled(_db: Db, _t: TablePlan): Promise<boolean> {
-  return false;
+interface CaptureArtifact {
+  log: string;
+  fn: string;
+  sourceOid: number;
+  targetOid: number;
+  pk: string[];
+  installedAt: string;
+}
+
+/** The capture of a table as it is now: its log, and source and target found by OID (the swap renames them). */
+export interface Capture {
+  readonly names: CaptureNames;
+  readonly logQ: string;
+  readonly source: Rel;
+  readonly target: Rel;
+  readonly pk: string[];
+}
+
+function dollarTag(body: string): string {
+  let tag = 'pgshift';
+  while (body.includes(`$${tag}$`)) tag += '_';
+  return `$${tag}$`;
+}
+
+/** Statements that install the capture (for preview and for the install itself). */
+export function installStatements(pair: Pair, pk: readonly { name: string; type: string }[], names: CaptureNames): string[] {
+  const logQ = qname('pgshift', names.log);
+  const fnQ = qname('pgshift', names.fn);
+  const cols = pk.map((c) => ident(c.name));
+  const body = `
+BEGIN
+  IF TG_OP <> 'INSERT' THEN
+    INSERT INTO ${logQ} (${cols.join(', ')}) VALUES (${cols.map((c) => `OLD.${c}`).join(', ')});
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO ${logQ} (${cols.join(', ')}) VALUES (${cols.map((c) => `NEW.${c}`).join(', ')});
+  ELSIF TG_OP = 'UPDATE' THEN
+    IF (${cols.map((c) => `NEW.${c}`).join(', ')}) IS DISTINCT FROM (${cols.map((c) => `OLD.${c}`).join(', ')}) THEN
+      INSERT INTO ${logQ} (${cols.join(', ')}) VALUES (${cols.map((c) => `NEW.${c}`).join(', ')});
+    END IF;
+  END IF;
+  RETURN NULL;
+END`;
+  const tag = dollarTag(body);
+  const guardBody = `
+BEGIN
+  RAISE EXCEPTION 'pgshift: %.% is being copied online; TRUNCATE would bypass the change capture', TG_TABLE_SCHEMA, TG_TABLE_NAME
+    USING HINT = 'finish or roll back the migration first (pgshift removes this trigger)';
+END`;
+  const gtag = dollarTag(guardBody);
+  return [
+    `CREATE TABLE IF NOT EXISTS ${logQ} (${ident(SEQ)} bigserial PRIMARY KEY, ${pk.map((c) => `${ident(c.name)} ${c.type} NOT NULL`).join(', ')}, captured_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+    `CREATE OR REPLACE FUNCTION ${fnQ}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${tag}${body}\n${tag}`,
+    `CREATE OR REPLACE FUNCTION ${qname('pgshift', TRUNCATE_GUARD_FN)}() RETURNS trigger LANGUAGE plpgsql AS ${gtag}${guardBody}\n${gtag}`,
+    `CREATE TRIGGER ${ident(CAPTURE_TRIGGER)} AFTER INSERT OR UPDATE OR DELETE ON ${pair.source.q} FOR EACH ROW EXECUTE FUNCTION ${fnQ}()`,
+    `CREATE TRIGGER ${ident(TRUNCATE_TRIGGER)} BEFORE TRUNCATE ON ${pair.source.q} FOR EACH STATEMENT EXECUTE FUNCTION ${qname('pgshift', TRUNCATE_GUARD_FN)}()`,
+  ];
+}
+
+async function triggerOn(r: Reader, relOid: number, name: string): Promise<boolean> {
+  const rows = await rowsOf<{ ok: boolean }>(r, `SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND tgname = $2) AS ok`, [relOid, name]);
+  return rows[0]!.ok;
+}
+
+/**
+ * Installs the capture in one transaction (lock_timeout + retries: CREATE TRIGGER takes SHARE ROW EXCLUSIVE on the
+ * source, briefly). Idempotent: does nothing when the trigger is already there. Returns whether it installed.
+ */
+export async function installCapture(db: Db, journal: Journal, t: TablePlan, pair: Pair, stepId: string, onRetry?: (m: string) => void): Promise<boolean> {
+  const names = captureNames(t);
+  const pkNames = await primaryKeyOf(db, pair.source.oid);
+  if (!pkNames.length) throw new Error(`${pair.source.display} has no primary key: an online copy cannot identify changed rows`);
+  if (pkNames.some((c) => c === SEQ || c === 'captured_at')) throw new Error(`${pair.source.display} has a primary-key column named ${SEQ} or captured_at, which the change log uses`);
+  const cols = await columnsOf(db, pair.source.oid);
+  const pk = pkNames.map((n) => ({ name: n, type: cols.find((c) => c.name === n)!.type }));
+  const stmts = installStatements(pair, pk, names);
+  let installed = false;
+  await db.tx(async (tx) => {
+    installed = false;
+    if (await triggerOn(tx, pair.source.oid, CAPTURE_TRIGGER)) return;
+    await tx.query(`CREATE SCHEMA IF NOT EXISTS pgshift`);
+    for (const s of stmts) {
+      if (s.includes(ident(TRUNCATE_TRIGGER)) && (await triggerOn(tx, pair.source.oid, TRUNCATE_TRIGGER))) continue;
+      await tx.query(s);
+    }
+    const art: CaptureArtifact = { log: names.log, fn: names.fn, sourceOid: pair.source.oid, targetOid: pair.target.oid, pk: pkNames, installedAt: new Date().toISOString() };
+    await journal.setArtifact(names.artifact, art, tx);
+    installed = true;
+  }, { stepId, onRetry: onRetry ? (i) => onRetry(`installing the capture trigger: ${i.error}; retry ${i.attempt}/${i.attempts} in ${i.waitMs} ms`) : undefined });
+  return installed;
+}
+
+/** The capture of t, or null when none is installed (batch mode, or removed). */
+export async function findCapture(r: Reader, t: TablePlan): Promise<Capture | null> {
+  const names = captureNames(t);
+  const logRel = await relByName(r, 'pgshift', names.log);
+  if (!logRel) return null;
+  const [j] = await rowsOf<{ ok: boolean }>(r, `SELECT to_regclass('pgshift.artifacts') IS NOT NULL AS ok`);
+  const rows = j!.ok ? await rowsOf<{ value: CaptureArtifact }>(r, `SELECT value FROM pgshift.artifacts WHERE key = $1`, [names.artifact]) : [];
+  const art = rows[0]?.value;
+  // source: the table carrying our trigger (found whatever its name is now); target: by OID from the install
+  const src = await rowsOf<{ tgrelid: number }>(
+    r,
+    `SELECT tgrelid::int AS tgrelid FROM pg_trigger WHERE tgname = $1 AND tgfoid = to_regprocedure($2)`,
+    [CAPTURE_TRIGGER, `${qname('pgshift', names.fn)}()`],
+  );
+  const source = src[0] ? await relByOid(r, src[0].tgrelid) : art ? await relByOid(r, art.sourceOid) : null;
+  let target = art ? await relByOid(r, art.targetOid) : null;
+  if (!target) target = await relByName(r, t.schema, t.targetName);
+  if (!source || !target) return null;
+  const pk = art?.pk ?? (await primaryKeyOf(r, source.oid));
+  return { names, logQ: logRel.q, source, target, pk };
+}
+
+/** Pending (not yet replayed) changes. */
+export async function captureLag(r: Reader, cap: Capture): Promise<number> {
+  const [x] = await rowsOf<{ n: string }>(r, `SELECT count(*) AS n FROM ${cap.logQ}`);
+  return Number(x!.n);
+}
+
+/**
+ * Applies logged changes inside `tx`: `limit` log entries in log order (null: all). The caller chooses the
+ * isolation: REPEATABLE READ for a replay running beside writers, the swap's own transaction (source locked) for
+ * the drain. Returns the number of log entries applied and of rows re-inserted.
+ */
+export async function applyChanges(tx: Tx, cap: Capture, limit: number | null): Promise<{ changes: number; rows: number }> {
+  const [range] = (
+    await tx.client.query<{ hi: string | null; n: string }>(
+      limit === null
+        ? `SELECT max(${ident(SEQ)}) AS hi, count(*) AS n FROM ${cap.logQ}`
+        : `SELECT max(id) AS hi, count(*) AS n FROM (SELECT ${ident(SEQ)} AS id FROM ${cap.logQ} ORDER BY ${ident(SEQ)} LIMIT $1) s`,
+      limit === null ? [] : [limit],
+    )
+  ).rows;
+  if (!range || range.hi === null || Number(range.n) === 0) return { changes: 0, rows: 0 };
+  const map = await columnMap(tx, { source: cap.source, target: cap.target, swapped: false });
+  const pkList = listOf(cap.pk);
+  const eq = cap.pk.map((c) => `t.${ident(c)} = k.${ident(c)}`).join(' AND ');
+  const keys = `SELECT DISTINCT ${pkList} FROM ${cap.logQ} WHERE ${ident(SEQ)} <= $1`;
+  await tx.query(`DELETE FROM ${cap.target.q} t USING (${keys}) k WHERE ${eq}`, [range.hi]);
+  const ins = await tx.query(
+    `INSERT INTO ${cap.target.q} (${listOf(map.columns)})${map.overriding ? ' OVERRIDING SYSTEM VALUE' : ''}
+     SELECT ${listOf(map.columns, 's.')} FROM ${cap.source.q} s WHERE (${listOf(cap.pk, 's.')}) IN (${keys.replace('DISTINCT ', '')})`,
+    [range.hi],
+  );
+  await tx.query(`DELETE FROM ${cap.logQ} WHERE ${ident(SEQ)} <= $1`, [range.hi]);
+  return { changes: Number(range.n), rows: ins.rowCount ?? 0 };
+}
+
+/**
+ * Replays the log beside live writers until at most `threshold` changes are pending (or the signal stops it).
+ * Each batch is one short REPEATABLE READ transaction (see above why not READ COMMITTED).
+ */
+export async function catchUp(
+  db: Db,
+  cap: Capture,
+  opts: {
+    batch: number; threshold: number; signal: AbortSignal; stepId: string | null;
+    onBatch?: (info: { applied: number; lag: number }) => void;
+    onRetry?: (m: string) => void;
+    maxRounds?: number;
+  },
+): Promise<{ applied: number; lag: number; rounds: number }> {
+  let applied = 0;
+  let rounds = 0;
+  let lag = await captureLag(db, cap);
+  while (lag > opts.threshold && !opts.signal.aborted && rounds < (opts.maxRounds ?? Infinity)) {
+    const r = await db.tx(async (tx) => {
+      guardClient(tx.client);
+      await tx.client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      return applyChanges(tx, cap, opts.batch);
+    }, { stepId: opts.stepId, signal: opts.signal, onRetry: opts.onRetry ? (i) => opts.onRetry!(`${i.error}; retry ${i.attempt}/${i.attempts} in ${i.waitMs} ms`) : undefined });
+    applied += r.changes;
+    rounds++;
+    lag = await captureLag(db, cap);
+    opts.onBatch?.({ applied, lag });
+    if (r.changes === 0) await sleep(50, opts.signal);
+  }
+  return { applied, lag, rounds };
+}
+
+/**
+ * CONTRACT (phase 5 calls it): inside the swap transaction, after the swap has locked the source table against
+ * writes, apply every captured change still pending to the new table; returns how many changes it applied.
+ * No-op (0) when the table was copied in batch mode (no capture installed).
+ */
+export async function drainCapture(tx: Tx, t: TablePlan, _journal: Journal): Promise<number> {
+  const cap = await findCapture(tx, t);
+  if (!cap) return 0;
+  const r = await applyChanges(tx, cap, null);
+  return r.changes;
+}
+
+/** Statements removeCapture runs (for previews and confirmations). */
+export function removeStatements(t: TablePlan, sourceQ: string | null): string[] {
+  const names = captureNames(t);
+  return [
+    ...(sourceQ
+      ? [`DROP TRIGGER IF EXISTS ${ident(CAPTURE_TRIGGER)} ON ${sourceQ}`, `DROP TRIGGER IF EXISTS ${ident(TRUNCATE_TRIGGER)} ON ${sourceQ}`]
+      : []),
+    `DROP FUNCTION IF EXISTS ${qname('pgshift', names.fn)}()`,
+    `DROP TABLE IF EXISTS ${qname('pgshift', names.log)}`,
+  ];
+}
+
+/** CONTRACT: drop the capture trigger, function and change log of a table (after the swap or on rollback). */
+export async function removeCapture(db: Db, t: TablePlan, stepId: string | null): Promise<void> {
+  const names = captureNames(t);
+  const cap = await findCapture(db, t);
+  let sourceQ = cap?.source.q ?? null;
+  if (!sourceQ) {
+    // the trigger's table, whatever it is called now
+    const rows = await db.read<{ oid: number }>(
+      `SELECT tgrelid::int AS oid FROM pg_trigger WHERE tgname = $1 AND tgfoid = to_regprocedure($2)`,
+      [CAPTURE_TRIGGER, `${qname('pgshift', names.fn)}()`],
+    );
+    if (rows[0]) sourceQ = (await relByOid(db, rows[0].oid))?.q ?? null;
+  }
+  await db.ddl(removeStatements(t, sourceQ), { stepId });
+  await db.read(`DELETE FROM pgshift.artifacts WHERE key = $1`, [names.artifact]).catch(() => {});
+}
+
+/** CONTRACT: whether the capture of t is on (its trigger exists on some table). */
+export async function captureInstalled(db: Db, t: TablePlan): Promise<boolean> {
+  const names = captureNames(t);
+  const rows = await db.read<{ ok: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = $1 AND tgfoid = to_regprocedure($2)) AS ok`,
+    [CAPTURE_TRIGGER, `${qname('pgshift', names.fn)}()`],
+  );
+  return rows[0]!.ok;
 }

@@ -82,7 +82,8 @@ export async function runDemo(o: DemoOptions, io: Io): Promise<number> {
       conn, loaded: demoLoaded, phases, headless: o.headless, json: o.json, confirms: new Set(), overrides: new Set(['force-retention']),
       demo: true, operator: operatorName(),
     }, io);
-    if (server && !o.keep) fs.rmSync(backupDir, { recursive: true, force: true });
+    if (!o.keep) fs.rmSync(backupDir, { recursive: true, force: true });
+    else note(`demo backups kept in ${backupDir}`);
     return code;
   } finally {
     process.off('SIGHUP', onExit);

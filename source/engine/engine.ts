@@ -248,6 +248,7 @@ export class Engine {
         if (signal.aborted) return { status: 'aborted', message: 'stopped by the operator', runId };
         const prior = states.get(step.id);
         if (prior?.status === 'done' && !step.rerunnable) {
+          await this.journal.stepSkippedAsDone(step.id, String(step.phase), step.title, prior.runId);
           this.emit({ type: 'step-done', stepId: step.id, status: 'already-done', summary: `done in run ${prior.runId}`, durationMs: 0, resumed: true });
           continue;
         }

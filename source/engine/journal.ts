@@ -164,6 +164,15 @@ export class Journal implements StatementSink {
     }
   }
 
+  /** A step skipped because an earlier run finished it: recorded in this run's steps, step_state untouched. */
+  async stepSkippedAsDone(stepId: string, phase: string, title: string, doneInRun: number): Promise<void> {
+    await this.db.read(
+      `INSERT INTO pgshift.steps (run_id, step_id, phase, title, status, ended_at, duration_ms, summary)
+       VALUES ($1,$2,$3,$4,'already-done', now(), 0, $5) ON CONFLICT (run_id, step_id) DO NOTHING`,
+      [this.runId, stepId, phase, title, `done in run ${doneInRun}`],
+    );
+  }
+
   async stepStates(): Promise<Map<string, { status: string; runId: number; result: unknown }>> {
     const m = new Map<string, { status: string; runId: number; result: unknown }>();
     if (!this.exists) return m;

@@ -101,11 +101,14 @@ BEGIN
       EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM pg_temp.pgshift_auto_move', parent::regclass, cols, cols);
       DROP TABLE pg_temp.pgshift_auto_move;
     END IF;
-    RAISE NOTICE 'pgshift auto partition: created %.% for % = %% (% row(s) moved from DEFAULT)', nsp, pname, keycol, v, moved;
+    RAISE NOTICE 'pgshift auto partition: created %.% for % = % (% row(s) moved from DEFAULT)', nsp, pname, keycol, v, moved;
   EXCEPTION
     WHEN lock_not_available THEN
       RAISE WARNING 'pgshift auto partition: could not lock % in time to create its partition for %; rows go to the DEFAULT partition until pgshift phase 2 runs again', parent::regclass, v;
     WHEN duplicate_table THEN
+      RAISE WARNING 'pgshift auto partition: a table named %.% already exists and is not a partition of %; rows of % go to the DEFAULT partition', nsp, pname, parent::regclass, v;
+    WHEN invalid_object_definition THEN
+      -- another partition already covers this value ("would overlap"): nothing to do
       NULL;
   END;
   RETURN NULL;

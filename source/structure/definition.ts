@@ -197,7 +197,7 @@ export async function readTableDefWith(c: pg.ClientBase, schema: string, name: s
             i.indexprs IS NOT NULL AS exprs, am.amname AS method,
             'CREATE ' || CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' || quote_ident(ic.relname) || ' ON '
               || quote_ident(n.nspname) || '.' || quote_ident(tc.relname) || ' USING ' AS prefix,
-            ARRAY(SELECT a.attname FROM unnest(i.indkey[0:i.indnkeyatts - 1]) k JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k) AS keycols
+            ARRAY(SELECT a.attname::text FROM unnest(i.indkey[0:i.indnkeyatts - 1]) k JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k) AS keycols
        FROM pg_index i
        JOIN pg_class ic ON ic.oid = i.indexrelid
        JOIN pg_class tc ON tc.oid = i.indrelid
@@ -222,7 +222,7 @@ export async function readTableDefWith(c: pg.ClientBase, schema: string, name: s
 
   const pol = await c.query<{ name: string; cmd: string; permissive: boolean; roles: string[]; qual: string | null; wc: string | null }>(
     `SELECT p.polname AS name, p.polcmd::text AS cmd, p.polpermissive AS permissive,
-            ARRAY(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(r) END FROM unnest(p.polroles) r ORDER BY 1) AS roles,
+            ARRAY(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(r)::text END FROM unnest(p.polroles) r ORDER BY 1) AS roles,
             pg_get_expr(p.polqual, p.polrelid) AS qual, pg_get_expr(p.polwithcheck, p.polrelid) AS wc
        FROM pg_policy p WHERE p.polrelid = $1 ORDER BY p.polname`,
     [oid],
@@ -232,12 +232,12 @@ export async function readTableDefWith(c: pg.ClientBase, schema: string, name: s
   }));
 
   const gr = await c.query<{ grantee: string; privilege: string; grantable: boolean; col: string | null }>(
-    `SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END AS grantee, a.privilege_type AS privilege,
+    `SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee)::text END AS grantee, a.privilege_type AS privilege,
             a.is_grantable AS grantable, NULL::text AS col
        FROM pg_class c, aclexplode(c.relacl) a
       WHERE c.oid = $1 AND a.grantee <> c.relowner
      UNION ALL
-     SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, a.privilege_type, a.is_grantable, att.attname
+     SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee)::text END, a.privilege_type, a.is_grantable, att.attname::text
        FROM pg_attribute att JOIN pg_class c ON c.oid = att.attrelid, aclexplode(att.attacl) a
       WHERE att.attrelid = $1 AND att.attnum > 0 AND NOT att.attisdropped AND a.grantee <> c.relowner
       ORDER BY 4 NULLS FIRST, 1, 2`,

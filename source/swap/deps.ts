@@ -45,8 +45,8 @@ export interface FkPlan {
 
 export interface SeqPlan {
   readonly column: string;
-  /** qualified, quoted sequence name as regclass text */
-  readonly sequence: string;
+  readonly seqSchema: string;
+  readonly seqName: string;
   readonly kind: 'serial' | 'identity';
   /** the sequence is OWNED BY the old table's column (serial): ownership moves at the swap */
   readonly ownedByOld: boolean;
@@ -225,24 +225,26 @@ export function addFkSql(fk: FkPlan, refSchema: string, refTable: string): strin
 
 /** Serial and identity columns of the source and their sequences. */
 export async function planSequences(db: Db, t: TablePlan, oid: number): Promise<SeqPlan[]> {
-  const rows = await db.read<{ col: string; seq: string | null; identity: string; owned: boolean }>(
-    `SELECT a.attname AS col, a.attidentity AS identity,
-            pg_get_serial_sequence($2, a.attname) AS seq,
-            EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.refobjid = $1 AND d.refobjsubid = a.attnum
-                     AND d.objid = pg_get_serial_sequence($2, a.attname)::regclass AND d.deptype = 'a') AS owned
-       FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
-        AND (a.attidentity <> '' OR pg_get_serial_sequence($2, a.attname) IS NOT NULL)
+  const rows = await db.read<{ col: string; seq_schema: string; seq_name: string; identity: string; owned: boolean }>(
+    `SELECT a.attname AS col, a.attidentity AS identity, sn.nspname AS seq_schema, sc.relname AS seq_name,
+            EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = sc.oid AND d.refobjid = $1
+                     AND d.refobjsubid = a.attnum AND d.deptype = 'a') AS owned
+       FROM pg_attribute a
+       CROSS JOIN LATERAL (SELECT pg_get_serial_sequence($2, a.attname)::regclass AS seq) s
+       JOIN pg_class sc ON sc.oid = s.seq JOIN pg_namespace sn ON sn.oid = sc.relnamespace
+      WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
       ORDER BY a.attnum`,
     [oid, qname(t.schema, t.table)],
   );
   const out: SeqPlan[] = [];
   for (const r of rows) {
-    if (!r.seq) continue;
     const m = await db.read<{ beyond: boolean }>(
       `SELECT coalesce((SELECT max(${ident(r.col)})::numeric FROM ${qname(t.schema, t.table)}) >
-               (SELECT last_value::numeric FROM ${r.seq.split('.').map((p) => p).join('.')}), false) AS beyond`,
+               (SELECT last_value::numeric FROM ${qname(r.seq_schema, r.seq_name)}), false) AS beyond`,
     );
-    out.push({ column: r.col, sequence: r.seq, kind: r.identity ? 'identity' : 'serial', ownedByOld: r.owned, scanMax: m[0]!.beyond });
+    out.push({
+      column: r.col, seqSchema: r.seq_schema, seqName: r.seq_name, kind: r.identity ? 'identity' : 'serial', ownedByOld: r.owned, scanMax: m[0]!.beyond,
+    });
   }
   return out;
 }

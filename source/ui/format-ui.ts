@@ -4,7 +4,7 @@ import { fmtCount, fmtDuration, renderTable } from '../format.js';
 /** Cuts a line to width (in characters), with an ellipsis. */
 export function clip(s: string, width: number): string {
   if (width <= 0) return '';
-  const one = s.replace(/\s+/g, ' ');
+  const one = s.replace(/[\r\n\t]+/g, ' ');
   return one.length > width ? one.slice(0, Math.max(0, width - 1)) + '…' : one;
 }
 
@@ -37,9 +37,10 @@ export function progressText(p: ProgressView): string {
 
 /** A report table as plain lines, every cell cut so the table fits the width. */
 export function tableLines(t: ReportTable, width: number): string[] {
-  const cols = Math.max(1, t.columns.length);
-  const cell = Math.max(8, Math.floor((width - 2 * cols) / cols));
-  return renderTable(t, cell).map((l) => clip(l, width));
+  // the widest cells that still fit; long cells are cut with an ellipsis, the rest keep their alignment
+  let lines = renderTable(t, 60);
+  for (let cell = 59; cell >= 8 && lines.some((l) => l.length > width); cell--) lines = renderTable(t, cell);
+  return lines.map((l) => clip(l, width));
 }
 
 export function elapsed(ms: number): string {

@@ -292,3 +292,9 @@ export function wizardReducer(s: WizardState, a: WizardAction): WizardState {
         'warn', `– ${a.stepId} skipped by the operator: ${a.reason}`, a.now);
   }
 }
+
+/** The status at the left of the bottom line. `now` may lag behind an event's time (the clock ticks once a second). */
+export function statusText(s: WizardState, now: number, fmt: (ms: number) => string): string {
+  if (s.run) return s.run.stopping ? 'stopping…' : `running ${s.run.scope} · ${fmt(Math.max(0, now - s.run.startedAt))}`;
+  return s.lastOutcome ? `last run ${s.lastOutcome.status}` : 'idle';
+}

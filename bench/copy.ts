@@ -1,0 +1,271 @@
+/**
+ * Copy benchmark, all in one run on one embedded PostgreSQL with the demo data:
+ *  (a) ceiling: one INSERT … SELECT of everything into a fresh partitioned target (what a single statement costs);
+ *  (b) the seed's LIMIT/OFFSET loop at the same batch size, capped by time and extrapolated (each batch re-reads
+ *      every earlier row, so batch time grows linearly: fitted, then summed over all batches);
+ *  (c) pgshift's batch copy (the real phase-3 step through the engine) at 10,000-row batches;
+ *  (d) pgshift's online copy while a writer (insert/update/move/delete on its own connection) runs, with the
+ *      writer's p50/p99 latency against the same writer on the idle database; then the drain (as phase 5 does it,
+ *      under lock) and a content-hash check.
+ *   npm run bench:copy -- --rows 2000000 [--json] [--batch 10000] [--offset-cap 120] [--writer-seconds 10]
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { startEmbedded } from '../source/demo/embedded.js';
+import { createDemoDatabase } from '../source/demo/schema.js';
+import { Engine } from '../source/engine/engine.js';
+import { resolveConnection } from '../source/db/connection.js';
+import { loadPlan } from '../source/plan/load.js';
+import { Db } from '../source/db/session.js';
+import { Journal } from '../source/engine/journal.js';
+import { drainCapture, removeCapture } from '../source/copy/online.js';
+import { PETRI_COLUMNS, contentHash, createPetriTarget, percentile } from './lib/copy-target.js';
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return def;
+  const v = Number(String(process.argv[i + 1]).replace(/_/g, ''));
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} expects a positive number`);
+  return v;
+}
+const json = process.argv.includes('--json');
+const ROWS = arg('rows', 2_000_000);
+const BATCH = arg('batch', 10_000);
+const OFFSET_CAP_S = arg('offset-cap', 120);
+const WRITER_S = arg('writer-seconds', 10);
+const say = (s: string) => {
+  if (!json) console.log(s);
+  else process.stderr.write(s + '\n');
+};
+const secs = (ms: number) => ms / 1000;
+const rate = (rows: number, s: number) => `${Math.round(rows / s).toLocaleString('en-US')} rows/s`;
+
+interface WriterStats { ops: number; errors: number; p50: number; p99: number; max: number }
+
+/** An application writer on its own connection: paced single-row inserts, updates, partition moves and deletes. */
+function startWriter(url: string) {
+  const c = new pg.Client({ connectionString: url, application_name: 'bench-writer' });
+  const lat: number[] = [];
+  let errors = 0;
+  let stop = false;
+  let seed = 42;
+  const rnd = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+  const done = (async () => {
+    await c.connect();
+    const ids = (await c.query<{ id: string }>(`SELECT observation_id::text AS id FROM public.petri_observations TABLESAMPLE SYSTEM (2) LIMIT 20000`)).rows.map((r) => r.id);
+    const sites = (await c.query<{ program_id: string; site_id: string }>(`SELECT program_id, site_id FROM public.sites`)).rows;
+    for (let i = 0; !stop; i++) {
+      const op = rnd();
+      const id = ids[Math.floor(rnd() * ids.length)]!;
+      const t0 = performance.now();
+      try {
+        if (op < 0.4) {
+          const s = sites[Math.floor(rnd() * sites.length)]!;
+          await c.query(
+            `INSERT INTO public.petri_observations (program_id, site_id, petri_code, growth_index, created_at) VALUES ($1, $2, $3, 10, now() - interval '1 minute' * $4)`,
+            [s.program_id, s.site_id, `BW-${i}`, Math.floor(rnd() * 500_000)],
+          );
+        } else if (op < 0.75) {
+          await c.query(`UPDATE public.petri_observations SET growth_index = growth_index + 1 WHERE observation_id = $1`, [id]);
+        } else if (op < 0.9) {
+          await c.query(`UPDATE public.petri_observations SET created_at = created_at - interval '35 days' WHERE observation_id = $1 AND created_at > '2024-03-01'
+                          AND NOT EXISTS (SELECT 1 FROM public.petri_observation_images i WHERE i.observation_id = $1)`, [id]);
+        } else {
+          await c.query(`DELETE FROM public.petri_observations WHERE observation_id = $1`, [id]);
+        }
+        lat.push(performance.now() - t0);
+      } catch {
+        errors++;
+      }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await c.end();
+  })();
+  return {
+    async stop(): Promise<WriterStats> {
+      stop = true;
+      await done;
+      return { ops: lat.length, errors, p50: percentile(lat, 50), p99: percentile(lat, 99), max: percentile(lat, 100) };
+    },
+  };
+}
+
+function writePlan(dir: string, target: string, mode: 'batch' | 'online'): string {
+  const file = path.join(dir, `plan-${target}.json`);
+  fs.writeFileSync(file, JSON.stringify({
+    version: 1, name: `copy bench ${mode}`,
+    partition: [{ source: 'public.petri_observations', target, strategy: 'range', key: 'created_at', interval: '1 month' }],
+    copy: { mode, batchRows: BATCH, pauseMs: 0 },
+    pruning: { queries: [] },
+    backup: { directory: path.join(dir, 'backups') },
+  }));
+  return file;
+}
+
+async function pgshiftCopy(url: string, c: pg.Client, dir: string, target: string, mode: 'batch' | 'online'): Promise<{ copyMs: number; stepMs: number; summary: string }> {
+  await c.query(`DELETE FROM pgshift.step_state WHERE step_id LIKE 'copy:%'`).catch(() => {});
+  await c.query(`DELETE FROM pgshift.checkpoints WHERE step_id LIKE 'copy:%'`).catch(() => {});
+  const engine = await Engine.open({
+    conn: resolveConnection(url), loaded: loadPlan(writePlan(dir, target, mode)), mode: 'bench', operator: 'bench',
+    confirm: async () => ({ confirmed: true, method: 'yes', by: 'bench' }),
+  });
+  await engine.journal.setArtifact('backup', { verified: true, path: 'bench (throwaway database)' });
+  let summary = '';
+  let data: { ms?: number } = {};
+  let stepMs = 0;
+  engine.on((e) => {
+    if (e.type === 'step-done' && e.stepId.startsWith('copy:')) {
+      summary = e.summary ?? '';
+      stepMs = e.durationMs;
+    }
+    if (e.type === 'step-failed') say(`  ✗ ${e.stepId}: ${e.error}`);
+  });
+  try {
+    const out = await engine.run({ phases: [3], only: ['copy:public.petri_observations'] });
+    if (out.status !== 'completed') throw new Error(`pgshift copy (${mode}) ${out.status}: ${out.message}`);
+    const r = await c.query(`SELECT result FROM pgshift.step_state WHERE step_id = 'copy:public.petri_observations'`);
+    data = r.rows[0]?.result ?? {};
+  } finally {
+    await engine.close();
+  }
+  return { copyMs: data.ms ?? stepMs, stepMs, summary };
+}
+
+async function main(): Promise<void> {
+  say(`copy benchmark: ${ROWS.toLocaleString('en-US')} petri observations, batches of ${BATCH.toLocaleString('en-US')}`);
+  const server = await startEmbedded({});
+  try {
+    const admin = new pg.Client({ connectionString: server.url });
+    await admin.connect();
+    await admin.query('CREATE DATABASE copybench');
+    await admin.end();
+    const u = new URL(server.url);
+    u.pathname = '/copybench';
+    const url = u.toString();
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    const demo = await createDemoDatabase(c, { rows: ROWS });
+    say(`demo data ready in ${secs(demo.ms).toFixed(1)} s`);
+    await c.query(`VACUUM ANALYZE public.petri_observations`);
+    // warm the cache the same way for everyone: the table and its created_at index
+    await c.query(`SELECT count(*), sum(length(notes)) FROM public.petri_observations`);
+    await c.query(`SELECT count(*) FROM (SELECT created_at FROM public.petri_observations ORDER BY created_at) s`);
+    const cols = PETRI_COLUMNS.join(', ');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-copybench-'));
+
+    // (a) the ceiling
+    await createPetriTarget(c, 'petri_ceiling');
+    let t0 = performance.now();
+    await c.query(`INSERT INTO public.petri_ceiling (${cols}) SELECT ${cols} FROM public.petri_observations`);
+    const ceilingMs = performance.now() - t0;
+    say(`(a) one INSERT … SELECT: ${secs(ceilingMs).toFixed(1)} s (${rate(ROWS, secs(ceilingMs))})`);
+    await c.query(`DROP TABLE public.petri_ceiling`);
+    await c.query(`CHECKPOINT`);
+
+    // (c) pgshift batch copy through the real step
+    await createPetriTarget(c, 'petri_batch');
+    const batch = await pgshiftCopy(url, c, dir, 'petri_batch', 'batch');
+    const hA = await contentHash(c, 'public.petri_observations');
+    const hB = await contentHash(c, 'public.petri_batch');
+    if (hA.h !== hB.h || hA.n !== hB.n) throw new Error('batch copy: content differs from the source');
+    say(`(c) pgshift batch copy: ${secs(batch.copyMs).toFixed(1)} s (${rate(ROWS, secs(batch.copyMs))}) = ${(batch.copyMs / ceilingMs).toFixed(2)}× (a); step with ANALYZE ${secs(batch.stepMs).toFixed(1)} s; content hash equal`);
+    await c.query(`DROP TABLE public.petri_batch`);
+    await c.query(`CHECKPOINT`);
+
+    // (b) the seed's LIMIT/OFFSET loop, capped by time
+    await createPetriTarget(c, 'petri_offset');
+    const batches = Math.ceil(ROWS / BATCH);
+    const times: number[] = [];
+    t0 = performance.now();
+    for (let i = 0; i < batches && performance.now() - t0 < OFFSET_CAP_S * 1000; i++) {
+      const b0 = performance.now();
+      await c.query(`INSERT INTO public.petri_offset SELECT * FROM public.petri_observations ORDER BY created_at LIMIT $1 OFFSET $2`, [BATCH, i * BATCH]);
+      times.push(performance.now() - b0);
+    }
+    let offsetMs = times.reduce((a, x) => a + x, 0);
+    const extrapolated = times.length < batches;
+    if (extrapolated) {
+      // least squares t_i = a + b·i over the measured batches, summed over all of them
+      const n = times.length;
+      const mx = (n - 1) / 2;
+      const my = offsetMs / n;
+      let sxy = 0;
+      let sxx = 0;
+      times.forEach((y, x) => {
+        sxy += (x - mx) * (y - my);
+        sxx += (x - mx) ** 2;
+      });
+      const b = sxx > 0 ? sxy / sxx : 0;
+      const a = my - b * mx;
+      offsetMs = 0;
+      for (let i = 0; i < batches; i++) offsetMs += i < n ? times[i]! : Math.max(a + b * i, times[n - 1]!);
+    }
+    say(`(b) seed LIMIT/OFFSET loop: ${extrapolated ? `stopped after ${OFFSET_CAP_S} s at ${times.length}/${batches} batches, extrapolated (linear fit of batch time) to ` : ''}${secs(offsetMs).toFixed(1)} s = ${(offsetMs / ceilingMs).toFixed(1)}× (a)`);
+    await c.query(`DROP TABLE public.petri_offset`);
+    await c.query(`CHECKPOINT`);
+
+    // (d) online copy beside a writer, against the same writer on the idle database
+    let w = startWriter(url);
+    await new Promise((r) => setTimeout(r, WRITER_S * 1000));
+    const idle = await w.stop();
+    say(`writer alone: ${idle.ops} ops in ${WRITER_S} s, p50 ${idle.p50.toFixed(2)} ms, p99 ${idle.p99.toFixed(2)} ms`);
+    await createPetriTarget(c, 'petri_online');
+    w = startWriter(url);
+    await new Promise((r) => setTimeout(r, 500));
+    const online = await pgshiftCopy(url, c, dir, 'petri_online', 'online');
+    const busy = await w.stop();
+    say(`(d) pgshift online copy: ${secs(online.stepMs).toFixed(1)} s with the writer (${busy.ops} ops, ${busy.errors} errors) = ${(online.stepMs / ceilingMs).toFixed(2)}× (a): ${online.summary}`);
+    say(`    writer during the copy: p50 ${busy.p50.toFixed(2)} ms, p99 ${busy.p99.toFixed(2)} ms = ${(busy.p99 / idle.p99).toFixed(2)}× idle p99`);
+    // the swap's drain: lock the source, apply what is left, compare content
+    const db = new Db(resolveConnection(url), 'pgshift-bench');
+    const loaded = loadPlan(path.join(dir, 'plan-petri_online.json'));
+    let drained = 0;
+    let equal = false;
+    try {
+      const journal = await Journal.open(db, { create: false });
+      const t1 = performance.now();
+      drained = await db.tx(async (tx) => {
+        await tx.query(`LOCK TABLE public.petri_observations IN EXCLUSIVE MODE`);
+        return drainCapture(tx, loaded.tables[0]!, journal);
+      });
+      const drainMs = performance.now() - t1;
+      const s = await contentHash(c, 'public.petri_observations');
+      const n = await contentHash(c, 'public.petri_online');
+      equal = s.h === n.h && s.n === n.n;
+      say(`    drain under lock: ${drained} changes in ${drainMs.toFixed(0)} ms; content hash ${equal ? 'equal' : 'DIFFERS'} (${s.n.toLocaleString('en-US')} rows)`);
+      await removeCapture(db, loaded.tables[0]!, null);
+    } finally {
+      await db.close();
+    }
+    await c.end();
+    fs.rmSync(dir, { recursive: true, force: true });
+    const result = {
+      rows: ROWS, batch_rows: BATCH,
+      ceiling_s: +secs(ceilingMs).toFixed(2),
+      offset_s: +secs(offsetMs).toFixed(2), offset_extrapolated: extrapolated, offset_batches_measured: times.length, offset_batches_total: batches,
+      batch_s: +secs(batch.copyMs).toFixed(2), batch_step_s: +secs(batch.stepMs).toFixed(2),
+      online_s: +secs(online.stepMs).toFixed(2),
+      writer_p50_idle_ms: +idle.p50.toFixed(2), writer_p99_idle_ms: +idle.p99.toFixed(2),
+      writer_p50_online_ms: +busy.p50.toFixed(2), writer_p99_online_ms: +busy.p99.toFixed(2),
+      writer_ops_idle: idle.ops, writer_ops_online: busy.ops, writer_errors_online: busy.errors,
+      drained_under_lock: drained, online_content_equal: equal,
+      ratio_offset: +(offsetMs / ceilingMs).toFixed(2), ratio_batch: +(batch.copyMs / ceilingMs).toFixed(3), ratio_online: +(online.stepMs / ceilingMs).toFixed(2),
+      ratio_writer_p99: +(busy.p99 / idle.p99).toFixed(2),
+      targets: { batch_le_1_10: batch.copyMs / ceilingMs <= 1.1, writer_p99_le_2x: busy.p99 / idle.p99 <= 2 },
+    };
+    if (json) console.log(JSON.stringify(result));
+    else {
+      say('');
+      say(`ratios to (a): offset ${result.ratio_offset}×, batch ${result.ratio_batch}× (target ≤ 1.10), online ${result.ratio_online}×; writer p99 ${result.ratio_writer_p99}× idle (target ≤ 2)`);
+    }
+  } finally {
+    await server.stop();
+  }
+}
+
+main().catch((e) => {
+  console.error(`bench failed: ${(e as Error).stack ?? e}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,279 @@
+import path from 'node:path';
+import type { Db } from './db/session.js';
+import type { Plan, TablePlan } from './plan/schema.js';
+import { ident as quoteI, parseQualified, qname } from './db/quote.js';
+import { keyKind } from './structure/bounds.js';
+import { freeBytes, toolVersion, type ToolVersion } from './backup.js';
+import { fmtBytes } from './format.js';
+
+export type CheckStatus = 'pass' | 'warn' | 'fail';
+export interface Check { readonly check: string; readonly status: CheckStatus; readonly detail: string }
+
+export interface PreflightInput {
+  readonly db: Db;
+  readonly plan: Plan;
+  readonly planDir: string;
+  readonly tables: readonly TablePlan[];
+  readonly serverMajor: number;
+  /** environment used to find pg_dump/pg_restore (PATH) */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+const pass = (check: string, detail: string): Check => ({ check, status: 'pass', detail });
+const warn = (check: string, detail: string): Check => ({ check, status: 'warn', detail });
+const fail = (check: string, detail: string): Check => ({ check, status: 'fail', detail });
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** Server version against what the plan needs. */
+export function versionChecks(major: number, tables: readonly TablePlan[], hasInboundFks: boolean, hasRowTriggers: boolean): Check[] {
+  const out: Check[] = [];
+  out.push(major >= 10
+    ? pass('server version: declarative partitioning', `PostgreSQL ${major} (needs 10+)`)
+    : fail('server version: declarative partitioning', `PostgreSQL ${major}: declarative partitioning needs 10+`));
+  const wantsDefault = tables.some((t) => t.defaultPartition);
+  if (wantsDefault) {
+    out.push(major >= 11
+      ? pass('server version: DEFAULT partitions', `PostgreSQL ${major} (needs 11+; also for primary keys on partitioned tables)`)
+      : fail('server version: DEFAULT partitions', `PostgreSQL ${major}: DEFAULT partitions and primary keys on partitioned tables need 11+`));
+  }
+  if (hasInboundFks) {
+    out.push(major >= 12
+      ? pass('server version: FKs referencing a partitioned table', `PostgreSQL ${major} (needs 12+)`)
+      : fail('server version: FKs referencing a partitioned table', `PostgreSQL ${major}: foreign keys that reference a partitioned table need 12+, and tables here are referenced`));
+  }
+  if (hasRowTriggers && major < 13) {
+    out.push(warn('server version: row triggers', `PostgreSQL ${major}: BEFORE ROW triggers on a partitioned table need 13+; they will be left out and must be created per partition`));
+  }
+  return out;
+}
+
+/** The pg_dump/pg_restore check: found, and a major ≥ the server's (an older pg_dump refuses a newer server). */
+export function toolCheck(tool: 'pg_dump' | 'pg_restore', v: ToolVersion | null, serverMajor: number): Check {
+  const pkg = `postgresql-client-${serverMajor}`;
+  if (!v) return fail(`${tool} found`, `${tool} is not on PATH: install ${pkg} (Debian/Ubuntu) or the PostgreSQL ${serverMajor} client tools, or put them first on PATH`);
+  if (v.major < serverMajor) {
+    return fail(`${tool} version`, `${tool} ${v.version} is older than the server (PostgreSQL ${serverMajor}): it refuses to dump a newer server; install ${pkg} and put its bin directory first on PATH`);
+  }
+  return pass(`${tool} version`, `${tool} ${v.version} (server ${serverMajor})`);
+}
+
+interface TableFacts {
+  exists: boolean; oid: number; owner: string; canOwn: boolean; relkind: string;
+  keyType: string | null; keyNotNull: boolean; keyNulls: boolean | null;
+  uniques: { name: string; type: string; cols: string[] }[];
+  inbound: { name: string; table: string; schema: string; rel: string; cols: string[]; hasCol: string | null }[];
+  views: string[]; triggers: string[]; rowTriggers: number; policies: number; rls: boolean; grants: string[]; publications: string[];
+  identity: string[]; ownedSeqs: string[]; rowsEst: number; bytes: number;
+}
+
+async function tableFacts(db: Db, t: TablePlan): Promise<TableFacts | null> {
+  const [r] = await db.read<{ oid: number; owner: string; can_own: boolean; relkind: string; rls: boolean; est: string; bytes: string }>(
+    `SELECT c.oid::int AS oid, pg_get_userbyid(c.relowner)::text AS owner, pg_has_role(c.relowner, 'USAGE') AS can_own, c.relkind::text AS relkind,
+            c.relrowsecurity AS rls, greatest(c.reltuples, 0)::bigint AS est, pg_total_relation_size(c.oid) AS bytes
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
+    [t.schema, t.table],
+  );
+  if (!r) return null;
+  const oid = r.oid;
+  const [k] = await db.read<{ type: string; notnull: boolean }>(
+    `SELECT format_type(atttypid, atttypmod) AS type, attnotnull AS notnull FROM pg_attribute WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped`,
+    [oid, t.key],
+  );
+  const uniques = await db.read<{ name: string; type: string; cols: string[] }>(
+    `SELECT conname AS name, contype::text AS type, ARRAY(SELECT attname::text FROM unnest(conkey) WITH ORDINALITY u(k, o) JOIN pg_attribute a ON a.attrelid = conrelid AND a.attnum = u.k ORDER BY u.o) AS cols
+       FROM pg_constraint WHERE conrelid = $1 AND contype IN ('p', 'u') ORDER BY contype, conname`,
+    [oid],
+  );
+  const inbound = await db.read<{ name: string; schema: string; table: string; rel: string; cols: string[]; relid: number }>(
+    `SELECT con.conname AS name, con.conrelid::int AS relid, n.nspname::text AS schema, c.relname::text AS table, con.conrelid::regclass::text AS rel,
+            ARRAY(SELECT attname::text FROM unnest(con.conkey) WITH ORDINALITY u(k, o) JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = u.k ORDER BY u.o) AS cols
+       FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE con.contype = 'f' AND con.confrelid = $1 AND con.conparentid = 0 ORDER BY 4, 1`,
+    [oid],
+  );
+  const inb: TableFacts['inbound'] = [];
+  for (const f of inbound) {
+    const mapped = Object.entries(t.inboundKeyColumns).find(([k2]) => {
+      try {
+        const q = parseQualified(k2);
+        return q.schema === f.schema && q.name === f.table;
+      } catch {
+        return false;
+      }
+    })?.[1];
+    const col = mapped ?? t.key;
+    const [has] = await db.read<{ ok: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped) AS ok`,
+      [f.relid, col],
+    );
+    inb.push({ name: f.name, schema: f.schema, table: f.table, rel: f.rel, cols: f.cols, hasCol: has!.ok ? col : null });
+  }
+  const views = await db.read<{ v: string; kind: string }>(
+    `SELECT DISTINCT v.oid::regclass::text AS v, v.relkind::text AS kind
+       FROM pg_depend d JOIN pg_rewrite rw ON rw.oid = d.objid JOIN pg_class v ON v.oid = rw.ev_class
+      WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = $1 AND v.oid <> $1 ORDER BY 1`,
+    [oid],
+  );
+  const trg = await db.read<{ name: string; row: boolean }>(
+    `SELECT tgname::text AS name, (tgtype & 1) = 1 AS row FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal ORDER BY 1`, [oid],
+  );
+  const [pol] = await db.read<{ n: string }>(`SELECT count(*) AS n FROM pg_policy WHERE polrelid = $1`, [oid]);
+  const grants = await db.read<{ g: string }>(
+    `SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee)::text END AS g
+       FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $1 AND a.grantee <> c.relowner ORDER BY 1`, [oid],
+  );
+  const pubs = await db.read<{ p: string }>(
+    `SELECT pubname::text AS p FROM pg_publication WHERE puballtables
+     UNION SELECT p.pubname::text FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid WHERE pr.prrelid = $1 ORDER BY 1`, [oid],
+  );
+  const ident = await db.read<{ c: string; identity: string; seq: string | null }>(
+    `SELECT attname::text AS c, attidentity::text AS identity, pg_get_serial_sequence(quote_ident($2) || '.' || quote_ident($3), attname) AS seq
+       FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, [oid, t.schema, t.table],
+  );
+  let keyNulls: boolean | null = null;
+  if (k && !k.notnull) {
+    const [n] = await db.read<{ n: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${quoteQ(t)} WHERE ${quoteI(t.key)} IS NULL) AS n`);
+    keyNulls = n!.n;
+  }
+  return {
+    exists: true, oid, owner: r.owner, canOwn: r.can_own, relkind: r.relkind, keyType: k?.type ?? null, keyNotNull: !!k?.notnull, keyNulls,
+    uniques, inbound: inb, views: views.map((v) => `${v.kind === 'm' ? 'materialized view' : v.kind === 'v' ? 'view' : 'rule on'} ${v.v}`),
+    triggers: trg.map((x) => x.name), rowTriggers: trg.filter((x) => x.row).length, policies: Number(pol!.n), rls: r.rls,
+    grants: grants.map((g) => g.g), publications: pubs.map((p) => p.p),
+    identity: ident.filter((i) => i.identity).map((i) => `${i.c} (identity ${i.identity === 'a' ? 'ALWAYS' : 'BY DEFAULT'})`),
+    ownedSeqs: ident.filter((i) => !i.identity && i.seq).map((i) => `${i.seq} (owned by ${i.c})`),
+    rowsEst: Number(r.est), bytes: Number(r.bytes),
+  };
+}
+
+const quoteQ = (t: TablePlan) => qname(t.schema, t.table);
+
+function fitsStrategy(t: TablePlan, type: string): { ok: boolean; detail: string } {
+  if (t.strategy === 'list') return { ok: true, detail: `${type}, LIST accepts any type` };
+  const k = keyKind(type);
+  if (k === 'timestamptz' || k === 'timestamp' || k === 'date') return { ok: true, detail: `${type} fits RANGE by ${t.interval}` };
+  if (k === 'integer') return { ok: true, detail: `${type} fits RANGE (note: pgshift builds calendar intervals; an integer key needs partitions created by hand)` };
+  return { ok: false, detail: `${type} does not fit RANGE partitioning by ${t.interval}: use a date, timestamp, timestamptz or integer column` };
+}
+
+/** Every check of phase 1's preflight; changes nothing. */
+export async function runPreflight(p: PreflightInput): Promise<Check[]> {
+  const { db } = p;
+  const checks: Check[] = [];
+  const facts = new Map<string, TableFacts | null>();
+  for (const t of p.tables) facts.set(`${t.schema}.${t.table}`, await tableFacts(db, t));
+  const hasInbound = [...facts.values()].some((f) => f && f.inbound.length > 0);
+  const hasRowTriggers = [...facts.values()].some((f) => f && f.rowTriggers > 0);
+  checks.push(...versionChecks(p.serverMajor, p.tables, hasInbound, hasRowTriggers));
+
+  // privileges
+  const [me] = await db.read<{ u: string; su: boolean; db: string; size: string }>(
+    `SELECT current_user::text AS u, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS su, current_database()::text AS db, pg_database_size(current_database()) AS size`,
+  );
+  const schemas = [...new Set(p.tables.map((t) => t.schema))];
+  for (const s of schemas) {
+    const [r] = await db.read<{ ok: boolean | null }>(`SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) THEN has_schema_privilege($1, 'CREATE') END AS ok`, [s]);
+    checks.push(r!.ok ? pass(`CREATE on schema ${s}`, `${me!.u} may create tables in ${s}`) : r!.ok === null ? fail(`CREATE on schema ${s}`, `schema ${s} does not exist`) : fail(`CREATE on schema ${s}`, `${me!.u} lacks CREATE on schema ${s}: GRANT CREATE ON SCHEMA ${s} TO ${me!.u}`));
+  }
+
+  // automatic partitions: a trigger on the table where values are born
+  for (const t of p.tables) {
+    if (!t.autoPartitions) continue;
+    const q = parseQualified(t.autoPartitions.table);
+    const [r] = await db.read<{ ok: boolean | null; col: boolean | null }>(
+      `SELECT CASE WHEN to_regclass($1) IS NOT NULL THEN has_table_privilege(to_regclass($1), 'TRIGGER') END AS ok,
+              EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped) AS col`,
+      [qname(q.schema, q.name), t.autoPartitions.column],
+    );
+    const check = `automatic partitions: ${q.schema}.${q.name}`;
+    if (r!.ok === null) checks.push(fail(check, `${q.schema}.${q.name} does not exist`));
+    else if (!r!.col) checks.push(fail(check, `${q.schema}.${q.name} has no column ${t.autoPartitions.column}`));
+    else if (!r!.ok) checks.push(fail(check, `${me!.u} lacks TRIGGER on ${q.schema}.${q.name}: the AFTER INSERT trigger that creates partitions cannot be added`));
+    else checks.push(pass(check, `an AFTER INSERT trigger on ${q.schema}.${q.name} will create the partition of each new ${t.autoPartitions.column} (takes SHARE ROW EXCLUSIVE on it for a moment)`));
+  }
+
+  // tools
+  const env = p.env ?? process.env;
+  const dump = await toolVersion('pg_dump', env);
+  const restore = await toolVersion('pg_restore', env);
+  checks.push(toolCheck('pg_dump', dump, p.serverMajor));
+  checks.push(toolCheck('pg_restore', restore, p.serverMajor));
+
+  // disk
+  const dir = path.resolve(p.planDir, p.plan.backup.directory);
+  const dbBytes = Number(me!.size);
+  try {
+    const { free, at } = await freeBytes(dir);
+    const detail = `${fmtBytes(free)} free at ${at}, database ${fmtBytes(dbBytes)} (pg_database_size; a ${p.plan.backup.format} dump is compressed, usually several times smaller)`;
+    checks.push(free >= dbBytes ? pass('free disk for the backup', detail) : free >= dbBytes / 4 ? warn('free disk for the backup', `${detail}: may not be enough`) : fail('free disk for the backup', `${detail}: not enough`));
+  } catch (e) {
+    checks.push(fail('free disk for the backup', `cannot stat ${dir}: ${(e as Error).message}`));
+  }
+
+  // per table
+  for (const t of p.tables) {
+    const name = `${t.schema}.${t.table}`;
+    const f = facts.get(name);
+    if (!f) {
+      checks.push(fail(`${name}: exists`, `table ${name} does not exist`));
+      continue;
+    }
+    if (f.relkind === 'p') {
+      checks.push(warn(`${name}: exists`, `${name} is already partitioned: nothing to build (already migrated?)`));
+      continue;
+    }
+    checks.push(pass(`${name}: exists`, `${plural(f.rowsEst, 'row')} (estimate), ${fmtBytes(f.bytes)} with indexes and TOAST`));
+    checks.push(me!.su || f.canOwn
+      ? pass(`${name}: ownership`, me!.su ? `${me!.u} is superuser` : `${me!.u} ${f.owner === me!.u ? 'owns it' : `is a member of its owner ${f.owner}`}`)
+      : fail(`${name}: ownership`, `owned by ${f.owner}; ${me!.u} is neither that role, a member of it, nor superuser: renaming and swapping need ownership`));
+    if (!f.keyType) {
+      checks.push(fail(`${name}: key ${t.key}`, `${name} has no column ${t.key}`));
+      continue;
+    }
+    const fit = fitsStrategy(t, f.keyType);
+    checks.push(fit.ok ? pass(`${name}: key ${t.key} type`, fit.detail) : fail(`${name}: key ${t.key} type`, fit.detail));
+    if (!f.keyNotNull) {
+      const where = t.defaultPartition ? 'the DEFAULT partition' : 'nowhere: with no DEFAULT partition the copy of such rows fails';
+      checks.push(warn(`${name}: key ${t.key} NOT NULL`, `${t.key} is nullable${f.keyNulls ? ' and holds NULLs' : ''}: rows with a NULL key go to ${where}; it becomes NOT NULL anyway because the primary key will include it`));
+    } else {
+      checks.push(pass(`${name}: key ${t.key} NOT NULL`, `${t.key} is NOT NULL`));
+    }
+    for (const u of f.uniques) {
+      const what = u.type === 'p' ? 'PK' : `UNIQUE ${u.name}`;
+      if (!u.cols.includes(t.key)) {
+        checks.push(warn(`${name}: ${what}`, `${what} (${u.cols.join(', ')}) will become (${[...u.cols, t.key].join(', ')}): PostgreSQL requires every unique constraint on a partitioned table to include the partition key`));
+      } else {
+        checks.push(pass(`${name}: ${what}`, `(${u.cols.join(', ')}) includes ${t.key}`));
+      }
+    }
+    if (!f.uniques.some((u) => u.type === 'p')) checks.push(warn(`${name}: PK`, `${name} has no primary key: the copy and its verification need one`));
+    for (const fk of f.inbound) {
+      const check = `${name}: inbound FK ${fk.name}`;
+      if (fk.hasCol) {
+        checks.push(pass(check, `${fk.rel} (${fk.cols.join(', ')}) → ${name}: will become (${[...fk.cols, fk.hasCol].join(', ')}) → (…, ${t.key}); ${fk.rel}.${fk.hasCol} holds the key`));
+      } else {
+        checks.push(fail(check, `${fk.rel} (${fk.cols.join(', ')}) → ${name}: a foreign key to the partitioned table must include ${t.key}, and ${fk.rel} has no such column: add a column holding ${t.key} to ${fk.rel} (filled from ${name}), or name it in the plan's inboundKeyColumns`));
+      }
+    }
+    if (f.views.length) checks.push(warn(`${name}: dependent views`, `${f.views.join(', ')}: they follow the table's OID through a rename; phase 4/5 recreate them against the new table`));
+    else checks.push(pass(`${name}: dependent views`, 'none'));
+    checks.push(pass(`${name}: triggers`, f.triggers.length ? `${f.triggers.join(', ')}: recreated on the new table` : 'none'));
+    checks.push(pass(`${name}: RLS`, `${f.rls ? 'enabled' : 'disabled'}, ${plural(f.policies, 'policy', 'policies')}: recreated on the new table (LIKE would not)`));
+    checks.push(pass(`${name}: grants`, f.grants.length ? `to ${f.grants.join(', ')}: re-granted on the new table` : 'none besides the owner'));
+    if (f.publications.length) {
+      checks.push(warn(`${name}: publications`, `in ${f.publications.join(', ')}: a publication holds the table by OID; add the new table (and its partitions, publish_via_partition_root) after the swap`));
+    }
+    if (f.identity.length || f.ownedSeqs.length) {
+      checks.push(pass(`${name}: sequences`, [...f.identity.map((i) => `${i}: the new table gets its own sequence, set past max at the swap`), ...f.ownedSeqs.map((s) => `${s}: kept as the default, ownership moves at the swap`)].join('; ')));
+    }
+  }
+  return checks;
+}
+
+export function summarize(checks: readonly Check[]): string {
+  const n = (s: CheckStatus) => checks.filter((c) => c.status === s).length;
+  return `${n('pass')} pass, ${n('warn')} warn, ${n('fail')} fail`;
+}

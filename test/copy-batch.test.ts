@@ -1,0 +1,284 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import path from 'node:path';
+import fs from 'node:fs';
+import pg from 'pg';
+import { createDemoDatabase } from '../source/demo/schema.js';
+import { main } from '../source/cli.js';
+import { Throttle } from '../source/copy/throttle.js';
+import type { MonitorSnapshot } from '../source/db/monitor.js';
+import { freshDatabase, type FreshDb } from './helpers/db.js';
+import { captureIo } from './helpers/io.js';
+import {
+  GASIFIER_COLS, GASIFIER_ENTRY, PETRI_COLS, PETRI_ENTRY, contentHash, createGasifierTarget, createPetriTarget, openEngine, tmpDir, writePlan,
+} from './fixtures/copy-helpers.js';
+
+const ROWS = 20_000;
+
+describe('phase 3 batch copy (real PostgreSQL, demo data)', () => {
+  let db: FreshDb;
+  let dir: string;
+  beforeAll(async () => {
+    db = await freshDatabase('copy_batch');
+    dir = tmpDir('copy-batch');
+    await createDemoDatabase(db.client, { rows: ROWS });
+    await createPetriTarget(db.client);
+    await createGasifierTarget(db.client);
+  });
+  afterAll(async () => {
+    await db.drop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('copies both tables by keyset, one transaction per batch, content identical, parents analyzed', async () => {
+    const file = writePlan(path.join(dir, 'a'), { partition: [PETRI_ENTRY, GASIFIER_ENTRY], copy: { batchRows: 3000 } });
+    const o = await openEngine(db.url, file);
+    try {
+      const out = await o.engine.run({ phases: [3], only: ['copy:public.petri_observations', 'copy:public.gasifier_observations'] });
+      expect(out.status, o.logs().join('\n')).toBe('completed');
+    } finally {
+      await o.engine.close();
+    }
+    const a = await contentHash(db.client, 'public.petri_observations', PETRI_COLS, 'observation_id');
+    const b = await contentHash(db.client, 'public.petri_observations_partitioned', PETRI_COLS, 'observation_id');
+    expect(a.n).toBe(ROWS);
+    expect(b).toEqual(a);
+    const g1 = await contentHash(db.client, 'public.gasifier_observations', GASIFIER_COLS, 'observation_id');
+    const g2 = await contentHash(db.client, 'public.gasifier_observations_partitioned', GASIFIER_COLS, 'observation_id');
+    expect(g1.n).toBe(ROWS / 2);
+    expect(g2).toEqual(g1);
+    const logs = o.logs().join('\n');
+    // the operator is told why not the seed's loop, which order is walked, and that ANALYZE ran
+    expect(logs).toContain("not the seed's loop");
+    expect(logs).toMatch(/copy order: no index on \(created_at, observation_id\); index petri_observations_created_at_idx on created_at serves the keyset with a small incremental sort of ties/);
+    expect(logs).toMatch(/copy order: no index on \(program_id, observation_id\); index gasifier_observations_program_id_created_at_idx on program_id serves the keyset .*~500 rows per program_id value/);
+    expect(logs).toContain('ANALYZE public.petri_observations_partitioned: autovacuum never analyzes a partitioned parent');
+    // each batch committed its checkpoint: ceil(20000 / 3000) = 7 batches of rows
+    const cp = await db.client.query(`SELECT step_id, rows_done, position FROM pgshift.checkpoints ORDER BY step_id`);
+    expect(cp.rows.map((r) => [r.step_id, Number(r.rows_done), r.position.done, r.position.batches])).toEqual([
+      ['copy:public.gasifier_observations', ROWS / 2, true, 4],
+      ['copy:public.petri_observations', ROWS, true, 7],
+    ]);
+    const batches = await db.client.query(`SELECT count(*)::int AS n FROM pgshift.statements WHERE step_id = 'copy:public.petri_observations' AND sql LIKE 'WITH ins AS (%'`);
+    expect(batches.rows[0].n).toBe(8); // 7 with rows + the empty one that finds the end
+    const st = await db.client.query(`SELECT count(*)::int AS n FROM pg_stats WHERE schemaname = 'public' AND tablename = 'petri_observations_partitioned'`);
+    expect(st.rows[0].n).toBeGreaterThan(0);
+    // no OFFSET anywhere in what ran
+    const off = await db.client.query(`SELECT count(*)::int AS n FROM pgshift.statements WHERE sql ILIKE '%OFFSET%'`);
+    expect(off.rows[0].n).toBe(0);
+
+    // a second run: the journal says done; a rerun of the step itself finds the finished checkpoint
+    const again = await openEngine(db.url, file);
+    try {
+      const out = await again.engine.run({ phases: [3], only: ['copy:public.petri_observations'] });
+      expect(out.status).toBe('completed');
+      expect(again.events.some((e) => e.type === 'step-done' && e.status === 'already-done')).toBe(true);
+    } finally {
+      await again.engine.close();
+    }
+    expect((await contentHash(db.client, 'public.petri_observations_partitioned', PETRI_COLS, 'observation_id')).n).toBe(ROWS);
+  });
+
+  it('refuses to copy into a non-empty target that has no checkpoint (never inserts twice)', async () => {
+    await db.client.query(`CREATE TABLE public.dup_src (id int PRIMARY KEY, at timestamptz NOT NULL, v text)`);
+    await db.client.query(`INSERT INTO public.dup_src SELECT g, '2024-01-01'::timestamptz + g * interval '1 hour', 'v' || g FROM generate_series(1, 500) g`);
+    await db.client.query(`CREATE TABLE public.dup_src_partitioned (id int, at timestamptz NOT NULL, v text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at)`);
+    await db.client.query(`CREATE TABLE public.dup_src_partitioned_all PARTITION OF public.dup_src_partitioned DEFAULT`);
+    await db.client.query(`INSERT INTO public.dup_src_partitioned SELECT * FROM public.dup_src WHERE id <= 10`);
+    const file = writePlan(path.join(dir, 'dup'), { partition: [{ source: 'public.dup_src', strategy: 'range', key: 'at', interval: '1 month' }], pruning: { queries: [] } });
+    const o = await openEngine(db.url, file);
+    try {
+      const out = await o.engine.run({ phases: [3], only: ['copy:public.dup_src'] });
+      expect(out.status).toBe('failed');
+      expect(out.message).toContain('public.dup_src_partitioned already holds rows but this copy has no checkpoint: copying would insert rows twice');
+      expect(out.hint).toContain('TRUNCATE public.dup_src_partitioned');
+    } finally {
+      await o.engine.close();
+    }
+    const n = await db.client.query(`SELECT count(*)::int AS n FROM public.dup_src_partitioned`);
+    expect(n.rows[0].n).toBe(10);
+  });
+
+  it('copies a table whose names need quoting, by column name, with generated and GENERATED ALWAYS identity columns', async () => {
+    await db.client.query(`CREATE SCHEMA "Sales ""EU"""`);
+    await db.client.query(`CREATE TABLE "Sales ""EU"""."Order Lines" (
+        "Line ID" bigint PRIMARY KEY, "Created At" timestamptz NOT NULL, "qty;drop" int NOT NULL, price numeric(10,2),
+        total numeric GENERATED ALWAYS AS ("qty;drop" * price) STORED, "Note" text)`);
+    await db.client.query(`INSERT INTO "Sales ""EU"""."Order Lines" ("Line ID", "Created At", "qty;drop", price, "Note")
+        SELECT g, '2024-01-01'::timestamptz + g * interval '37 minutes', g % 7, g / 3.0, CASE WHEN g % 5 = 0 THEN NULL ELSE 'it''s "'||g||'"' END
+          FROM generate_series(1, 3000) g`);
+    await db.client.query(`CREATE INDEX ON "Sales ""EU"""."Order Lines" ("Created At")`);
+    await db.client.query(`ANALYZE "Sales ""EU"""."Order Lines"`);
+    // the new table: other column order, identity GENERATED ALWAYS on the id, the generated column too
+    await db.client.query(`CREATE TABLE "Sales ""EU"""."Order Lines v2" (
+        "Note" text, total numeric GENERATED ALWAYS AS ("qty;drop" * price) STORED, price numeric(10,2),
+        "Line ID" bigint GENERATED ALWAYS AS IDENTITY, "qty;drop" int NOT NULL, "Created At" timestamptz NOT NULL,
+        PRIMARY KEY ("Line ID", "Created At")) PARTITION BY RANGE ("Created At")`);
+    await db.client.query(`CREATE TABLE "Sales ""EU"""."OL 2024" PARTITION OF "Sales ""EU"""."Order Lines v2" FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')`);
+    await db.client.query(`CREATE TABLE "Sales ""EU"""."OL rest" PARTITION OF "Sales ""EU"""."Order Lines v2" DEFAULT`);
+    const file = writePlan(path.join(dir, 'odd'), {
+      partition: [{ source: '"Sales ""EU"""."Order Lines"', target: 'Order Lines v2', strategy: 'range', key: 'Created At', interval: '1 year' }],
+      copy: { batchRows: 250 },
+    });
+    const o = await openEngine(db.url, file);
+    try {
+      const out = await o.engine.run({ phases: [3], only: ['copy:Sales "EU".Order Lines', 'verify:integrity'] });
+      expect(out.status, o.logs().join('\n')).toBe('completed');
+    } finally {
+      await o.engine.close();
+    }
+    const cols = ['"Line ID"', '"Created At"', '"qty;drop"', 'price', 'total', '"Note"'];
+    const a = await contentHash(db.client, '"Sales ""EU"""."Order Lines"', cols, '"Line ID"');
+    const b = await contentHash(db.client, '"Sales ""EU"""."Order Lines v2"', cols, '"Line ID"');
+    expect(a.n).toBe(3000);
+    expect(b).toEqual(a);
+    expect(o.logs().join('\n')).toContain('OVERRIDING SYSTEM VALUE');
+    expect(o.logs().join('\n')).toContain('column total is generated in');
+  });
+
+  it('stops cleanly on abort (checkpoint = rows in the target) and resumes without duplicate or gap', async () => {
+    await db.client.query(`TRUNCATE public.petri_observations_partitioned`);
+    await db.client.query(`DELETE FROM pgshift.checkpoints; DELETE FROM pgshift.step_state`);
+    const file = writePlan(path.join(dir, 'abort'), { partition: [PETRI_ENTRY], copy: { batchRows: 500, pauseMs: 5 } });
+    const ac = new AbortController();
+    const o = await openEngine(db.url, file);
+    o.engine.on((e) => {
+      if (e.type === 'step-progress' && e.progress.done >= 4000) ac.abort();
+    });
+    try {
+      const out = await o.engine.run({ phases: [3], only: ['copy:public.petri_observations'], signal: ac.signal });
+      expect(out.status).toBe('aborted');
+    } finally {
+      await o.engine.close();
+    }
+    const cp = await db.client.query(`SELECT rows_done FROM pgshift.checkpoints WHERE step_id = 'copy:public.petri_observations'`);
+    const n = await db.client.query(`SELECT count(*)::int AS n FROM public.petri_observations_partitioned`);
+    expect(Number(cp.rows[0].rows_done)).toBe(n.rows[0].n);
+    expect(n.rows[0].n).toBeGreaterThanOrEqual(4000);
+    expect(n.rows[0].n).toBeLessThan(ROWS);
+    const again = await openEngine(db.url, file);
+    try {
+      const out = await again.engine.run({ phases: [3], only: ['copy:public.petri_observations'] });
+      expect(out.status).toBe('completed');
+      expect(again.logs().join('\n')).toMatch(/resuming from the checkpoint: [\d,]+ rows/);
+    } finally {
+      await again.engine.close();
+    }
+    const a = await contentHash(db.client, 'public.petri_observations', PETRI_COLS, 'observation_id');
+    const b = await contentHash(db.client, 'public.petri_observations_partitioned', PETRI_COLS, 'observation_id');
+    expect(b).toEqual(a);
+  });
+
+  it('survives terminated backends: logs "connection lost, reconnecting…" and finishes with identical content', async () => {
+    await db.client.query(`TRUNCATE public.petri_observations_partitioned`);
+    await db.client.query(`DELETE FROM pgshift.checkpoints; DELETE FROM pgshift.step_state`);
+    const file = writePlan(path.join(dir, 'kill-backend'), { partition: [PETRI_ENTRY], copy: { batchRows: 2000 } });
+    const o = await openEngine(db.url, file);
+    // hold the copy's batch on a lock so it is surely mid-transaction, then terminate its backend: twice
+    const locker = new pg.Client({ connectionString: db.url });
+    await locker.connect();
+    let kills = 0;
+    const killTwice = async () => {
+      for (let round = 0; round < 2; round++) {
+        await locker.query(`BEGIN; LOCK TABLE public.petri_observations_partitioned IN SHARE MODE`);
+        for (let i = 0; i < 200; i++) {
+          const r = await db.client.query(
+            `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
+              WHERE datname = current_database() AND application_name = 'pgshift' AND wait_event_type = 'Lock' AND query LIKE 'WITH ins AS%'`,
+          );
+          if (r.rows.some((x) => x.ok)) {
+            kills++;
+            break;
+          }
+          await new Promise((res) => setTimeout(res, 20));
+        }
+        await locker.query('COMMIT');
+        await new Promise((res) => setTimeout(res, 30));
+      }
+    };
+    try {
+      const killing = killTwice();
+      const out = await o.engine.run({ phases: [3], only: ['copy:public.petri_observations'] });
+      await killing;
+      expect(out.status, o.logs().join('\n')).toBe('completed');
+    } finally {
+      await locker.end();
+      await o.engine.close();
+    }
+    expect(kills).toBe(2);
+    expect(o.logs().join('\n')).toContain('connection lost, reconnecting…');
+    const a = await contentHash(db.client, 'public.petri_observations', PETRI_COLS, 'observation_id');
+    const b = await contentHash(db.client, 'public.petri_observations_partitioned', PETRI_COLS, 'observation_id');
+    expect(b).toEqual(a);
+  });
+
+  it('throttles while another session runs a long transaction, and says why', async () => {
+    await db.client.query(`TRUNCATE public.gasifier_observations_partitioned`);
+    await db.client.query(`DELETE FROM pgshift.checkpoints; DELETE FROM pgshift.step_state`);
+    const file = writePlan(path.join(dir, 'throttle'), {
+      partition: [GASIFIER_ENTRY], copy: { batchRows: 2000, pauseMs: 0, throttle: { lockWaitMs: 500, longQuerySeconds: 1 } },
+    });
+    const other = new pg.Client({ connectionString: db.url, application_name: 'nightly-report' });
+    await other.connect();
+    await other.query(`BEGIN; SELECT count(*) FROM public.sites`);
+    await new Promise((r) => setTimeout(r, 1200));
+    const o = await openEngine(db.url, file);
+    try {
+      const out = await o.engine.run({ phases: [3], only: ['copy:public.gasifier_observations'] });
+      expect(out.status).toBe('completed');
+    } finally {
+      await o.engine.close();
+      await other.query('ROLLBACK');
+      await other.end();
+    }
+    expect(o.logs().join('\n')).toMatch(/warn: throttle: backend \d+ \(postgres, nightly-report\) has been idle in transaction for \d+ s: .* halving batches/);
+  });
+
+  it('judges lock waits behind pgshift as a pause, and ignores waits on others', () => {
+    const base: MonitorSnapshot = { at: new Date(), waits: [], long: [], blockers: [], costMs: 1 };
+    const blocker = { pid: 10, state: 'active', durationMs: 50, query: 'WITH ins AS (…)', applicationName: 'pgshift', user: 'postgres', waitEvent: null, pgshift: true };
+    const wait = { pid: 20, blockingPids: [10], mode: 'AccessExclusiveLock', relation: 'public.petri_observations', waitMs: 1500, query: 'ALTER TABLE …', applicationName: 'app', pgshift: false };
+    expect(Throttle.judge({ ...base, waits: [wait], blockers: [blocker] }, { lockWaitMs: 1000 })).toEqual({
+      level: 'pause',
+      reason: 'backend 20 (app) has waited 1.5 s for AccessExclusiveLock on public.petri_observations behind pgshift: pausing the copy so it can go first',
+    });
+    expect(Throttle.judge({ ...base, waits: [{ ...wait, waitMs: 200 }], blockers: [blocker] }, { lockWaitMs: 1000 }).level).toBe('clear');
+    expect(Throttle.judge({ ...base, waits: [wait], blockers: [{ ...blocker, pgshift: false, applicationName: 'psql' }] }, { lockWaitMs: 1000 }).level).toBe('clear');
+  });
+
+  it('refuses without a verified backup (exit 3, journaled) and copies with --skip-backup --confirm backup', async () => {
+    const fresh = await freshDatabase('copy_nobackup');
+    try {
+      await fresh.client.query(`CREATE TABLE public.small (id int PRIMARY KEY, at timestamptz NOT NULL)`);
+      await fresh.client.query(`INSERT INTO public.small SELECT g, '2024-01-01'::timestamptz + g * interval '1 day' FROM generate_series(1, 300) g`);
+      await fresh.client.query(`CREATE TABLE public.small_partitioned (id int, at timestamptz NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at)`);
+      await fresh.client.query(`CREATE TABLE public.small_p PARTITION OF public.small_partitioned DEFAULT`);
+      const file = writePlan(path.join(dir, 'nobackup'), { partition: [{ source: 'public.small', strategy: 'range', key: 'at', interval: '1 month' }] });
+      const io = captureIo();
+      const code = await main(['--headless', '--phase', '3', '--plan', file, '--db', fresh.url], io);
+      expect(code).toBe(3);
+      expect(io.text()).toContain('REFUSED: no verified backup');
+      expect(io.text()).toContain('hint: to override (journaled), pass --skip-backup --confirm backup');
+      let n = await fresh.client.query(`SELECT count(*)::int AS n FROM public.small_partitioned`);
+      expect(n.rows[0].n).toBe(0);
+      // the override alone is not enough: it must name the object too
+      const io1 = captureIo();
+      expect(await main(['--headless', '--phase', '3', '--plan', file, '--db', fresh.url, '--skip-backup'], io1)).toBe(3);
+      const io2 = captureIo();
+      const code2 = await main(['--headless', '--phase', '3', '--plan', file, '--db', fresh.url, '--skip-backup', '--confirm', 'backup'], io2);
+      expect(code2, io2.text()).toBe(0);
+      expect(io2.text()).toContain('copying WITHOUT a verified backup');
+      n = await fresh.client.query(`SELECT count(*)::int AS n FROM public.small_partitioned`);
+      expect(n.rows[0].n).toBe(300);
+      const conf = await fresh.client.query(`SELECT kind, object, answer, method, reason FROM pgshift.confirmations ORDER BY id`);
+      expect(conf.rows.map((r) => [r.kind, r.object, r.answer])).toEqual([
+        ['override', 'backup', 'refused'],
+        ['override', 'backup', 'refused'],
+        ['override', 'backup', 'confirmed'],
+      ]);
+      expect(conf.rows[2].method).toBe('flag');
+      expect(conf.rows[0].reason).toContain('no verified backup');
+    } finally {
+      await fresh.drop();
+    }
+  });
+});

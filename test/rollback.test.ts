@@ -1,0 +1,163 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import pg from 'pg';
+import { createDemoDatabase } from '../source/demo/schema.js';
+import { Engine } from '../source/engine/engine.js';
+import { resolveConnection } from '../source/db/connection.js';
+import { loadPlan } from '../source/plan/load.js';
+import type { ConfirmRequest } from '../source/engine/types.js';
+import { buildFixture, examplePlan, setArtifact, writeIntegrityReport } from '../source/swap/fixture.js';
+import { takeSnapshot, diffSnapshots, tableFingerprint, type CatalogSnapshot } from '../source/snapshot.js';
+import { sha256File } from '../source/restore.js';
+import { freshDatabase, type FreshDb } from './helpers/db.js';
+
+const TABLES = ['petri_observations', 'gasifier_observations', 'petri_observation_images', 'gasifier_alerts', 'pilot_programs'];
+
+async function fingerprints(c: pg.Client, exclude = ''): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const t of TABLES) {
+    const f = await tableFingerprint(c, 'public', t);
+    out[t] = `${f.rows}:${f.hash}`;
+  }
+  if (exclude) {
+    const r = await c.query(`SELECT count(*) AS n, md5(coalesce(string_agg(md5(t::text), '' ORDER BY md5(t::text)), '')) AS h FROM public.petri_observations t WHERE petri_code <> $1`, [exclude]);
+    out.petri_observations = `${r.rows[0].n}:${r.rows[0].h}`;
+  }
+  return out;
+}
+
+describe('rollback after the swap restores the exact catalog and data', () => {
+  let db: FreshDb;
+  let dir: string;
+  let engine: Engine;
+  const requests: ConfirmRequest[] = [];
+
+  beforeAll(async () => {
+    db = await freshDatabase('rollback');
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-rb-'));
+    await createDemoDatabase(db.client, { rows: 4000 });
+    const loaded = loadPlan(examplePlan(dir, { locks: { timeoutMs: 500, attempts: 10, backoffMs: 50, maxBackoffMs: 500 } }));
+    engine = await Engine.open({
+      conn: resolveConnection(db.url), loaded, mode: 'test', operator: 'tester',
+      confirm: async (r) => (requests.push(r), { confirmed: true, method: r.typed ? 'typed' : 'yes', by: 'tester', typedText: r.typed ? r.object : undefined }),
+    });
+  });
+  afterAll(async () => {
+    await engine?.close();
+    await db?.drop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('swap back carries rows written after the swap; diffSnapshots = [] and equal content hashes', async () => {
+    const before = await fingerprints(db.client);
+    expect((await engine.run({ phases: [1], only: ['snapshot:catalog'] })).status).toBe('completed');
+    const snap = (await db.client.query(`SELECT value FROM pgshift.artifacts WHERE key = 'snapshot:catalog'`)).rows[0].value as CatalogSnapshot;
+    expect(Object.keys(snap.objects).length).toBeGreaterThan(100);
+    // the migration, with phase 2/3 stood in for by the fixture, plus the plan's SQL files of phase 4
+    for (const f of engine.opts.loaded.plan.sql.structure) await db.client.query(fs.readFileSync(path.join(engine.opts.loaded.dir, f), 'utf8'));
+    await db.client.query(`INSERT INTO public.report_folders (name) VALUES ('kept: holds a row')`);
+    for (const t of engine.opts.loaded.tables) await buildFixture(db.client, t);
+    await writeIntegrityReport(db.client, engine.opts.loaded.tables);
+    let o = await engine.run({ phases: [4] });
+    expect(o.message ?? '').toBe('');
+    o = await engine.run({ phases: [5], only: ['swap:public.petri_observations', 'validate-fks:public.petri_observations', 'analyze:public.petri_observations', 'swap:public.gasifier_observations'] });
+    expect(o.message ?? '').toBe('');
+    expect(diffSnapshots(snap, await takeSnapshot(db.client)).length).toBeGreaterThan(20);
+    // the application writes to the swapped table
+    await db.client.query(`INSERT INTO public.petri_observations (program_id, site_id, petri_code, created_at)
+                           SELECT program_id, site_id, 'AFTER-SWAP', '2025-08-03' FROM public.sites ORDER BY site_id LIMIT 1`);
+    await db.client.query(`INSERT INTO public.petri_observations (program_id, site_id, petri_code, created_at)
+                           SELECT program_id, site_id, 'GONE', '2025-08-04' FROM public.sites ORDER BY site_id LIMIT 1`);
+    await db.client.query(`DELETE FROM public.petri_observations WHERE petri_code = 'GONE'`);
+
+    o = await engine.run({ phases: ['rollback'] });
+    expect(o.message ?? '').toBe('');
+    expect(o.status).toBe('completed');
+    const kinds = requests.filter((r) => r.stepId.startsWith('rollback:')).map((r) => `${r.kind} ${r.object} ${r.typed}`);
+    expect(kinds).toEqual([
+      'rollback public.gasifier_observations false', 'rollback public.petri_observations false', 'rollback created-objects true',
+      'rollback public.gasifier_observations_partitioned true', 'rollback public.petri_observations_partitioned true',
+    ]);
+    const created = requests.find((r) => r.object === 'created-objects')!;
+    expect(created.statements.find((x) => x.startsWith('DROP VIEW'))).toMatch(/^DROP VIEW (?=.*"public"."gasifier_observations_with_names")(?=.*"public"."petri_observations_with_names")/);
+    // empty tables of the plan's SQL files go; a table holding rows stays (no down-migration), reported
+    expect(created.statements.some((s) => /^DROP TABLE (?=.*"public"."dashboards")(?=.*"public"."saved_reports")/.test(s))).toBe(true);
+    expect(created.statements.some((s) => s.includes('"report_folders"'))).toBe(false);
+    expect(created.impact.some((l) => /table public.report_folders holds rows: left in place/.test(l))).toBe(true);
+    // its policy reads report_folder_permissions: that one stays too
+    expect(created.impact.some((l) => /table public.report_folder_permissions is empty but public.report_folders .* depends on it/.test(l))).toBe(true);
+    const verify = await db.client.query(`SELECT summary FROM pgshift.steps WHERE step_id = 'rollback:verify' ORDER BY started_at DESC LIMIT 1`);
+    expect(verify.rows[0].summary).toMatch(/except 2 table\(s\) left in place/);
+    await db.client.query(`DROP TABLE public.report_folders, public.report_folder_permissions`); // the operator's call, after reading the report
+
+    // the proof: catalog identical to the snapshot, data identical (plus the row written after the swap)
+    expect(diffSnapshots(snap, await takeSnapshot(db.client))).toEqual([]);
+    const after = await fingerprints(db.client, 'AFTER-SWAP');
+    expect(after).toEqual(before);
+    const kept = await db.client.query(`SELECT count(*)::int AS n FROM public.petri_observations WHERE petri_code IN ('AFTER-SWAP', 'GONE')`);
+    expect(kept.rows[0].n).toBe(1);
+    const fk = await db.client.query(`SELECT convalidated FROM pg_constraint WHERE conname = 'petri_observation_images_observation_id_fkey'`);
+    expect(fk.rows[0].convalidated).toBe(true);
+    // the journal forgot the undone steps: a new run starts over
+    const st = await db.client.query(`SELECT step_id FROM pgshift.step_state WHERE step_id LIKE 'swap:%' OR step_id LIKE 'dependencies:%' OR step_id = 'snapshot:catalog'`);
+    expect(st.rows).toEqual([]);
+    const art = await db.client.query(`SELECT key FROM pgshift.artifacts WHERE key LIKE 'swap:%' OR key = 'snapshot:catalog'`);
+    expect(art.rows).toEqual([]);
+  });
+
+  it('restore needs the database name typed; declined, nothing changes; typed, the backup comes back in one transaction', async () => {
+    // a verified backup as phase 1 records it, then the old table is gone (dropped after retention)
+    const file = path.join(dir, 'backup.dump');
+    const u = new URL(db.url);
+    execFileSync('pg_dump', ['--format=custom', '--file', file, '--dbname', db.name], {
+      env: { ...process.env, PGHOST: u.hostname, PGPORT: u.port, PGUSER: decodeURIComponent(u.username), PGPASSWORD: decodeURIComponent(u.password) },
+    });
+    await setArtifact(db.client, 'backup', { file, bytes: fs.statSync(file).size, sha256: await sha256File(file), verified: true, verifiedAt: new Date().toISOString(), format: 'custom' });
+    const before = await fingerprints(db.client);
+    const snap = await takeSnapshot(db.client);
+    await db.client.query(`CREATE TABLE public.petri_observations_partitioned (LIKE public.petri_observations) PARTITION BY RANGE (created_at)`);
+    await db.client.query(`CREATE TABLE public.po_all PARTITION OF public.petri_observations_partitioned DEFAULT`);
+    await db.client.query(`INSERT INTO public.petri_observations_partitioned SELECT * FROM public.petri_observations`);
+    await db.client.query(`DROP VIEW public.petri_observations_summary`);
+    await db.client.query(`ALTER TABLE public.petri_observation_images DROP CONSTRAINT petri_observation_images_observation_id_fkey`);
+    await db.client.query(`DROP TABLE public.petri_observations`);
+    await db.client.query(`ALTER TABLE public.petri_observations_partitioned RENAME TO petri_observations`);
+    await db.client.query(`DELETE FROM public.petri_observations WHERE petri_code LIKE 'P%' AND random() < 0.5`);
+    await setArtifact(db.client, 'snapshot:catalog', snap);
+
+    const declining = await Engine.open({
+      conn: resolveConnection(db.url), loaded: engine.opts.loaded, mode: 'test', operator: 'tester',
+      confirm: async () => ({ confirmed: false, method: 'declined', by: 'tester' }),
+    }).catch(() => null);
+    expect(declining).toBeNull(); // one pgshift per database: the first engine still holds the run lock
+    await engine.close();
+    const seen: ConfirmRequest[] = [];
+    const e2 = await Engine.open({
+      conn: resolveConnection(db.url), loaded: engine.opts.loaded, mode: 'test', operator: 'tester',
+      confirm: async (r) => (seen.push(r), r.kind === 'restore' ? { confirmed: false, method: 'declined', by: 'tester' } : { confirmed: true, method: 'typed', by: 'tester', typedText: r.object }),
+    });
+    let o = await e2.run({ phases: ['rollback'] });
+    await e2.close();
+    expect(o.status).toBe('needs-confirmation');
+    const req = seen.find((r) => r.kind === 'restore')!;
+    expect(req).toMatchObject({ object: db.name, typed: true, stepId: 'restore:backup' });
+    expect(req.statements[0]).toMatch(/^\$ pg_restore --clean --if-exists --single-transaction .*--dbname t_rollback_\w+ .*backup\.dump$/);
+    expect(req.statements.join(' ')).not.toContain(decodeURIComponent(new URL(db.url).password) || '\u0000');
+    expect((await db.client.query(`SELECT relkind FROM pg_class WHERE oid = 'public.petri_observations'::regclass`)).rows[0].relkind).toBe('p');
+
+    engine = await Engine.open({
+      conn: resolveConnection(db.url), loaded: engine.opts.loaded, mode: 'test', operator: 'tester',
+      confirm: async (r) => ({ confirmed: true, method: 'typed', by: 'tester', typedText: r.object }),
+    });
+    o = await engine.run({ phases: ['rollback'] });
+    expect(o.message ?? '').toBe('');
+    expect(o.status).toBe('completed');
+    expect(diffSnapshots(snap, await takeSnapshot(db.client))).toEqual([]);
+    expect(await fingerprints(db.client)).toEqual(before);
+    const conf = await db.client.query(`SELECT answer, method FROM pgshift.confirmations WHERE kind = 'restore' ORDER BY id`);
+    expect(conf.rows).toEqual([{ answer: 'declined', method: 'declined' }, { answer: 'confirmed', method: 'typed' }]);
+  });
+});

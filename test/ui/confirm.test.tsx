@@ -1,0 +1,140 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import type { ConfirmAnswer, ConfirmRequest } from '../../source/engine/types.js';
+import { freshDatabase, type FreshDb } from '../helpers/db.js';
+import { KEY, mountApp, press, tick, waitFor, type Mounted } from './harness.js';
+
+const DROP: ConfirmRequest = {
+  stepId: 'cleanup:public.petri_observations_old', kind: 'drop', object: 'public.petri_observations_old', typed: true,
+  statements: ['DROP TABLE public.petri_observations_old'],
+  impact: ['20,000 rows, 6.5 MB become unreachable', 'no view or foreign key depends on it'],
+  protections: ['backup /tmp/b/pre.dump, verified 12:01 (pg_restore --list)', 'integrity report: OK (row counts and chunk hashes match)'],
+};
+const RENAME: ConfirmRequest = {
+  stepId: 'swap:public.petri_observations', kind: 'rename', object: 'public.petri_observations', typed: false,
+  statements: ['ALTER TABLE public.petri_observations RENAME TO petri_observations_old', 'ALTER TABLE public.petri_observations_partitioned RENAME TO petri_observations'],
+  impact: ['ACCESS EXCLUSIVE on both tables for the rename (lock_timeout 2 s, retried)'],
+  protections: ['rollback renames them back'],
+};
+
+describe('wizard confirmations (ink-testing-library, real engine)', () => {
+  let db: FreshDb;
+  let m: Mounted;
+  beforeAll(async () => {
+    db = await freshDatabase('ui_confirm');
+    m = await mountApp(db.url, { size: { columns: 100, rows: 30 } });
+    await waitFor(() => m.confirm !== null && m.frame().includes('Phase 1'), 'the wizard');
+  });
+  afterAll(async () => {
+    await m?.close();
+    await db?.drop();
+  });
+
+  /** asks the installed confirm function, as the engine does */
+  function ask(req: ConfirmRequest) {
+    let answer: ConfirmAnswer | null = null;
+    const p = m.confirm!(req).then((a) => (answer = a));
+    return { p, get answer() { return answer; } };
+  }
+
+  it('typed: the right name confirms, and the modal shows statements, impact and protections', async () => {
+    const q = ask(DROP);
+    await waitFor(() => m.frame().includes('CONFIRM: DROP public.petri_observations_old'), 'the modal');
+    const f = m.frame();
+    expect(f).toContain('DROP TABLE public.petri_observations_old');
+    expect(f).toContain('20,000 rows, 6.5 MB become unreachable');
+    expect(f).toContain('backup /tmp/b/pre.dump, verified 12:01');
+    expect(f).toContain('integrity report: OK');
+    expect(f).toContain('Type public.petri_observations_old and press enter');
+    await press(m.ui.stdin, 'public.petri_observations_old', KEY.enter);
+    await q.p;
+    expect(q.answer).toEqual({ confirmed: true, method: 'typed', typedText: 'public.petri_observations_old', by: 'tester' });
+    await waitFor(() => !m.frame().includes('CONFIRM:'), 'the modal to close');
+  });
+
+  it('typed: a wrong word never confirms ("does not match"); esc then declines', async () => {
+    const q = ask(DROP);
+    await waitFor(() => m.frame().includes('CONFIRM: DROP'), 'the modal');
+    await press(m.ui.stdin, 'public.petri_observations', KEY.enter);
+    await waitFor(() => m.frame().includes('does not match'), 'the mismatch');
+    expect(m.frame()).toContain('"public.petri_observations" does not match');
+    expect(q.answer).toBeNull();
+    // y is just a letter here, and enter on an empty field is another mismatch
+    await press(m.ui.stdin, 'y', KEY.enter);
+    await tick(50);
+    expect(q.answer).toBeNull();
+    // a typo corrected with backspace still has to match exactly
+    await press(m.ui.stdin, 'public.petri_observations_olx', KEY.backspace, KEY.backspace, KEY.enter);
+    await tick(50);
+    expect(q.answer).toBeNull();
+    await press(m.ui.stdin, KEY.esc);
+    await q.p;
+    expect(q.answer).toEqual({ confirmed: false, method: 'declined', by: 'tester' });
+  });
+
+  it('yes: y confirms, enter alone does not; esc declines', async () => {
+    const q = ask(RENAME);
+    await waitFor(() => m.frame().includes('CONFIRM: RENAME public.petri_observations'), 'the modal');
+    expect(m.frame()).toContain('ALTER TABLE public.petri_observations_partitioned RENAME TO petri_observations');
+    expect(m.frame()).toContain('Press y to confirm');
+    await press(m.ui.stdin, KEY.enter, 'x');
+    await tick(50);
+    expect(q.answer).toBeNull();
+    await press(m.ui.stdin, 'y');
+    await q.p;
+    expect(q.answer).toMatchObject({ confirmed: true, method: 'yes' });
+
+    const q2 = ask(RENAME);
+    await waitFor(() => m.frame().includes('CONFIRM: RENAME'), 'the modal');
+    await press(m.ui.stdin, KEY.esc);
+    await q2.p;
+    expect(q2.answer).toMatchObject({ confirmed: false, method: 'declined' });
+  });
+
+  it('refused precondition: shown with its reason, nothing confirms it', async () => {
+    const q = ask({ ...DROP, refusal: 'the retention period (7 days) ends 2025-12-08 14:00' });
+    await waitFor(() => m.frame().includes('REFUSED: DROP public.petri_observations_old'), 'the refusal');
+    expect(m.frame()).toContain('REFUSED: the retention period (7 days) ends 2025-12-08 14:00');
+    expect(m.frame()).toContain('This cannot be confirmed');
+    await press(m.ui.stdin, 'public.petri_observations_old', 'y');
+    await tick(50);
+    expect(q.answer).toBeNull();
+    await press(m.ui.stdin, KEY.enter);
+    await q.p;
+    expect(q.answer).toMatchObject({ confirmed: false, method: 'refused' });
+  });
+
+  it('refused with an override flag: the name plus OVERRIDE lifts it (override: true); the name alone does not', async () => {
+    const q = ask({ ...DROP, refusal: 'retention period not over', overrideFlag: '--force-retention' });
+    await waitFor(() => m.frame().includes('REFUSED: DROP'), 'the refusal');
+    expect(m.frame()).toContain('type public.petri_observations_old OVERRIDE');
+    await press(m.ui.stdin, 'public.petri_observations_old', KEY.enter);
+    await waitFor(() => m.frame().includes('does not match'), 'the mismatch');
+    expect(q.answer).toBeNull();
+    await press(m.ui.stdin, 'public.petri_observations_old OVERRIDE', KEY.enter);
+    await q.p;
+    expect(q.answer).toEqual({ confirmed: true, method: 'typed', typedText: 'public.petri_observations_old OVERRIDE', override: true, by: 'tester' });
+
+    const q2 = ask({ ...DROP, refusal: 'retention period not over', overrideFlag: '--force-retention' });
+    await waitFor(() => m.frame().includes('REFUSED: DROP'), 'the refusal');
+    await press(m.ui.stdin, KEY.esc);
+    await q2.p;
+    expect(q2.answer).toMatchObject({ confirmed: false, method: 'refused' });
+  });
+
+  it('long statement lists scroll, and requests queue one at a time', async () => {
+    const many = { ...RENAME, statements: Array.from({ length: 40 }, (_, i) => `ALTER INDEX public.idx_${i} RENAME TO idx_${i}_old`) };
+    const q1 = ask(many);
+    const q2 = ask({ ...RENAME, object: 'second' });
+    await waitFor(() => m.frame().includes('CONFIRM: RENAME public.petri_observations'), 'the first modal');
+    expect(m.frame()).toMatch(/more lines: ↓ to read them all/);
+    expect(m.frame()).not.toContain('idx_39 ');
+    await press(m.ui.stdin, ...Array(40).fill(KEY.down));
+    await waitFor(() => m.frame().includes('idx_39_old'), 'the last statement');
+    await press(m.ui.stdin, 'y');
+    await q1.p;
+    await waitFor(() => m.frame().includes('CONFIRM: RENAME second'), 'the second modal');
+    await press(m.ui.stdin, 'n');
+    await q2.p;
+    expect(q2.answer).toMatchObject({ confirmed: false, method: 'declined' });
+  });
+});

@@ -1,0 +1,127 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import React from 'react';
+import { render } from 'ink-testing-library';
+import { Engine } from '../../source/engine/engine.js';
+import { resolveConnection, type ConnectionInfo } from '../../source/db/connection.js';
+import { loadPlan } from '../../source/plan/load.js';
+import type { ConfirmFn, PhaseId } from '../../source/engine/types.js';
+import { App, type AppProps } from '../../source/ui/app.js';
+import { MONO } from '../../source/ui/theme.js';
+import type { MonitorSource } from '../../source/ui/monitor-source.js';
+
+export const strip = (s: string | undefined): string => (s ?? '').replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '').replace(/\u001b\][^\u0007]*\u0007/g, '');
+export const tick = (ms = 15) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** the screen to show when a wait times out */
+export let lastScreen: () => string = () => '';
+export function showOnTimeout(fn: () => string): void {
+  lastScreen = fn;
+}
+
+export async function waitFor(check: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
+  const t0 = Date.now();
+  while (!check()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}; the screen:\n${lastScreen()}`);
+    await tick(20);
+  }
+}
+
+/** Writes keys one by one, a tick before and after each (Ink drops a key written before it listens). */
+export async function press(stdin: { write(s: string): void }, ...keys: string[]): Promise<void> {
+  for (const k of keys) {
+    await tick();
+    stdin.write(k);
+    await tick();
+  }
+}
+
+export const KEY = { enter: '\r', esc: '\u001b', up: '\u001b[A', down: '\u001b[B', left: '\u001b[D', right: '\u001b[C', backspace: '\u007f', ctrlC: '\u0003' };
+
+/** Gives ink-testing-library's stdout a size and announces it, like a terminal resize. */
+export function setSize(stdout: NodeJS.EventEmitter, columns: number, rows: number): void {
+  Object.defineProperty(stdout, 'columns', { value: columns, configurable: true });
+  Object.defineProperty(stdout, 'rows', { value: rows, configurable: true });
+  stdout.emit('resize');
+}
+
+/** Moves the selection to the step with this id (phase contents belong to other modules: never count positions). */
+export async function selectStep(m: { ui: { stdin: { write(s: string): void } }; frame(): string }, id: string): Promise<void> {
+  await press(m.ui.stdin, ...Array(30).fill('k'));
+  for (let i = 0; i < 40 && !m.frame().includes(`${id} · `); i++) await press(m.ui.stdin, 'j');
+  await waitFor(() => m.frame().includes(`${id} · `), `step ${id} selected`);
+}
+
+/** Waits until the journal has a finished run newer than `after`; returns it. */
+export async function waitRun(client: { query(sql: string, p?: unknown[]): Promise<{ rows: any[] }> }, after: number, timeoutMs = 30_000): Promise<{ run_id: number; status: string; mode: string }> {
+  const t0 = Date.now();
+  for (;;) {
+    const r = await client.query(`SELECT run_id::int, status, mode FROM pgshift.runs WHERE run_id > $1 AND ended_at IS NOT NULL AND mode <> 'wizard-skip' ORDER BY run_id DESC LIMIT 1`, [after]);
+    if (r.rows[0]) return r.rows[0];
+    if (Date.now() - t0 > timeoutMs) throw new Error(`no run after ${after} ended; the screen:\n${lastScreen()}`);
+    await tick(50);
+  }
+}
+
+export async function maxRun(client: { query(sql: string): Promise<{ rows: any[] }> }): Promise<number> {
+  const r = await client.query(`SELECT coalesce(max(run_id), 0)::int AS n FROM pgshift.runs`);
+  return r.rows[0].n;
+}
+
+export function writePlan(dir: string, extra: object = {}): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'plan.json');
+  fs.writeFileSync(file, JSON.stringify({ version: 1, name: 'ui test', backup: { directory: path.join(dir, 'backups') }, ...extra }));
+  return file;
+}
+
+export interface Mounted {
+  readonly engine: Engine;
+  readonly conn: ConnectionInfo;
+  readonly ui: ReturnType<typeof render>;
+  readonly exits: number[];
+  confirm: ConfirmFn | null;
+  frame(): string;
+  close(): Promise<void>;
+}
+
+/** A real engine on a real database, and the wizard on ink-testing-library. */
+export async function mountApp(url: string, opts: { phases?: PhaseId[]; monitor?: MonitorSource | null; plan?: object; size?: { columns: number; rows: number } } = {}): Promise<Mounted> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-ui-'));
+  const loaded = loadPlan(writePlan(dir, opts.plan));
+  const conn = resolveConnection(url);
+  const m: { confirm: ConfirmFn | null } = { confirm: null };
+  const engine = await Engine.open({
+    conn, loaded, operator: 'tester', mode: 'test',
+    confirm: (r) => (m.confirm ? m.confirm(r) : Promise.resolve({ confirmed: false, method: 'declined', by: 'tester' })),
+  });
+  const exits: number[] = [];
+  const props: AppProps = {
+    engine, conn, phases: opts.phases ?? [1, 2, 3, 4, 5], demo: false, monitor: opts.monitor ?? null,
+    setConfirm: (fn) => {
+      m.confirm = fn;
+    },
+    onExit: (c) => exits.push(c),
+    palette: MONO,
+  };
+  const ui = render(<App {...props} />);
+  showOnTimeout(() => strip(ui.lastFrame()));
+  if (opts.size) setSize(ui.stdout, opts.size.columns, opts.size.rows);
+  const mounted: Mounted = {
+    engine, conn, ui, exits,
+    get confirm() {
+      return m.confirm;
+    },
+    set confirm(v) {
+      m.confirm = v;
+    },
+    frame: () => strip(ui.lastFrame()),
+    async close() {
+      ui.unmount();
+      await engine.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return mounted;
+}
