@@ -135,20 +135,23 @@ function copyStep(t: TablePlan): Step {
         } else {
           ctx.log(`change capture already on (pgshift.${cap0.names.log}): continuing`);
         }
+        ctx.log('online: the table stays live, so after each batch the copy rests as long as the batch took (50% duty cycle): application commits do not queue behind the copy\'s WAL');
       }
 
       const res = await batchCopy(ctx.db, ctx.journal, pair, map, order, {
         stepId: id, batchRows: ctx.plan.copy.batchRows, pauseMs: ctx.plan.copy.pauseMs, throttle: ctx.plan.copy.throttle,
-        signal: ctx.signal, log: ctx.log, progress: ctx.progress,
+        signal: ctx.signal, log: ctx.log, progress: ctx.progress, yieldFactor: online ? 1 : 0,
       });
       if (res.stopped) {
         return { status: 'skipped', summary: `stopped at a committed checkpoint: ${res.rows.toLocaleString('en-US')} rows in ${res.batches} batches; run again to continue from there` };
       }
+      await ctx.db.ddl([`ANALYZE ${pair.target.q}`], { stepId: id, onRetry: (i) => onRetry(`ANALYZE: ${i.error}`) });
+      ctx.log(`ANALYZE ${pair.target.display}: autovacuum never analyzes a partitioned parent, so pgshift does it after the copy${online ? ' (before the last replay, so the capture lag left for the swap is small)' : ''}`);
       let replay = '';
       if (online) {
         const cap = await findCapture(ctx.db, t);
         if (!cap) throw new Error(`the change capture of ${name} disappeared during the copy`);
-        const threshold = Math.max(100, Math.floor(ctx.plan.copy.batchRows / 10));
+        const threshold = Math.max(100, Math.floor(ctx.plan.copy.batchRows / 50));
         let lastLog = 0;
         const lag0 = await captureLag(ctx.db, cap);
         ctx.log(`replaying the change log: ${lag0.toLocaleString('en-US')} changes captured during the copy`);
@@ -165,8 +168,6 @@ function copyStep(t: TablePlan): Step {
         if (ctx.signal.aborted) return { status: 'skipped', summary: `copy done; replay stopped with ${r.lag} changes pending; run again to continue` };
         replay = `; replayed ${r.applied.toLocaleString('en-US')} captured changes, capture lag now ${r.lag.toLocaleString('en-US')} (phase 5 drains the rest under lock)`;
       }
-      await ctx.db.ddl([`ANALYZE ${pair.target.q}`], { stepId: id, onRetry: (i) => onRetry(`ANALYZE: ${i.error}`) });
-      ctx.log(`ANALYZE ${pair.target.display}: autovacuum never analyzes a partitioned parent, so pgshift does it after the copy`);
       const secs = res.ms / 1000;
       const copied = res.rows - res.resumedFrom;
       const rate = secs > 0 ? Math.round(copied / secs) : 0;

@@ -2,15 +2,20 @@ import type { Phase, PlanContext, Step, StepContext } from '../source/engine/typ
 import type { TablePlan } from '../source/plan/schema.js';
 import { qname } from '../source/db/quote.js';
 import { tableExists } from '../source/db/catalog.js';
-import { discoverDependencies, fkMismatches, missingGrants, addFkSql, type DependencyRecord } from '../source/swap/deps.js';
+import { discoverDependencies, fkMismatches, measureMaterializedViews, missingGrants, addFkSql, type DependencyRecord } from '../source/swap/deps.js';
 import { depsArtifactKey, isSwapped } from '../source/swap/swap.js';
-import { planSqlFileSteps } from '../source/swap/sqlfiles.js';
+import { sqlFileSteps } from './2-structure.js';
 
 const name = (t: TablePlan) => `${t.schema}.${t.table}`;
+/** how long phase 4 lets a materialized view's query run when timing it */
+const MATVIEW_LIMIT_MS = 60_000;
+
+export const dependenciesStepId = (t: Pick<TablePlan, 'schema' | 'table'>) => `dependencies:${t.schema}.${t.table}`;
+export const grantsStepId = (t: Pick<TablePlan, 'schema' | 'table'>) => `grants:${t.schema}.${t.table}`;
 
 function dependenciesStep(t: TablePlan): Step {
   return {
-    id: `dependencies:${name(t)}`,
+    id: dependenciesStepId(t),
     phase: 4,
     title: `Dependencies of ${name(t)}: views, foreign keys, sequences (re-pointed at the swap)`,
     async preview() {
@@ -28,7 +33,9 @@ function dependenciesStep(t: TablePlan): Step {
       if (!(await tableExists(ctx.db, t.schema, t.targetName))) {
         return { status: 'done', failed: `${t.schema}.${t.targetName} does not exist yet: run phase 2 (structure) first` };
       }
-      const { record, problems } = await discoverDependencies(ctx.db, t);
+      const found = await discoverDependencies(ctx.db, t);
+      const problems = found.problems;
+      let record = found.record;
       const warnings: string[] = [];
       for (const fk of record.fks) {
         const bad = await fkMismatches(ctx.db, t, fk);
@@ -48,6 +55,23 @@ function dependenciesStep(t: TablePlan): Step {
       }
       if (problems.length) {
         return { status: 'done', failed: problems.join('\n'), warnings };
+      }
+      if (record.views.some((v) => v.kind === 'm')) {
+        record = { ...record, views: await measureMaterializedViews(ctx.db, record.views, { limitMs: MATVIEW_LIMIT_MS, stepId: ctx.stepId, signal: ctx.signal }) };
+        for (const v of record.views.filter((x) => x.kind === 'm')) {
+          const what = `materialized view ${v.schema}.${v.name} is dropped and re-created WITH DATA inside the swap transaction, under its ACCESS EXCLUSIVE lock ` +
+            `(it holds rows computed from the table and is bound to its OID; its ${v.indexes.length} index(es), ${v.grants.length} grant(s)${v.comment !== null ? ' and comment' : ''} are re-applied)`;
+          if (v.refreshMs === null) {
+            warnings.push(`${what}: its query ran longer than ${MATVIEW_LIMIT_MS / 1000} s when measured now, so every query on ${name(t)} would wait at least that long during the swap. ` +
+              `Consider dropping it before the swap and creating it again afterwards`);
+            ctx.log(`${what}: its query takes more than ${MATVIEW_LIMIT_MS / 1000} s now`, 'warn');
+          } else {
+            ctx.log(`${what}: its query takes ${v.refreshMs} ms now (${v.refreshRows ?? '?'} rows), measured with EXPLAIN ANALYZE; the swap holds the lock at least that much longer`);
+            if ((v.refreshMs ?? 0) > ctx.plan.locks.timeoutMs) {
+              warnings.push(`materialized view ${v.schema}.${v.name} adds about ${v.refreshMs} ms to the swap's exclusive lock (longer than lock_timeout ${ctx.plan.locks.timeoutMs} ms): writers and readers of ${name(t)} queue that long`);
+            }
+          }
+        }
       }
       await ctx.journal.setArtifact(depsArtifactKey(t), record);
       ctx.log(`views and foreign keys bind to the table's OID, not its name: after RENAME they would follow the old table; the swap re-creates ${record.views.length} view(s) and ${record.fks.length} foreign key(s) against the new one`);
@@ -73,8 +97,11 @@ function dependenciesStep(t: TablePlan): Step {
         tables: [
           {
             title: `Views reading ${name(t)} (re-created at the swap, in this order)`,
-            columns: ['view', 'kind', 'depth', 'owner', 'grants'],
-            rows: record.views.map((v) => [`${v.schema}.${v.name}`, v.kind === 'm' ? 'materialized' : 'view', v.depth, v.owner, (v.acl ?? []).length]),
+            columns: ['view', 'kind', 'depth', 'owner', 'grants', 'under the swap lock'],
+            rows: record.views.map((v) => [
+              `${v.schema}.${v.name}`, v.kind === 'm' ? 'materialized' : 'view', v.depth, v.owner, (v.acl ?? []).length,
+              v.kind === 'v' ? 'CREATE OR REPLACE VIEW' : v.refreshMs === null ? 're-created WITH DATA: > 60 s' : `re-created WITH DATA: ~${v.refreshMs} ms`,
+            ]),
           },
           {
             title: `Foreign keys referencing ${name(t)} (dropped and re-added NOT VALID at the swap)`,
@@ -95,7 +122,7 @@ function dependenciesStep(t: TablePlan): Step {
 
 function grantsStep(t: TablePlan): Step {
   return {
-    id: `grants:${name(t)}`,
+    id: grantsStepId(t),
     phase: 4,
     title: `Grants: ${t.schema}.${t.targetName} gets every privilege ${name(t)} has`,
     async preview(ctx: PlanContext) {
@@ -108,7 +135,11 @@ function grantsStep(t: TablePlan): Step {
       if (!(await tableExists(ctx.db, t.schema, t.targetName))) return { status: 'done', failed: `${t.schema}.${t.targetName} does not exist yet: run phase 2 first` };
       const grants = await missingGrants(ctx.db, t, t.targetName);
       if (!grants.length) return { status: 'already-done', summary: `${t.schema}.${t.targetName} has the same privileges as ${name(t)}` };
-      ctx.log(`LIKE … INCLUDING ALL copies no grants: ${grants.length} privilege(s) missing on ${t.schema}.${t.targetName}`, 'warn');
+      ctx.log(
+        `${grants.length} privilege(s) granted on ${name(t)} after phase 2 built ${t.schema}.${t.targetName} (which copied the grants of that moment; LIKE … INCLUDING ALL would copy none): ` +
+          `granting them on the new table too, so the application keeps its access after the swap`,
+        'warn',
+      );
       await ctx.db.ddl(grants, { stepId: ctx.stepId, signal: ctx.signal });
       const left = await missingGrants(ctx.db, t, t.targetName);
       if (left.length) return { status: 'done', failed: `privileges still missing after GRANT: ${left.join('; ')}` };
@@ -121,7 +152,8 @@ export const dependencies: Phase = {
   id: 4,
   name: 'Dependencies',
   async plan(ctx) {
-    const steps: Step[] = planSqlFileSteps('dependencies', ctx.plan.sql.dependencies, ctx.planDir, 4);
+    // the plan's SQL files (views written against the public names): phase 2's steps, checksums recorded, changed files refused
+    const steps: Step[] = sqlFileSteps(ctx.plan.sql.dependencies, 4);
     for (const t of ctx.tables) steps.push(dependenciesStep(t), grantsStep(t));
     return steps;
   },

@@ -1,9 +1,13 @@
 import fs from 'node:fs';
 import type { Phase, PlanContext, Step, StepContext } from '../source/engine/types.js';
 import type { TablePlan } from '../source/plan/schema.js';
-import { ident, qname } from '../source/db/quote.js';
+import { ident, parseQualified, qname } from '../source/db/quote.js';
 import { tableExists } from '../source/db/catalog.js';
-import { removeCapture } from '../source/copy/online.js';
+import { CAPTURE_TRIGGER, TRUNCATE_TRIGGER, captureInstalled, captureNames, findCapture, removeCapture, removeStatements } from '../source/copy/online.js';
+import { autoPlan, type StructureArtifact as BuiltStructure } from '../source/structure/build.js';
+import { AUTO_FUNCTION } from '../source/structure/autopartition.js';
+import { copyStepId } from './3-data.js';
+import { dependenciesStepId, grantsStepId } from './4-dependencies.js';
 import { fmtDuration } from '../source/format.js';
 import { takeSnapshot, diffSnapshots, createdObjects, type CatalogSnapshot } from '../source/snapshot.js';
 import { restoreBackup, restoreCommand, sha256File } from '../source/restore.js';
@@ -101,12 +105,46 @@ const ownerTable = (n: string) => n.slice(0, n.lastIndexOf('.'));
 
 interface CreatedPlan { statements: string[]; leftInPlace: string[]; }
 
-async function planCreated(ctx: PlanContext): Promise<CreatedPlan | null> {
+/**
+ * Triggers and functions that the steps dropping the new tables remove themselves (with their own confirmation):
+ * the auto-partition trigger and function of phase 2, the change-capture triggers of an online copy.
+ */
+async function handledByTargetSteps(ctx: PlanContext): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const t of ctx.tables) {
+    for (const trg of [CAPTURE_TRIGGER, TRUNCATE_TRIGGER]) out.add(`trigger ${t.schema}.${t.table}.${trg}`);
+    const a = await autoTrigger(ctx, t);
+    if (a) {
+      out.add(`trigger ${a.table.schema}.${a.table.name}.${a.trigger}`);
+      out.add(`function ${a.fn.schema}.${a.fn.name}()`);
+    }
+  }
+  return out;
+}
+
+/**
+ * What shows a migration was started here (used when the snapshot is gone: after a completed rollback there is nothing
+ * to do; otherwise refusing is the only safe answer): the new tables, a swap, or the journal's records of phase 2.
+ */
+async function migrationTraces(ctx: PlanContext): Promise<string[]> {
+  const out: string[] = [];
+  for (const t of ctx.tables) {
+    if (await tableExists(ctx.db, t.schema, t.targetName)) out.push(`table ${t.schema}.${t.targetName}`);
+    if ((await relkind(ctx.db, t.schema, t.oldName)) !== null) out.push(`table ${t.schema}.${t.oldName}`);
+    if (await ctx.journal.getArtifact(structureArtifactKey(t))) out.push(`journal artifact ${structureArtifactKey(t)}`);
+  }
+  for (const f of [...ctx.plan.sql.structure, ...ctx.plan.sql.dependencies]) {
+    if (await ctx.journal.getArtifact(`sql:${f}`)) out.push(`journal artifact sql:${f} (applied)`);
+  }
+  return out;
+}
+
+async function planCreated(ctx: PlanContext, exclude: ReadonlySet<string> = new Set()): Promise<CreatedPlan | null> {
   const before = await ctx.journal.getArtifact<CatalogSnapshot>(SNAPSHOT_ARTIFACT);
   if (!before) return null;
   const now = await takeSnapshot(ctx.db);
   const fam = familyOf(now, ctx.tables);
-  const created = createdObjects(before, now);
+  const created = createdObjects(before, now).filter((c) => !exclude.has(`${c.kind} ${c.name}`));
   const newTables = new Set(created.filter((c) => c.kind === 'table').map((c) => c.name));
   const dropTables: string[] = [];
   const leftInPlace: string[] = [];
@@ -188,16 +226,19 @@ async function planCreated(ctx: PlanContext): Promise<CreatedPlan | null> {
   return { statements, leftInPlace };
 }
 
-const createdStep: Step = {
+function createdStep(targetSteps: boolean): Step {
+  const plan = async (ctx: PlanContext) => planCreated(ctx, targetSteps ? await handledByTargetSteps(ctx) : new Set());
+  return {
   id: 'rollback:created-objects',
   phase: 'rollback',
   title: 'Remove what the migration created (views, triggers, policies, functions, empty tables)',
   async preview(ctx) {
-    const p = await planCreated(ctx);
+    const p = await plan(ctx);
     return p ? (p.statements.length ? p.statements : ['-- nothing to remove']) : ['-- no pre-migration snapshot in the journal'];
   },
   async destructive(ctx) {
-    const p = await planCreated(ctx);
+    const p = await plan(ctx);
+    if (!p && !(await migrationTraces(ctx)).length) return null;
     if (!p) return { kind: 'rollback', object: 'created-objects', typed: true, statements: [], impact: [], protections: [], refusal: 'no pre-migration catalog snapshot in the journal (phase 1 step snapshot:catalog): nothing tells what the migration created' };
     if (!p.statements.length) return null;
     return {
@@ -207,41 +248,153 @@ const createdStep: Step = {
     };
   },
   async run(ctx) {
-    for (const t of ctx.tables) await removeCapture(ctx.db, t, ctx.stepId);
-    const p = await planCreated(ctx);
-    if (!p) return { status: 'done', failed: 'no pre-migration snapshot' };
+    const p = await plan(ctx);
+    if (!p) {
+      const traces = await migrationTraces(ctx);
+      if (!traces.length) return { status: 'already-done', summary: 'no migration in progress: nothing to remove' };
+      return { status: 'done', failed: `no pre-migration snapshot, yet the migration left: ${traces.join('; ')}` };
+    }
     for (const l of p.leftInPlace) ctx.log(l, 'warn');
     if (!p.statements.length) return { status: 'already-done', summary: 'nothing the migration created is left', warnings: p.leftInPlace };
     await ctx.db.ddl(p.statements, { stepId: ctx.stepId, signal: ctx.signal });
     return { status: 'done', summary: `${p.statements.length} statement(s): created objects removed`, warnings: p.leftInPlace, data: { statements: p.statements, leftInPlace: p.leftInPlace } };
   },
-};
+  };
+}
+
+/** Phase 2's auto-partition trigger for t (from its artifact, else from the plan's naming rule), if it exists now. */
+async function autoTrigger(ctx: PlanContext, t: TablePlan): Promise<{ table: { schema: string; name: string }; trigger: string; fn: { schema: string; name: string } } | null> {
+  const art = (await ctx.journal.getArtifact<BuiltStructure>(structureArtifactKey(t)))?.autoPartitionTrigger;
+  const ap = autoPlan(t);
+  const a = art
+    ? { table: parseQualified(art.table), trigger: art.trigger, fn: parseQualified(art.function) }
+    : ap ? { table: { schema: ap.table.schema, name: ap.table.name }, trigger: ap.trigger, fn: { schema: ap.fnSchema, name: AUTO_FUNCTION } } : null;
+  if (!a) return null;
+  const r = await ctx.db.read<{ ok: boolean }>(`SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2) AS ok`, [qname(a.table.schema, a.table.name), a.trigger]);
+  const f = await ctx.db.read<{ ok: boolean }>(`SELECT to_regprocedure($1) IS NOT NULL AS ok`, [`${qname(a.fn.schema, a.fn.name)}()`]);
+  return r[0]!.ok || f[0]!.ok ? a : null;
+}
+
+interface TargetPlan {
+  /** removeCapture's statements (run by removeCapture itself, shown in the confirmation) */
+  readonly capture: string[];
+  /** the auto-partition trigger and function, then the table, in one transaction */
+  readonly ddl: string[];
+  readonly notes: string[];
+  readonly partitions: number;
+  readonly tableExists: boolean;
+}
+
+/** Everything the migration built for t besides the copied rows: the new table, capture, auto-partition trigger. */
+async function planTarget(ctx: PlanContext, t: TablePlan): Promise<TargetPlan> {
+  const capture: string[] = [];
+  const notes: string[] = [];
+  const names = captureNames(t);
+  const logExists = (await ctx.db.read<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [qname('pgshift', names.log)]))[0]!.ok;
+  if (logExists || (await captureInstalled(ctx.db, t))) {
+    const cap = await findCapture(ctx.db, t);
+    let sourceQ = cap?.source.q ?? null;
+    if (!sourceQ) {
+      const r = await ctx.db.read<{ q: string }>(
+        `SELECT tgrelid::regclass::text AS q FROM pg_trigger WHERE tgname = $1 AND tgfoid = to_regprocedure($2)`, [CAPTURE_TRIGGER, `${qname('pgshift', names.fn)}()`],
+      );
+      sourceQ = r[0]?.q ?? null;
+    }
+    capture.push(...removeStatements(t, sourceQ));
+    notes.push(`the online copy's change capture on ${name(t)} is removed: its triggers (writes to ${name(t)} stop being logged), function and change log pgshift.${names.log}`);
+  }
+  const ddl: string[] = [];
+  const a = await autoTrigger(ctx, t);
+  if (a) {
+    const tq = qname(a.table.schema, a.table.name);
+    const fq = qname(a.fn.schema, a.fn.name);
+    const has = await ctx.db.read<{ ok: boolean }>(`SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2) AS ok`, [tq, a.trigger]);
+    if (has[0]!.ok) {
+      ddl.push(`DROP TRIGGER ${ident(a.trigger)} ON ${tq}`);
+      notes.push(`the auto-partition trigger ${a.trigger} on ${a.table.schema}.${a.table.name} is dropped: new ${t.autoPartitions?.column ?? 'values'} there stop creating partitions of ${t.schema}.${t.targetName}`);
+    }
+    const others = await ctx.db.read<{ t: string }>(
+      `SELECT tgrelid::regclass::text || '.' || tgname AS t FROM pg_trigger
+        WHERE tgfoid = to_regprocedure($1) AND NOT (tgrelid = to_regclass($2) AND tgname = $3) ORDER BY 1`,
+      [`${fq}()`, tq, a.trigger],
+    );
+    const fnExists = (await ctx.db.read<{ ok: boolean }>(`SELECT to_regprocedure($1) IS NOT NULL AS ok`, [`${fq}()`]))[0]!.ok;
+    if (fnExists && !others.length) {
+      ddl.push(`DROP FUNCTION ${fq}()`);
+      notes.push(`function ${a.fn.schema}.${a.fn.name}() is dropped: no other trigger uses it`);
+    } else if (fnExists) {
+      notes.push(`function ${a.fn.schema}.${a.fn.name}() is kept: still used by trigger(s) ${others.map((o) => o.t).join(', ')}`);
+    }
+  }
+  const tableExists_ = await tableExists(ctx.db, t.schema, t.targetName);
+  let partitions = 0;
+  if (tableExists_) {
+    partitions = Number((await ctx.db.read<{ n: string }>(`SELECT count(*) AS n FROM pg_inherits WHERE inhparent = $1::regclass`, [qname(t.schema, t.targetName)]))[0]!.n);
+    ddl.push(`DROP TABLE ${qname(t.schema, t.targetName)}`);
+  }
+  return { capture, ddl, notes, partitions, tableExists: tableExists_ };
+}
+
+/** The journal entries that describe work on t's new table: once it is dropped, a new run must do that work again. */
+function undoneSteps(t: TablePlan): string[] {
+  return [structureArtifactKey(t), copyStepId(t), dependenciesStepId(t), grantsStepId(t)];
+}
 
 function dropTargetStep(t: TablePlan): Step {
   const obj = `${t.schema}.${t.targetName}`;
-  const stmts = [`DROP TABLE ${qname(t.schema, t.targetName)}`];
   return {
     id: `rollback:structure:${name(t)}`,
     phase: 'rollback',
-    title: `Drop the new table ${obj} and its partitions`,
-    async preview() {
-      return [`-- remove the capture trigger and change log of ${name(t)} (if any)`, ...stmts];
+    title: `Drop the new table ${obj} and its partitions, its auto-partition trigger and the change capture`,
+    async preview(ctx) {
+      const p = await planTarget(ctx, t);
+      const all = [...p.capture, ...p.ddl];
+      return all.length ? all : [`-- ${obj}, its capture and auto-partition trigger are gone already`];
     },
     async destructive(ctx) {
-      if (!(await tableExists(ctx.db, t.schema, t.targetName))) return null;
-      if (await isSwapped(ctx.db, t)) return { kind: 'rollback', object: obj, typed: true, statements: stmts, impact: [], protections: [], refusal: `${name(t)} is still swapped: swap back first` };
-      const parts = await ctx.db.read<{ n: string }>(`SELECT count(*) AS n FROM pg_inherits WHERE inhparent = $1::regclass`, [qname(t.schema, t.targetName)]);
+      const p = await planTarget(ctx, t);
+      const statements = [...p.capture, ...p.ddl];
+      if (!statements.length) return null;
+      if (await isSwapped(ctx.db, t)) return { kind: 'rollback', object: obj, typed: true, statements, impact: [], protections: [], refusal: `${name(t)} is still swapped: swap back first` };
+      const cp = await ctx.journal.getCheckpoint<unknown>(copyStepId(t));
       return {
-        kind: 'rollback', object: obj, typed: true, statements: stmts,
-        impact: [`${obj} and its ${parts[0]!.n} partition(s) are dropped: a copy; the data is in ${name(t)}`],
+        kind: 'rollback', object: obj, typed: true, statements,
+        impact: [
+          ...(p.tableExists ? [`${obj} and its ${p.partitions} partition(s) are dropped: a copy; the data is in ${name(t)}, which this does not touch`] : []),
+          ...p.notes,
+          ...(cp ? [`the copy checkpoint of ${name(t)} (${cp.rowsDone.toLocaleString('en-US')} rows) is cleared: a new run copies from the first row`] : []),
+        ],
         protections: (await protections(ctx, t)).lines,
       };
     },
     async run(ctx) {
-      await removeCapture(ctx.db, t, ctx.stepId);
-      if (!(await tableExists(ctx.db, t.schema, t.targetName))) return { status: 'already-done', summary: `${obj} does not exist` };
-      await ctx.db.ddl(stmts, { stepId: ctx.stepId, signal: ctx.signal });
-      return { status: 'done', summary: `dropped ${obj}` };
+      const p = await planTarget(ctx, t);
+      if (!p.capture.length && !p.ddl.length && !(await ctx.journal.getCheckpoint(copyStepId(t)))) {
+        return { status: 'already-done', summary: `${obj} does not exist; no capture, no auto-partition trigger` };
+      }
+      if (p.capture.length) {
+        await removeCapture(ctx.db, t, ctx.stepId);
+        ctx.log(`change capture of ${name(t)} removed`);
+      }
+      const undone = undoneSteps(t);
+      // the table and the journal's memory of it go together: a copy checkpoint must never outlive the rows it counts
+      await ctx.db.tx(async (tx) => {
+        for (const s of p.ddl) await tx.query(s);
+        await tx.query(`DELETE FROM pgshift.checkpoints WHERE step_id = $1`, [copyStepId(t)]);
+        await tx.query(`DELETE FROM pgshift.step_state WHERE step_id = ANY($1::text[])`, [undone]);
+        await tx.query(`DELETE FROM pgshift.artifacts WHERE key = ANY($1::text[])`, [[structureArtifactKey(t), depsArtifactKey(t), 'integrity-report']]);
+      }, {
+        stepId: ctx.stepId, signal: ctx.signal,
+        onRetry: (i) => ctx.log(`lock not granted (${i.error}); retry ${i.attempt}/${i.attempts} in ${i.waitMs} ms`, 'warn'),
+      });
+      for (const n of p.notes) ctx.log(n);
+      ctx.log(`journal: copy checkpoint cleared, steps ${undone.join(', ')} will run again in a new run`);
+      return {
+        status: 'done',
+        summary: `${p.tableExists ? `dropped ${obj} (${p.partitions} partitions)` : `${obj} was gone`}${p.capture.length ? ', change capture removed' : ''}` +
+          `${p.ddl.some((x) => x.startsWith('DROP TRIGGER')) ? ', auto-partition trigger dropped' : ''}${p.ddl.some((x) => x.startsWith('DROP FUNCTION')) ? ' with its function' : ''}`,
+        data: { statements: [...p.capture, ...p.ddl] },
+      };
     },
   };
 }
@@ -314,12 +467,18 @@ const verifyStep: Step = {
   id: 'rollback:verify',
   phase: 'rollback',
   title: 'Compare the catalog with the snapshot taken before the migration; reset the journal',
+  // runs on every rollback: a "done" kept from an earlier rollback must never skip the proof of a later one
+  rerunnable: true,
   async preview() {
     return ['-- reads pg_catalog and compares with artifact snapshot:catalog', '-- then forgets the undone steps (pgshift.step_state) so a new run starts over'];
   },
   async run(ctx: StepContext) {
     const before = await ctx.journal.getArtifact<CatalogSnapshot>(SNAPSHOT_ARTIFACT);
-    if (!before) return { status: 'done', failed: 'no pre-migration snapshot to compare with' };
+    if (!before) {
+      const traces = await migrationTraces(ctx);
+      if (!traces.length) return { status: 'already-done', summary: 'nothing to compare: no migration in progress (an earlier rollback completed, or phase 1 never ran)' };
+      return { status: 'done', failed: `no pre-migration snapshot to compare with, yet the migration left: ${traces.join('; ')}` };
+    }
     for (const t of ctx.tables) {
       if (await isSwapped(ctx.db, t)) return { status: 'done', failed: `${name(t)} is still swapped` };
       if ((await relkind(ctx.db, t.schema, t.table)) === null) return { status: 'done', failed: `${name(t)} does not exist` };
@@ -355,6 +514,11 @@ const verifyStep: Step = {
       for (const k of [depsArtifactKey(t), structureArtifactKey(t), swapArtifactKey(t), `swapped-back:${name(t)}`]) await ctx.journal.deleteArtifact(k);
     }
     await ctx.journal.deleteArtifact('integrity-report');
+    // the plan's SQL files were undone with the rest: a new run applies them again (a table left in place above will
+    // make its file fail on CREATE TABLE: the operator was told, and decides)
+    for (const f of [...ctx.plan.sql.structure, ...ctx.plan.sql.dependencies]) await ctx.journal.deleteArtifact(`sql:${f}`);
+    // no copy position may survive: a new copy starts from the first row (a killed copy has a checkpoint but no step state)
+    await ctx.db.query(`DELETE FROM pgshift.checkpoints`, [], ctx.stepId);
     await ctx.journal.deleteArtifact(SNAPSHOT_ARTIFACT);
     return {
       status: 'done',
@@ -377,7 +541,7 @@ export const rollback: Phase = {
       if ((await relkind(ctx.db, t.schema, t.table)) === 'p' && !oldExists) needsRestore = true;
       else steps.push(swapBackStep(t));
     }
-    steps.push(createdStep);
+    steps.push(createdStep(!needsRestore));
     if (!needsRestore) {
       for (const t of tables) steps.push(dropTargetStep(t));
       steps.push(validateStep);

@@ -135,6 +135,50 @@ describe('phase 3 batch copy (real PostgreSQL, demo data)', () => {
     expect(o.logs().join('\n')).toContain('column total is generated in');
   });
 
+  it('bounds the copy by the largest key at its start, tells the operator, and refuses rows no partition accepts', async () => {
+    await db.client.query(`CREATE TABLE public.bounded (id int PRIMARY KEY, at timestamptz NOT NULL)`);
+    await db.client.query(`CREATE INDEX ON public.bounded (at)`);
+    await db.client.query(`INSERT INTO public.bounded SELECT g, '2024-01-01'::timestamptz + g * interval '1 minute' FROM generate_series(1, 2000) g`);
+    await db.client.query(`ANALYZE public.bounded`);
+    await db.client.query(`CREATE TABLE public.bounded_partitioned (id int, at timestamptz NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at)`);
+    await db.client.query(`CREATE TABLE public.bounded_p1 PARTITION OF public.bounded_partitioned FOR VALUES FROM ('2024-01-01') TO ('2024-02-01')`);
+    const file = writePlan(path.join(dir, 'bounded'), { partition: [{ source: 'public.bounded', strategy: 'range', key: 'at', interval: '1 month', defaultPartition: false }], copy: { batchRows: 100, pauseMs: 20 } });
+    const o = await openEngine(db.url, file);
+    // while the copy runs, the application keeps inserting rows with later keys: the copy must not chase them
+    let inserted = 0;
+    let app: NodeJS.Timeout | undefined;
+    o.engine.on((e) => {
+      if (e.type === 'step-progress' && !app) {
+        app = setInterval(() => {
+          void db.client.query(`INSERT INTO public.bounded VALUES (100000 + $1, '2024-01-20'::timestamptz + $1 * interval '1 second')`, [++inserted]).catch(() => {});
+        }, 10);
+      }
+    });
+    try {
+      const out = await o.engine.run({ phases: [3], only: ['copy:public.bounded'] });
+      expect(out.status, o.logs().join('\n')).toBe('completed');
+    } finally {
+      clearInterval(app);
+      await o.engine.close();
+    }
+    expect(inserted).toBeGreaterThan(10);
+    expect(o.logs().join('\n')).toContain('upper bound fixed at the start: (at, id) ≤ (2024-01-02 09:20:00+00, 2000); later rows are not chased');
+    const n = await db.client.query(`SELECT count(*)::int AS n, max(id)::int AS m FROM public.bounded_partitioned`);
+    expect(n.rows[0]).toEqual({ n: 2000, m: 2000 });
+    // a row outside every partition (and no DEFAULT): a clear refusal, not a raw error; nothing half-copied
+    await db.client.query(`TRUNCATE public.bounded_partitioned; DELETE FROM pgshift.checkpoints WHERE step_id = 'copy:public.bounded'; DELETE FROM pgshift.step_state WHERE step_id = 'copy:public.bounded'`);
+    await db.client.query(`INSERT INTO public.bounded VALUES (0, '2023-12-31 23:00+00')`);
+    const o2 = await openEngine(db.url, file);
+    try {
+      const out = await o2.engine.run({ phases: [3], only: ['copy:public.bounded'] });
+      expect(out.status).toBe('failed');
+      expect(out.message).toContain('public.bounded has rows no partition of public.bounded_partitioned accepts');
+      expect(out.hint).toContain('create the missing partition or a DEFAULT partition');
+    } finally {
+      await o2.engine.close();
+    }
+  });
+
   it('stops cleanly on abort (checkpoint = rows in the target) and resumes without duplicate or gap', async () => {
     await db.client.query(`TRUNCATE public.petri_observations_partitioned`);
     await db.client.query(`DELETE FROM pgshift.checkpoints; DELETE FROM pgshift.step_state`);

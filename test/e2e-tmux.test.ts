@@ -20,7 +20,7 @@ const screen = () => tmux('capture-pane', '-p', '-t', session);
 const keys = (...k: string[]) => tmux('send-keys', '-t', session, ...k);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until(check: (s: string) => boolean, what: string, timeoutMs = 30_000): Promise<string> {
+async function until(check: (s: string) => boolean, what: string, timeoutMs = 60_000): Promise<string> {
   const t0 = Date.now();
   let s = '';
   for (;;) {
@@ -29,7 +29,10 @@ async function until(check: (s: string) => boolean, what: string, timeoutMs = 30
     } catch {
       s = '';
     }
-    if (check(s)) return s;
+    if (check(s)) {
+      await sleep(150); // the new screen's key handler is registered just after it is drawn
+      return s;
+    }
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}; the screen:\n${s}`);
     await sleep(150);
   }
@@ -48,7 +51,7 @@ describe('end to end in a real terminal (tmux 120×40)', () => {
   it.skipIf(!hasTmux || !built)('demo: phase screen, run a step, monitors, wrong confirmation input, quit', async () => {
     tmux('new-session', '-d', '-s', session, '-x', '120', '-y', '40', '-c', root,
       `env -u CI NO_COLOR=1 node bin/pgshift.js demo --rows 20000; echo "PGSHIFT-EXIT=$?"; sleep 60`);
-    let s = await until((x) => x.includes('Phase 1 · Preparation') && x.includes('enter run step'), 'the phase screen', 60_000);
+    let s = await until((x) => x.includes('Phase 1 · Preparation') && x.includes('enter run step'), 'the phase screen', 120_000);
     expect(s).toMatch(/pgshift · postgres@127\.0\.0\.1:\d+\/pgshift_demo · PostgreSQL 15\.\d+ · run — · \d\d:\d\d · operator \S+ · DEMO/);
     expect(s).toMatch(/1 Preparation · .*2 Structure · .*3 Data · .*4 Dependencies · .*5 Cleanup · .*Rollback/);
     expect(s).toContain('Monitors (m)');
@@ -96,5 +99,5 @@ describe('end to end in a real terminal (tmux 120×40)', () => {
     s = await until((x) => x.includes('PGSHIFT-EXIT='), 'the process to end', 30_000);
     expect(s).toContain('PGSHIFT-EXIT=0');
     expect(s).toContain('embedded PostgreSQL stopped');
-  }, 150_000);
+  }, 280_000);
 });

@@ -14,6 +14,7 @@
  * → `gasifier_observations`.
  */
 import type { ClientBase } from 'pg';
+import { literal } from '../db/quote.js';
 
 /** Number of pilot programs in the demo. */
 export const DEMO_PROGRAMS = 20;
@@ -292,7 +293,7 @@ function u(b: string, at: number, n: 1 | 2 | 4): string {
 
 /** SQL text[] literal. */
 function textArray(values: readonly string[]): string {
-  return `ARRAY[${values.map((v) => `'${v.replace(/'/g, "''")}'`).join(', ')}]::text[]`;
+  return `ARRAY[${values.map((v) => literal(v)).join(', ')}]::text[]`;
 }
 
 const PROGRAM_NAMES = [

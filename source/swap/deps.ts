@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Db } from '../db/session.js';
 import type { TablePlan } from '../plan/schema.js';
 import { ident, qname } from '../db/quote.js';
+import { withCatalogReader } from '../structure/definition.js';
 
 /**
  * Phase 4's discovery: everything that binds to the source table by OID and must follow it at the swap (views,
@@ -24,6 +25,13 @@ export interface ViewDep {
   /** materialized views only: they are dropped and created again, so their grants, indexes and comment are re-applied */
   readonly grants: string[];
   readonly indexes: string[];
+  /**
+   * materialized views only, measured by phase 4 (EXPLAIN ANALYZE of the definition, on the table as it is then): how
+   * long its query takes, i.e. the least time the swap's CREATE MATERIALIZED VIEW … WITH DATA adds under the lock;
+   * null when it ran past the measuring limit.
+   */
+  readonly refreshMs?: number | null;
+  readonly refreshRows?: number;
 }
 
 export interface FkPlan {
@@ -66,20 +74,9 @@ export interface DependencyRecord {
 
 type Q = (sql: string, params?: unknown[]) => Promise<Record<string, unknown>[]>;
 
+/** Catalog reads with search_path = pg_catalog (phase 2's reader), so view definitions come out schema-qualified. */
 export async function withPgCatalogPath<T>(db: Db, fn: (q: Q) => Promise<T>): Promise<T> {
-  const c = await db.pool.connect();
-  try {
-    await c.query('BEGIN READ ONLY');
-    await c.query('SET LOCAL search_path = pg_catalog');
-    const out = await fn(async (sql, params) => (await c.query(sql, params as unknown[])).rows as Record<string, unknown>[]);
-    await c.query('COMMIT');
-    return out;
-  } catch (e) {
-    await c.query('ROLLBACK').catch(() => {});
-    throw e;
-  } finally {
-    c.release();
-  }
+  return withCatalogReader(db, (c) => fn(async (sql, params) => (await c.query(sql, params as unknown[])).rows as Record<string, unknown>[]));
 }
 
 export async function relOid(db: Db | pg.ClientBase, schema: string, name: string): Promise<number | null> {
@@ -132,10 +129,36 @@ export async function dependentViews(q: Q, oid: number): Promise<ViewDep[]> {
   return out;
 }
 
+/**
+ * Times each materialized view's query now (EXPLAIN ANALYZE in a READ ONLY transaction, bounded by statement_timeout):
+ * the swap drops it and creates it again WITH DATA inside its ACCESS EXCLUSIVE transaction (a materialized view is
+ * bound to the table's OID and holds rows computed from it; there is no "re-point"), so that query runs under the lock.
+ */
+export async function measureMaterializedViews(db: Db, views: readonly ViewDep[], opts: { limitMs: number; stepId?: string | null; signal?: AbortSignal }): Promise<ViewDep[]> {
+  const out: ViewDep[] = [];
+  for (const v of views) {
+    if (v.kind !== 'm') { out.push(v); continue; }
+    try {
+      const r = await db.tx(async (tx) => {
+        await tx.query('SET TRANSACTION READ ONLY');
+        const t0 = performance.now();
+        const x = await tx.query<{ 'QUERY PLAN': [{ 'Execution Time': number; Plan: { 'Actual Rows': number } }] }>(`EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) ${v.definition}`);
+        const plan = x.rows[0]!['QUERY PLAN'][0];
+        return { ms: Math.max(Math.round(plan['Execution Time']), Math.round(performance.now() - t0)), rows: Number(plan.Plan['Actual Rows']) };
+      }, { stepId: opts.stepId ?? null, statementTimeoutMs: opts.limitMs, signal: opts.signal });
+      out.push({ ...v, refreshMs: r.ms, refreshRows: r.rows });
+    } catch (e) {
+      if ((e as { code?: string }).code !== '57014') throw e;
+      out.push({ ...v, refreshMs: null });
+    }
+  }
+  return out;
+}
+
 /** Functions in user schemas whose body names the table (the catalog does not track these: a warning only). */
 export async function functionsNaming(db: Db, t: TablePlan): Promise<string[]> {
   const rows = await db.read<{ f: string }>(
-    `SELECT p.oid::regprocedure::text AS f FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    `SELECT n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' AS f FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
       WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgshift') AND p.prosrc ~* ('\\m' || $1 || '\\M')
       ORDER BY 1`,
     [t.table.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')],
@@ -157,6 +180,9 @@ export async function planInboundFks(db: Db, q: Q, t: TablePlan, oid: number, ta
   );
   const fks: FkPlan[] = [];
   const problems: string[] = [];
+  const keyType = rows.length
+    ? String((await q(`SELECT format_type(a.atttypid, a.atttypmod) AS t FROM pg_attribute a WHERE a.attrelid = $1 AND a.attname = $2`, [oid, t.key]))[0]?.t ?? '')
+    : '';
   const action = (x: unknown) => ({ a: 'NO ACTION', r: 'RESTRICT', c: 'CASCADE', n: 'SET NULL', d: 'SET DEFAULT' } as Record<string, string>)[String(x)] ?? 'NO ACTION';
   for (const r of rows) {
     const schema = String(r.s), table = String(r.n);
@@ -172,11 +198,15 @@ export async function planInboundFks(db: Db, q: Q, t: TablePlan, oid: number, ta
         [schema, table, candidate],
       );
       if (!has[0]!.ok) {
+        const refWhere = refcols.map((c, i) => `s.${ident(c)} = r.${ident(cols[i]!)}`).join(' AND ');
         problems.push(
           `${schema}.${table}.${String(r.conname)} references ${t.schema}.${t.table}(${refcols.join(', ')}), but ${schema}.${table} has no column ` +
             `${mapped ? `"${mapped}" (from inboundKeyColumns)` : `named like the partition key "${t.key}"`}: a foreign key to a partitioned table ` +
-            `must reference a unique key that includes the partition key. Add such a column (and fill it), or set ` +
-            `partition[].inboundKeyColumns["${schema}.${table}"] in the plan.`,
+            `must reference a unique key that includes the partition key (${[...refcols, t.key].join(', ')}). ` +
+            `Add a column "${candidate}" (${keyType}) to ${schema}.${table} holding the ${t.key} of the referenced row, e.g. ` +
+            `ALTER TABLE ${qname(schema, table)} ADD COLUMN ${ident(candidate)} ${keyType}; ` +
+            `UPDATE ${qname(schema, table)} r SET ${ident(candidate)} = s.${ident(t.key)} FROM ${qname(t.schema, t.table)} s WHERE ${refWhere}; ` +
+            `${mapped ? '' : `or, if it already has such a column under another name, set partition[].inboundKeyColumns["${schema}.${table}"] to it in the plan`}`.trim(),
         );
         continue;
       }

@@ -166,7 +166,7 @@ export function App(props: AppProps) {
       (o) => {
         lastCode.current = exitFor(o);
         dispatch({ type: 'run-finish', status: o.status, message: o.message, now: Date.now() });
-        if (o.status !== 'completed' && o.hint) log('warn', `hint: ${o.hint}`);
+        if (o.status !== 'completed' && o.status !== 'needs-confirmation' && o.hint) log('warn', `hint: ${o.hint}`);
       },
       (e) => {
         lastCode.current = 1;

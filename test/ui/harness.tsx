@@ -20,12 +20,14 @@ export function showOnTimeout(fn: () => string): void {
   lastScreen = fn;
 }
 
-export async function waitFor(check: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
+export async function waitFor(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
   const t0 = Date.now();
   while (!check()) {
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}; the screen:\n${lastScreen()}`);
     await tick(20);
   }
+  // a screen that just appeared registers its key handler in an effect after the frame: give it time (busy CI)
+  await tick(60);
 }
 
 /** Writes keys one by one, a tick before and after each (Ink drops a key written before it listens). */

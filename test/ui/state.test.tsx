@@ -50,6 +50,19 @@ describe('wizard reducer (no rendering)', () => {
     expect(big.log.at(-1)!.text).toBe('x499');
   });
 
+  it('a declined confirmation is "declined" (nothing ran), not a failure, and stays so after re-planning (found in tmux)', () => {
+    let s = wizardReducer(planned, { type: 'run-begin', scope: 'step copy:b', phase: 3, now: 0 });
+    s = ev(s,
+      { type: 'step-started', stepId: 'copy:b', phase: 3, title: 'Copy b' },
+      { type: 'step-failed', stepId: 'copy:b', error: 'copy:b needs confirmation: rename public.b', hint: 'to allow it in headless mode, pass --confirm public.b', durationMs: 5 },
+    );
+    expect(s.steps['copy:b']).toMatchObject({ status: 'declined', error: 'not confirmed: nothing ran (rename public.b)', hint: 'press enter to be asked again' });
+    s = wizardReducer(wizardReducer(s, { type: 'run-finish', status: 'needs-confirmation', now: 0 }), {
+      type: 'phase-planned', phase: 3, steps: [{ id: 'copy:a', title: 'Copy a' }, { id: 'copy:b', title: 'Copy b' }], states: {},
+    });
+    expect(s.steps['copy:b']!.status).toBe('declined');
+  });
+
   it('a stopped run leaves no step "running"', () => {
     let s = wizardReducer(planned, { type: 'run-begin', scope: 'phase 3', phase: 3, now: 0 });
     s = ev(s, { type: 'step-started', stepId: 'copy:b', phase: 3, title: 'Copy b' });

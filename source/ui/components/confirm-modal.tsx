@@ -10,7 +10,11 @@ import { MODAL_KEYS } from '../keymap.js';
 export function confirmBodyLines(r: ConfirmRequest, width: number): Line[] {
   const out: Line[] = [];
   const push = (text: string, level?: Line['level']) => {
-    for (const l of wrap(text, Math.max(10, width))) out.push({ text: l, level });
+    const indent = /^\s*(• )?/.exec(text)![0].length;
+    wrap(text, Math.max(10, width)).forEach((l, i) => {
+      if (i === 0) out.push({ text: l, level });
+      else for (const w of wrap(l, Math.max(10, width - indent))) out.push({ text: ' '.repeat(indent) + w, level });
+    });
   };
   if (r.refusal) push(`REFUSED: ${r.refusal}`, 'error');
   out.push({ text: `Statements (${r.statements.length}) — exactly what will run:`, level: 'title' });
@@ -31,7 +35,8 @@ export function ConfirmModal({ request, state, width, height }: {
   const t = useTheme();
   const inner = Math.max(20, width - 4);
   const body = confirmBodyLines(request, inner);
-  const bodyH = Math.max(3, height - 8);
+  const input = state.mode === 'typed' || state.mode === 'override';
+  const bodyH = Math.max(3, height - (input ? 6 : 4));
   const start = Math.min(state.scroll, Math.max(0, body.length - bodyH));
   const shown = body.slice(start, start + bodyH);
   const more = body.length - (start + bodyH);
@@ -51,7 +56,6 @@ export function ConfirmModal({ request, state, width, height }: {
       prompt = <Text color={t.warn} wrap="truncate-end">To override (journaled, like {request.overrideFlag}), type <Text bold>{`${request.object} ${MODAL_KEYS.overrideWord}`}</Text> · esc keeps the refusal</Text>;
       break;
   }
-  const input = state.mode === 'typed' || state.mode === 'override';
   return (
     <Box flexDirection="column" width={width} height={height} borderStyle="double" borderColor={request.refusal ? t.error : t.danger} paddingX={1} overflow="hidden">
       <Text bold color={request.refusal ? t.error : t.danger} wrap="truncate-end">
@@ -61,10 +65,10 @@ export function ConfirmModal({ request, state, width, height }: {
       {prompt}
       {input ? (
         <Text wrap="truncate-end">{'> '}{state.text}<Text inverse> </Text></Text>
-      ) : <Text> </Text>}
-      {state.mismatch !== null ? (
+      ) : null}
+      {input ? (state.mismatch !== null ? (
         <Text color={t.error} wrap="truncate-end">{clip(`"${state.mismatch}" does not match: nothing was confirmed, type ${state.expected} exactly`, inner)}</Text>
-      ) : <Text> </Text>}
+      ) : <Text> </Text>) : null}
     </Box>
   );
 }

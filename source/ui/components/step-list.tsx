@@ -6,7 +6,7 @@ import type { StepView } from '../state/use-wizard-state.js';
 import { clip } from '../format-ui.js';
 
 const ICON: Record<StepView['status'], string> = {
-  pending: '·', running: '▶', done: '✓', 'already-done': '✓', failed: '✗', skipped: '–', stopped: '■',
+  pending: '·', running: '▶', done: '✓', 'already-done': '✓', failed: '✗', skipped: '–', stopped: '■', declined: '■',
 };
 
 /** The phase's steps with their state; the selected one highlighted; scrolls to keep the selection visible. */
@@ -23,7 +23,7 @@ export function StepList({ steps, selected, height, width, title }: {
       {steps.length === 0 ? <Text color={t.dim} wrap="truncate-end">{clip('no steps', width)}</Text> : null}
       {shown.map((s, k) => {
         const i = start + k;
-        const color = s.status === 'done' || s.status === 'already-done' ? t.ok : s.status === 'failed' ? t.error : s.status === 'running' ? t.running : s.status === 'skipped' || s.status === 'stopped' ? t.warn : undefined;
+        const color = s.status === 'done' || s.status === 'already-done' ? t.ok : s.status === 'failed' ? t.error : s.status === 'running' ? t.running : s.status === 'skipped' || s.status === 'stopped' || s.status === 'declined' ? t.warn : undefined;
         return (
           <Box key={s.id} width={width} height={1}>
             <Text color={color} inverse={i === selected} wrap="truncate-end">

@@ -3,7 +3,7 @@ import { PHASES } from '../../engine/types.js';
 import type { ProgressView } from '../format-ui.js';
 
 /** Pure state of the wizard: engine events and key actions in, state out. Rendering never changes it. */
-export type StepStatus = 'pending' | 'running' | 'done' | 'already-done' | 'failed' | 'skipped' | 'stopped';
+export type StepStatus = 'pending' | 'running' | 'done' | 'already-done' | 'failed' | 'skipped' | 'stopped' | 'declined';
 
 export interface StepView {
   readonly id: string;
@@ -199,6 +199,11 @@ function reduceEvent(s: WizardState, e: EngineEvent, now: number): WizardState {
       return addLog(n, 'info', `${e.status === 'skipped' ? '–' : '✓'} ${e.stepId} ${word}${e.summary ? `: ${e.summary}` : ''}`, now);
     }
     case 'step-failed': {
+      // declined in the modal: nothing ran; the engine's hint is for headless mode, the wizard simply asks again
+      if (/ needs confirmation: /.test(e.error)) {
+        const n = patchStep(s, e.stepId, { status: 'declined', error: `not confirmed: nothing ran (${e.error.replace(/^.* needs confirmation: /, '')})`, hint: 'press enter to be asked again', durationMs: e.durationMs });
+        return addLog(n, 'warn', `■ ${e.stepId}: not confirmed, nothing ran`, now);
+      }
       const n = patchStep(s, e.stepId, { status: s.run?.stopping && /stopped|abort/i.test(e.error) ? 'stopped' : 'failed', error: e.error, hint: e.hint, durationMs: e.durationMs });
       const m = addLog(n, 'error', `✗ ${e.stepId}: ${e.error}`, now);
       return e.hint ? addLog(m, 'info', `  hint: ${e.hint}`, now) : m;
@@ -231,7 +236,7 @@ export function wizardReducer(s: WizardState, a: WizardAction): WizardState {
       for (const st of a.steps) {
         const j = a.states[st.id];
         const prev = n.steps[st.id];
-        const keep = prev && (prev.status === 'running' || prev.status === 'failed' || prev.status === 'stopped' || prev.tables);
+        const keep = prev && (prev.status === 'running' || prev.status === 'failed' || prev.status === 'stopped' || prev.status === 'declined' || prev.tables);
         n = patchStep(n, st.id, {
           title: st.title,
           ...(keep ? {} : { status: statusFromJournal(j?.status), summary: prev?.summary ?? j?.summary }),

@@ -1,0 +1,274 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { createDemoDatabase } from '../source/demo/schema.js';
+import { Engine } from '../source/engine/engine.js';
+import { flagConfirmer } from '../source/engine/confirm.js';
+import { resolveConnection } from '../source/db/connection.js';
+import { loadPlan, type LoadedPlan } from '../source/plan/load.js';
+import type { ConfirmRequest, EngineEvent } from '../source/engine/types.js';
+import { examplePlan } from '../source/swap/fixture.js';
+import { takeSnapshot, diffSnapshots, tableFingerprint, type CatalogSnapshot } from '../source/snapshot.js';
+import { catalogFingerprint } from './helpers/catalog.js';
+import { freshDatabase, type FreshDb } from './helpers/db.js';
+
+/**
+ * Rollback BEFORE any swap, after the real phases 1–3: what phase 2 built (partitioned tables, partitions, the
+ * auto-partition trigger on pilot_programs and its function, the plan's SQL files) and what phase 3 left (the online
+ * copy's change capture, the copy checkpoint) goes; the catalog equals the pre-migration snapshot; data is untouched.
+ */
+
+const TABLES = ['petri_observations', 'gasifier_observations', 'petri_observation_images', 'gasifier_alerts', 'pilot_programs', 'sites'];
+const ROLLBACK_OBJECTS = ['created-objects', 'public.gasifier_observations_partitioned', 'public.petri_observations_partitioned'];
+
+type StepDone = Extract<EngineEvent, { type: 'step-done' }>;
+
+async function contents(c: pg.Client): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const t of TABLES) {
+    const f = await tableFingerprint(c, 'public', t);
+    out[t] = `${f.rows}:${f.hash}`;
+  }
+  return out;
+}
+
+async function one<T = Record<string, unknown>>(c: pg.Client, sql: string, params: unknown[] = []): Promise<T> {
+  return (await c.query(sql, params)).rows[0] as T;
+}
+
+/** pgshift's own leftovers of a migration: capture logs and functions, auto-partition triggers and functions. */
+async function leftovers(c: pg.Client): Promise<string[]> {
+  const r = await c.query<{ x: string }>(`
+    SELECT 'table ' || relname AS x FROM pg_class WHERE relnamespace = 'pgshift'::regnamespace AND relkind = 'r' AND relname LIKE 'log\\_%'
+    UNION ALL SELECT 'function ' || p.oid::regprocedure::text FROM pg_proc p
+      WHERE (p.pronamespace = 'pgshift'::regnamespace AND p.proname LIKE 'capture\\_public%') OR p.proname = 'pgshift_auto_partition'
+    UNION ALL SELECT 'trigger ' || tgrelid::regclass::text || '.' || tgname FROM pg_trigger WHERE tgname LIKE 'pgshift%'
+    ORDER BY 1`);
+  return r.rows.map((x) => x.x);
+}
+
+function openEngine(url: string, loaded: LoadedPlan, confirms: Set<string>, requests: ConfirmRequest[], events: EngineEvent[]): Promise<Engine> {
+  const answer = flagConfirmer({ confirms, overrides: new Set(), operator: 'tester' });
+  return Engine.open({
+    conn: resolveConnection(url), loaded, mode: 'test', operator: 'tester',
+    confirm: async (r) => (requests.push(r), answer(r)),
+  }).then((e) => (e.on((x) => events.push(x)), e));
+}
+
+describe('rollback after phases 1–3 (online copy, nothing swapped)', () => {
+  let db: FreshDb;
+  let dir: string;
+  let engine: Engine;
+  let before: Record<string, string>;
+  let snap0: CatalogSnapshot;
+  const confirms = new Set<string>();
+  const requests: ConfirmRequest[] = [];
+  const events: EngineEvent[] = [];
+
+  beforeAll(async () => {
+    db = await freshDatabase('rollback_early');
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-rbe-'));
+    await createDemoDatabase(db.client, { rows: 5000 });
+    before = await contents(db.client);
+    snap0 = await takeSnapshot(db.client);
+    const loaded = loadPlan(examplePlan(dir, {
+      copy: { mode: 'online', batchRows: 1000, pauseMs: 0 },
+      locks: { timeoutMs: 500, attempts: 10, backoffMs: 50, maxBackoffMs: 500 },
+    }));
+    engine = await openEngine(db.url, loaded, confirms, requests, events);
+    const o = await engine.run({ phases: [1, 2, 3] });
+    expect(o.message ?? '').toBe('');
+    expect(o.status).toBe('completed');
+  });
+  afterAll(async () => {
+    await engine?.close();
+    await db?.drop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the migration left what the rollback must remove', async () => {
+    expect(await leftovers(db.client)).toEqual([
+      'function pgshift.capture_public_gasifier_observations_' + (await captureSuffix(db.client, 'gasifier')) + '()',
+      'function pgshift.capture_public_petri_observations_' + (await captureSuffix(db.client, 'petri')) + '()',
+      'function pgshift_auto_partition()',
+      'table ' + (await logName(db.client, 'gasifier')),
+      'table ' + (await logName(db.client, 'petri')),
+      expect.stringMatching(/^trigger gasifier_observations\.pgshift_capture$/),
+      'trigger gasifier_observations.pgshift_capture_no_truncate',
+      'trigger petri_observations.pgshift_capture',
+      'trigger petri_observations.pgshift_capture_no_truncate',
+      expect.stringMatching(/^trigger pilot_programs\.pgshift_autopart_[0-9a-f]{12}$/),
+    ]);
+    const s = await one<{ n: number }>(db.client, `SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = 'public.gasifier_observations_partitioned'::regclass`);
+    expect(s.n).toBeGreaterThan(20); // one per program + DEFAULT
+    expect(diffSnapshots(snap0, await takeSnapshot(db.client)).length).toBeGreaterThan(50);
+  });
+
+  it('headless without --confirm: stops before the first destructive step and changes nothing', async () => {
+    const fp = await catalogFingerprint(db.client);
+    const o = await engine.run({ phases: ['rollback'] });
+    expect(o.status).toBe('needs-confirmation');
+    expect(o.message).toMatch(/rollback:created-objects needs confirmation: rollback created-objects/);
+    expect(o.hint).toBe('to allow it in headless mode, pass --confirm created-objects');
+    expect(await catalogFingerprint(db.client)).toBe(fp);
+  });
+
+  it('with --confirm for each object: everything built goes, the catalog equals the snapshot, data unchanged', async () => {
+    for (const x of ROLLBACK_OBJECTS) confirms.add(x);
+    const n0 = requests.length;
+    const e0 = events.length;
+    const o = await engine.run({ phases: ['rollback'] });
+    expect(o.message ?? '').toBe('');
+    expect(o.status).toBe('completed');
+    const asked = requests.slice(n0);
+    // nothing swapped: no swap-back question; every destructive step confirmed, by name, typed
+    expect(asked.map((r) => `${r.stepId} ${r.kind} ${r.object} ${r.typed}`)).toEqual([
+      'rollback:created-objects rollback created-objects true',
+      'rollback:structure:public.gasifier_observations rollback public.gasifier_observations_partitioned true',
+      'rollback:structure:public.petri_observations rollback public.petri_observations_partitioned true',
+    ]);
+    const conf = await db.client.query(`SELECT object, answer, method FROM pgshift.confirmations WHERE run_id = $1 ORDER BY id`, [o.runId]);
+    expect(conf.rows).toEqual(ROLLBACK_OBJECTS.map((object) => ({ object, answer: 'confirmed', method: 'flag' })));
+
+    const created = asked[0]!;
+    // the plan's SQL-file tables are empty: dropped; the auto-partition trigger/function and capture triggers are not
+    // this step's business (the table steps drop them with their own confirmation)
+    expect(created.statements.some((s) => /^DROP TABLE (?=.*"public"."dashboards")(?=.*"public"."report_folders")/.test(s))).toBe(true);
+    expect(created.statements.join('\n')).not.toMatch(/pgshift_autopart|pgshift_auto_partition|pgshift_capture/);
+
+    const gas = asked[1]!;
+    expect(gas.statements).toEqual([
+      'DROP TRIGGER IF EXISTS "pgshift_capture" ON "public"."gasifier_observations"',
+      'DROP TRIGGER IF EXISTS "pgshift_capture_no_truncate" ON "public"."gasifier_observations"',
+      expect.stringMatching(/^DROP FUNCTION IF EXISTS "pgshift"."capture_public_gasifier_observations_[0-9a-f]{8}"\(\)$/),
+      expect.stringMatching(/^DROP TABLE IF EXISTS "pgshift"."log_public_gasifier_observations_[0-9a-f]{8}"$/),
+      expect.stringMatching(/^DROP TRIGGER "pgshift_autopart_[0-9a-f]{12}" ON "public"."pilot_programs"$/),
+      'DROP FUNCTION "public"."pgshift_auto_partition"()',
+      'DROP TABLE "public"."gasifier_observations_partitioned"',
+    ]);
+    expect(gas.impact.join('\n')).toMatch(/public\.gasifier_observations_partitioned and its \d+ partition\(s\) are dropped/);
+    expect(gas.impact.join('\n')).toMatch(/function public\.pgshift_auto_partition\(\) is dropped: no other trigger uses it/);
+    expect(gas.impact.join('\n')).toMatch(/the copy checkpoint of public\.gasifier_observations \([\d,]+ rows\) is cleared/);
+    expect(asked[2]!.statements.at(-1)).toBe('DROP TABLE "public"."petri_observations_partitioned"');
+    expect(asked[2]!.statements.join('\n')).not.toMatch(/autopart|auto_partition/);
+
+    // the proof
+    expect(await leftovers(db.client)).toEqual([]);
+    expect(diffSnapshots(snap0, await takeSnapshot(db.client))).toEqual([]);
+    expect(await contents(db.client)).toEqual(before);
+    const verify = events.slice(e0).find((e): e is StepDone => e.type === 'step-done' && e.stepId === 'rollback:verify')!;
+    expect(verify.summary).toMatch(/catalog matches the pre-migration snapshot/);
+    expect(verify.summary).not.toMatch(/left in place/);
+    const j = await one<{ cp: number; st: number; art: string[] }>(db.client, `
+      SELECT (SELECT count(*)::int FROM pgshift.checkpoints) AS cp, (SELECT count(*)::int FROM pgshift.step_state WHERE step_id <> 'rollback:verify') AS st,
+             ARRAY(SELECT key FROM pgshift.artifacts WHERE key <> 'backup' ORDER BY key) AS art`);
+    expect(j).toEqual({ cp: 0, st: 0, art: [] });
+    // a new program no longer creates a partition anywhere (the trigger is gone): the insert just works
+    await db.client.query(`INSERT INTO public.pilot_programs (name) VALUES ('after rollback')`);
+    await db.client.query(`DELETE FROM public.pilot_programs WHERE name = 'after rollback'`);
+  });
+
+  it('a second rollback finds nothing to do; a new run of phases 1–3 starts over and succeeds', async () => {
+    const fp = await catalogFingerprint(db.client);
+    const r0 = requests.length;
+    const e1 = events.length;
+    let o = await engine.run({ phases: ['rollback'] });
+    expect(o.message ?? '').toBe('');
+    expect(o.status).toBe('completed');
+    expect(requests.length).toBe(r0); // nothing destructive left to ask about
+    expect(events.slice(e1).filter((e): e is StepDone => e.type === 'step-done').map((e) => e.status).every((s) => s === 'already-done')).toBe(true);
+    expect(await catalogFingerprint(db.client)).toBe(fp);
+    const e0 = events.length;
+    o = await engine.run({ phases: [1, 2, 3] });
+    expect(o.message ?? '').toBe('');
+    expect(o.status).toBe('completed');
+    const ran = events.slice(e0).filter((e): e is StepDone => e.type === 'step-done').map((e) => `${e.stepId} ${e.status}`);
+    expect(ran).toContain('sql:sql/20250716_report_management_schema.sql done');
+    expect(ran).toContain('structure:public.gasifier_observations done');
+    expect(ran).toContain('copy:public.petri_observations done');
+    const c = await one<{ a: number; b: number; d: number }>(db.client, `
+      SELECT (SELECT count(*)::int FROM public.petri_observations) AS a, (SELECT count(*)::int FROM public.petri_observations_partitioned) AS b,
+             (SELECT count(DISTINCT observation_id)::int FROM public.petri_observations_partitioned) AS d`);
+    expect(c).toEqual({ a: 5000, b: 5000, d: 5000 });
+  });
+});
+
+async function captureSuffix(c: pg.Client, which: 'petri' | 'gasifier'): Promise<string> {
+  return (await logName(c, which)).slice(-8);
+}
+async function logName(c: pg.Client, which: 'petri' | 'gasifier'): Promise<string> {
+  const r = await c.query<{ n: string }>(`SELECT relname AS n FROM pg_class WHERE relnamespace = 'pgshift'::regnamespace AND relname LIKE $1`, [`log\\_public\\_${which}%`]);
+  return r.rows[0]!.n;
+}
+
+describe('rollback in the middle of phase 3 (batch copy stopped at a checkpoint)', () => {
+  let db: FreshDb;
+  let dir: string;
+  let engine: Engine;
+  let snap0: CatalogSnapshot;
+  let before: Record<string, string>;
+  const confirms = new Set<string>(ROLLBACK_OBJECTS);
+  const requests: ConfirmRequest[] = [];
+  const events: EngineEvent[] = [];
+
+  beforeAll(async () => {
+    db = await freshDatabase('rollback_midcopy');
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-rbm-'));
+    await createDemoDatabase(db.client, { rows: 5000 });
+    before = await contents(db.client);
+    snap0 = await takeSnapshot(db.client);
+    const loaded = loadPlan(examplePlan(dir, { copy: { mode: 'batch', batchRows: 500, pauseMs: 20 } }));
+    engine = await openEngine(db.url, loaded, confirms, requests, events);
+  });
+  afterAll(async () => {
+    await engine?.close();
+    await db?.drop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('clears the checkpoint with the table; a new run copies from zero, no duplicates', async () => {
+    expect((await engine.run({ phases: [1, 2] })).status).toBe('completed');
+    // phase 3, stopped by the operator after a few committed batches of the first table
+    const stop = new AbortController();
+    const off = engine.on((e) => {
+      if (e.type === 'step-progress' && e.stepId === 'copy:public.petri_observations' && e.progress.done >= 1500) stop.abort();
+    });
+    let o = await engine.run({ phases: [3], signal: stop.signal });
+    off();
+    expect(o.status).toBe('aborted');
+    const cp = await one<{ rows_done: string }>(db.client, `SELECT rows_done FROM pgshift.checkpoints WHERE step_id = 'copy:public.petri_observations'`);
+    const copied = Number(cp.rows_done);
+    expect(copied).toBeGreaterThanOrEqual(1500);
+    expect(copied).toBeLessThan(5000);
+    expect((await one<{ n: number }>(db.client, `SELECT count(*)::int AS n FROM public.petri_observations_partitioned`)).n).toBe(copied);
+    // the copy step has no "done" state (killed or stopped): only its checkpoint remembers it
+    expect((await db.client.query(`SELECT 1 FROM pgshift.step_state WHERE step_id = 'copy:public.petri_observations'`)).rowCount).toBe(0);
+
+    const r0 = requests.length;
+    o = await engine.run({ phases: ['rollback'] });
+    expect(o.message ?? '').toBe('');
+    expect(o.status).toBe('completed');
+    const petri = requests.slice(r0).find((r) => r.object === 'public.petri_observations_partitioned')!;
+    expect(petri.impact.join('\n')).toMatch(new RegExp(`the copy checkpoint of public\\.petri_observations \\(${copied.toLocaleString('en-US')} rows\\) is cleared: a new run copies from the first row`));
+    expect((await db.client.query(`SELECT step_id FROM pgshift.checkpoints`)).rows).toEqual([]);
+    expect(diffSnapshots(snap0, await takeSnapshot(db.client))).toEqual([]);
+    expect(await contents(db.client)).toEqual(before);
+
+    // a new run: phase 2 rebuilds, the copy starts at row 0 (not at the old checkpoint), every row once
+    const e0 = events.length;
+    o = await engine.run({ phases: [1, 2, 3] });
+    expect(o.message ?? '').toBe('');
+    expect(o.status).toBe('completed');
+    const copy = events.slice(e0).find((e): e is StepDone => e.type === 'step-done' && e.stepId === 'copy:public.petri_observations')!;
+    expect(copy.summary).toMatch(/^5,000 rows in 10 batches/);
+    expect(copy.summary).not.toMatch(/resumed/);
+    const c = await one<{ a: number; b: number; d: number }>(db.client, `
+      SELECT (SELECT count(*)::int FROM public.petri_observations) AS a, (SELECT count(*)::int FROM public.petri_observations_partitioned) AS b,
+             (SELECT count(DISTINCT observation_id)::int FROM public.petri_observations_partitioned) AS d`);
+    expect(c).toEqual({ a: 5000, b: 5000, d: 5000 });
+    const rep = await one<{ value: { pass: boolean } }>(db.client, `SELECT value FROM pgshift.artifacts WHERE key = 'integrity-report'`);
+    expect(rep.value.pass).toBe(true);
+  });
+});
