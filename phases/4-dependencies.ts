@@ -2,7 +2,7 @@ import type { Phase, PlanContext, Step, StepContext } from '../source/engine/typ
 import type { TablePlan } from '../source/plan/schema.js';
 import { qname } from '../source/db/quote.js';
 import { tableExists } from '../source/db/catalog.js';
-import { discoverDependencies, fkMismatches, measureMaterializedViews, missingGrants, addFkSql, type DependencyRecord } from '../source/swap/deps.js';
+import { discoverDependencies, fkMismatches, measureMaterializedViews, grantDiff, addFkSql, type DependencyRecord } from '../source/swap/deps.js';
 import { depsArtifactKey, isSwapped } from '../source/swap/swap.js';
 import { sqlFileSteps } from './2-structure.js';
 
@@ -61,7 +61,10 @@ function dependenciesStep(t: TablePlan): Step {
         for (const v of record.views.filter((x) => x.kind === 'm')) {
           const what = `materialized view ${v.schema}.${v.name} is dropped and re-created WITH DATA inside the swap transaction, under its ACCESS EXCLUSIVE lock ` +
             `(it holds rows computed from the table and is bound to its OID; its ${v.indexes.length} index(es), ${v.grants.length} grant(s)${v.comment !== null ? ' and comment' : ''} are re-applied)`;
-          if (v.refreshMs === null) {
+          if (v.measureError !== undefined) {
+            warnings.push(`${what}: its query could not be timed now (${v.measureError}); the swap runs it under the lock all the same`);
+            ctx.log(`${what}: could not time its query (${v.measureError})`, 'warn');
+          } else if (v.refreshMs === null) {
             warnings.push(`${what}: its query ran longer than ${MATVIEW_LIMIT_MS / 1000} s when measured now, so every query on ${name(t)} would wait at least that long during the swap. ` +
               `Consider dropping it before the swap and creating it again afterwards`);
             ctx.log(`${what}: its query takes more than ${MATVIEW_LIMIT_MS / 1000} s now`, 'warn');
@@ -100,7 +103,7 @@ function dependenciesStep(t: TablePlan): Step {
             columns: ['view', 'kind', 'depth', 'owner', 'grants', 'under the swap lock'],
             rows: record.views.map((v) => [
               `${v.schema}.${v.name}`, v.kind === 'm' ? 'materialized' : 'view', v.depth, v.owner, (v.acl ?? []).length,
-              v.kind === 'v' ? 'CREATE OR REPLACE VIEW' : v.refreshMs === null ? 're-created WITH DATA: > 60 s' : `re-created WITH DATA: ~${v.refreshMs} ms`,
+              v.kind === 'v' ? 'CREATE OR REPLACE VIEW' : v.refreshMs === null ? `re-created WITH DATA: > ${MATVIEW_LIMIT_MS / 1000} s` : v.refreshMs === undefined ? 're-created WITH DATA: not timed' : `re-created WITH DATA: ~${v.refreshMs} ms`,
             ]),
           },
           {
@@ -121,29 +124,43 @@ function dependenciesStep(t: TablePlan): Step {
 }
 
 function grantsStep(t: TablePlan): Step {
+  const target = `${t.schema}.${t.targetName}`;
   return {
     id: grantsStepId(t),
     phase: 4,
-    title: `Grants: ${t.schema}.${t.targetName} gets every privilege ${name(t)} has`,
+    title: `Grants: ${target} gets exactly the privileges ${name(t)} has`,
     async preview(ctx: PlanContext) {
-      if (!(await tableExists(ctx.db, t.schema, t.targetName))) return [`-- GRANT … ON ${qname(t.schema, t.targetName)} for each privilege on ${qname(t.schema, t.table)} it lacks`];
-      const g = await missingGrants(ctx.db, t, t.targetName);
-      return g.length ? g : [`-- ${t.schema}.${t.targetName} already has every privilege of ${name(t)}`];
+      if (!(await tableExists(ctx.db, t.schema, t.targetName))) return [`-- GRANT … ON ${qname(t.schema, t.targetName)} for each privilege (table and column) on ${qname(t.schema, t.table)} it lacks; REVOKE what it has beyond them`];
+      const g = await grantDiff(ctx.db, t, t.targetName);
+      return g.grant.length || g.revoke.length ? [...g.grant, ...g.revoke] : [`-- ${target} already has the same privileges as ${name(t)}`];
     },
     async run(ctx) {
       if (await isSwapped(ctx.db, t)) return { status: 'already-done', summary: 'already swapped' };
-      if (!(await tableExists(ctx.db, t.schema, t.targetName))) return { status: 'done', failed: `${t.schema}.${t.targetName} does not exist yet: run phase 2 first` };
-      const grants = await missingGrants(ctx.db, t, t.targetName);
-      if (!grants.length) return { status: 'already-done', summary: `${t.schema}.${t.targetName} has the same privileges as ${name(t)}` };
-      ctx.log(
-        `${grants.length} privilege(s) granted on ${name(t)} after phase 2 built ${t.schema}.${t.targetName} (which copied the grants of that moment; LIKE … INCLUDING ALL would copy none): ` +
-          `granting them on the new table too, so the application keeps its access after the swap`,
-        'warn',
-      );
-      await ctx.db.ddl(grants, { stepId: ctx.stepId, signal: ctx.signal });
-      const left = await missingGrants(ctx.db, t, t.targetName);
-      if (left.length) return { status: 'done', failed: `privileges still missing after GRANT: ${left.join('; ')}` };
-      return { status: 'done', summary: `granted ${grants.length} missing privilege(s)`, data: { grants } };
+      if (!(await tableExists(ctx.db, t.schema, t.targetName))) return { status: 'done', failed: `${target} does not exist yet: run phase 2 first` };
+      const g = await grantDiff(ctx.db, t, t.targetName);
+      if (!g.grant.length && !g.revoke.length) return { status: 'already-done', summary: `${target} has the same privileges as ${name(t)}` };
+      if (g.grant.length) {
+        ctx.log(
+          `${g.grant.length} privilege(s) granted on ${name(t)} after phase 2 built ${target} (which copied the grants of that moment; LIKE … INCLUDING ALL would copy none): ` +
+            `granting them on the new table too, so the application keeps its access after the swap`,
+          'warn',
+        );
+      }
+      if (g.revoke.length) {
+        ctx.log(`${g.revoke.length} privilege(s) revoked on ${name(t)} after phase 2 built ${target}: revoking them on the new table too, so the swap gives nobody access the old table no longer grants`, 'warn');
+      }
+      const statements = [...g.grant, ...g.revoke];
+      await ctx.db.ddl(statements, {
+        stepId: ctx.stepId, signal: ctx.signal,
+        onRetry: (i) => ctx.log(`lock not granted (${i.error}); retry ${i.attempt}/${i.attempts} in ${i.waitMs} ms`, 'warn'),
+      });
+      const left = await grantDiff(ctx.db, t, t.targetName);
+      if (left.grant.length || left.revoke.length) return { status: 'done', failed: `privileges still differ after GRANT/REVOKE: ${[...left.grant, ...left.revoke].join('; ')}` };
+      return {
+        status: 'done',
+        summary: `granted ${g.grant.length} missing privilege(s), revoked ${g.revoke.length}: ${target} now has exactly the privileges of ${name(t)}`,
+        data: { grants: g.grant, revokes: g.revoke },
+      };
     },
   };
 }

@@ -300,7 +300,8 @@ function dropStep(t: TablePlan): Step {
       const until = retentionEnds(a, ctx.plan.retention.days);
       if (until.getTime() > Date.now()) {
         if (!ctx.overrides.has('force-retention')) return null; // run() reports "kept until …" and the run goes on
-        return { ...base, refusal: `the retention period runs until ${utc(until)} (${ctx.plan.retention.days} days after the swap)`, overrideFlag: '--force-retention' };
+        // declining the early drop keeps the old table: the step is skipped and the run goes on
+        return { ...base, refusal: `the retention period runs until ${utc(until)} (${ctx.plan.retention.days} days after the swap)`, overrideFlag: '--force-retention', onDecline: 'skip' };
       }
       return base;
     },

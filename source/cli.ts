@@ -158,10 +158,12 @@ export interface RunSetup {
 export async function runEngine(setup: RunSetup, io: Io): Promise<number> {
   const wizard = !setup.headless && io.isTTY;
   let confirm: ConfirmFn = flagConfirmer({ confirms: setup.confirms, overrides: setup.overrides, operator: setup.operator, demo: setup.demo });
+  // in the wizard an early drop is offered behind its refusal: the operator types the name and OVERRIDE
+  const overrides = wizard ? new Set([...setup.overrides, 'force-retention']) : setup.overrides;
   const engine = await Engine.open({
     conn: setup.conn, loaded: setup.loaded, confirm: (r) => confirm(r), operator: setup.operator,
     mode: setup.demo ? (wizard ? 'demo-wizard' : 'demo-headless') : wizard ? 'wizard' : 'headless',
-    overrides: setup.overrides, demo: setup.demo,
+    overrides, demo: setup.demo,
   });
   try {
     if (wizard) {

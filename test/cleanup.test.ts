@@ -70,14 +70,37 @@ describe('cleanup: validate, analyze, and DROP only after retention (or --force-
     expect((await db.client.query(`SELECT to_regclass('public.petri_observations_old') IS NOT NULL AS x`)).rows[0].x).toBe(true);
   });
 
-  it('--force-retention alone is refused (needs the typed name too); with --confirm it drops, keeping the moved sequence', async () => {
+  it('an early drop offered in the wizard and kept refused (Esc) skips the step and the run goes on', async () => {
+    const o = new Set(['force-retention']);
+    const asked: string[] = [];
+    const e = await Engine.open({
+      conn: resolveConnection(db.url), loaded: loadPlan(planFile), mode: 'test', operator: 'tester', overrides: o,
+      // what the wizard answers when the operator presses Esc on a refusal
+      confirm: async (r) => (asked.push(`${r.kind} ${r.object}: ${r.refusal ?? ''}`), { confirmed: false, method: 'refused', by: 'tester' }),
+    });
+    const events: EngineEvent[] = [];
+    e.on((x) => events.push(x));
+    const out = await e.run({ phases: [5], only: ['drop:public.petri_observations_old'] });
+    await e.close();
+    expect(asked).toHaveLength(1);
+    expect(asked[0]).toMatch(/^drop public\.petri_observations_old: the retention period runs until /);
+    expect(out.status).toBe('completed');
+    const done = events.find((x) => x.type === 'step-done' && x.stepId === 'drop:public.petri_observations_old') as Extract<EngineEvent, { type: 'step-done' }>;
+    expect(done.status).toBe('skipped');
+    expect(done.summary).toMatch(/^not done: the retention period runs until /);
+    expect((await db.client.query(`SELECT to_regclass('public.petri_observations_old') IS NOT NULL AS kept`)).rows[0].kept).toBe(true);
+  });
+
+  it('--force-retention alone stops before the drop and names the --confirm to pass; with --confirm it drops, keeping the moved sequence', async () => {
     let { e } = await open(['public.petri_observations'], ['force-retention']);
     let o = await e.run({ phases: [5], only: ['drop:public.petri_observations_old'] });
     await e.close();
-    expect(o.status).toBe('stopped');
-    expect(o.message).toMatch(/refused: the retention period runs until/);
-    const c = await db.client.query(`SELECT kind, object, answer FROM pgshift.confirmations WHERE step_id = 'drop:public.petri_observations_old'`);
-    expect(c.rows).toEqual([{ kind: 'drop', object: 'public.petri_observations_old', answer: 'refused' }]);
+    expect(o.status).toBe('needs-confirmation');
+    expect(o.message).toBe('drop:public.petri_observations_old needs confirmation: drop public.petri_observations_old');
+    expect(o.hint).toBe('to allow it in headless mode, pass --confirm public.petri_observations_old');
+    expect((await db.client.query(`SELECT to_regclass('public.petri_observations_old') IS NOT NULL AS kept`)).rows[0].kept).toBe(true);
+    const c = await db.client.query(`SELECT kind, object, answer FROM pgshift.confirmations WHERE step_id = 'drop:public.petri_observations_old' ORDER BY id`);
+    expect(c.rows.at(-1)).toEqual({ kind: 'drop', object: 'public.petri_observations_old', answer: 'declined' });
 
     ({ e } = await open(['public.petri_observations_old'], ['force-retention']));
     o = await e.run({ phases: [5], only: ['drop:public.petri_observations_old'] });

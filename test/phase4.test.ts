@@ -10,7 +10,7 @@ import { flagConfirmer } from '../source/engine/confirm.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { loadPlan } from '../source/plan/load.js';
 import type { ConfirmRequest, EngineEvent } from '../source/engine/types.js';
-import type { DependencyRecord } from '../source/swap/deps.js';
+import { discoverDependencies, measureMaterializedViews, type DependencyRecord } from '../source/swap/deps.js';
 import { examplePlan } from '../source/swap/fixture.js';
 import { catalogFingerprint } from './helpers/catalog.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
@@ -99,8 +99,11 @@ describe('phase 4 · dependencies, after the real phases 1–3', () => {
   });
 
   it('records views, foreign keys, functions, the materialized view; re-grants a privilege added after phase 2', async () => {
-    // a privilege granted on the live table after phase 2 built the new one
+    // privileges granted (table and column level) and revoked on the live table after phase 2 built the new one
     await db.client.query(`GRANT INSERT, UPDATE ON public.petri_observations TO anon`);
+    await db.client.query(`GRANT UPDATE (notes) ON public.petri_observations TO authenticated`);
+    await db.client.query(`REVOKE TRUNCATE ON public.gasifier_observations FROM service_role`);
+    expect((await db.client.query(`SELECT has_table_privilege('service_role', 'public.gasifier_observations_partitioned', 'TRUNCATE') AS t`)).rows[0].t).toBe(true);
     const before = await db.client.query(`SELECT has_table_privilege('anon', 'public.petri_observations_partitioned', 'INSERT') AS i`);
     expect(before.rows[0].i).toBe(false);
     const n = events.length;
@@ -112,7 +115,7 @@ describe('phase 4 · dependencies, after the real phases 1–3', () => {
     expect(ids).toEqual([
       'sql:sql/034_create_petri_observations_with_names_view.sql already-done', 'sql:sql/036_create_gasifier_observations_with_names_view.sql already-done',
       'dependencies:public.petri_observations done', 'grants:public.petri_observations done',
-      'dependencies:public.gasifier_observations done', 'grants:public.gasifier_observations already-done',
+      'dependencies:public.gasifier_observations done', 'grants:public.gasifier_observations done',
     ]);
 
     const petri = (await artifact<DependencyRecord>(db.client, 'dependencies:public.petri_observations'))!;
@@ -152,11 +155,18 @@ describe('phase 4 · dependencies, after the real phases 1–3', () => {
     expect(petri.sequences.map((s) => `${s.column} ${s.kind} ${s.ownedByOld}`)).toEqual(['observation_seq serial true']);
     expect(gas.sequences.map((s) => `${s.column} ${s.kind}`)).toEqual(['reading_no identity']);
 
-    // grants: the privilege added after phase 2 is on the new table now, and nothing else is missing
+    // grants: the privileges added after phase 2 are on the new table now, the revoked one is gone from it
     const after = await db.client.query(`SELECT has_table_privilege('anon', 'public.petri_observations_partitioned', 'INSERT') AS i,
-                                                has_table_privilege('anon', 'public.petri_observations_partitioned', 'UPDATE') AS u`);
-    expect(after.rows[0]).toEqual({ i: true, u: true });
-    expect(done(ev, 'grants:public.petri_observations')!.summary).toMatch(/granted 2 missing privilege\(s\)/);
+                                                has_table_privilege('anon', 'public.petri_observations_partitioned', 'UPDATE') AS u,
+                                                has_column_privilege('authenticated', 'public.petri_observations_partitioned', 'notes', 'UPDATE') AS c,
+                                                has_column_privilege('authenticated', 'public.petri_observations_partitioned', 'growth_index', 'UPDATE') AS c2,
+                                                has_table_privilege('service_role', 'public.gasifier_observations_partitioned', 'TRUNCATE') AS t,
+                                                has_table_privilege('service_role', 'public.gasifier_observations_partitioned', 'DELETE') AS d`);
+    expect(after.rows[0]).toEqual({ i: true, u: true, c: true, c2: false, t: false, d: true });
+    expect(done(ev, 'grants:public.petri_observations')!.summary).toMatch(/^granted 3 missing privilege\(s\), revoked 0/);
+    expect(done(ev, 'grants:public.gasifier_observations')!.summary).toMatch(/^granted 0 missing privilege\(s\), revoked 1/);
+    const acl = await db.client.query(`SELECT (SELECT relacl::text FROM pg_class WHERE oid = 'public.petri_observations'::regclass) = (SELECT relacl::text FROM pg_class WHERE oid = 'public.petri_observations_partitioned'::regclass) AS same`);
+    expect(acl.rows[0].same).toBe(true);
     expect(logs(ev, 'grants:public.petri_observations').some((m) => /granted on public\.petri_observations after phase 2 built/.test(m))).toBe(true);
   });
 
@@ -237,5 +247,33 @@ describe('phase 4 · dependencies, after the real phases 1–3', () => {
     expect(o.message).toMatch(/sql\/037_meta\.sql refused: line 2: \\i other\.sql — psql meta-command/);
     expect(since(n).filter((e): e is StepDone => e.type === 'step-done' && e.stepId.startsWith('sql:sql/03')).map((e) => e.status)).toEqual(['already-done', 'already-done', 'done']);
     expect((await db.client.query(`SELECT to_regclass('public.meta_v') AS v`)).rows[0].v).toBeNull();
+  });
+
+  it('timing a materialized view is bounded: past the limit it reads as "longer than", a failing query as not timed', async () => {
+    const base = { schema: 'public', kind: 'm' as const, depth: 1, owner: 'x', options: null, acl: null, comment: null, grants: [], indexes: [] };
+    const [slow, writing, plain] = await measureMaterializedViews(engine.db, [
+      { ...base, name: 'slow', definition: 'SELECT pg_sleep(2) AS s FROM public.pilot_programs LIMIT 1' },
+      { ...base, name: 'writing', definition: `SELECT nextval('public.petri_observations_observation_seq_seq') AS n` },
+      { ...base, name: 'plain', kind: 'v', definition: 'SELECT 1' },
+    ], { limitMs: 200 });
+    expect(slow!.refreshMs).toBeNull();
+    expect(writing!.measureError).toMatch(/read-only transaction/);
+    expect(writing!.refreshMs).toBeUndefined();
+    expect(plain!.refreshMs).toBeUndefined();
+  });
+
+  it('a view reading a materialized view over the table is a problem found by phase 4, not a failed DROP under the swap lock', async () => {
+    const gas = engine.opts.loaded.tables.find((t) => t.table === 'gasifier_observations')!;
+    await db.client.query(`CREATE MATERIALIZED VIEW public.gas_mv AS SELECT program_id, count(*) AS n FROM public.gasifier_observations GROUP BY 1`);
+    await db.client.query(`CREATE VIEW public.gas_mv_top AS SELECT * FROM public.gas_mv WHERE n > 10`);
+    try {
+      const { record, problems } = await discoverDependencies(engine.db, gas);
+      expect(record.views.map((v) => `${v.name} ${v.kind} ${v.depth}`)).toContain('gas_mv_top v 2');
+      expect(problems).toEqual([expect.stringMatching(/^public\.gas_mv_top reads the materialized view public\.gas_mv, which the swap must drop and create again .*Drop public\.gas_mv_top before the swap/)]);
+      await db.client.query(`DROP VIEW public.gas_mv_top`);
+      expect((await discoverDependencies(engine.db, gas)).problems).toEqual([]);
+    } finally {
+      await db.client.query(`DROP VIEW IF EXISTS public.gas_mv_top; DROP MATERIALIZED VIEW public.gas_mv`);
+    }
   });
 });

@@ -10,6 +10,7 @@ import { resolveConnection } from '../source/db/connection.js';
 import { loadPlan, type LoadedPlan } from '../source/plan/load.js';
 import type { ConfirmRequest, EngineEvent } from '../source/engine/types.js';
 import { examplePlan } from '../source/swap/fixture.js';
+import { autoPartitionFunctionSql, autoPartitionTriggerSql } from '../source/structure/autopartition.js';
 import { takeSnapshot, diffSnapshots, tableFingerprint, type CatalogSnapshot } from '../source/snapshot.js';
 import { catalogFingerprint } from './helpers/catalog.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
@@ -49,87 +50,99 @@ async function leftovers(c: pg.Client): Promise<string[]> {
   return r.rows.map((x) => x.x);
 }
 
-function openEngine(url: string, loaded: LoadedPlan, confirms: Set<string>, requests: ConfirmRequest[], events: EngineEvent[]): Promise<Engine> {
-  const answer = flagConfirmer({ confirms, overrides: new Set(), operator: 'tester' });
-  return Engine.open({
-    conn: resolveConnection(url), loaded, mode: 'test', operator: 'tester',
-    confirm: async (r) => (requests.push(r), answer(r)),
-  }).then((e) => (e.on((x) => events.push(x)), e));
+interface Harness {
+  db: FreshDb;
+  dir: string;
+  loaded: LoadedPlan;
+  engine: Engine;
+  /** content hashes of the application's tables and the catalog, before phase 1 */
+  before: Record<string, string>;
+  snap0: CatalogSnapshot;
+  /** the objects named with --confirm */
+  confirms: Set<string>;
+  requests: ConfirmRequest[];
+  events: EngineEvent[];
+}
+
+/** A demo database (5,000 rows), the example plan with `over`, an engine answering like headless mode with --confirm. */
+function harness(name: string, over: Record<string, unknown>, prepare?: (c: pg.Client, loaded: LoadedPlan) => Promise<void>): Harness {
+  const h = { confirms: new Set<string>(), requests: [], events: [] } as unknown as Harness;
+  beforeAll(async () => {
+    h.db = await freshDatabase(name);
+    h.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-rb-'));
+    await createDemoDatabase(h.db.client, { rows: 5000 });
+    h.loaded = loadPlan(examplePlan(h.dir, over));
+    await prepare?.(h.db.client, h.loaded);
+    h.before = await contents(h.db.client);
+    h.snap0 = await takeSnapshot(h.db.client);
+    const answer = flagConfirmer({ confirms: h.confirms, overrides: new Set(), operator: 'tester' });
+    h.engine = await Engine.open({
+      conn: resolveConnection(h.db.url), loaded: h.loaded, mode: 'test', operator: 'tester',
+      confirm: async (r) => (h.requests.push(r), answer(r)),
+    });
+    h.engine.on((x) => h.events.push(x));
+  });
+  afterAll(async () => {
+    await h.engine?.close();
+    await h.db?.drop();
+    if (h.dir) fs.rmSync(h.dir, { recursive: true, force: true });
+  });
+  return h;
 }
 
 describe('rollback after phases 1–3 (online copy, nothing swapped)', () => {
-  let db: FreshDb;
-  let dir: string;
-  let engine: Engine;
-  let before: Record<string, string>;
-  let snap0: CatalogSnapshot;
-  const confirms = new Set<string>();
-  const requests: ConfirmRequest[] = [];
-  const events: EngineEvent[] = [];
-
+  const h = harness('rollback_early', {
+    copy: { mode: 'online', batchRows: 1000, pauseMs: 0 },
+    locks: { timeoutMs: 500, attempts: 10, backoffMs: 50, maxBackoffMs: 500 },
+  });
   beforeAll(async () => {
-    db = await freshDatabase('rollback_early');
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-rbe-'));
-    await createDemoDatabase(db.client, { rows: 5000 });
-    before = await contents(db.client);
-    snap0 = await takeSnapshot(db.client);
-    const loaded = loadPlan(examplePlan(dir, {
-      copy: { mode: 'online', batchRows: 1000, pauseMs: 0 },
-      locks: { timeoutMs: 500, attempts: 10, backoffMs: 50, maxBackoffMs: 500 },
-    }));
-    engine = await openEngine(db.url, loaded, confirms, requests, events);
-    const o = await engine.run({ phases: [1, 2, 3] });
+    const o = await h.engine.run({ phases: [1, 2, 3] });
     expect(o.message ?? '').toBe('');
     expect(o.status).toBe('completed');
   });
-  afterAll(async () => {
-    await engine?.close();
-    await db?.drop();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  });
 
   it('the migration left what the rollback must remove', async () => {
-    expect(await leftovers(db.client)).toEqual([
-      'function pgshift.capture_public_gasifier_observations_' + (await captureSuffix(db.client, 'gasifier')) + '()',
-      'function pgshift.capture_public_petri_observations_' + (await captureSuffix(db.client, 'petri')) + '()',
+    expect(await leftovers(h.db.client)).toEqual([
+      'function pgshift.capture_public_gasifier_observations_' + (await captureSuffix(h.db.client, 'gasifier')) + '()',
+      'function pgshift.capture_public_petri_observations_' + (await captureSuffix(h.db.client, 'petri')) + '()',
       'function pgshift_auto_partition()',
-      'table ' + (await logName(db.client, 'gasifier')),
-      'table ' + (await logName(db.client, 'petri')),
+      'table ' + (await logName(h.db.client, 'gasifier')),
+      'table ' + (await logName(h.db.client, 'petri')),
       expect.stringMatching(/^trigger gasifier_observations\.pgshift_capture$/),
       'trigger gasifier_observations.pgshift_capture_no_truncate',
       'trigger petri_observations.pgshift_capture',
       'trigger petri_observations.pgshift_capture_no_truncate',
       expect.stringMatching(/^trigger pilot_programs\.pgshift_autopart_[0-9a-f]{12}$/),
     ]);
-    const s = await one<{ n: number }>(db.client, `SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = 'public.gasifier_observations_partitioned'::regclass`);
+    const s = await one<{ n: number }>(h.db.client, `SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = 'public.gasifier_observations_partitioned'::regclass`);
     expect(s.n).toBeGreaterThan(20); // one per program + DEFAULT
-    expect(diffSnapshots(snap0, await takeSnapshot(db.client)).length).toBeGreaterThan(50);
+    expect(diffSnapshots(h.snap0, await takeSnapshot(h.db.client)).length).toBeGreaterThan(50);
   });
 
   it('headless without --confirm: stops before the first destructive step and changes nothing', async () => {
-    const fp = await catalogFingerprint(db.client);
-    const o = await engine.run({ phases: ['rollback'] });
+    const fp = await catalogFingerprint(h.db.client);
+    const o = await h.engine.run({ phases: ['rollback'] });
     expect(o.status).toBe('needs-confirmation');
     expect(o.message).toMatch(/rollback:created-objects needs confirmation: rollback created-objects/);
     expect(o.hint).toBe('to allow it in headless mode, pass --confirm created-objects');
-    expect(await catalogFingerprint(db.client)).toBe(fp);
+    expect(await catalogFingerprint(h.db.client)).toBe(fp);
   });
 
   it('with --confirm for each object: everything built goes, the catalog equals the snapshot, data unchanged', async () => {
-    for (const x of ROLLBACK_OBJECTS) confirms.add(x);
-    const n0 = requests.length;
-    const e0 = events.length;
-    const o = await engine.run({ phases: ['rollback'] });
+    for (const x of ROLLBACK_OBJECTS) h.confirms.add(x);
+    const n0 = h.requests.length;
+    const e0 = h.events.length;
+    const o = await h.engine.run({ phases: ['rollback'] });
     expect(o.message ?? '').toBe('');
     expect(o.status).toBe('completed');
-    const asked = requests.slice(n0);
+    const asked = h.requests.slice(n0);
     // nothing swapped: no swap-back question; every destructive step confirmed, by name, typed
     expect(asked.map((r) => `${r.stepId} ${r.kind} ${r.object} ${r.typed}`)).toEqual([
       'rollback:created-objects rollback created-objects true',
       'rollback:structure:public.gasifier_observations rollback public.gasifier_observations_partitioned true',
       'rollback:structure:public.petri_observations rollback public.petri_observations_partitioned true',
     ]);
-    const conf = await db.client.query(`SELECT object, answer, method FROM pgshift.confirmations WHERE run_id = $1 ORDER BY id`, [o.runId]);
+    const conf = await h.db.client.query(`SELECT object, answer, method FROM pgshift.confirmations WHERE run_id = $1 ORDER BY id`, [o.runId]);
     expect(conf.rows).toEqual(ROLLBACK_OBJECTS.map((object) => ({ object, answer: 'confirmed', method: 'flag' })));
 
     const created = asked[0]!;
@@ -155,40 +168,40 @@ describe('rollback after phases 1–3 (online copy, nothing swapped)', () => {
     expect(asked[2]!.statements.join('\n')).not.toMatch(/autopart|auto_partition/);
 
     // the proof
-    expect(await leftovers(db.client)).toEqual([]);
-    expect(diffSnapshots(snap0, await takeSnapshot(db.client))).toEqual([]);
-    expect(await contents(db.client)).toEqual(before);
-    const verify = events.slice(e0).find((e): e is StepDone => e.type === 'step-done' && e.stepId === 'rollback:verify')!;
+    expect(await leftovers(h.db.client)).toEqual([]);
+    expect(diffSnapshots(h.snap0, await takeSnapshot(h.db.client))).toEqual([]);
+    expect(await contents(h.db.client)).toEqual(h.before);
+    const verify = h.events.slice(e0).find((e): e is StepDone => e.type === 'step-done' && e.stepId === 'rollback:verify')!;
     expect(verify.summary).toMatch(/catalog matches the pre-migration snapshot/);
     expect(verify.summary).not.toMatch(/left in place/);
-    const j = await one<{ cp: number; st: number; art: string[] }>(db.client, `
+    const j = await one<{ cp: number; st: number; art: string[] }>(h.db.client, `
       SELECT (SELECT count(*)::int FROM pgshift.checkpoints) AS cp, (SELECT count(*)::int FROM pgshift.step_state WHERE step_id <> 'rollback:verify') AS st,
              ARRAY(SELECT key FROM pgshift.artifacts WHERE key <> 'backup' ORDER BY key) AS art`);
     expect(j).toEqual({ cp: 0, st: 0, art: [] });
     // a new program no longer creates a partition anywhere (the trigger is gone): the insert just works
-    await db.client.query(`INSERT INTO public.pilot_programs (name) VALUES ('after rollback')`);
-    await db.client.query(`DELETE FROM public.pilot_programs WHERE name = 'after rollback'`);
+    await h.db.client.query(`INSERT INTO public.pilot_programs (name) VALUES ('after rollback')`);
+    await h.db.client.query(`DELETE FROM public.pilot_programs WHERE name = 'after rollback'`);
   });
 
   it('a second rollback finds nothing to do; a new run of phases 1–3 starts over and succeeds', async () => {
-    const fp = await catalogFingerprint(db.client);
-    const r0 = requests.length;
-    const e1 = events.length;
-    let o = await engine.run({ phases: ['rollback'] });
+    const fp = await catalogFingerprint(h.db.client);
+    const r0 = h.requests.length;
+    const e1 = h.events.length;
+    let o = await h.engine.run({ phases: ['rollback'] });
     expect(o.message ?? '').toBe('');
     expect(o.status).toBe('completed');
-    expect(requests.length).toBe(r0); // nothing destructive left to ask about
-    expect(events.slice(e1).filter((e): e is StepDone => e.type === 'step-done').map((e) => e.status).every((s) => s === 'already-done')).toBe(true);
-    expect(await catalogFingerprint(db.client)).toBe(fp);
-    const e0 = events.length;
-    o = await engine.run({ phases: [1, 2, 3] });
+    expect(h.requests.length).toBe(r0); // nothing destructive left to ask about
+    expect(h.events.slice(e1).filter((e): e is StepDone => e.type === 'step-done').map((e) => e.status).every((s) => s === 'already-done')).toBe(true);
+    expect(await catalogFingerprint(h.db.client)).toBe(fp);
+    const e0 = h.events.length;
+    o = await h.engine.run({ phases: [1, 2, 3] });
     expect(o.message ?? '').toBe('');
     expect(o.status).toBe('completed');
-    const ran = events.slice(e0).filter((e): e is StepDone => e.type === 'step-done').map((e) => `${e.stepId} ${e.status}`);
+    const ran = h.events.slice(e0).filter((e): e is StepDone => e.type === 'step-done').map((e) => `${e.stepId} ${e.status}`);
     expect(ran).toContain('sql:sql/20250716_report_management_schema.sql done');
     expect(ran).toContain('structure:public.gasifier_observations done');
     expect(ran).toContain('copy:public.petri_observations done');
-    const c = await one<{ a: number; b: number; d: number }>(db.client, `
+    const c = await one<{ a: number; b: number; d: number }>(h.db.client, `
       SELECT (SELECT count(*)::int FROM public.petri_observations) AS a, (SELECT count(*)::int FROM public.petri_observations_partitioned) AS b,
              (SELECT count(DISTINCT observation_id)::int FROM public.petri_observations_partitioned) AS d`);
     expect(c).toEqual({ a: 5000, b: 5000, d: 5000 });
@@ -204,71 +217,62 @@ async function logName(c: pg.Client, which: 'petri' | 'gasifier'): Promise<strin
 }
 
 describe('rollback in the middle of phase 3 (batch copy stopped at a checkpoint)', () => {
-  let db: FreshDb;
-  let dir: string;
-  let engine: Engine;
-  let snap0: CatalogSnapshot;
-  let before: Record<string, string>;
-  const confirms = new Set<string>(ROLLBACK_OBJECTS);
-  const requests: ConfirmRequest[] = [];
-  const events: EngineEvent[] = [];
-
-  beforeAll(async () => {
-    db = await freshDatabase('rollback_midcopy');
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-rbm-'));
-    await createDemoDatabase(db.client, { rows: 5000 });
-    before = await contents(db.client);
-    snap0 = await takeSnapshot(db.client);
-    const loaded = loadPlan(examplePlan(dir, { copy: { mode: 'batch', batchRows: 500, pauseMs: 20 } }));
-    engine = await openEngine(db.url, loaded, confirms, requests, events);
-  });
-  afterAll(async () => {
-    await engine?.close();
-    await db?.drop();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  // an earlier pgshift migration of another table left its auto-partition trigger, using the same function: the
+  // function exists before this migration and must survive its rollback
+  const h = harness('rollback_midcopy', { copy: { mode: 'batch', batchRows: 500, pauseMs: 20 } }, async (c, loaded) => {
+    await c.query(`CREATE TABLE public.legacy_programs (program_id uuid PRIMARY KEY)`);
+    await c.query(autoPartitionFunctionSql('public', loaded.plan.locks.timeoutMs));
+    await c.query(`REVOKE ALL ON FUNCTION public.pgshift_auto_partition() FROM PUBLIC`);
+    await c.query(autoPartitionTriggerSql({ table: { schema: 'public', name: 'legacy_programs' }, trigger: 'legacy_autopart', fnSchema: 'public', parentOid: 0, base: 'legacy_obs', column: 'program_id' }));
   });
 
   it('clears the checkpoint with the table; a new run copies from zero, no duplicates', async () => {
-    expect((await engine.run({ phases: [1, 2] })).status).toBe('completed');
+    for (const x of ROLLBACK_OBJECTS) h.confirms.add(x);
+    expect((await h.engine.run({ phases: [1, 2] })).status).toBe('completed');
     // phase 3, stopped by the operator after a few committed batches of the first table
     const stop = new AbortController();
-    const off = engine.on((e) => {
+    const off = h.engine.on((e) => {
       if (e.type === 'step-progress' && e.stepId === 'copy:public.petri_observations' && e.progress.done >= 1500) stop.abort();
     });
-    let o = await engine.run({ phases: [3], signal: stop.signal });
+    let o = await h.engine.run({ phases: [3], signal: stop.signal });
     off();
     expect(o.status).toBe('aborted');
-    const cp = await one<{ rows_done: string }>(db.client, `SELECT rows_done FROM pgshift.checkpoints WHERE step_id = 'copy:public.petri_observations'`);
+    const cp = await one<{ rows_done: string }>(h.db.client, `SELECT rows_done FROM pgshift.checkpoints WHERE step_id = 'copy:public.petri_observations'`);
     const copied = Number(cp.rows_done);
     expect(copied).toBeGreaterThanOrEqual(1500);
     expect(copied).toBeLessThan(5000);
-    expect((await one<{ n: number }>(db.client, `SELECT count(*)::int AS n FROM public.petri_observations_partitioned`)).n).toBe(copied);
+    expect((await one<{ n: number }>(h.db.client, `SELECT count(*)::int AS n FROM public.petri_observations_partitioned`)).n).toBe(copied);
     // the copy step has no "done" state (killed or stopped): only its checkpoint remembers it
-    expect((await db.client.query(`SELECT 1 FROM pgshift.step_state WHERE step_id = 'copy:public.petri_observations'`)).rowCount).toBe(0);
+    expect((await h.db.client.query(`SELECT 1 FROM pgshift.step_state WHERE step_id = 'copy:public.petri_observations'`)).rowCount).toBe(0);
 
-    const r0 = requests.length;
-    o = await engine.run({ phases: ['rollback'] });
+    const r0 = h.requests.length;
+    o = await h.engine.run({ phases: ['rollback'] });
     expect(o.message ?? '').toBe('');
     expect(o.status).toBe('completed');
-    const petri = requests.slice(r0).find((r) => r.object === 'public.petri_observations_partitioned')!;
+    const gas = h.requests.slice(r0).find((r) => r.object === 'public.gasifier_observations_partitioned')!;
+    expect(gas.statements.some((x) => /^DROP TRIGGER "pgshift_autopart_[0-9a-f]{12}" ON "public"."pilot_programs"$/.test(x))).toBe(true);
+    expect(gas.statements.join('\n')).not.toMatch(/DROP FUNCTION/);
+    expect(gas.impact).toContain('function public.pgshift_auto_partition() is kept: still used by trigger(s) legacy_programs.legacy_autopart');
+    const petri = h.requests.slice(r0).find((r) => r.object === 'public.petri_observations_partitioned')!;
     expect(petri.impact.join('\n')).toMatch(new RegExp(`the copy checkpoint of public\\.petri_observations \\(${copied.toLocaleString('en-US')} rows\\) is cleared: a new run copies from the first row`));
-    expect((await db.client.query(`SELECT step_id FROM pgshift.checkpoints`)).rows).toEqual([]);
-    expect(diffSnapshots(snap0, await takeSnapshot(db.client))).toEqual([]);
-    expect(await contents(db.client)).toEqual(before);
+    expect((await h.db.client.query(`SELECT step_id FROM pgshift.checkpoints`)).rows).toEqual([]);
+    expect((await h.db.client.query(`SELECT tgrelid::regclass::text AS t, tgname FROM pg_trigger WHERE tgname LIKE '%autopart%'`)).rows).toEqual([{ t: 'legacy_programs', tgname: 'legacy_autopart' }]);
+    expect(diffSnapshots(h.snap0, await takeSnapshot(h.db.client))).toEqual([]);
+    expect(await contents(h.db.client)).toEqual(h.before);
 
     // a new run: phase 2 rebuilds, the copy starts at row 0 (not at the old checkpoint), every row once
-    const e0 = events.length;
-    o = await engine.run({ phases: [1, 2, 3] });
+    const e0 = h.events.length;
+    o = await h.engine.run({ phases: [1, 2, 3] });
     expect(o.message ?? '').toBe('');
     expect(o.status).toBe('completed');
-    const copy = events.slice(e0).find((e): e is StepDone => e.type === 'step-done' && e.stepId === 'copy:public.petri_observations')!;
+    const copy = h.events.slice(e0).find((e): e is StepDone => e.type === 'step-done' && e.stepId === 'copy:public.petri_observations')!;
     expect(copy.summary).toMatch(/^5,000 rows in 10 batches/);
     expect(copy.summary).not.toMatch(/resumed/);
-    const c = await one<{ a: number; b: number; d: number }>(db.client, `
+    const c = await one<{ a: number; b: number; d: number }>(h.db.client, `
       SELECT (SELECT count(*)::int FROM public.petri_observations) AS a, (SELECT count(*)::int FROM public.petri_observations_partitioned) AS b,
              (SELECT count(DISTINCT observation_id)::int FROM public.petri_observations_partitioned) AS d`);
     expect(c).toEqual({ a: 5000, b: 5000, d: 5000 });
-    const rep = await one<{ value: { pass: boolean } }>(db.client, `SELECT value FROM pgshift.artifacts WHERE key = 'integrity-report'`);
+    const rep = await one<{ value: { pass: boolean } }>(h.db.client, `SELECT value FROM pgshift.artifacts WHERE key = 'integrity-report'`);
     expect(rep.value.pass).toBe(true);
   });
 });

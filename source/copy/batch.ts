@@ -4,7 +4,7 @@ import type { Journal } from '../engine/journal.js';
 import type { LogLevel, Progress } from '../engine/types.js';
 import { UserError } from '../engine/errors.js';
 import { ident } from '../db/quote.js';
-import { estimateRows, guardClient, listOf, rowOf, paramsFrom, type ColumnMap, type CopyOrder, type Pair } from './meta.js';
+import { estimateRows, listOf, rowOf, paramsFrom, type ColumnMap, type CopyOrder, type Pair } from './meta.js';
 import { Throttle } from './throttle.js';
 
 /**
@@ -172,7 +172,6 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
       const limit = Math.max(100, Math.floor(opts.batchRows * gate.factor));
       const b0 = performance.now();
       const r = await db.tx(async (tx) => {
-        guardClient(tx.client);
         const c = await readCheckpoint(tx, stepId);
         if (!c) throw new Error(`the checkpoint of ${stepId} disappeared during the copy`);
         const pos = c.position;

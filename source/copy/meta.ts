@@ -270,14 +270,3 @@ export async function estimateRows(r: Reader, oid: number): Promise<number | und
   return x ? Math.round(x.n) : undefined;
 }
 
-const guarded = new WeakSet<object>();
-/**
- * A pooled client that is checked out has no 'error' listener (pg-pool removes its idle listener), so a backend
- * terminated mid-transaction makes pg emit an unhandled 'error' event, which would crash the process instead of
- * letting db.tx retry. Attach a no-op listener once per client; the query's own rejection carries the error.
- */
-export function guardClient(c: { on(event: 'error', fn: (e: Error) => void): unknown }): void {
-  if (guarded.has(c)) return;
-  guarded.add(c);
-  c.on('error', () => {});
-}

@@ -4,7 +4,7 @@ import type { TablePlan } from '../plan/schema.js';
 import type { Journal } from '../engine/journal.js';
 import { ident, qname } from '../db/quote.js';
 import { sleep } from '../db/session.js';
-import { columnMap, columnsOf, guardClient, listOf, primaryKeyOf, relByName, relByOid, rowsOf, type Pair, type Reader, type Rel } from './meta.js';
+import { columnMap, columnsOf, listOf, primaryKeyOf, relByName, relByOid, rowsOf, type Pair, type Reader, type Rel } from './meta.js';
 
 /**
  * Online copy: change capture on the source table, replayed onto the new table.
@@ -230,7 +230,6 @@ export async function catchUp(
   let lag = await captureLag(db, cap);
   while (lag > opts.threshold && !opts.signal.aborted && rounds < (opts.maxRounds ?? Infinity)) {
     const r = await db.tx(async (tx) => {
-      guardClient(tx.client);
       await tx.client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
       return applyChanges(tx, cap, opts.batch);
     }, { stepId: opts.stepId, signal: opts.signal, onRetry: opts.onRetry ? (i) => opts.onRetry!(`${i.error}; retry ${i.attempt}/${i.attempts} in ${i.waitMs} ms`) : undefined });

@@ -80,6 +80,11 @@ export class Db {
     this.pool = new pg.Pool({ ...info.config, max, application_name: applicationName, idleTimeoutMillis: 30_000 });
     // a backend terminated while idle in the pool must not crash the process
     this.pool.on('error', () => {});
+    // nor one terminated while a client is checked out (pg-pool drops its idle listener on checkout): the failed
+    // query rejects, and tx() reconnects and retries
+    this.pool.on('connect', (client) => {
+      client.on('error', () => {});
+    });
   }
 
   /** Connects once to fail fast with a one-line cause. */

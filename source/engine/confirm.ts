@@ -9,8 +9,10 @@ export function flagConfirmer(opts: { confirms: ReadonlySet<string>; overrides: 
     const named = opts.confirms.has(req.object);
     if (req.refusal) {
       const flag = req.overrideFlag?.replace(/^--/, '');
-      if (flag && opts.overrides.has(flag) && (named || opts.demo)) {
-        return { confirmed: true, method: opts.demo && !named ? 'demo-auto' : 'flag', by: opts.operator, override: true };
+      if (flag && opts.overrides.has(flag)) {
+        if (named || opts.demo) return { confirmed: true, method: opts.demo && !named ? 'demo-auto' : 'flag', by: opts.operator, override: true };
+        // the override was asked for but the object not named: stop and say which --confirm to pass
+        return { confirmed: false, method: 'declined', by: opts.operator };
       }
       return { confirmed: false, method: 'refused', by: opts.operator };
     }

@@ -283,15 +283,20 @@ export class Engine {
         const req = await step.destructive(ctx);
         if (req) {
           const answer = await ctx.confirm(req);
+          if (!answer.confirmed && req.onDecline === 'skip' && answer.method === 'refused') {
+            const ms = performance.now() - t0;
+            const summary = `not done: ${req.refusal ?? `${req.kind} ${req.object} not confirmed`}`;
+            await this.journal.stepEnded(step.id, 'skipped', { summary, ms });
+            this.emit({ type: 'step-done', stepId: step.id, status: 'skipped', summary, durationMs: ms });
+            return null;
+          }
           if (!answer.confirmed) {
             const ms = performance.now() - t0;
             const refused = answer.method === 'refused';
-            const message = refused
-              ? `${step.id}: refused: ${req.refusal}`
-              : `${step.id} needs confirmation: ${req.kind} ${req.object}`;
+            const message = refused ? `refused: ${req.refusal}` : `needs confirmation: ${req.kind} ${req.object}`;
             await this.journal.stepEnded(step.id, refused ? 'refused' : 'not-confirmed', { error: message, ms });
             this.emit({ type: 'step-failed', stepId: step.id, error: message, hint: this.confirmHint(req, refused), durationMs: ms });
-            return { status: refused ? 'stopped' : 'needs-confirmation', message, hint: this.confirmHint(req, refused), runId };
+            return { status: refused ? 'stopped' : 'needs-confirmation', message: `${step.id} ${message}`, hint: this.confirmHint(req, refused), runId };
           }
         }
       }

@@ -32,6 +32,11 @@ export interface ConfirmRequest {
   readonly refusal?: string;
   /** the extra headless flag that lifts the refusal, e.g. --force-retention (still journaled) */
   readonly overrideFlag?: string;
+  /**
+   * What a "no" means: 'stop' (default) ends the run before the step; 'skip' ends only this step as skipped and the
+   * run goes on (e.g. an early drop the operator did not force: the old table is simply kept).
+   */
+  readonly onDecline?: 'stop' | 'skip';
 }
 
 export interface ConfirmAnswer {

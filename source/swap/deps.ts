@@ -32,6 +32,8 @@ export interface ViewDep {
    */
   readonly refreshMs?: number | null;
   readonly refreshRows?: number;
+  /** why it could not be measured (the query failed in a READ ONLY transaction, e.g. it calls a writing function) */
+  readonly measureError?: string;
 }
 
 export interface FkPlan {
@@ -148,8 +150,9 @@ export async function measureMaterializedViews(db: Db, views: readonly ViewDep[]
       }, { stepId: opts.stepId ?? null, statementTimeoutMs: opts.limitMs, signal: opts.signal });
       out.push({ ...v, refreshMs: r.ms, refreshRows: r.rows });
     } catch (e) {
-      if ((e as { code?: string }).code !== '57014') throw e;
-      out.push({ ...v, refreshMs: null });
+      if (opts.signal?.aborted) throw e;
+      if ((e as { code?: string }).code === '57014') out.push({ ...v, refreshMs: null });
+      else out.push({ ...v, measureError: (e as Error).message });
     }
   }
   return out;
@@ -279,18 +282,62 @@ export async function planSequences(db: Db, t: TablePlan, oid: number): Promise<
   return out;
 }
 
-/** Privileges on the source that the new table lacks, as GRANT statements. */
-export async function missingGrants(db: Db, t: TablePlan, targetName: string): Promise<string[]> {
-  const rows = await db.read<{ grantee: string; priv: string; g: boolean }>(
-    `WITH src AS (SELECT a.grantee, a.privilege_type, a.is_grantable FROM pg_class c, aclexplode(c.relacl) a
-                   WHERE c.oid = $1::regclass AND a.grantee <> c.relowner),
-          dst AS (SELECT a.grantee, a.privilege_type, a.is_grantable FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $2::regclass)
-     SELECT CASE WHEN s.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(s.grantee) END AS grantee, s.privilege_type AS priv, s.is_grantable AS g
-       FROM src s WHERE NOT EXISTS (SELECT 1 FROM dst d WHERE d.grantee = s.grantee AND d.privilege_type = s.privilege_type AND (d.is_grantable OR NOT s.is_grantable))
-      ORDER BY 1, 2`,
+/**
+ * Privileges that differ between the source and the new table, table-level and column-level (by column name), as
+ * GRANT statements for what the new table lacks and REVOKE statements for what it has beyond the source (granted
+ * by phase 2 from the source as it was, then revoked there): after the swap the application must have exactly the
+ * access it has now. The owners' own privileges are left out.
+ */
+export async function grantDiff(db: Db, t: TablePlan, targetName: string): Promise<{ grant: string[]; revoke: string[] }> {
+  const rows = await db.read<{ dir: string; grantee: string; priv: string; col: string | null; g: boolean }>(
+    `WITH acl AS (
+       SELECT c.oid AS rel, NULL::text AS col, a.grantee, a.privilege_type AS priv, a.is_grantable AS g
+         FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid IN ($1::regclass, $2::regclass) AND a.grantee <> c.relowner
+       UNION ALL
+       SELECT c.oid, att.attname::text, a.grantee, a.privilege_type, a.is_grantable
+         FROM pg_class c JOIN pg_attribute att ON att.attrelid = c.oid AND att.attnum > 0 AND NOT att.attisdropped AND att.attacl IS NOT NULL,
+              aclexplode(att.attacl) a WHERE c.oid IN ($1::regclass, $2::regclass) AND a.grantee <> c.relowner
+     ), src AS (SELECT * FROM acl WHERE rel = $1::regclass), dst AS (SELECT * FROM acl WHERE rel = $2::regclass)
+     SELECT 'grant' AS dir, CASE WHEN s.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(s.grantee) END AS grantee, s.priv, s.col, s.g
+       FROM src s WHERE NOT EXISTS (SELECT 1 FROM dst d WHERE d.grantee = s.grantee AND d.priv = s.priv AND d.col IS NOT DISTINCT FROM s.col AND (d.g OR NOT s.g))
+     UNION ALL
+     SELECT 'revoke', CASE WHEN d.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(d.grantee) END, d.priv, d.col, false
+       FROM dst d WHERE NOT EXISTS (SELECT 1 FROM src s WHERE s.grantee = d.grantee AND s.priv = d.priv AND s.col IS NOT DISTINCT FROM d.col)
+     ORDER BY 1, 2, 4 NULLS FIRST, 3`,
     [qname(t.schema, t.table), qname(t.schema, targetName)],
   );
-  return rows.map((r) => `GRANT ${r.priv} ON ${qname(t.schema, targetName)} TO ${r.grantee === 'PUBLIC' ? 'PUBLIC' : ident(r.grantee)}${r.g ? ' WITH GRANT OPTION' : ''}`);
+  const on = (r: { priv: string; col: string | null }) => `${r.priv}${r.col === null ? '' : ` (${ident(r.col)})`} ON ${qname(t.schema, targetName)}`;
+  const who = (g: string) => (g === 'PUBLIC' ? 'PUBLIC' : ident(g));
+  return {
+    grant: rows.filter((r) => r.dir === 'grant').map((r) => `GRANT ${on(r)} TO ${who(r.grantee)}${r.g ? ' WITH GRANT OPTION' : ''}`),
+    revoke: rows.filter((r) => r.dir === 'revoke').map((r) => `REVOKE ${on(r)} FROM ${who(r.grantee)}`),
+  };
+}
+
+/**
+ * The swap must DROP and re-create each materialized view (there is no way to re-point one), and PostgreSQL refuses
+ * that DROP while a view reads the materialized view: found now, not as an error under the swap's lock.
+ */
+async function readersOfMaterializedViews(q: Q, views: readonly ViewDep[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const m of views.filter((v) => v.kind === 'm')) {
+    const rows = await q(
+      `SELECT DISTINCT n.nspname || '.' || c.relname AS reader
+         FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+          AND d.refobjid = (SELECT x.oid FROM pg_class x JOIN pg_namespace xn ON xn.oid = x.relnamespace WHERE xn.nspname = $1 AND x.relname = $2)
+          AND r.ev_class <> d.refobjid
+        ORDER BY 1`,
+      [m.schema, m.name],
+    );
+    for (const r of rows) {
+      out.push(
+        `${String(r.reader)} reads the materialized view ${m.schema}.${m.name}, which the swap must drop and create again (a materialized view holds rows of the old table and cannot be re-pointed); ` +
+          `PostgreSQL refuses that DROP while ${String(r.reader)} depends on it. Drop ${String(r.reader)} before the swap and create it again afterwards, or make ${m.schema}.${m.name} a plain view`,
+      );
+    }
+  }
+  return out;
 }
 
 /** Everything phase 4 records for one table. */
@@ -301,7 +348,7 @@ export async function discoverDependencies(db: Db, t: TablePlan): Promise<{ reco
   const { views, fks, problems } = await withPgCatalogPath(db, async (q) => {
     const views = await dependentViews(q, oid);
     const f = await planInboundFks(db, q, t, oid, targetOid);
-    return { views, ...f };
+    return { views, ...f, problems: [...f.problems, ...(await readersOfMaterializedViews(q, views))] };
   });
   const functions = await functionsNaming(db, t);
   const sequences = await planSequences(db, t, oid);

@@ -51,6 +51,21 @@ describe('wizard confirmations (ink-testing-library, real engine)', () => {
     await waitFor(() => !m.frame().includes('CONFIRM:'), 'the modal to close');
   });
 
+  it('a long statement list does not push impact and protections off the first screen (found in tmux on the swap)', async () => {
+    const long: ConfirmRequest = { ...RENAME, statements: Array.from({ length: 60 }, (_, i) => `ALTER INDEX public.idx_${i} RENAME TO idx_${i}_old`) };
+    const q = ask(long);
+    await waitFor(() => m.frame().includes('CONFIRM: RENAME public.petri_observations'), 'the modal');
+    const f = m.frame();
+    expect(f).toContain('ACCESS EXCLUSIVE on both tables for the rename');
+    expect(f).toContain('rollback renames them back');
+    expect(f).toContain('Statements (60)');
+    expect(f).toMatch(/more lines: ↓ to read them all/);
+    await press(m.ui.stdin, KEY.esc);
+    await q.p;
+    expect(q.answer).toMatchObject({ confirmed: false, method: 'declined' });
+    await waitFor(() => !m.frame().includes('CONFIRM:'), 'the modal to close');
+  });
+
   it('typed: a wrong word never confirms ("does not match"); esc then declines', async () => {
     const q = ask(DROP);
     await waitFor(() => m.frame().includes('CONFIRM: DROP'), 'the modal');

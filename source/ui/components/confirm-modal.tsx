@@ -17,14 +17,15 @@ export function confirmBodyLines(r: ConfirmRequest, width: number): Line[] {
     });
   };
   if (r.refusal) push(`REFUSED: ${r.refusal}`, 'error');
-  out.push({ text: `Statements (${r.statements.length}) — exactly what will run:`, level: 'title' });
-  for (const s of r.statements) push(`  ${s}`);
+  // impact and protections first: they fit on the first screen even when the statement list is long
   out.push({ text: 'Impact:', level: 'title' });
   if (!r.impact.length) out.push({ text: '  (none stated)', level: 'dim' });
   for (const s of r.impact) push(`  • ${s}`, 'warn');
   out.push({ text: 'What protects you:', level: 'title' });
   if (!r.protections.length) out.push({ text: '  NOTHING: no backup or integrity check covers this', level: 'error' });
   for (const s of r.protections) push(`  • ${s}`, 'ok');
+  out.push({ text: `Statements (${r.statements.length}) — exactly what will run:`, level: 'title' });
+  for (const s of r.statements) push(`  ${s}`);
   return out;
 }
 
