@@ -206,7 +206,8 @@ async function planCreated(ctx: PlanContext, exclude: ReadonlySet<string> = new 
     if (c.kind === 'index' && !newTables.has(String(c.info.table)) && !fam.has(String(c.info.table))) statements.push(`DROP INDEX ${q(c.name)}`);
   }
   for (const c of created) {
-    if (c.kind === 'column' && !onNew(c.name)) leftInPlace.push(`column ${c.name} was added to an existing table: left in place (its values are data)`);
+    // a view created by the migration is dropped whole: its columns are not "added to an existing table"
+    if (c.kind === 'column' && !onNew(c.name) && !views0.includes(ownerTable(c.name))) leftInPlace.push(`column ${c.name} was added to an existing table: left in place (its values are data)`);
   }
   if (dropTables.length) statements.push(`DROP TABLE ${dropTables.map(q).join(', ')}`);
   for (const c of created) {
