@@ -66,6 +66,27 @@ describe('wizard confirmations (ink-testing-library, real engine)', () => {
     await waitFor(() => !m.frame().includes('CONFIRM:'), 'the modal to close');
   });
 
+  it('typed: the name and enter arriving in one chunk (a paste, or fast typing through tmux) confirm; found in tmux', async () => {
+    const q = ask(DROP);
+    await waitFor(() => m.frame().includes('CONFIRM: DROP public.petri_observations_old'), 'the modal');
+    await tick(60);
+    m.ui.stdin.write('public.petri_observations_old\r');
+    await q.p;
+    expect(q.answer).toMatchObject({ confirmed: true, method: 'typed', typedText: 'public.petri_observations_old' });
+    await waitFor(() => !m.frame().includes('CONFIRM:'), 'the modal to close');
+    // and a wrong word in one chunk is a mismatch, never a confirmation
+    const q2 = ask(DROP);
+    await waitFor(() => m.frame().includes('CONFIRM: DROP'), 'the modal');
+    await tick(60);
+    m.ui.stdin.write('public.petri_observations\r');
+    await waitFor(() => m.frame().includes('does not match'), 'the mismatch');
+    expect(q2.answer).toBeNull();
+    await press(m.ui.stdin, KEY.esc);
+    await q2.p;
+    expect(q2.answer).toMatchObject({ confirmed: false });
+    await waitFor(() => !m.frame().includes('CONFIRM:'), 'the modal to close');
+  });
+
   it('typed: a wrong word never confirms ("does not match"); esc then declines', async () => {
     const q = ask(DROP);
     await waitFor(() => m.frame().includes('CONFIRM: DROP'), 'the modal');

@@ -21,7 +21,14 @@ export function useConfirm(request: ConfirmRequest, onAnswer: (a: Omit<ConfirmAn
     else if (key.downArrow) dispatch({ type: 'scroll', delta: 1 });
     else if (key.pageUp) dispatch({ type: 'scroll', delta: -10 });
     else if (key.pageDown) dispatch({ type: 'scroll', delta: 10 });
-    else if (input && !key.ctrl && !key.meta && !key.tab) dispatch({ type: 'char', input });
+    else if (input && !key.ctrl && !key.meta && !key.tab) {
+      // a paste (or fast typing over ssh/tmux) arrives as one chunk: "name\r" types the name, then submits
+      const parts = input.split(/\r\n|\r|\n/);
+      parts.forEach((part, i) => {
+        if (part) dispatch({ type: 'char', input: part });
+        if (i < parts.length - 1) dispatch({ type: 'submit' });
+      });
+    }
   }, { isActive });
   useEffect(() => {
     if (state.answer && !answered.current) {
