@@ -307,6 +307,7 @@ describe('phase 3 batch copy (real PostgreSQL, demo data)', () => {
       // the override alone is not enough: it must name the object too
       const io1 = captureIo();
       expect(await main(['--headless', '--phase', '3', '--plan', file, '--db', fresh.url, '--skip-backup'], io1)).toBe(3);
+      expect(io1.stderr.at(-1)).toBe('hint: to allow it in headless mode, pass --confirm backup');
       const io2 = captureIo();
       const code2 = await main(['--headless', '--phase', '3', '--plan', file, '--db', fresh.url, '--skip-backup', '--confirm', 'backup'], io2);
       expect(code2, io2.text()).toBe(0);
@@ -316,7 +317,7 @@ describe('phase 3 batch copy (real PostgreSQL, demo data)', () => {
       const conf = await fresh.client.query(`SELECT kind, object, answer, method, reason FROM pgshift.confirmations ORDER BY id`);
       expect(conf.rows.map((r) => [r.kind, r.object, r.answer])).toEqual([
         ['override', 'backup', 'refused'],
-        ['override', 'backup', 'refused'],
+        ['override', 'backup', 'declined'],
         ['override', 'backup', 'confirmed'],
       ]);
       expect(conf.rows[2].method).toBe('flag');
