@@ -2,18 +2,10 @@ import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClientBase } from 'pg';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
-import { createDemoDatabase, DEMO_SCHEMA_SQL } from '../source/demo/schema.js';
+import { createDemoDatabase, DEMO_SCHEMA_SQL, DEMO_TABLES } from '../source/demo/schema.js';
 
 const ROWS = 20_000;
 
-const DEMO_TABLES = [
-  'pilot_programs',
-  'sites',
-  'petri_observations',
-  'gasifier_observations',
-  'petri_observation_images',
-  'gasifier_alerts',
-];
 
 /** md5 of the whole content of a table, rows ordered by `key`. */
 async function tableMd5(client: ClientBase, table: string, key: string): Promise<string> {

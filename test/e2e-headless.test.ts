@@ -3,13 +3,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { main } from '../source/cli.js';
-import { createDemoDatabase } from '../source/demo/schema.js';
+import { createDemoDatabase, DEMO_TABLES } from '../source/demo/schema.js';
 import { examplePlanPath } from '../source/paths.js';
 import { diffSnapshots, takeSnapshot, tableFingerprint, type CatalogSnapshot } from '../source/snapshot.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { captureIo } from './helpers/io.js';
 
-const TABLES = ['pilot_programs', 'sites', 'petri_observations', 'gasifier_observations', 'petri_observation_images', 'gasifier_alerts'];
+const TABLES = DEMO_TABLES;
 
 /**
  * The example plan end to end through the CLI, headless, as an operator would run it; then the application's own

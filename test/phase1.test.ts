@@ -39,8 +39,8 @@ async function run(url: string, loaded: LoadedPlan) {
 }
 
 function preflightTable(events: EngineEvent[]): ReportTable {
-  const e = events.find((x) => x.type === 'step-done' && x.stepId === 'preflight') as { tables: ReportTable[] };
-  return e.tables[0]!;
+  const e = events.find((x) => x.type === 'step-done' && x.stepId === 'preflight') as Extract<EngineEvent, { type: 'step-done' }>;
+  return e.tables![0]!;
 }
 const rowOf = (t: ReportTable, check: string) => t.rows.find((r) => r[0] === check);
 
@@ -102,7 +102,7 @@ describe('phase 1 on the demo data with the example plan', () => {
   });
 
   it('groups the FK report by table', () => {
-    const e = result.events.find((x) => x.type === 'step-done' && x.stepId === 'report:fk-dependencies') as { tables: ReportTable[]; summary: string };
+    const e = result.events.find((x) => x.type === 'step-done' && x.stepId === 'report:fk-dependencies') as Extract<EngineEvent, { type: 'step-done' }> & { tables: readonly ReportTable[]; summary: string };
     expect(e.summary).toContain('2 point at tables this plan partitions');
     const tables = e.tables[0]!.rows.map((r) => r[0]).filter((x) => x);
     expect(new Set(tables).size).toBe(tables.length);

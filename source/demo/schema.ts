@@ -172,7 +172,8 @@ ALTER TABLE public.gasifier_alerts
   FOREIGN KEY (observation_id) REFERENCES public.gasifier_observations (observation_id);
 `;
 
-const ALL_TABLES = [
+/** the demo's tables, in load order */
+export const DEMO_TABLES = [
   'pilot_programs',
   'sites',
   'petri_observations',
@@ -483,7 +484,7 @@ export async function createDemoDatabase(
   const existing = await client.query<{ name: string }>(
     `SELECT t.name FROM unnest($1::text[]) WITH ORDINALITY AS t(name, n)
      WHERE to_regclass('public.' || quote_ident(t.name)) IS NOT NULL ORDER BY t.n`,
-    [[...ALL_TABLES]],
+    [[...DEMO_TABLES]],
   );
   if (existing.rows.length > 0) {
     const names = existing.rows.map((r) => `public.${r.name}`);
@@ -532,7 +533,7 @@ export async function createDemoDatabase(
     await client.query(APP_SQL);
 
     progress('analyzing');
-    await client.query(`ANALYZE ${ALL_TABLES.map((t) => `public.${t}`).join(', ')}`);
+    await client.query(`ANALYZE ${DEMO_TABLES.map((t) => `public.${t}`).join(', ')}`);
     await client.query('COMMIT');
 
     const ms = Math.round(performance.now() - t0);
