@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
+import crypto from 'node:crypto';
 
 export interface EmbeddedServer {
   readonly url: string;
@@ -52,7 +53,15 @@ export async function startEmbedded(opts: { dataDir?: string; keep?: boolean; po
   if (fresh && fs.existsSync(dataDir) && fs.readdirSync(dataDir).length > 0) {
     throw new Error(`--data-dir ${dataDir} is not empty and holds no PostgreSQL cluster; choose an empty or new directory`);
   }
-  const password = 'pgshift-demo';
+  // a random password per cluster (kept beside it for a --keep/--data-dir restart): no fixed secret, and no
+  // everyday word that redact() would then mask elsewhere in the output
+  const pwFile = path.join(dataDir, '..', `.${path.basename(dataDir)}.pgshift-password`);
+  let password: string;
+  if (!fresh && fs.existsSync(pwFile)) password = fs.readFileSync(pwFile, 'utf8').trim();
+  else {
+    password = crypto.randomBytes(12).toString('hex');
+    fs.writeFileSync(pwFile, password, { mode: 0o600 });
+  }
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
@@ -78,7 +87,10 @@ export async function startEmbedded(opts: { dataDir?: string; keep?: boolean; po
       if (stopped) return;
       stopped = true;
       await pg.stop().catch(() => {});
-      if (!opts.keep) fs.rmSync(dataDir, { recursive: true, force: true });
+      if (!opts.keep) {
+        fs.rmSync(dataDir, { recursive: true, force: true });
+        fs.rmSync(pwFile, { force: true });
+      }
     },
   };
 }
