@@ -22,7 +22,7 @@ const preflightStep: Step = {
     return ['-- reads pg_catalog, runs pg_dump --version and pg_restore --version, checks free disk; changes nothing'];
   },
   async run(ctx) {
-    const checks = await runPreflight({ db: ctx.db, plan: ctx.plan, planDir: ctx.planDir, tables: ctx.tables, serverMajor: ctx.serverMajor });
+    const checks = await runPreflight({ db: ctx.db, plan: ctx.plan, planDir: ctx.planDir, tables: ctx.tables, serverMajor: ctx.serverMajor, skipBackup: ctx.overrides.has('skip-backup') });
     const failed = checks.filter((c) => c.status === 'fail');
     const warnings = checks.filter((c) => c.status === 'warn').map((c) => `${c.check}: ${c.detail}`);
     const tables = [{ title: 'Preflight', columns: ['check', 'status', 'detail'], rows: checks.map((c) => [c.check, c.status, c.detail]) }];
@@ -83,6 +83,10 @@ const backupStep: Step = {
   },
   async run(ctx): Promise<StepResult> {
     const prior = await ctx.journal.getArtifact<BackupArtifact>('backup');
+    if (ctx.overrides.has('skip-backup') && !(prior && fs.existsSync(prior.file))) {
+      ctx.log('--skip-backup: pgshift takes no backup; the copy will ask for the override by name (--confirm backup)', 'warn');
+      return { status: 'skipped', summary: 'no backup taken (--skip-backup): make sure you have one of your own' };
+    }
     if (prior && fs.existsSync(prior.file)) {
       const sum = await sha256File(prior.file);
       if (sum === prior.sha256) return { status: 'already-done', summary: `${prior.file} (${fmtBytes(prior.bytes)}, sha256 ${sum.slice(0, 12)}…) taken ${prior.endedAt}` };
@@ -152,6 +156,7 @@ const verifyStep: Step = {
   },
   async run(ctx): Promise<StepResult> {
     const a = await ctx.journal.getArtifact<BackupArtifact>('backup');
+    if (!a && ctx.overrides.has('skip-backup')) return { status: 'skipped', summary: 'nothing to verify (--skip-backup)' };
     if (!a) return { status: 'done', failed: 'no backup recorded: run backup:pg_dump first (phase 3 will ask for an explicit override without one)' };
     const failWith = async (msg: string): Promise<StepResult> => {
       await ctx.journal.setArtifact('backup', { ...a, verified: false, verifyError: msg, verifiedAt: undefined } satisfies BackupArtifact);

@@ -17,6 +17,8 @@ export interface PreflightInput {
   readonly serverMajor: number;
   /** environment used to find pg_dump/pg_restore (PATH) */
   readonly env?: NodeJS.ProcessEnv;
+  /** --skip-backup: backup tool and disk problems only warn */
+  readonly skipBackup?: boolean;
 }
 
 const pass = (check: string, detail: string): Check => ({ check, status: 'pass', detail });
@@ -199,8 +201,7 @@ export async function runPreflight(p: PreflightInput): Promise<Check[]> {
   const env = p.env ?? process.env;
   const dump = await toolVersion('pg_dump', env);
   const restore = await toolVersion('pg_restore', env);
-  checks.push(toolCheck('pg_dump', dump, p.serverMajor));
-  checks.push(toolCheck('pg_restore', restore, p.serverMajor));
+  const backupChecks = [toolCheck('pg_dump', dump, p.serverMajor), toolCheck('pg_restore', restore, p.serverMajor)];
 
   // disk
   const dir = path.resolve(p.planDir, p.plan.backup.directory);
@@ -208,10 +209,13 @@ export async function runPreflight(p: PreflightInput): Promise<Check[]> {
   try {
     const { free, at } = await freeBytes(dir);
     const detail = `${fmtBytes(free)} free at ${at}, database ${fmtBytes(dbBytes)} (pg_database_size; a ${p.plan.backup.format} dump is compressed, usually several times smaller)`;
-    checks.push(free >= dbBytes ? pass('free disk for the backup', detail) : free >= dbBytes / 4 ? warn('free disk for the backup', `${detail}: may not be enough`) : fail('free disk for the backup', `${detail}: not enough`));
+    backupChecks.push(free >= dbBytes ? pass('free disk for the backup', detail) : free >= dbBytes / 4 ? warn('free disk for the backup', `${detail}: may not be enough`) : fail('free disk for the backup', `${detail}: not enough`));
   } catch (e) {
-    checks.push(fail('free disk for the backup', `cannot stat ${dir}: ${(e as Error).message}`));
+    backupChecks.push(fail('free disk for the backup', `cannot stat ${dir}: ${(e as Error).message}`));
   }
+  // --skip-backup: the operator has a backup of their own (Supabase's daily one, a snapshot): what pgshift would need
+  // for its own backup can only warn then; phase 3 still asks for the override by name
+  checks.push(...(p.skipBackup ? backupChecks.map((c) => (c.status === 'fail' ? warn(c.check, `${c.detail} (--skip-backup: pgshift takes no backup)`) : c)) : backupChecks));
 
   // per table
   for (const t of p.tables) {
