@@ -7,6 +7,10 @@ import { batchCopy, batchStatement, targetIsEmpty, upperStatement, type Position
 import { captureLag, captureNames, catchUp, findCapture, installCapture, installStatements } from '../source/copy/online.js';
 import { integrityReport, reportTables, type IntegrityReport } from '../source/copy/integrity.js';
 import { pruningCheck, pruningTable } from '../source/copy/pruning.js';
+import { finishDeferred, finishStatements, missingDeferred } from '../source/copy/finish.js';
+import { planPartitions, structureKey, targetState, type StructureArtifact } from '../source/structure/build.js';
+import { buildStructureDdl, deferredNote, type DeferredObjects } from '../source/structure/ddl.js';
+import { readTableDef } from '../source/structure/definition.js';
 
 /**
  * Phase 3 · Data: one copy step per partitioned table (batch, or online with change capture), then the integrity
@@ -14,6 +18,7 @@ import { pruningCheck, pruningTable } from '../source/copy/pruning.js';
  */
 
 export const copyStepId = (t: Pick<TablePlan, 'schema' | 'table'>) => `copy:${t.schema}.${t.table}`;
+export const finishStepId = (t: Pick<TablePlan, 'schema' | 'table'>) => `finish:${t.schema}.${t.table}`;
 export const INTEGRITY_STEP = 'verify:integrity';
 export const PRUNING_STEP = 'verify:pruning';
 
@@ -184,6 +189,90 @@ function copyStep(t: TablePlan): Step {
 
 const CAPTURE_NAME = 'pgshift_capture';
 
+// ---------------------------------------------------------------------------------------------------------------
+// finish: the secondary indexes and outbound FKs phase 2 deferred, built once the table is full
+
+/** What phase 2 deferred: from its artifact, or (dry run before phase 2) as phase 2 would record it. */
+async function deferredFor(ctx: PlanContext, t: TablePlan): Promise<{ deferred: DeferredObjects | null; partitions: string[]; planned: boolean }> {
+  const a = await ctx.journal.getArtifact<StructureArtifact>(structureKey(t));
+  const state = await targetState(ctx.db, t.schema, t.targetName);
+  if (a) return { deferred: a.deferred ?? null, partitions: state ? state.partitions.map((p) => p.name) : a.partitions.map((p) => p.name), planned: false };
+  if (state) return { deferred: null, partitions: state.partitions.map((p) => p.name), planned: false };
+  const def = await readTableDef(ctx.db, t.schema, t.table);
+  if (!def || def.relkind !== 'r') return { deferred: null, partitions: [], planned: true };
+  const { partitions } = await planPartitions(ctx.db, t, def);
+  const ddl = buildStructureDdl({ def, target: t.targetName, strategy: t.strategy, key: t.key, partitions, serverMajor: ctx.serverMajor, currentUser: def.owner });
+  return { deferred: ddl.deferred, partitions: partitions.map((p) => p.name), planned: true };
+}
+
+function finishStep(t: TablePlan): Step {
+  const id = finishStepId(t);
+  const name = displayName(t.schema, t.targetName);
+  return {
+    id,
+    phase: 3,
+    title: `Indexes and foreign keys of ${name}, built after the copy`,
+    // checked on every run (cheap catalog reads when all is built): a rollback that drops and rebuilds the table
+    // must get them again even though this step was done before
+    rerunnable: true,
+    async preview(ctx) {
+      try {
+        const { deferred, partitions, planned } = await deferredFor(ctx, t);
+        if (!deferred || (!deferred.indexes.length && !deferred.foreignKeys.length)) return [`-- nothing deferred: phase 2 built every index and foreign key of ${name}`];
+        return [`-- ${deferredNote(deferred)}${planned ? ' (partitions as phase 2 will create them)' : ''}`, ...finishStatements(t.schema, t.targetName, partitions, deferred)];
+      } catch (e) {
+        return [`-- cannot plan the deferred indexes and foreign keys yet: ${(e as Error).message}`];
+      }
+    },
+    async run(ctx): Promise<StepResult> {
+      const pairOr = await resolvePair(ctx.db, t);
+      if ('missing' in pairOr) throw new UserError(`cannot finish ${name}: ${pairOr.missing}`, 'run phase 2 (Structure) first', 1);
+      if (pairOr.swapped) return { status: 'already-done', summary: `${displayName(t.schema, t.table)} was already swapped with the partitioned table (phase 5)` };
+      const a = await ctx.journal.getArtifact<StructureArtifact>(structureKey(t));
+      const d = a?.deferred;
+      if (!d || (!d.indexes.length && !d.foreignKeys.length)) {
+        return { status: 'already-done', summary: `nothing deferred: phase 2 built every index and foreign key of ${name}` };
+      }
+      const cp = await ctx.journal.getCheckpoint<Position>(copyStepId(t));
+      if (!cp?.position.done) {
+        return {
+          status: 'done',
+          failed: `the copy of ${displayName(t.schema, t.table)} has not finished: the deferred indexes and foreign keys are built after it (building them first would slow the copy ~3×); run phase 3 again`,
+        };
+      }
+      ctx.log(`${deferredNote(d)}: building them now on ${pairOr.target.display}` +
+        (ctx.plan.copy.mode === 'online' ? '. Online: the capture replay keeps writing to the new table meanwhile; CONCURRENTLY and the per-partition NOT VALID + VALIDATE keep those writes flowing' : ''));
+      let r;
+      try {
+        r = await finishDeferred(ctx.db, {
+          stepId: id, schema: pairOr.target.schema, table: pairOr.target.name, deferred: d, signal: ctx.signal,
+          log: ctx.log, progress: ctx.progress, confirm: ctx.confirm,
+        });
+      } catch (e) {
+        if ((e as { code?: string }).code === '23503') return { status: 'done', failed: (e as Error).message };
+        throw e;
+      }
+      if (r.stopped) return { status: 'skipped', summary: 'stopped; what was built is kept, run again to build the rest' };
+      const ix = r.indexes;
+      const fk = r.foreignKeys;
+      const built = ix.reduce((n, x) => n + x.built, 0);
+      const adopted = fk.reduce((n, x) => n + x.adopted, 0);
+      const invalid = ix.filter((x) => !x.valid).map((x) => x.name);
+      const nothing = built === 0 && ix.every((x) => x.rebuilt === 0) && fk.every((x) => x.added === 0 && x.validated === 0 && x.parentMs === 0);
+      return {
+        status: nothing ? 'already-done' : 'done',
+        summary:
+          `${ix.length} index(es) (${built} partition indexes built concurrently${ix.some((x) => x.rebuilt) ? `, ${ix.reduce((n, x) => n + x.rebuilt, 0)} invalid rebuilt` : ''}), ` +
+          `${fk.length} foreign key(s) (validated per partition, ${adopted} partition constraints adopted by the parent) in ${(r.ms / 1000).toFixed(1)} s` +
+          (ix.length ? `; indexes ${ix.map((x) => `${x.name} ${(x.ms / 1000).toFixed(1)} s`).join(', ')}` : '') +
+          (fk.length ? `; foreign keys ${fk.map((x) => `${x.name} ${(x.ms / 1000).toFixed(1)} s (parent ADD ${Math.round(x.parentMs)} ms)`).join(', ')}` : ''),
+        failed: invalid.length ? `parent index(es) ${invalid.join(', ')} still invalid: a partition index is missing; run phase 3 again` : undefined,
+        data: { ms: Math.round(r.ms), indexes: ix.map((x) => ({ ...x, ms: Math.round(x.ms) })), foreignKeys: fk.map((x) => ({ ...x, ms: Math.round(x.ms), parentMs: Math.round(x.parentMs) })) },
+      };
+    },
+  };
+}
+
 const integrityStep: Step = {
   id: INTEGRITY_STEP,
   phase: 3,
@@ -198,10 +287,32 @@ const integrityStep: Step = {
     ]).concat([`INSERT INTO pgshift.artifacts (key, …) VALUES ('integrity-report', …)`]);
   },
   async run(ctx) {
-    const report: IntegrityReport = await integrityReport(ctx.db, ctx.tables, {
+    let report: IntegrityReport = await integrityReport(ctx.db, ctx.tables, {
       log: ctx.log, signal: ctx.signal, stepId: ctx.stepId,
       onProgress: (done, detail) => ctx.progress({ done, total: ctx.tables.length, unit: 'tables', detail }),
     });
+    // the swap trusts a passing report: it must not pass while the deferred indexes / FKs are not built yet
+    const unfinished: string[] = [];
+    const notes = new Map<string, string>();
+    for (const t of ctx.tables) {
+      const a = await ctx.journal.getArtifact<StructureArtifact>(structureKey(t));
+      if (!a?.deferred) continue;
+      const pair = await resolvePair(ctx.db, t);
+      if ('missing' in pair || pair.swapped) continue;
+      const miss = await missingDeferred(ctx.db, pair.target.schema, pair.target.name, a.deferred);
+      if (miss.length) {
+        const line = `${pair.target.display}: ${miss.join(', ')} not built (step ${finishStepId(t)})`;
+        unfinished.push(line);
+        notes.set(displayName(t.schema, t.table), line);
+      }
+    }
+    if (unfinished.length) {
+      report = {
+        ...report, pass: false,
+        tables: report.tables.map((x) => (notes.has(x.table) ? { ...x, pass: false, note: [x.note, notes.get(x.table)].filter(Boolean).join('; ') } : x)),
+      };
+      for (const u of unfinished) ctx.log(u, 'error');
+    }
     await ctx.journal.setArtifact('integrity-report', report);
     ctx.progress({ done: ctx.tables.length, total: ctx.tables.length, unit: 'tables' });
     const bad = report.tables.filter((x) => !x.pass);
@@ -210,10 +321,10 @@ const integrityStep: Step = {
       : `FAIL: ${bad.map((x) => `${x.table}: ${x.note && x.chunks === 0 ? x.note : `${x.missing} missing, ${x.extra} extra, ${x.mismatched} changed, ${x.orphans.reduce((a, o) => a + o.count, 0)} FK orphans (old ${x.oldRows.toLocaleString('en-US')} rows, new ${x.newRows.toLocaleString('en-US')})`}`).join('; ')}`;
     return {
       status: 'done',
-      summary,
+      summary: unfinished.length ? `FAIL: ${unfinished.join('; ')}` : summary,
       tables: reportTables(report),
       data: report,
-      failed: report.pass ? undefined : `${summary} — see pgshift report`,
+      failed: report.pass ? undefined : unfinished.length ? `${unfinished.join('; ')}: run phase 3 again to build them` : `${summary} — see pgshift report`,
       warnings: report.tables.flatMap((x) => (x.note ? [`${x.table}: ${x.note}`] : [])),
     };
   },
@@ -250,6 +361,6 @@ export const data: Phase = {
   name: 'Data',
   async plan(ctx) {
     if (!ctx.tables.length) return [];
-    return [...ctx.tables.map(copyStep), integrityStep, pruningStep];
+    return [...ctx.tables.flatMap((t) => [copyStep(t), finishStep(t)]), integrityStep, pruningStep];
   },
 };

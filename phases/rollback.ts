@@ -338,7 +338,7 @@ async function planTarget(ctx: PlanContext, t: TablePlan): Promise<TargetPlan> {
 
 /** The journal entries that describe work on t's new table: once it is dropped, a new run must do that work again. */
 function undoneSteps(t: TablePlan): string[] {
-  return [structureArtifactKey(t), copyStepId(t), dependenciesStepId(t), grantsStepId(t)];
+  return [structureArtifactKey(t), copyStepId(t), `finish:${t.schema}.${t.table}`, dependenciesStepId(t), grantsStepId(t)];
 }
 
 function dropTargetStep(t: TablePlan): Step {

@@ -2,7 +2,8 @@ import { describe, it, expect } from 'vitest';
 import { align, addInterval, isoWeek, parseYmd, rangePartitions, rangeSuffix, listPartitions, keyKind, fmtYmd } from '../source/structure/bounds.js';
 import { fitName, listPartitionName, sanitizeValue, newObjectName } from '../source/structure/names.js';
 import { scanSqlFile } from '../source/structure/sqlfile.js';
-import { buildStructureDdl, rewriteIndexDef, rewriteTriggerDef } from '../source/structure/ddl.js';
+import { buildStructureDdl, deferredNote, rewriteIndexDef, rewriteTriggerDef } from '../source/structure/ddl.js';
+import { finishStatements, partitionIndexName } from '../source/copy/finish.js';
 import type { TableDef } from '../source/structure/definition.js';
 
 describe('partition bounds and names', () => {
@@ -104,6 +105,50 @@ describe('DDL builder', () => {
     const old = buildStructureDdl({ def, target: 'obs_new', strategy: 'range', key: 'at', partitions: [], serverMajor: 12, currentUser: 'me' });
     expect(old.warnings.some((w) => w.includes('needs 13+'))).toBe(true);
     expect(old.statements.some((s) => s.startsWith('CREATE TRIGGER'))).toBe(false);
+  });
+
+  it('defers non-unique indexes and outbound FKs (and the FK comments) to phase 3; keeps unique ones', () => {
+    const withMore: TableDef = {
+      ...def,
+      constraints: [
+        ...def.constraints,
+        { name: 'obs_site_fkey', type: 'f', definition: 'FOREIGN KEY (code) REFERENCES public.sites(code) ON DELETE CASCADE NOT VALID', columns: ['code'], includeColumns: [], deferrable: false, deferred: false, noInherit: false, nullsNotDistinct: false, referencesSelf: false, comment: "site's code" },
+      ],
+      indexes: [
+        ...def.indexes,
+        { name: 'obs_at_idx', definition: 'CREATE INDEX obs_at_idx ON public.obs USING brin (at) WHERE (code IS NOT NULL)', prefix: 'CREATE INDEX obs_at_idx ON public.obs USING ', unique: false, hasExpressions: false, method: 'brin', keyColumns: ['at'] },
+      ],
+    };
+    const d = buildStructureDdl({ def: withMore, target: 'obs_new', strategy: 'range', key: 'at', partitions: [], serverMajor: 15, currentUser: 'me' });
+    expect(d.statements.some((s) => s.includes('obs_at_idx') || s.includes('FOREIGN KEY') || s.startsWith('COMMENT ON CONSTRAINT'))).toBe(false);
+    expect(d.statements.some((s) => s.startsWith('CREATE UNIQUE INDEX "obs (code)_p"'))).toBe(true);
+    expect(d.deferred.indexes).toEqual([{ newName: 'obs_at_idx_p', sourceName: 'obs_at_idx', using: 'brin (at) WHERE (code IS NOT NULL)', statement: 'CREATE INDEX "obs_at_idx_p" ON "public"."obs_new" USING brin (at) WHERE (code IS NOT NULL)' }]);
+    expect(d.deferred.foreignKeys).toEqual([{
+      newName: 'obs_site_fkey_p', sourceName: 'obs_site_fkey', definition: 'FOREIGN KEY (code) REFERENCES public.sites(code) ON DELETE CASCADE', comment: "site's code",
+      statement: 'ALTER TABLE "public"."obs_new" ADD CONSTRAINT "obs_site_fkey_p" FOREIGN KEY (code) REFERENCES public.sites(code) ON DELETE CASCADE',
+    }]);
+    // the swap still gets both names
+    expect(d.indexes).toContainEqual({ newName: 'obs_at_idx_p', sourceName: 'obs_at_idx' });
+    expect(d.constraints.find((c) => c.sourceName === 'obs_site_fkey')?.newName).toBe('obs_site_fkey_p');
+    expect(deferredNote(d.deferred)).toBe('1 secondary index and 1 foreign key are built after the copy (phase 3, step finish): per-row foreign-key checks and index maintenance would slow the copy ~3×');
+    expect(deferredNote({ indexes: [], foreignKeys: [] })).toBeNull();
+    expect(finishStatements('public', 'obs_new', ['obs_p2024_01', 'obs_default'], d.deferred).filter((s) => !s.startsWith('--'))).toEqual([
+      'CREATE INDEX "obs_at_idx_p" ON ONLY "public"."obs_new" USING brin (at) WHERE (code IS NOT NULL)',
+      'CREATE INDEX CONCURRENTLY "obs_p2024_01_obs_at_idx" ON "public"."obs_p2024_01" USING brin (at) WHERE (code IS NOT NULL)',
+      'ALTER INDEX "public"."obs_at_idx_p" ATTACH PARTITION "public"."obs_p2024_01_obs_at_idx"',
+      'CREATE INDEX CONCURRENTLY "obs_default_obs_at_idx" ON "public"."obs_default" USING brin (at) WHERE (code IS NOT NULL)',
+      'ALTER INDEX "public"."obs_at_idx_p" ATTACH PARTITION "public"."obs_default_obs_at_idx"',
+      'ALTER TABLE "public"."obs_p2024_01" ADD CONSTRAINT "obs_site_fkey_p" FOREIGN KEY (code) REFERENCES public.sites(code) ON DELETE CASCADE NOT VALID',
+      'ALTER TABLE "public"."obs_p2024_01" VALIDATE CONSTRAINT "obs_site_fkey_p"',
+      'ALTER TABLE "public"."obs_default" ADD CONSTRAINT "obs_site_fkey_p" FOREIGN KEY (code) REFERENCES public.sites(code) ON DELETE CASCADE NOT VALID',
+      'ALTER TABLE "public"."obs_default" VALIDATE CONSTRAINT "obs_site_fkey_p"',
+      'ALTER TABLE "public"."obs_new" ADD CONSTRAINT "obs_site_fkey_p" FOREIGN KEY (code) REFERENCES public.sites(code) ON DELETE CASCADE',
+      `COMMENT ON CONSTRAINT "obs_site_fkey_p" ON "public"."obs_new" IS 'site''s code'`,
+    ]);
+    // partition index names fit 63 bytes and stay distinct
+    const long = partitionIndexName('p'.repeat(60), { sourceName: 'an_index_with_a_long_name' });
+    expect(Buffer.byteLength(long)).toBeLessThanOrEqual(63);
+    expect(long).not.toBe(partitionIndexName('p'.repeat(60), { sourceName: 'an_index_with_a_long_name2' }));
   });
 
   it('rewrites index and trigger definitions or refuses to guess', () => {

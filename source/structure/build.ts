@@ -4,7 +4,7 @@ import type { TablePlan } from '../plan/schema.js';
 import type { Journal } from '../engine/journal.js';
 import { readTableDef, type TableDef } from './definition.js';
 import { keyKind, listPartitions, rangePartitions, type PartitionSpec, type RangeInterval } from './bounds.js';
-import { buildStructureDdl, type StructureDdl } from './ddl.js';
+import { buildStructureDdl, type DeferredObjects, type StructureDdl } from './ddl.js';
 import { autoPartitionFunctionSql, autoPartitionTriggerSql, autoTriggerName, AUTO_FUNCTION, type AutoTriggerInfo } from './autopartition.js';
 
 export interface StructureArtifact {
@@ -21,6 +21,11 @@ export interface StructureArtifact {
   readonly triggers: string[];
   readonly policies: string[];
   readonly autoPartitionTrigger?: AutoTriggerInfo;
+  /**
+   * Non-unique indexes and outbound FKs phase 2 did not build: phase 3's `finish:<schema.table>` builds them after the
+   * copy (absent in artifacts written before this existed: then everything was built by phase 2).
+   */
+  readonly deferred?: DeferredObjects;
   readonly createdAt: string;
   readonly updatedAt?: string;
 }
