@@ -109,6 +109,7 @@ const backupStep: Step = {
       const [{ snap }] = (await holder.query<{ snap: string }>('SELECT pg_export_snapshot() AS snap')).rows as [{ snap: string }];
       const dump = runPgDump({
         conn: ctx.db.info, file, format: ctx.plan.backup.format, snapshot: snap, signal: ctx.signal,
+        record: (command, ms, error) => ctx.db.recordCommand(ctx.stepId, command, ms, error),
         onBytes: (b) => ctx.progress({ done: b, total: Math.max(b, estimate), unit: 'bytes', detail: path.basename(file) }),
       });
       if (ctx.plan.backup.verify === 'restore') {

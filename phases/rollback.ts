@@ -456,10 +456,19 @@ const restoreStep: Step = {
       if (sha !== b.sha256) return { status: 'done', failed: `the backup file changed since it was verified (sha256 ${sha.slice(0, 12)}… ≠ ${b.sha256.slice(0, 12)}…): not restoring it` };
       ctx.log(`sha256 of ${b.file} matches the verified backup`);
     }
-    const r = await restoreBackup({
-      conn: ctx.db.info, file: b.file!, lockTimeoutMs: ctx.plan.locks.timeoutMs * 5, signal: ctx.signal,
-      onProgress: (done, total, detail) => ctx.progress({ done, total, unit: 'items', detail }),
-    });
+    const t0 = performance.now();
+    const command = restoreCommand({ file: b.file!, database: ctx.db.info.config.database ?? '' });
+    let r;
+    try {
+      r = await restoreBackup({
+        conn: ctx.db.info, file: b.file!, lockTimeoutMs: ctx.plan.locks.timeoutMs * 5, signal: ctx.signal,
+        onProgress: (done, total, detail) => ctx.progress({ done, total, unit: 'items', detail }),
+      });
+    } catch (e) {
+      await ctx.db.recordCommand(ctx.stepId, command, performance.now() - t0, (e as Error).message).catch(() => {});
+      throw e;
+    }
+    await ctx.db.recordCommand(ctx.stepId, command, performance.now() - t0);
     return { status: 'done', summary: `restored ${r.items} archive item(s) from ${b.file} in ${fmtDuration(r.ms)}` };
   },
 };

@@ -90,6 +90,8 @@ export interface DumpOptions {
   /** called about every 500 ms with the bytes written so far */
   readonly onBytes?: (bytes: number) => void;
   readonly env?: NodeJS.ProcessEnv;
+  /** journals the command line (no password: it travels in PGPASSWORD), its duration and any error */
+  readonly record?: (command: string, ms: number, error?: string) => Promise<void>;
 }
 
 export interface DumpResult { readonly bytes: number; readonly ms: number; readonly stderr: string }
@@ -114,6 +116,7 @@ export async function runPgDump(o: DumpOptions): Promise<DumpResult> {
   const args = [`--format=${o.format === 'custom' ? 'custom' : 'directory'}`, `--file=${o.file}`, '--no-password', '--verbose'];
   if (o.snapshot) args.push(`--snapshot=${o.snapshot}`);
   const t0 = performance.now();
+  const command = `$ pg_dump ${args.join(' ')}`;
   const timer = setInterval(() => {
     void sizeOf(o.file).then((b) => o.onBytes?.(b));
   }, 500);
@@ -126,9 +129,11 @@ export async function runPgDump(o: DumpOptions): Promise<DumpResult> {
     if (o.format === 'custom') await fsp.chmod(o.file, 0o600);
     const bytes = await sizeOf(o.file);
     o.onBytes?.(bytes);
+    await o.record?.(command, performance.now() - t0);
     return { bytes, ms: performance.now() - t0, stderr };
   } catch (e) {
     await fsp.rm(o.file, { recursive: true, force: true }).catch(() => {});
+    await o.record?.(command, performance.now() - t0, (e as Error).message).catch(() => {});
     throw e;
   } finally {
     clearInterval(timer);

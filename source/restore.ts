@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -40,18 +39,8 @@ export function restoreCommand(o: Pick<RestoreOptions, 'file' | 'intoNew'> & { d
   return `$ pg_restore ${restoreArgs(o).map((a) => (/^[\w./=:-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ')}`;
 }
 
-export async function sha256File(file: string): Promise<string> {
-  const h = crypto.createHash('sha256');
-  const st = fs.statSync(file);
-  if (st.isDirectory()) {
-    for (const f of fs.readdirSync(file).sort()) h.update(fs.readFileSync(`${file}/${f}`));
-    return h.digest('hex');
-  }
-  await new Promise<void>((resolve, reject) => {
-    fs.createReadStream(file).on('data', (d) => h.update(d)).on('end', () => resolve()).on('error', reject);
-  });
-  return h.digest('hex');
-}
+// sha256File: the same checksum the backup step recorded (one implementation, in backup.ts)
+export { sha256File } from './backup.js';
 
 /** The archive's table of contents (pg_restore --list), entries only. */
 export async function tocEntries(conn: ConnectionInfo, file: string): Promise<string[]> {

@@ -60,6 +60,12 @@ describe('engine: journal, one run per database, resume after SIGKILL', () => {
     const steps = await q<{ step_id: string; status: string }>(db.client, `SELECT step_id, status FROM pgshift.steps ORDER BY started_at`);
     expect(steps.map((s) => s.step_id)).toEqual(expect.arrayContaining(['report:data-volume', 'report:fk-dependencies']));
     expect(steps.every((s) => s.status === 'done' || s.status === 'skipped' || s.status === 'already-done')).toBe(true);
+    // external commands are journaled like statements: the pg_dump command line with its duration, no password
+    const cmds = await q<{ step_id: string; sql: string; duration_ms: string }>(db.client, `SELECT step_id, sql, duration_ms FROM pgshift.statements WHERE sql LIKE '$ pg_dump %'`);
+    expect(cmds).toHaveLength(1);
+    expect(cmds[0]!.step_id).toBe('backup:pg_dump');
+    expect(cmds[0]!.sql).toMatch(/^\$ pg_dump --format=custom --file=\S+\.dump --no-password --verbose --snapshot=\S+$/);
+    expect(Number(cmds[0]!.duration_ms)).toBeGreaterThan(0);
   });
 
   it('refuses a second pgshift on the same database, naming the holder', async () => {

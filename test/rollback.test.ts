@@ -159,5 +159,8 @@ describe('rollback after the swap restores the exact catalog and data', () => {
     expect(await fingerprints(db.client)).toEqual(before);
     const conf = await db.client.query(`SELECT answer, method FROM pgshift.confirmations WHERE kind = 'restore' ORDER BY id`);
     expect(conf.rows).toEqual([{ answer: 'declined', method: 'declined' }, { answer: 'confirmed', method: 'typed' }]);
+    // the pg_restore command line is journaled with its duration, like a statement
+    const cmd = await db.client.query(`SELECT step_id, sql, error FROM pgshift.statements WHERE sql LIKE '$ pg_restore %'`);
+    expect(cmd.rows).toEqual([{ step_id: 'restore:backup', sql: req.statements[0], error: null }]);
   });
 });

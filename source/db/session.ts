@@ -181,6 +181,11 @@ export class Db {
     }
   }
 
+  /** Records an external command (pg_dump, pg_restore) in the journal like a statement: text, duration, error. */
+  async recordCommand(stepId: string | null, command: string, ms: number, error?: string): Promise<void> {
+    if (this.sink) await this.sink.recordStatement({ stepId, sql: command, ms, rows: null, error: error ? redact(error) : undefined });
+  }
+
   /** DDL statements in one lock-timed transaction with retries. */
   async ddl(statements: readonly string[], opts: TxOptions = {}): Promise<void> {
     await this.tx(async (tx) => {
