@@ -1,6 +1,6 @@
 /**
  * Cut-over benchmark: embedded PostgreSQL, demo data (200,000 petri observations), phases 2-3 stood in for by the
- * fixture (source/swap/fixture.ts), real phase 4, then the real swap step while a writer inserts continuously:
+ * fixture (bench/lib/swap-fixture.ts), real phase 4, then the real swap step while a writer inserts continuously:
  * how long the exclusive lock was held and the longest wait any writer statement saw. Again with a blocker holding
  * ACCESS SHARE on the table for 10 s: the swap retries under lock_timeout, and writers must never wait much more
  * than lock_timeout per attempt.   npm run bench:cutover [-- --json] [-- --rows N]
@@ -14,7 +14,7 @@ import { createDemoDatabase } from '../source/demo/schema.js';
 import { Engine } from '../source/engine/engine.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { loadPlan } from '../source/plan/load.js';
-import { buildFixture, examplePlan, writeIntegrityReport } from '../source/swap/fixture.js';
+import { buildFixture, examplePlan, writeIntegrityReport } from './lib/swap-fixture.js';
 
 const json = process.argv.includes('--json');
 const rowsArg = process.argv.indexOf('--rows');

@@ -8,7 +8,7 @@ import { resolveConnection } from '../source/db/connection.js';
 import { loadPlan } from '../source/plan/load.js';
 import { flagConfirmer } from '../source/engine/confirm.js';
 import type { EngineEvent } from '../source/engine/types.js';
-import { buildFixture, examplePlan, writeIntegrityReport } from '../source/swap/fixture.js';
+import { buildFixture, examplePlan, writeIntegrityReport } from '../bench/lib/swap-fixture.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 
 describe('cleanup: validate, analyze, and DROP only after retention (or --force-retention + typed name)', () => {

@@ -9,7 +9,7 @@ import { Engine } from '../source/engine/engine.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { loadPlan } from '../source/plan/load.js';
 import type { ConfirmRequest } from '../source/engine/types.js';
-import { buildFixture, examplePlan, setArtifact, writeIntegrityReport } from '../source/swap/fixture.js';
+import { buildFixture, examplePlan, setArtifact, writeIntegrityReport } from '../bench/lib/swap-fixture.js';
 import { takeSnapshot, diffSnapshots, tableFingerprint, type CatalogSnapshot } from '../source/snapshot.js';
 import { sha256File } from '../source/restore.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';

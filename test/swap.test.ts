@@ -8,7 +8,7 @@ import { Engine } from '../source/engine/engine.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { loadPlan } from '../source/plan/load.js';
 import type { ConfirmRequest, EngineEvent } from '../source/engine/types.js';
-import { buildFixture, examplePlan, writeIntegrityReport } from '../source/swap/fixture.js';
+import { buildFixture, examplePlan, writeIntegrityReport } from '../bench/lib/swap-fixture.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 
 describe('swap: one short exclusive transaction, retried under lock_timeout', () => {

@@ -269,10 +269,10 @@ export function App(props: AppProps) {
     }
   }, [ask, engine, log, monitor, monitorPids]);
 
-  const doSkip = useCallback(async () => {
+  const doSkip = useCallback(async (text?: string) => {
     const s = stateRef.current;
     const step = selectedStep(s);
-    const reason = s.skipText.trim();
+    const reason = (text ?? s.skipText).trim();
     if (!step) return;
     if (!reason) {
       dispatch({ type: 'skip-error', error: 'a reason is required: it goes into the journal with your name' });
@@ -304,7 +304,13 @@ export function App(props: AppProps) {
         if (key.escape) dispatch({ type: 'overlay', overlay: 'none' });
         else if (key.return) void doSkip();
         else if (key.backspace || key.delete) dispatch({ type: 'skip-input', text: s.skipText.slice(0, -1) });
-        else if (input && !key.ctrl && !key.meta) dispatch({ type: 'skip-input', text: (s.skipText + input.replace(/[\u0000-\u001f\u007f]/g, '')).slice(0, 300) });
+        else if (input && !key.ctrl && !key.meta) {
+          // a pasted "reason\r" arrives in one chunk: type the text before the newline, then submit
+          const nl = input.search(/[\r\n]/);
+          const text = (s.skipText + (nl >= 0 ? input.slice(0, nl) : input).replace(/[\u0000-\u001f\u007f]/g, '')).slice(0, 300);
+          dispatch({ type: 'skip-input', text });
+          if (nl >= 0) void doSkip(text);
+        }
         return;
       case 'help':
         if (key.escape || input === '?' || input === 'q') dispatch({ type: 'overlay', overlay: 'none' });

@@ -1,10 +1,10 @@
 import type pg from 'pg';
 import fs from 'node:fs';
 import path from 'node:path';
-import { packageRoot } from '../paths.js';
-import type { TablePlan } from '../plan/schema.js';
-import { ident, literal, qname } from '../db/quote.js';
-import { fitName } from './names.js';
+import { packageRoot } from '../../source/paths.js';
+import type { TablePlan } from '../../source/plan/schema.js';
+import { ident, literal, qname } from '../../source/db/quote.js';
+import { fitName } from '../../source/swap/names.js';
 
 /**
  * A stand-in for phases 2 and 3, for tests and the cut-over bench only: builds `t.targetName` partitioned like
