@@ -1,3 +1,4 @@
+import { triggerExists } from '../source/db/catalog.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Phase, PhaseId, PlanContext, Step, StepContext, StepResult, ReportTable } from '../source/engine/types.js';
@@ -150,9 +151,7 @@ function structureStep(t: TablePlan): Step {
         let moved = 0;
         let auto = artifact.autoPartitionTrigger;
         const ap = autoPlan(t);
-        const autoMissing = !!ap && !(await ctx.db.read(
-          `SELECT 1 FROM pg_trigger WHERE tgname = $1 AND tgrelid = to_regclass($2)`, [ap.trigger, qname(ap.table.schema, ap.table.name)],
-        )).length;
+        const autoMissing = !!ap && !(await triggerExists(ctx.db, ap.table.schema, ap.table.name, ap.trigger));
         if (!missing.length && !autoMissing) {
           return { status: 'already-done', summary: `${t.schema}.${t.targetName} exists with all ${state.partitions.length} partitions` };
         }

@@ -8,7 +8,7 @@ import { captureInstalled, drainCapture, removeCapture } from '../source/copy/on
 import { fmtBytes, fmtDuration } from '../source/format.js';
 import type { DependencyRecord } from '../source/swap/deps.js';
 import {
-  depsArtifactKey, isSwapped, lockHolders, outlineSwap, runSwap, structureArtifactKey, swapArtifactKey, relkind,
+  depsArtifactKey, isSwapped, validateForeignKey, lockHolders, outlineSwap, runSwap, structureArtifactKey, swapArtifactKey, relkind,
   REVERSE_TRIGGER, REVERSE_LOG, reverseFunction, type StructureArtifact, type SwapArtifact,
 } from '../source/swap/swap.js';
 
@@ -191,17 +191,10 @@ function validateStep(t: TablePlan): Step {
       const rows: (string | number)[][] = [];
       let done = 0;
       for (const f of a.fks) {
-        const v = await ctx.db.read<{ valid: boolean }>(
-          `SELECT convalidated AS valid FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2`, [qname(f.schema, f.table), f.name],
-        );
-        if (!v[0]) return { status: 'done', failed: `foreign key ${f.schema}.${f.table}.${f.name} is missing` };
-        if (v[0].valid) { rows.push([`${f.schema}.${f.table}.${f.name}`, 'already valid', '']); continue; }
-        ctx.log(`VALIDATE CONSTRAINT ${f.name}: scans ${f.schema}.${f.table} holding SHARE UPDATE EXCLUSIVE on it (reads and writes go on) and ROW SHARE on ${name(t)}`);
-        const t0 = performance.now();
-        await ctx.db.ddl([`ALTER TABLE ${qname(f.schema, f.table)} VALIDATE CONSTRAINT ${ident(f.name)}`], { stepId: ctx.stepId, signal: ctx.signal, onRetry: (i) => ctx.log(`lock not granted (${i.error}); retry ${i.attempt}/${i.attempts}`, 'warn') });
-        const ms = performance.now() - t0;
-        rows.push([`${f.schema}.${f.table}.${f.name}`, 'validated', fmtDuration(ms)]);
-        done++;
+        const r = await validateForeignKey(ctx, f, name(t));
+        if (r.state === 'missing') return { status: 'done', failed: `foreign key ${f.schema}.${f.table}.${f.name} is missing` };
+        rows.push([`${f.schema}.${f.table}.${f.name}`, r.state, r.state === 'validated' ? fmtDuration(r.ms) : '']);
+        if (r.state === 'validated') done++;
       }
       if (!a.fks.length) return { status: 'already-done', summary: 'no inbound foreign keys' };
       return { status: done ? 'done' : 'already-done', summary: `${done} foreign key(s) validated`, tables: [{ title: 'Foreign-key validation', columns: ['constraint', 'result', 'time'], rows }] };

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type { Phase, PlanContext, Step, StepContext } from '../source/engine/types.js';
 import type { TablePlan } from '../source/plan/schema.js';
 import { ident, parseQualified, qname } from '../source/db/quote.js';
-import { tableExists } from '../source/db/catalog.js';
+import { tableExists, triggerExists } from '../source/db/catalog.js';
 import { CAPTURE_TRIGGER, TRUNCATE_TRIGGER, captureInstalled, captureNames, findCapture, removeCapture, removeStatements } from '../source/copy/online.js';
 import { autoPlan, type StructureArtifact as BuiltStructure } from '../source/structure/build.js';
 import { AUTO_FUNCTION } from '../source/structure/autopartition.js';
@@ -12,7 +12,7 @@ import { fmtDuration } from '../source/format.js';
 import { takeSnapshot, diffSnapshots, createdObjects, type CatalogSnapshot } from '../source/snapshot.js';
 import { restoreBackup, restoreCommand, sha256File } from '../source/restore.js';
 import {
-  isSwapped, swapArtifactKey, swapBackStatements, insertableColumns, depsArtifactKey, structureArtifactKey, relkind, type SwapArtifact,
+  isSwapped, validateForeignKey, swapArtifactKey, swapBackStatements, insertableColumns, depsArtifactKey, structureArtifactKey, relkind, type SwapArtifact,
 } from '../source/swap/swap.js';
 import { SNAPSHOT_ARTIFACT } from './steps/snapshot.js';
 import { protections, type BackupArtifact } from './5-cleanup.js';
@@ -271,9 +271,8 @@ async function autoTrigger(ctx: PlanContext, t: TablePlan): Promise<{ table: { s
     ? { table: parseQualified(art.table), trigger: art.trigger, fn: parseQualified(art.function) }
     : ap ? { table: { schema: ap.table.schema, name: ap.table.name }, trigger: ap.trigger, fn: { schema: ap.fnSchema, name: AUTO_FUNCTION } } : null;
   if (!a) return null;
-  const r = await ctx.db.read<{ ok: boolean }>(`SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2) AS ok`, [qname(a.table.schema, a.table.name), a.trigger]);
   const f = await ctx.db.read<{ ok: boolean }>(`SELECT to_regprocedure($1) IS NOT NULL AS ok`, [`${qname(a.fn.schema, a.fn.name)}()`]);
-  return r[0]!.ok || f[0]!.ok ? a : null;
+  return (await triggerExists(ctx.db, a.table.schema, a.table.name, a.trigger)) || f[0]!.ok ? a : null;
 }
 
 interface TargetPlan {
@@ -309,8 +308,7 @@ async function planTarget(ctx: PlanContext, t: TablePlan): Promise<TargetPlan> {
   if (a) {
     const tq = qname(a.table.schema, a.table.name);
     const fq = qname(a.fn.schema, a.fn.name);
-    const has = await ctx.db.read<{ ok: boolean }>(`SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2) AS ok`, [tq, a.trigger]);
-    if (has[0]!.ok) {
+    if (await triggerExists(ctx.db, a.table.schema, a.table.name, a.trigger)) {
       ddl.push(`DROP TRIGGER ${ident(a.trigger)} ON ${tq}`);
       notes.push(`the auto-partition trigger ${a.trigger} on ${a.table.schema}.${a.table.name} is dropped: new ${t.autoPartitions?.column ?? 'values'} there stop creating partitions of ${t.schema}.${t.targetName}`);
     }
@@ -411,15 +409,7 @@ const validateStep: Step = {
     let n = 0;
     for (const t of ctx.tables) {
       const a = await ctx.journal.getArtifact<{ fks: SwapArtifact['fks'] }>(`swapped-back:${name(t)}`);
-      for (const f of a?.fks ?? []) {
-        const v = await ctx.db.read<{ valid: boolean }>(`SELECT convalidated AS valid FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2`, [qname(f.schema, f.table), f.name]);
-        if (!v[0] || v[0].valid) continue;
-        const t0 = performance.now();
-        ctx.log(`VALIDATE CONSTRAINT ${f.name}: SHARE UPDATE EXCLUSIVE on ${f.schema}.${f.table}, ROW SHARE on ${name(t)}`);
-        await ctx.db.ddl([`ALTER TABLE ${qname(f.schema, f.table)} VALIDATE CONSTRAINT ${ident(f.name)}`], { stepId: ctx.stepId, signal: ctx.signal });
-        ctx.log(`validated ${f.name} in ${fmtDuration(performance.now() - t0)}`);
-        n++;
-      }
+      for (const f of a?.fks ?? []) if ((await validateForeignKey(ctx, f, name(t))).state === 'validated') n++;
     }
     return { status: n ? 'done' : 'already-done', summary: `${n} foreign key(s) validated` };
   },

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import type { ConnectionInfo } from './db/connection.js';
 import { redact } from './db/connection.js';
+import { backupChildEnv, restoreList } from './backup.js';
 
 /**
  * pg_restore of a verified backup (custom or directory format), in ONE transaction (--single-transaction
@@ -42,15 +43,9 @@ export function restoreCommand(o: Pick<RestoreOptions, 'file' | 'intoNew'> & { d
 // sha256File: the same checksum the backup step recorded (one implementation, in backup.ts)
 export { sha256File } from './backup.js';
 
-/** The archive's table of contents (pg_restore --list), entries only. */
-export async function tocEntries(conn: ConnectionInfo, file: string): Promise<string[]> {
-  const r = await execa('pg_restore', ['--list', file], { env: conn.childEnv, extendEnv: true });
-  return r.stdout.split('\n').filter((l) => l.trim() && !l.startsWith(';'));
-}
-
 export async function restoreBackup(o: RestoreOptions): Promise<{ ms: number; items: number; log: string[] }> {
   const database = o.database ?? String(o.conn.config.database);
-  const toc = (await tocEntries(o.conn, o.file)).filter((l) => !isJournalEntry(l));
+  const toc = (await restoreList(o.file, backupChildEnv(o.conn))).filter((l) => !isJournalEntry(l));
   const total = toc.length;
   const listFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-restore-')), 'toc.list');
   fs.writeFileSync(listFile, toc.join('\n') + '\n');

@@ -1,4 +1,5 @@
 import type { Db } from './session.js';
+import { qname } from './quote.js';
 
 /** Catalog reads shared by the phases. Read-only; never journaled. */
 
@@ -7,6 +8,15 @@ export async function tableExists(db: Db, schema: string, name: string): Promise
     `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                      WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r','p')) AS ok`,
     [schema, name],
+  );
+  return r[0]!.ok;
+}
+
+/** Whether the named trigger exists on schema.table. */
+export async function triggerExists(db: Db, schema: string, table: string, trigger: string): Promise<boolean> {
+  const r = await db.read<{ ok: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2) AS ok`,
+    [qname(schema, table), trigger],
   );
   return r[0]!.ok;
 }

@@ -3,6 +3,8 @@ import type { TablePlan } from '../plan/schema.js';
 import type { Journal } from '../engine/journal.js';
 import { ident, literal, qname } from '../db/quote.js';
 import { UserError } from '../engine/errors.js';
+import type { StepContext } from '../engine/types.js';
+import { fmtDuration } from '../format.js';
 import { addFkSql, type DependencyRecord, type FkPlan, type ViewDep } from './deps.js';
 import { fitName, md5hex } from './names.js';
 
@@ -61,6 +63,29 @@ export async function relkind(db: Db, schema: string, name: string): Promise<str
 }
 
 /** "Already swapped": the old name exists and the table under the original name is the partitioned one. */
+/**
+ * VALIDATE CONSTRAINT of a foreign key added NOT VALID: SHARE UPDATE EXCLUSIVE on the referencing table (its reads
+ * and writes go on), ROW SHARE on the referenced one; lock_timeout and retries through db.ddl. Nothing to do when
+ * the constraint is missing or already valid.
+ */
+export async function validateForeignKey(
+  ctx: StepContext, f: { schema: string; table: string; name: string }, referenced: string,
+): Promise<{ state: 'missing' | 'already valid' | 'validated'; ms: number }> {
+  const v = await ctx.db.read<{ valid: boolean }>(
+    `SELECT convalidated AS valid FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2`, [qname(f.schema, f.table), f.name],
+  );
+  if (!v[0]) return { state: 'missing', ms: 0 };
+  if (v[0].valid) return { state: 'already valid', ms: 0 };
+  ctx.log(`VALIDATE CONSTRAINT ${f.name}: scans ${f.schema}.${f.table} holding SHARE UPDATE EXCLUSIVE on it (reads and writes go on) and ROW SHARE on ${referenced}`);
+  const t0 = performance.now();
+  await ctx.db.ddl([`ALTER TABLE ${qname(f.schema, f.table)} VALIDATE CONSTRAINT ${ident(f.name)}`], {
+    stepId: ctx.stepId, signal: ctx.signal, onRetry: (i) => ctx.log(`lock not granted (${i.error}); retry ${i.attempt}/${i.attempts}`, 'warn'),
+  });
+  const ms = performance.now() - t0;
+  ctx.log(`validated ${f.name} in ${fmtDuration(ms)}`);
+  return { state: 'validated', ms };
+}
+
 export async function isSwapped(db: Db, t: TablePlan): Promise<boolean> {
   return (await relkind(db, t.schema, t.oldName)) !== null && (await relkind(db, t.schema, t.table)) === 'p';
 }
