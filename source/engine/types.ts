@@ -73,6 +73,10 @@ export interface Progress {
   readonly total?: number;
   readonly unit?: string;
   readonly detail?: string;
+  /** the copy's state for the progress line: running, throttled (reason), waiting for a lock (holder), paused */
+  readonly state?: 'running' | 'throttled' | 'waiting-lock' | 'paused';
+  /** why it is throttled / waiting / paused: e.g. "writers' p99 3.1 ms > 2 × idle", "pid 4242 holds ACCESS EXCLUSIVE on public.t" */
+  readonly reason?: string;
 }
 
 export type LogLevel = 'info' | 'warn' | 'error';
