@@ -14,8 +14,8 @@ import { PHASE_REGISTRY } from '../phases/index.js';
  */
 
 export interface Io {
-  out(line: string): void;
-  err(line: string): void;
+  readonly out: (line: string) => void;
+  readonly err: (line: string) => void;
   readonly isTTY: boolean;
   readonly env: NodeJS.ProcessEnv;
 }

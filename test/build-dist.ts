@@ -16,7 +16,7 @@ export default function buildDist(): void {
       execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.json'), ...extra], { cwd: root, encoding: 'utf8', stdio: 'pipe' });
     } catch (e) {
       const out = `${(e as { stdout?: string }).stdout ?? ''}${(e as { stderr?: string }).stderr ?? ''}`;
-      throw new Error(`building dist/ for the tests failed (tsc -p tsconfig.json):\n${out}`);
+      throw new Error(`building dist/ for the tests failed (tsc -p tsconfig.json):\n${out}`, { cause: e });
     }
   };
   run(['--incremental', '--tsBuildInfoFile', path.join(root, 'dist/.tsbuildinfo')]);

@@ -18,8 +18,8 @@ interface Child { code: number | null; signal: NodeJS.Signals | null; out: strin
 function spawnCli(args: string[]): { child: ChildProcess; exited: Promise<Child> } {
   const child = spawn(process.execPath, [path.join(root, 'bin/pgshift.js'), ...args], { cwd: root, env: { ...process.env, CI: '' } });
   let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<Child>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, out })));
   return { child, exited };
 }
@@ -42,8 +42,8 @@ describe('SIGKILL after N committed checkpoints during the copy, then resume: no
 
   async function waitForPgshiftToLeave(): Promise<void> {
     for (let i = 0; i < 200; i++) {
-      const r = await db.client.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'pgshift%'`);
-      if (r.rows[0].n === 0) return;
+      const r = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'pgshift%'`);
+      if (r.rows[0]!.n === 0) return;
       await new Promise((res) => setTimeout(res, 50));
     }
     throw new Error('pgshift backends still there 10 s after the kill');
@@ -51,7 +51,7 @@ describe('SIGKILL after N committed checkpoints during the copy, then resume: no
 
   /** rows_done of the copy's checkpoint, or null while the journal or the checkpoint does not exist yet. */
   async function committedRows(): Promise<number | null> {
-    const r = await db.client.query(
+    const r = await db.client.query<{ n: string | null }>(
       `SELECT (SELECT rows_done FROM pgshift.checkpoints WHERE step_id = $1) AS n FROM (SELECT to_regclass('pgshift.checkpoints') AS t) x WHERE t IS NOT NULL`,
       [STEP],
     ).catch(() => ({ rows: [] as { n: string | null }[] }));
@@ -102,7 +102,7 @@ describe('SIGKILL after N committed checkpoints during the copy, then resume: no
       expect(exit.signal, exit.out).toBe('SIGKILL');
       await waitForPgshiftToLeave();
       const cp = await committedRows();
-      const n = (await db.client.query(`SELECT count(*)::int AS n FROM public.petri_observations_partitioned`)).rows[0].n;
+      const n = (await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.petri_observations_partitioned`)).rows[0]!.n;
       // the invariant a kill must never break: what is committed in the target is exactly what the checkpoint says
       expect(n).toBe(cp);
       // the kill came after that many committed rows: nothing committed is lost, and the copy never finished
@@ -118,12 +118,12 @@ describe('SIGKILL after N committed checkpoints during the copy, then resume: no
     const b = await contentHash(db.client, 'public.petri_observations_partitioned', PETRI_COLS, 'observation_id');
     expect(a.n).toBe(ROWS);
     expect(b).toEqual(a);
-    const dups = await db.client.query(`SELECT count(*)::int AS n FROM (SELECT observation_id FROM public.petri_observations_partitioned GROUP BY 1 HAVING count(*) > 1) d`);
-    expect(dups.rows[0].n).toBe(0);
-    const runs = await db.client.query(`SELECT count(*)::int AS n FROM pgshift.runs WHERE status = 'interrupted'`);
+    const dups = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM (SELECT observation_id FROM public.petri_observations_partitioned GROUP BY 1 HAVING count(*) > 1) d`);
+    expect(dups.rows[0]!.n).toBe(0);
+    const runs = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pgshift.runs WHERE status = 'interrupted'`);
     // every kill came after a checkpoint of its own run, so each killed run is journaled and shows as interrupted
-    expect(runs.rows[0].n).toBe(seen.length);
-    const rep = await db.client.query(`SELECT value FROM pgshift.artifacts WHERE key = 'integrity-report'`);
-    expect(rep.rows[0].value.pass).toBe(true);
+    expect(runs.rows[0]!.n).toBe(seen.length);
+    const rep = await db.client.query<{ value: { pass: boolean } }>(`SELECT value FROM pgshift.artifacts WHERE key = 'integrity-report'`);
+    expect(rep.rows[0]!.value.pass).toBe(true);
   });
 });

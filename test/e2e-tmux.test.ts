@@ -36,7 +36,7 @@ const POLL_MS = 100;
 const STALL_POLLS = 1200;
 
 async function until(check: (s: string) => boolean, what: string): Promise<string> {
-  let s = '';
+  let s: string;
   let last = '';
   let still = 0;
   for (;;) {
@@ -84,7 +84,7 @@ describe('end to end in a real terminal (tmux 120×40)', () => {
       keys('j');
       await until((x) => settled(x) !== before || x.includes('report:data-volume · '), 'the selection to move');
     }
-    s = await until((x) => x.includes('report:data-volume · pending'), 'the data volume step selected');
+    await until((x) => x.includes('report:data-volume · pending'), 'the data volume step selected');
     keys('Enter');
     s = await until((x) => x.includes('report:data-volume · done') && /run \d+ completed/.test(x), 'the step to finish');
     expect(s).toMatch(/public\.petri_observations\s+\d[\d.]* [kM]B\s+20,000/);

@@ -28,27 +28,27 @@ describe('engine: the phase registry comes from the caller', () => {
     const probe: Phase = {
       id: 1,
       name: 'Probe',
-      async plan() {
-        return [{
+      plan() {
+        return Promise.resolve([{
           id: 'probe:create', phase: 1, title: 'Create the probe table',
-          async preview() { return ['CREATE TABLE public.probe (id int)']; },
+          preview() { return Promise.resolve(['CREATE TABLE public.probe (id int)']); },
           async run(ctx) {
             await ctx.db.ddl(['CREATE TABLE public.probe (id int)'], { stepId: ctx.stepId });
             return { status: 'done', summary: 'created' };
           },
-        }];
+        }]);
       },
     };
     const engine = await Engine.open({
       phases: [probe], conn: resolveConnection(db.url), loaded: loadPlan(file), mode: 'test',
-      confirm: async () => ({ confirmed: false, method: 'declined', by: 'test' }),
+      confirm: () => Promise.resolve({ confirmed: false, method: 'declined', by: 'test' }),
     });
     try {
       const ok = await engine.run({ phases: [1] });
       expect(ok.status).toBe('completed');
       expect(exitFor(ok)).toBe(0);
-      expect((await db.client.query(`SELECT to_regclass('public.probe') IS NOT NULL AS ok`)).rows[0].ok).toBe(true);
-      const step = await db.client.query(`SELECT status FROM pgshift.steps WHERE step_id = 'probe:create'`);
+      expect((await db.client.query<{ ok: boolean }>(`SELECT to_regclass('public.probe') IS NOT NULL AS ok`)).rows[0]!.ok).toBe(true);
+      const step = await db.client.query<{ status: string }>(`SELECT status FROM pgshift.steps WHERE step_id = 'probe:create'`);
       expect(step.rows.map((r) => r.status)).toEqual(['done']);
       const missing = await engine.run({ phases: [2] });
       expect(missing.status).toBe('failed');

@@ -56,11 +56,11 @@ describe('db/session: retries and read-only transactions', () => {
       });
       expect(retries.length).toBeGreaterThanOrEqual(1);
       expect(retries[0]).toMatchObject({ code: '55P03', kind: 'lock', attempt: 2, attempts: 5 });
-      const r = await fresh.client.query(`SELECT sum(balance)::int AS total, count(*)::int AS n FROM public.accounts`);
+      const r = await fresh.client.query<{ total: number; n: number }>(`SELECT sum(balance)::int AS total, count(*)::int AS n FROM public.accounts`);
       // the application's transfer committed whole: the invariant holds
       expect(r.rows[0]).toEqual({ total: 1000, n: 10 });
-      const col = await fresh.client.query(`SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'accounts' AND column_name = 'note'`);
-      expect(col.rows[0].n).toBe(1);
+      const col = await fresh.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'accounts' AND column_name = 'note'`);
+      expect(col.rows[0]!.n).toBe(1);
     } finally {
       await app.end();
     }
@@ -69,30 +69,30 @@ describe('db/session: retries and read-only transactions', () => {
   it('withRetry gives up after the last attempt on a lock conflict, at once on any other error', async () => {
     let calls = 0;
     const seen: number[] = [];
-    await expect(withRetry(async () => {
+    await expect(withRetry(() => {
       calls++;
-      throw Object.assign(new Error('canceling statement due to lock timeout'), { code: '55P03' });
+      return Promise.reject(Object.assign(new Error('canceling statement due to lock timeout'), { code: '55P03' }));
     }, { attempts: 3, backoffMs: 1, maxBackoffMs: 2, onRetry: (r) => seen.push(r.attempt) })).rejects.toMatchObject({ code: '55P03' });
     expect(calls).toBe(3);
     expect(seen).toEqual([2, 3]);
     calls = 0;
     await expect(withRetry(async () => {
       calls++;
-      return (await fresh.client.query('SELECT * FROM public.no_such_table')).rows;
+      return (await fresh.client.query<{ id: number }>('SELECT * FROM public.no_such_table')).rows;
     }, { attempts: 5, backoffMs: 1, maxBackoffMs: 2 })).rejects.toMatchObject({ code: '42P01' });
     expect(calls).toBe(1);
     const ctl = new AbortController();
     ctl.abort();
     calls = 0;
-    await expect(withRetry(async () => {
+    await expect(withRetry(() => {
       calls++;
-      throw Object.assign(new Error('deadlock detected'), { code: '40P01' });
+      return Promise.reject(Object.assign(new Error('deadlock detected'), { code: '40P01' }));
     }, { attempts: 5, backoffMs: 1, maxBackoffMs: 2, signal: ctl.signal })).rejects.toMatchObject({ code: '40P01' });
     expect(calls).toBe(1);
   });
 
   it('a read-only transaction reads one snapshot and the server refuses any write in it', async () => {
-    const r = await db.readOnly(async (c) => (await c.query(`SELECT current_setting('transaction_read_only') AS ro, current_setting('transaction_isolation') AS iso, current_setting('search_path') AS sp`)).rows[0], {
+    const r = await db.readOnly(async (c) => (await c.query<{ ro: string; iso: string; sp: string }>(`SELECT current_setting('transaction_read_only') AS ro, current_setting('transaction_isolation') AS iso, current_setting('search_path') AS sp`)).rows[0], {
       isolation: 'repeatable read', searchPath: 'pg_catalog, pg_temp',
     });
     expect(r).toEqual({ ro: 'on', iso: 'repeatable read', sp: 'pg_catalog, pg_temp' });
@@ -102,7 +102,7 @@ describe('db/session: retries and read-only transactions', () => {
     try {
       await expect(readOnlyTx(app, (c) => c.query(`INSERT INTO public.accounts VALUES (99, 1)`))).rejects.toMatchObject({ code: '25006' });
       // the client is usable again: the failed transaction was rolled back
-      expect((await app.query(`SELECT sum(balance)::int AS total FROM public.accounts`)).rows[0].total).toBe(1000);
+      expect((await app.query<{ total: number }>(`SELECT sum(balance)::int AS total FROM public.accounts`)).rows[0]!.total).toBe(1000);
     } finally {
       await app.end();
     }

@@ -81,7 +81,8 @@ describe('plan SQL files through PostgreSQL\'s parser', () => {
 
   it('SQL the parser rejects is refused with its line and the parser\'s message', async () => {
     const a = await analyzeSql('SELECT 1;\n\nCREATE TABLE t (a int,);\nSELECT 2;\n');
-    expect(a.problems).toEqual([{ line: 3, text: 'CREATE TABLE t (a int,);', reason: expect.stringMatching(/^the PostgreSQL parser rejects it: syntax error at or near "\)"/) }]);
+    expect(a.problems.map((p) => [p.line, p.text])).toEqual([[3, 'CREATE TABLE t (a int,);']]);
+    expect(a.problems[0]?.reason).toMatch(/^the PostgreSQL parser rejects it: syntax error at or near "\)"/);
     expect(a.statements).toEqual([]);
   });
 
