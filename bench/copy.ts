@@ -22,6 +22,7 @@ import { Db } from '../source/db/session.js';
 import { Journal } from '../source/engine/journal.js';
 import { drainCapture, removeCapture } from '../source/copy/online.js';
 import { PETRI_COLUMNS, contentHash, createPetriTarget, percentile } from './lib/copy-target.js';
+import { PHASE_REGISTRY } from '../phases/index.js';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -108,6 +109,7 @@ async function pgshiftCopy(url: string, c: pg.Client, dir: string, target: strin
   await c.query(`DELETE FROM pgshift.step_state WHERE step_id LIKE 'copy:%'`).catch(() => {});
   await c.query(`DELETE FROM pgshift.checkpoints WHERE step_id LIKE 'copy:%'`).catch(() => {});
   const engine = await Engine.open({
+    phases: PHASE_REGISTRY,
     conn: resolveConnection(url), loaded: loadPlan(writePlan(dir, target, mode)), mode: 'bench', operator: 'bench',
     confirm: async () => ({ confirmed: true, method: 'yes', by: 'bench' }),
   });

@@ -15,6 +15,7 @@ import { Engine } from '../source/engine/engine.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { loadPlan } from '../source/plan/load.js';
 import { buildFixture, examplePlan, writeIntegrityReport } from './lib/swap-fixture.js';
+import { PHASE_REGISTRY } from '../phases/index.js';
 
 const json = process.argv.includes('--json');
 const rowsArg = process.argv.indexOf('--rows');
@@ -35,7 +36,7 @@ async function scenario(baseUrl: string, name: string, blockerMs: number): Promi
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-bench-'));
   const plan = JSON.parse(fs.readFileSync(examplePlan(dir), 'utf8'));
   const loaded = loadPlan(examplePlan(dir, { partition: [plan.partition[0]], locks: { timeoutMs: LOCK_TIMEOUT, attempts: 40, backoffMs: 100, maxBackoffMs: 1000 } }));
-  const engine = await Engine.open({ conn: resolveConnection(url), loaded, mode: 'bench', operator: 'bench', confirm: async (r) => ({ confirmed: r.kind === 'rename', method: 'yes', by: 'bench' }) });
+  const engine = await Engine.open({ phases: PHASE_REGISTRY, conn: resolveConnection(url), loaded, mode: 'bench', operator: 'bench', confirm: async (r) => ({ confirmed: r.kind === 'rename', method: 'yes', by: 'bench' }) });
   for (const t of loaded.tables) await buildFixture(c, t);
   await writeIntegrityReport(c, loaded.tables);
   const p4 = await engine.run({ phases: [4] });

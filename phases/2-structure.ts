@@ -9,7 +9,8 @@ import { buildStructureDdl, deferredNote } from '../source/structure/ddl.js';
 import {
   autoPartitionPreview, autoPlan, catchUpListPartitions, createPartition, installAutoPartition, planPartitions, structureKey, targetState, type StructureArtifact,
 } from '../source/structure/build.js';
-import { scanSqlFile, sha256 } from '../source/structure/sqlfile.js';
+import { sha256 } from '../source/structure/sqlfile.js';
+import { analyzeSql, describeSqlAnalysis } from '../source/structure/sql-analysis.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // SQL files of the plan (plan.sql.structure here; phase 4 reuses sqlFileSteps for plan.sql.dependencies)
@@ -37,7 +38,7 @@ export function sqlFileSteps(paths: readonly string[], phase: PhaseId): Step[] {
     rerunnable: true,
     async preview(ctx) {
       const f = readSqlFile(ctx, rel);
-      return [`-- ${rel} (sha256 ${f.checksum.slice(0, 16)}…), in one transaction`, f.text.trim()];
+      return [`-- ${rel} (sha256 ${f.checksum.slice(0, 16)}…), in one transaction`, ...describeSqlAnalysis(await analyzeSql(f.text)), f.text.trim()];
     },
     async run(ctx: StepContext): Promise<StepResult> {
       let f;
@@ -58,12 +59,14 @@ export function sqlFileSteps(paths: readonly string[], phase: PhaseId): Step[] {
             'pgshift will not re-run a changed migration file: revert the file, or put the change in a new file',
         };
       }
-      const problems = scanSqlFile(f.text);
+      const analysis = await analyzeSql(f.text);
+      const problems = analysis.problems;
       if (problems.length) {
         const lines = problems.map((p) => `line ${p.line}: ${p.text} — ${p.reason}`);
         for (const l of lines) ctx.log(`${rel} ${l}`, 'error');
         return { status: 'done', failed: `${rel} refused: ${lines.join('; ')}` };
       }
+      for (const l of describeSqlAnalysis(analysis)) ctx.log(`${rel}: ${l.replace(/^-- ?/, '')}`, /^-- line \d+: /.test(l) ? 'warn' : 'info');
       ctx.log(`applying ${rel} (${f.text.length.toLocaleString('en-US')} characters, sha256 ${f.checksum.slice(0, 12)}…) in one transaction, lock_timeout ${ctx.db.locks.timeoutMs} ms`);
       const t0 = performance.now();
       const appliedAt = new Date().toISOString();

@@ -1,23 +1,20 @@
 import fs from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { resolveConnection, redact, type ConnectionInfo } from './db/connection.js';
-import { Engine, ALL_PHASES, operatorName, type RunOutcome } from './engine/engine.js';
-import { flagConfirmer } from './engine/confirm.js';
+import { resolveConnection, redact } from './db/connection.js';
+import { Engine, ALL_PHASES, operatorName } from './engine/engine.js';
+import { PHASE_REGISTRY } from '../phases/index.js';
+import { runEngine, type Io } from './run.js';
 import { UserError, EXIT } from './engine/errors.js';
-import type { ConfirmFn, PhaseId } from './engine/types.js';
-import { loadPlan, planJsonSchema, type LoadedPlan } from './plan/load.js';
-import { headlessReporter } from './headless.js';
+import type { PhaseId } from './engine/types.js';
+import { loadPlan, planJsonSchema } from './plan/load.js';
 import { renderTable, fmtDuration } from './format.js';
 import { VERSION } from './version.js';
 import { Journal } from './engine/journal.js';
 import { Db } from './db/session.js';
 
-export interface Io {
-  out(line: string): void;
-  err(line: string): void;
-  readonly isTTY: boolean;
-  readonly env: NodeJS.ProcessEnv;
-}
+export type { Io, RunSetup } from './run.js';
+export { exitFor } from './engine/errors.js';
+export { runEngine } from './run.js';
 
 const HELP: Record<string, string> = {
   main: `pgshift ${VERSION} — carry a PostgreSQL migration window: partition, copy, swap, roll back.
@@ -133,67 +130,6 @@ function findPlan(v: Values): string {
   throw new UserError('no plan file given', 'pass --plan FILE (see examples/seed-plan/plan.json) or put pgshift.plan.json here', 2);
 }
 
-export function exitFor(o: RunOutcome): number {
-  switch (o.status) {
-    case 'completed': return EXIT.ok;
-    case 'needs-confirmation': case 'stopped': return EXIT.needsConfirmation;
-    case 'aborted': return EXIT.aborted;
-    default: return EXIT.failed;
-  }
-}
-
-export interface RunSetup {
-  readonly conn: ConnectionInfo;
-  readonly loaded: LoadedPlan;
-  readonly phases: PhaseId[];
-  readonly headless: boolean;
-  readonly json: boolean;
-  readonly confirms: Set<string>;
-  readonly overrides: Set<string>;
-  readonly demo: boolean;
-  readonly operator: string;
-}
-
-/** Runs the engine headless or in the wizard; returns the exit code. */
-export async function runEngine(setup: RunSetup, io: Io): Promise<number> {
-  const wizard = !setup.headless && io.isTTY;
-  let confirm: ConfirmFn = flagConfirmer({ confirms: setup.confirms, overrides: setup.overrides, operator: setup.operator, demo: setup.demo });
-  // in the wizard an early drop is offered behind its refusal: the operator types the name and OVERRIDE
-  const overrides = wizard ? new Set([...setup.overrides, 'force-retention']) : setup.overrides;
-  const engine = await Engine.open({
-    conn: setup.conn, loaded: setup.loaded, confirm: (r) => confirm(r), operator: setup.operator,
-    mode: setup.demo ? (wizard ? 'demo-wizard' : 'demo-headless') : wizard ? 'wizard' : 'headless',
-    overrides, demo: setup.demo,
-  });
-  try {
-    if (wizard) {
-      const { runWizard } = await import('./ui/wizard.js');
-      return await runWizard({ engine, phases: setup.phases, conn: setup.conn, demo: setup.demo, setConfirm: (fn) => { confirm = fn; } });
-    }
-    const ac = new AbortController();
-    let interrupts = 0;
-    const onSig = () => {
-      interrupts++;
-      if (interrupts === 1) {
-        io.err('interrupt: finishing the current batch and committing its checkpoint (Ctrl+C again to force)');
-        ac.abort();
-      } else process.exit(EXIT.aborted);
-    };
-    process.on('SIGINT', onSig);
-    process.on('SIGTERM', onSig);
-    const report = headlessReporter(io.out, { json: setup.json });
-    if (!setup.json) io.out(`pgshift ${VERSION} · ${setup.conn.display} · PostgreSQL ${engine.serverVersion} · operator ${setup.operator}${setup.demo ? ' · demo (destructive steps auto-confirmed)' : ''}`);
-    engine.on(report);
-    const outcome = await engine.run({ phases: setup.phases, signal: ac.signal });
-    process.off('SIGINT', onSig);
-    process.off('SIGTERM', onSig);
-    if (outcome.status !== 'completed' && outcome.hint && !setup.json) io.err(`hint: ${outcome.hint}`);
-    return exitFor(outcome);
-  } finally {
-    await engine.close();
-  }
-}
-
 async function cmdRun(args: string[], io: Io): Promise<number> {
   const v = parse('run', args);
   if (v.help) return (io.out(HELP.main!), 0);
@@ -217,7 +153,7 @@ async function cmdPlan(args: string[], io: Io): Promise<number> {
   const phases = selectPhases(v);
   const loaded = loadPlan(findPlan(v));
   const conn = resolveConnection(v.db as string | undefined, io.env);
-  const engine = await Engine.open({ conn, loaded, confirm: async () => ({ confirmed: false, method: 'declined', by: '' }), mode: 'plan', dryRun: true });
+  const engine = await Engine.open({ phases: PHASE_REGISTRY, conn, loaded, confirm: async () => ({ confirmed: false, method: 'declined', by: '' }), mode: 'plan', dryRun: true });
   try {
     const preview = await engine.preview(phases);
     if (v.json) {

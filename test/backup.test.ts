@@ -10,6 +10,7 @@ import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { preparation, type BackupArtifact } from '../phases/1-preparation.js';
 import { parseToolVersion, runPgDump, tocHas, restoreList } from '../source/backup.js';
 import { toolCheck } from '../source/preflight.js';
+import { PHASE_REGISTRY } from '../phases/index.js';
 
 const yes: ConfirmFn = async () => ({ confirmed: true, method: 'yes', by: 'test' });
 
@@ -20,7 +21,7 @@ function loadedPlan(dir: string, verify: 'list' | 'restore', format: 'custom' | 
 }
 
 async function withSteps<T>(url: string, loaded: LoadedPlan, fn: (ctx: StepContext, step: (id: string) => Step, engine: Engine) => Promise<T>): Promise<T> {
-  const engine = await Engine.open({ conn: resolveConnection(url), loaded, confirm: yes, mode: 'test' });
+  const engine = await Engine.open({ phases: PHASE_REGISTRY, conn: resolveConnection(url), loaded, confirm: yes, mode: 'test' });
   try {
     const steps = await preparation.plan(engine.planContext());
     const logs: string[] = [];

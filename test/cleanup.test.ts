@@ -10,6 +10,7 @@ import { flagConfirmer } from '../source/engine/confirm.js';
 import type { EngineEvent } from '../source/engine/types.js';
 import { buildFixture, examplePlan, writeIntegrityReport } from '../bench/lib/swap-fixture.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
+import { PHASE_REGISTRY } from '../phases/index.js';
 
 describe('cleanup: validate, analyze, and DROP only after retention (or --force-retention + typed name)', () => {
   let db: FreshDb;
@@ -19,6 +20,7 @@ describe('cleanup: validate, analyze, and DROP only after retention (or --force-
   const open = async (confirms: string[], overrides: string[] = []) => {
     const o = new Set(overrides);
     const e = await Engine.open({
+      phases: PHASE_REGISTRY,
       conn: resolveConnection(db.url), loaded: loadPlan(planFile), mode: 'test', operator: 'tester', overrides: o,
       confirm: flagConfirmer({ confirms: new Set(confirms), overrides: o, operator: 'tester' }),
     });
@@ -74,6 +76,7 @@ describe('cleanup: validate, analyze, and DROP only after retention (or --force-
     const o = new Set(['force-retention']);
     const asked: string[] = [];
     const e = await Engine.open({
+      phases: PHASE_REGISTRY,
       conn: resolveConnection(db.url), loaded: loadPlan(planFile), mode: 'test', operator: 'tester', overrides: o,
       // what the wizard answers when the operator presses Esc on a refusal
       confirm: async (r) => (asked.push(`${r.kind} ${r.object}: ${r.refusal ?? ''}`), { confirmed: false, method: 'refused', by: 'tester' }),

@@ -11,6 +11,7 @@ import { loadPlan } from '../source/plan/load.js';
 import { UserError } from '../source/engine/errors.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { captureIo } from './helpers/io.js';
+import { PHASE_REGISTRY } from '../phases/index.js';
 
 const root = path.resolve(__dirname, '..');
 
@@ -72,11 +73,11 @@ describe('engine: journal, one run per database, resume after SIGKILL', () => {
     const loaded = loadPlan(writePlan(path.join(dir, 'b'), {}));
     const conn = resolveConnection(db.url);
     const confirm = async () => ({ confirmed: false, method: 'declined' as const, by: 'test' });
-    const first = await Engine.open({ conn, loaded, confirm, mode: 'test' });
+    const first = await Engine.open({ phases: PHASE_REGISTRY, conn, loaded, confirm, mode: 'test' });
     try {
       let err: unknown;
       try {
-        const second = await Engine.open({ conn, loaded, confirm, mode: 'test' });
+        const second = await Engine.open({ phases: PHASE_REGISTRY, conn, loaded, confirm, mode: 'test' });
         await second.close();
       } catch (e) {
         err = e;
@@ -93,7 +94,7 @@ describe('engine: journal, one run per database, resume after SIGKILL', () => {
       await first.close();
     }
     // released with the first engine: a new one opens
-    const third = await Engine.open({ conn, loaded, confirm, mode: 'test' });
+    const third = await Engine.open({ phases: PHASE_REGISTRY, conn, loaded, confirm, mode: 'test' });
     await third.close();
   });
 
@@ -134,7 +135,7 @@ describe('engine: journal, one run per database, resume after SIGKILL', () => {
     const old = await q<{ status: string }>(db.client, `SELECT status FROM pgshift.runs WHERE run_id = $1`, [killedRun[0]!.run_id]);
     expect(old[0]!.status).toBe('interrupted');
     // steps finished before the kill were not run again (except those that re-check on every run: preflight, reports)
-    const probe = await Engine.open({ conn: resolveConnection(db.url), loaded: loadPlan(file), confirm: async () => ({ confirmed: false, method: 'declined', by: 't' }), mode: 'plan', dryRun: true });
+    const probe = await Engine.open({ phases: PHASE_REGISTRY, conn: resolveConnection(db.url), loaded: loadPlan(file), confirm: async () => ({ confirmed: false, method: 'declined', by: 't' }), mode: 'plan', dryRun: true });
     const rerunnable = new Set((await probe.plan([1, 2])).flatMap((p) => p.steps.filter((st) => st.rerunnable).map((st) => st.id)));
     await probe.close();
     const once = doneBefore.map((x) => x.step_id).filter((id) => !rerunnable.has(id));

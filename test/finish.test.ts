@@ -197,7 +197,7 @@ describe('finish on a live table: lock timeouts, an invalid leftover, orphans', 
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  async function runFinish(confirm: (r: ConfirmRequest) => boolean): Promise<{ r: StepResult | Error; logs: string[]; asked: ConfirmRequest[] }> {
+  async function runFinish(confirm: (r: ConfirmRequest) => boolean, onLog?: (m: string) => void): Promise<{ r: StepResult | Error; logs: string[]; asked: ConfirmRequest[] }> {
     const asked: ConfirmRequest[] = [];
     const o = await openEngine(db.url, file);
     const logs: string[] = [];
@@ -206,7 +206,11 @@ describe('finish on a live table: lock timeouts, an invalid leftover, orphans', 
       const step = steps.find((s) => s.id === 'finish:public.petri_observations')!;
       const ctx = {
         ...o.engine.planContext(), runId: 0, stepId: step.id, operator: 't', signal: new AbortController().signal,
-        log: (m: string) => logs.push(m), progress: () => {}, overrides: new Set<string>(), demo: false,
+        log: (m: string) => {
+          logs.push(m);
+          onLog?.(m);
+        },
+        progress: () => {}, overrides: new Set<string>(), demo: false,
         confirm: async (req: Omit<ConfirmRequest, 'stepId'>) => {
           asked.push({ ...req, stepId: step.id });
           return confirm({ ...req, stepId: step.id }) ? { confirmed: true, method: 'typed' as const, by: 't' } : { confirmed: false, method: 'declined' as const, by: 't' };
@@ -265,12 +269,17 @@ describe('finish on a live table: lock timeouts, an invalid leftover, orphans', 
       expect((declined.r as Error).message).toContain('is INVALID and was not dropped');
       expect((await q(db.client, `SELECT 1 FROM pg_class WHERE relname = $1`, [name])).length).toBe(1);
 
-      // a session holding an old snapshot for ~1 s: every CREATE INDEX CONCURRENTLY waits for it and times out
-      // (lock_timeout 200 ms) until it ends; finish retries, dropping its own invalid leftovers
+      // a session holding an old snapshot: every CREATE INDEX CONCURRENTLY waits for it and times out (lock_timeout
+      // 200 ms) until it ends — it ends when finish logs its first retry (progress, not a timer); finish retries,
+      // dropping its own invalid leftovers
       await holder.query(`BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM public.sites`);
-      const release = setTimeout(() => void holder.query('COMMIT'), 1000);
-      const ok = await runFinish(() => true);
-      clearTimeout(release);
+      let released = false;
+      const ok = await runFinish(() => true, (m) => {
+        if (!released && /^CREATE INDEX CONCURRENTLY \S+: lock not available .*retry 2\//.test(m)) {
+          released = true;
+          void holder.query('COMMIT');
+        }
+      });
       await holder.query('COMMIT').catch(() => {});
       expect(ok.r instanceof Error ? ok.r.message : (ok.r as StepResult).failed).toBeUndefined();
       expect((ok.r as StepResult).status).toBe('done');

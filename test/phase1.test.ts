@@ -11,6 +11,7 @@ import { createDemoDatabase } from '../source/demo/schema.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { examplePlanPath } from '../source/paths.js';
 import type { BackupArtifact } from '../phases/1-preparation.js';
+import { PHASE_REGISTRY } from '../phases/index.js';
 
 const yes: ConfirmFn = async () => ({ confirmed: true, method: 'yes', by: 'test' });
 
@@ -28,7 +29,7 @@ function examplePlanCopy(change: (p: Record<string, unknown>) => void = () => {}
 }
 
 async function run(url: string, loaded: LoadedPlan) {
-  const engine = await Engine.open({ conn: resolveConnection(url), loaded, confirm: yes, mode: 'test' });
+  const engine = await Engine.open({ phases: PHASE_REGISTRY, conn: resolveConnection(url), loaded, confirm: yes, mode: 'test' });
   const events: EngineEvent[] = [];
   engine.on((e) => events.push(e));
   try {

@@ -13,6 +13,7 @@ import { examplePlanPath } from '../source/paths.js';
 import { structure } from '../phases/2-structure.js';
 import type { StructureArtifact } from '../source/structure/build.js';
 import { finishDeferred } from '../source/copy/finish.js';
+import { PHASE_REGISTRY } from '../phases/index.js';
 
 const yes: ConfirmFn = async () => ({ confirmed: true, method: 'yes', by: 'test' });
 
@@ -32,7 +33,7 @@ function planDir(plan: object, files: Record<string, string>): string {
 }
 
 async function runPhase(url: string, loaded: LoadedPlan, phases: (1 | 2)[] = [2]) {
-  const engine = await Engine.open({ conn: resolveConnection(url), loaded, confirm: yes, mode: 'test' });
+  const engine = await Engine.open({ phases: PHASE_REGISTRY, conn: resolveConnection(url), loaded, confirm: yes, mode: 'test' });
   const events: EngineEvent[] = [];
   engine.on((e) => events.push(e));
   try {
@@ -211,7 +212,7 @@ describe('phase 2 on the demo data with the example plan', () => {
     const [inDefault] = await q<{ n: string }>(db.client, `SELECT count(*) AS n FROM public.gasifier_observations_default WHERE program_id = $1`, [program_id]);
     expect(inDefault!.n).toBe('3');
     // re-running phase 2's structure step creates the missing partition and moves the rows out of DEFAULT
-    const engine = await Engine.open({ conn: resolveConnection(db.url), loaded, confirm: yes, mode: 'test' });
+    const engine = await Engine.open({ phases: PHASE_REGISTRY, conn: resolveConnection(db.url), loaded, confirm: yes, mode: 'test' });
     try {
       const steps = await structure.plan(engine.planContext());
       const step = steps.find((s) => s.id === 'structure:public.gasifier_observations')!;
@@ -241,7 +242,7 @@ describe('phase 2 on the demo data with the example plan', () => {
     ]);
     expect(await fingerprint(db.client)).toBe(before);
     // and the structure step itself, run directly, finds nothing to do
-    const engine = await Engine.open({ conn: resolveConnection(db.url), loaded, confirm: yes, mode: 'test' });
+    const engine = await Engine.open({ phases: PHASE_REGISTRY, conn: resolveConnection(db.url), loaded, confirm: yes, mode: 'test' });
     try {
       const steps = await structure.plan(engine.planContext());
       const ctx = { ...engine.planContext(), runId: 0, stepId: 'x', operator: 't', signal: new AbortController().signal, log: () => {}, progress: () => {}, confirm: yes, overrides: new Set<string>(), demo: false };
@@ -325,7 +326,7 @@ describe('phase 2: names that need quoting, list values, SQL files', () => {
     // phase 3's finish builds the deferred index: every name quoted right, ON ONLY + CONCURRENTLY per partition + ATTACH
     const [art] = await q<{ value: StructureArtifact }>(db.client, `SELECT value FROM pgshift.artifacts WHERE key = $1`, ['structure:Mixed Schema.Odd "Obs" Table']);
     expect(art!.value.deferred!.indexes.map((i) => i.sourceName)).toEqual(['By "Created At"']);
-    const engine = await Engine.open({ conn: resolveConnection(db.url), loaded: loadPlan(path.join(dir, 'plan.json')), confirm: yes, mode: 'test' });
+    const engine = await Engine.open({ phases: PHASE_REGISTRY, conn: resolveConnection(db.url), loaded: loadPlan(path.join(dir, 'plan.json')), confirm: yes, mode: 'test' });
     try {
       const fin = await finishDeferred(engine.planContext().db, {
         stepId: 'finish:test', schema: 'Mixed Schema', table: 'Odd "Obs" Table_partitioned', deferred: art!.value.deferred!, signal: new AbortController().signal,
@@ -414,7 +415,7 @@ describe('plan mode (dry run) shows phase 1 and 2 statements and changes nothing
   });
 
   it('previews every statement', async () => {
-    const engine = await Engine.open({ conn: resolveConnection(db.url), loaded: loadPlan(examplePlanPath()), confirm: yes, mode: 'plan', dryRun: true });
+    const engine = await Engine.open({ phases: PHASE_REGISTRY, conn: resolveConnection(db.url), loaded: loadPlan(examplePlanPath()), confirm: yes, mode: 'plan', dryRun: true });
     try {
       const pv = await engine.preview([1, 2]);
       const all = pv.flatMap((p) => p.steps.flatMap((s) => s.statements));

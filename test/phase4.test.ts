@@ -14,6 +14,7 @@ import { discoverDependencies, measureMaterializedViews, type DependencyRecord }
 import { examplePlan } from '../bench/lib/swap-fixture.js';
 import { catalogFingerprint } from './helpers/catalog.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
+import { PHASE_REGISTRY } from '../phases/index.js';
 
 /**
  * Phase 4 after the REAL phases 1–3 (no fixture): demo data, the example plan, headless confirmations
@@ -60,6 +61,7 @@ describe('phase 4 · dependencies, after the real phases 1–3', () => {
       END $$;`);
     const loaded = loadPlan(examplePlan(dir, { locks: { timeoutMs: 500, attempts: 10, backoffMs: 50, maxBackoffMs: 500 } }));
     engine = await Engine.open({
+      phases: PHASE_REGISTRY,
       conn: resolveConnection(db.url), loaded, mode: 'test', operator: 'tester',
       confirm: async (r) => {
         requests.push(r);
@@ -239,7 +241,7 @@ describe('phase 4 · dependencies, after the real phases 1–3', () => {
     plan.sql.dependencies.push('sql/037_meta.sql');
     fs.writeFileSync(planFile, JSON.stringify(plan));
     await engine.close();
-    engine = await Engine.open({ conn: resolveConnection(db.url), loaded: loadPlan(planFile), mode: 'test', operator: 'tester', confirm: flagConfirmer({ confirms, overrides: new Set(), operator: 'tester' }) });
+    engine = await Engine.open({ phases: PHASE_REGISTRY, conn: resolveConnection(db.url), loaded: loadPlan(planFile), mode: 'test', operator: 'tester', confirm: flagConfirmer({ confirms, overrides: new Set(), operator: 'tester' }) });
     engine.on((e) => events.push(e));
     n = events.length;
     o = await engine.run({ phases: [4] });

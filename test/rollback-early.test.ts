@@ -14,6 +14,7 @@ import { autoPartitionFunctionSql, autoPartitionTriggerSql } from '../source/str
 import { takeSnapshot, diffSnapshots, tableFingerprint, type CatalogSnapshot } from '../source/snapshot.js';
 import { catalogFingerprint } from './helpers/catalog.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
+import { PHASE_REGISTRY } from '../phases/index.js';
 
 /**
  * Rollback BEFORE any swap, after the real phases 1–3: what phase 2 built (partitioned tables, partitions, the
@@ -77,6 +78,7 @@ function harness(name: string, over: Record<string, unknown>, prepare?: (c: pg.C
     h.snap0 = await takeSnapshot(h.db.client);
     const answer = flagConfirmer({ confirms: h.confirms, overrides: new Set(), operator: 'tester' });
     h.engine = await Engine.open({
+      phases: PHASE_REGISTRY,
       conn: resolveConnection(h.db.url), loaded: h.loaded, mode: 'test', operator: 'tester',
       confirm: async (r) => (h.requests.push(r), answer(r)),
     });

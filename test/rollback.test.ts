@@ -13,6 +13,7 @@ import { buildFixture, examplePlan, setArtifact, writeIntegrityReport } from '..
 import { takeSnapshot, diffSnapshots, tableFingerprint, type CatalogSnapshot } from '../source/snapshot.js';
 import { sha256File } from '../source/restore.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
+import { PHASE_REGISTRY } from '../phases/index.js';
 
 const TABLES = ['petri_observations', 'gasifier_observations', 'petri_observation_images', 'gasifier_alerts', 'pilot_programs'];
 
@@ -41,6 +42,7 @@ describe('rollback after the swap restores the exact catalog and data', () => {
     await createDemoDatabase(db.client, { rows: 4000 });
     const loaded = loadPlan(examplePlan(dir, { locks: { timeoutMs: 500, attempts: 10, backoffMs: 50, maxBackoffMs: 500 } }));
     engine = await Engine.open({
+      phases: PHASE_REGISTRY,
       conn: resolveConnection(db.url), loaded, mode: 'test', operator: 'tester',
       confirm: async (r) => (requests.push(r), { confirmed: true, method: r.typed ? 'typed' : 'yes', by: 'tester', typedText: r.typed ? r.object : undefined }),
     });
@@ -129,6 +131,7 @@ describe('rollback after the swap restores the exact catalog and data', () => {
     await setArtifact(db.client, 'snapshot:catalog', snap);
 
     const declining = await Engine.open({
+      phases: PHASE_REGISTRY,
       conn: resolveConnection(db.url), loaded: engine.opts.loaded, mode: 'test', operator: 'tester',
       confirm: async () => ({ confirmed: false, method: 'declined', by: 'tester' }),
     }).catch(() => null);
@@ -136,6 +139,7 @@ describe('rollback after the swap restores the exact catalog and data', () => {
     await engine.close();
     const seen: ConfirmRequest[] = [];
     const e2 = await Engine.open({
+      phases: PHASE_REGISTRY,
       conn: resolveConnection(db.url), loaded: engine.opts.loaded, mode: 'test', operator: 'tester',
       confirm: async (r) => (seen.push(r), r.kind === 'restore' ? { confirmed: false, method: 'declined', by: 'tester' } : { confirmed: true, method: 'typed', by: 'tester', typedText: r.object }),
     });
@@ -149,6 +153,7 @@ describe('rollback after the swap restores the exact catalog and data', () => {
     expect((await db.client.query(`SELECT relkind FROM pg_class WHERE oid = 'public.petri_observations'::regclass`)).rows[0].relkind).toBe('p');
 
     engine = await Engine.open({
+      phases: PHASE_REGISTRY,
       conn: resolveConnection(db.url), loaded: engine.opts.loaded, mode: 'test', operator: 'tester',
       confirm: async (r) => ({ confirmed: true, method: 'typed', by: 'tester', typedText: r.object }),
     });

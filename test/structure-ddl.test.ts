@@ -54,14 +54,14 @@ describe('partition bounds and names', () => {
 });
 
 describe('SQL file scanner', () => {
-  it('finds psql meta-commands only outside quotes, and names the line', () => {
-    const p = scanSqlFile(`SELECT 1;\n\\i other.sql\nSELECT $f$\n\\not a command\n$f$;\nSELECT '\n\\neither';\n`);
+  it('finds psql meta-commands only outside quotes, and names the line', async () => {
+    const p = await scanSqlFile(`SELECT 1;\n\\i other.sql\nSELECT $f$\n\\not a command\n$f$;\nSELECT '\n\\neither';\n`);
     expect(p).toEqual([{ line: 2, text: '\\i other.sql', reason: expect.stringContaining('psql meta-command') }]);
   });
-  it('refuses top-level transaction control and non-transactional statements, not BEGIN inside a function body', () => {
+  it('refuses top-level transaction control and non-transactional statements, not BEGIN inside a function body', async () => {
     const body = `CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$\nBEGIN\n  NULL;\nEND\n$$;\n`;
-    expect(scanSqlFile(body)).toEqual([]);
-    const p = scanSqlFile(`BEGIN;\n${body}CREATE INDEX CONCURRENTLY i ON t (a);\n/* c */ COMMIT;\n`);
+    expect(await scanSqlFile(body)).toEqual([]);
+    const p = await scanSqlFile(`BEGIN;\n${body}CREATE INDEX CONCURRENTLY i ON t (a);\n/* c */ COMMIT;\n`);
     expect(p.map((x) => [x.line, x.reason.split(' ')[0]])).toEqual([[1, 'transaction'], [7, 'CREATE'], [8, 'transaction']]);
   });
 });

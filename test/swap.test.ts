@@ -10,6 +10,7 @@ import { loadPlan } from '../source/plan/load.js';
 import type { ConfirmRequest, EngineEvent } from '../source/engine/types.js';
 import { buildFixture, examplePlan, writeIntegrityReport } from '../bench/lib/swap-fixture.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
+import { PHASE_REGISTRY } from '../phases/index.js';
 
 describe('swap: one short exclusive transaction, retried under lock_timeout', () => {
   let db: FreshDb;
@@ -24,6 +25,7 @@ describe('swap: one short exclusive transaction, retried under lock_timeout', ()
     await createDemoDatabase(db.client, { rows: 6000 });
     const loaded = loadPlan(examplePlan(dir, { locks: { timeoutMs: 400, attempts: 30, backoffMs: 100, maxBackoffMs: 400 } }));
     engine = await Engine.open({
+      phases: PHASE_REGISTRY,
       conn: resolveConnection(db.url), loaded, mode: 'test', operator: 'tester',
       confirm: async (r) => {
         requests.push(r);

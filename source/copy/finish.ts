@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Db } from '../db/session.js';
-import { backoffDelay, isConnectionLoss, isLockTimeout, sleep } from '../db/session.js';
+import { isConnectionLoss, sleep, withRetry } from '../db/session.js';
 import { redact } from '../db/connection.js';
 import { ident, literal, qname } from '../db/quote.js';
 import type { ConfirmAnswer, ConfirmRequest, LogLevel, Progress } from '../engine/types.js';
@@ -141,8 +141,6 @@ async function runConcurrently(db: Db, sql: string, stepId: string, lockTimeoutM
   }
 }
 
-const LOCK_CODES = new Set(['55P03', '40P01']);
-
 export async function finishDeferred(db: Db, opts: FinishOptions): Promise<FinishResult> {
   const t0 = performance.now();
   const { schema, table, deferred: d, stepId, log, signal } = opts;
@@ -199,24 +197,23 @@ export async function finishDeferred(db: Db, opts: FinishOptions): Promise<Finis
       }
       const name = partitionIndexName(p.name, ix);
       const q = qname(schema, name);
+      // an earlier failure of this very build (lock timeout, lost connection) left the invalid index: dropped unasked
       let ownFailure = false;
-      for (let attempt = 1; ; attempt++) {
-        if (signal.aborted) break;
-        const cur = await indexByName(db, schema, name);
-        if (cur && cur.table !== p.oid) throw new Error(`an index named ${name} exists on another table than ${p.name}`);
-        if (cur && cur.valid) {
-          if (attempt === 1) {
-            reused++;
-            log(`${name} on ${p.name} exists and is valid: reused`);
+      const outcome = await withRetry(async (attempt): Promise<'reused' | 'built' | 'stopped'> => {
+        for (;;) {
+          if (signal.aborted) return 'stopped';
+          const cur = await indexByName(db, schema, name);
+          if (cur && cur.table !== p.oid) throw new Error(`an index named ${name} exists on another table than ${p.name}`);
+          if (cur && cur.valid) {
+            if (attempt === 1) log(`${name} on ${p.name} exists and is valid: reused`);
+            return attempt === 1 ? 'reused' : 'built';
           }
-          break;
-        }
-        if (cur) {
+          if (!cur) break;
           const pid = await buildInProgress(db, cur.oid);
           if (pid !== null) {
+            // not an attempt of ours: wait for the other backend, then look again
             log(`${name} is still being built by backend ${pid} (an earlier, interrupted run): waiting for it`, 'warn');
             await sleep(opts.waitPollMs ?? 1000, signal);
-            attempt--;
             continue;
           }
           if (!ownFailure) {
@@ -235,21 +232,19 @@ export async function finishDeferred(db: Db, opts: FinishOptions): Promise<Finis
           log(`${name} on ${p.name} is INVALID (left by an interrupted CREATE INDEX CONCURRENTLY): dropping it and building it again`, 'warn');
           await runConcurrently(db, `DROP INDEX CONCURRENTLY IF EXISTS ${q}`, stepId, locks.timeoutMs);
           rebuilt++;
-        }
-        try {
-          await runConcurrently(db, `CREATE INDEX CONCURRENTLY ${ident(name)} ON ${qname(schema, p.name)} USING ${ix.using}`, stepId, locks.timeoutMs);
-          built++;
           break;
-        } catch (e) {
-          const code = (e as { code?: string }).code ?? '';
-          const retryable = LOCK_CODES.has(code) || isLockTimeout(e) || isConnectionLoss(e);
-          if (!retryable || attempt >= locks.attempts || signal.aborted) throw e;
-          ownFailure = true;
-          const waitMs = backoffDelay(attempt, locks.backoffMs, locks.maxBackoffMs);
-          log(`CREATE INDEX CONCURRENTLY ${name}: ${isConnectionLoss(e) ? 'connection lost' : 'lock not available'} (${redact((e as Error).message)}); its invalid leftover is dropped, retry ${attempt + 1}/${locks.attempts} in ${waitMs} ms`, 'warn');
-          await sleep(waitMs, signal);
         }
-      }
+        await runConcurrently(db, `CREATE INDEX CONCURRENTLY ${ident(name)} ON ${qname(schema, p.name)} USING ${ix.using}`, stepId, locks.timeoutMs);
+        return 'built';
+      }, {
+        ...db.retryPolicy(), signal,
+        onRetry: (r) => {
+          ownFailure = true;
+          log(`CREATE INDEX CONCURRENTLY ${name}: ${r.kind === 'connection' ? 'connection lost' : 'lock not available'} (${r.error}); its invalid leftover is dropped, retry ${r.attempt}/${r.attempts} in ${r.waitMs} ms`, 'warn');
+        },
+      });
+      if (outcome === 'reused') reused++;
+      else if (outcome === 'built') built++;
       if (signal.aborted) break;
       await ddl([`ALTER INDEX ${qname(schema, ix.newName)} ATTACH PARTITION ${q}`], `attach ${name}`);
       tick(`${p.name}: ${name} built and attached`);

@@ -22,7 +22,7 @@ export interface TxOptions {
   readonly lockTimeoutMs?: number;
   readonly attempts?: number;
   /** called before each retry: what failed, which attempt is next, how long we wait */
-  readonly onRetry?: (info: { error: string; code?: string; attempt: number; attempts: number; waitMs: number }) => void;
+  readonly onRetry?: (info: RetryInfo) => void;
   readonly signal?: AbortSignal;
   /** extra SET LOCAL lines (already validated) e.g. statement_timeout */
   readonly statementTimeoutMs?: number;
@@ -34,22 +34,127 @@ export interface Tx {
   readonly client: pg.PoolClient;
 }
 
-const RETRY_LOCK = new Set(['55P03', '40P01', '40001']);
-const RETRY_CONN = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE']);
+/**
+ * The one list of SQLSTATEs after which the same work, run again from the start in a new transaction, can succeed:
+ * 'lock' — another session held what we needed (our lock_timeout fired, a deadlock or a serialization conflict chose
+ * us); 'connection' — the backend went away (terminated, server restart). Anything else is a real error: retrying
+ * it would only repeat it.
+ */
+export const RETRYABLE_SQLSTATES: Readonly<Record<string, { readonly name: string; readonly kind: RetryKind }>> = {
+  '55P03': { name: 'lock_not_available', kind: 'lock' },
+  '40P01': { name: 'deadlock_detected', kind: 'lock' },
+  '40001': { name: 'serialization_failure', kind: 'lock' },
+  '57P01': { name: 'admin_shutdown', kind: 'connection' },
+  '57P02': { name: 'crash_shutdown', kind: 'connection' },
+  '57P03': { name: 'cannot_connect_now', kind: 'connection' },
+  '08000': { name: 'connection_exception', kind: 'connection' },
+  '08003': { name: 'connection_does_not_exist', kind: 'connection' },
+  '08006': { name: 'connection_failure', kind: 'connection' },
+};
+/** Socket errors of the client (node-postgres) that mean the same as a lost connection. */
+const SOCKET_ERRORS = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE']);
+const LOST_MESSAGE = /Connection terminated|terminating connection|Client has encountered a connection error|not queryable/i;
 
-export function isLockTimeout(e: unknown): boolean {
-  return RETRY_LOCK.has((e as { code?: string })?.code ?? '');
+export type RetryKind = 'lock' | 'connection';
+
+/** Why `e` is worth retrying ('lock' or 'connection'), or null when it is not. */
+export function retryKind(e: unknown): RetryKind | null {
+  const err = e as { code?: unknown; message?: unknown } | null | undefined;
+  const code = typeof err?.code === 'string' ? err.code : '';
+  const known = RETRYABLE_SQLSTATES[code];
+  if (known) return known.kind;
+  if (SOCKET_ERRORS.has(code)) return 'connection';
+  return typeof err?.message === 'string' && LOST_MESSAGE.test(err.message) ? 'connection' : null;
 }
+
+/** A lock conflict: lock_timeout, deadlock, serialization failure. */
+export function isLockTimeout(e: unknown): boolean {
+  return retryKind(e) === 'lock';
+}
+/** The backend or the socket went away. */
 export function isConnectionLoss(e: unknown): boolean {
-  const err = e as { code?: string; message?: string };
-  if (RETRY_CONN.has(err?.code ?? '')) return true;
-  return /Connection terminated|terminating connection|Client has encountered a connection error|not queryable/i.test(err?.message ?? '');
+  return retryKind(e) === 'connection';
 }
 
 export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random = Math.random): number {
   const exp = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
   // full jitter on the upper half so concurrent retriers spread out
   return Math.round(exp / 2 + random() * (exp / 2));
+}
+
+export interface RetryInfo {
+  /** the error's message, passwords redacted */
+  readonly error: string;
+  readonly code?: string;
+  readonly kind: RetryKind;
+  /** the attempt about to start (2 = the first retry) */
+  readonly attempt: number;
+  readonly attempts: number;
+  readonly waitMs: number;
+}
+
+export interface RetryOptions {
+  readonly attempts: number;
+  readonly backoffMs: number;
+  readonly maxBackoffMs: number;
+  readonly signal?: AbortSignal;
+  /** told before each wait */
+  readonly onRetry?: (info: RetryInfo) => void;
+  /** true: give up now (the pool is closing…) */
+  readonly stop?: () => boolean;
+  /** which errors to retry (default: retryKind) */
+  readonly retryable?: (e: unknown) => RetryKind | null;
+}
+
+/**
+ * The one retry loop: runs `fn(attempt)` until it succeeds, retrying errors of RETRYABLE_SQLSTATES (and lost
+ * connections) with exponential backoff and jitter, at most `attempts` times; gives up at once on any other error, on
+ * the abort signal, or when `stop()` says so. `fn` must be safe to run again from the start.
+ */
+export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions): Promise<T> {
+  const classify = opts.retryable ?? retryKind;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn(attempt);
+    } catch (e) {
+      const kind = classify(e);
+      if (!kind || attempt >= opts.attempts || opts.signal?.aborted || opts.stop?.()) throw e;
+      const waitMs = backoffDelay(attempt, opts.backoffMs, opts.maxBackoffMs);
+      const code = (e as { code?: unknown }).code;
+      opts.onRetry?.({
+        error: redact(String((e as Error).message)), code: typeof code === 'string' ? code : undefined, kind,
+        attempt: attempt + 1, attempts: opts.attempts, waitMs,
+      });
+      await sleep(waitMs, opts.signal);
+    }
+  }
+}
+
+export interface ReadOnlyOptions {
+  /** default READ COMMITTED; REPEATABLE READ for one consistent snapshot across several reads */
+  readonly isolation?: 'read committed' | 'repeatable read' | 'serializable';
+  /** SET LOCAL search_path (e.g. 'pg_catalog, pg_temp' so deparsed expressions come out schema-qualified) */
+  readonly searchPath?: string;
+  readonly statementTimeoutMs?: number;
+}
+
+/**
+ * The one read-only transaction: BEGIN … READ ONLY on the given client, the SET LOCALs asked for, `fn`, then COMMIT
+ * (ROLLBACK on error). Nothing `fn` runs can write: the server refuses it.
+ */
+export async function readOnlyTx<T>(client: pg.ClientBase, fn: (c: pg.ClientBase) => Promise<T>, opts: ReadOnlyOptions = {}): Promise<T> {
+  const isolation = opts.isolation ? ` ISOLATION LEVEL ${opts.isolation.toUpperCase()}` : '';
+  await client.query(`BEGIN${isolation} READ ONLY`);
+  try {
+    if (opts.searchPath !== undefined) await client.query(`SELECT set_config('search_path', $1, true)`, [opts.searchPath]);
+    if (opts.statementTimeoutMs !== undefined) await client.query(`SET LOCAL statement_timeout = ${Math.round(opts.statementTimeoutMs)}`);
+    const out = await fn(client);
+    await client.query('COMMIT');
+    return out;
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw e;
+  }
 }
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -144,13 +249,10 @@ export class Db {
    * again from the start in a new transaction after a rollback.
    */
   async tx<T>(fn: (tx: Tx) => Promise<T>, opts: TxOptions = {}): Promise<T> {
-    const attempts = opts.attempts ?? this.locks.attempts;
     const timeout = Math.round(opts.lockTimeoutMs ?? this.locks.timeoutMs);
-    for (let attempt = 1; ; attempt++) {
-      let client: pg.PoolClient | null = null;
+    return withRetry(async () => {
+      const c = await this.pool.connect();
       try {
-        client = await this.pool.connect();
-        const c = client;
         await c.query('BEGIN');
         await c.query(`SET LOCAL lock_timeout = ${timeout}`);
         if (opts.statementTimeoutMs) await c.query(`SET LOCAL statement_timeout = ${Math.round(opts.statementTimeoutMs)}`);
@@ -160,24 +262,38 @@ export class Db {
         c.release();
         return out;
       } catch (e) {
-        const lost = isConnectionLoss(e);
-        if (client) {
-          if (lost) client.release(e as Error);
-          else {
-            try {
-              await client.query('ROLLBACK');
-              client.release();
-            } catch (e2) {
-              client.release(e2 as Error);
-            }
+        if (isConnectionLoss(e)) c.release(e as Error);
+        else {
+          try {
+            await c.query('ROLLBACK');
+            c.release();
+          } catch (e2) {
+            c.release(e2 as Error);
           }
         }
-        const retryable = isLockTimeout(e) || lost;
-        if (!retryable || attempt >= attempts || opts.signal?.aborted || this.closed) throw e;
-        const waitMs = backoffDelay(attempt, this.locks.backoffMs, this.locks.maxBackoffMs);
-        opts.onRetry?.({ error: redact((e as Error).message), code: (e as { code?: string }).code, attempt: attempt + 1, attempts, waitMs });
-        await sleep(waitMs, opts.signal);
+        throw e;
       }
+    }, {
+      ...this.retryPolicy(opts.attempts), signal: opts.signal, onRetry: opts.onRetry, stop: () => this.closed,
+    });
+  }
+
+  /** The lock policy's retry settings (attempts, backoff) for withRetry. */
+  retryPolicy(attempts?: number): Pick<RetryOptions, 'attempts' | 'backoffMs' | 'maxBackoffMs'> {
+    return { attempts: attempts ?? this.locks.attempts, backoffMs: this.locks.backoffMs, maxBackoffMs: this.locks.maxBackoffMs };
+  }
+
+  /** A read-only transaction on a pooled connection (see readOnlyTx). */
+  async readOnly<T>(fn: (c: pg.ClientBase) => Promise<T>, opts: ReadOnlyOptions = {}): Promise<T> {
+    const c = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      return await readOnlyTx(c, fn, opts);
+    } catch (e) {
+      if (isConnectionLoss(e)) broken = e as Error;
+      throw e;
+    } finally {
+      c.release(broken);
     }
   }
 

@@ -7,7 +7,7 @@ import { createDemoDatabase } from './schema.js';
 import { resolveConnection } from '../db/connection.js';
 import { loadPlan } from '../plan/load.js';
 import { examplePlanPath } from '../paths.js';
-import { runEngine, type Io } from '../cli.js';
+import { runEngine, type Io } from '../run.js';
 import { ALL_PHASES, operatorName } from '../engine/engine.js';
 import { UserError } from '../engine/errors.js';
 import { connectionError } from '../db/connection.js';

@@ -5,7 +5,7 @@ import { redact } from '../db/connection.js';
 import { Db } from '../db/session.js';
 import type { LoadedPlan } from '../plan/load.js';
 import { Journal } from './journal.js';
-import { PHASE_MODULES } from './phases.js';
+import { phaseModule, type PhaseRegistry } from './phases.js';
 import { UserError } from './errors.js';
 import { VERSION } from '../version.js';
 import type {
@@ -17,6 +17,8 @@ import { PHASES } from './types.js';
 export const RUN_LOCK_KEY = 0x70677368; // 'pgsh'
 
 export interface EngineOptions {
+  /** the phase modules to run (phases/index.ts: PHASE_REGISTRY): given by the caller, the engine imports none */
+  readonly phases: PhaseRegistry;
   readonly conn: ConnectionInfo;
   readonly loaded: LoadedPlan;
   readonly confirm: ConfirmFn;
@@ -161,8 +163,7 @@ export class Engine {
     const ctx = this.planContext();
     const out: PlannedPhase[] = [];
     for (const id of phases) {
-      const mod = PHASE_MODULES.find((p) => p.id === id);
-      if (!mod) throw new Error(`no phase module for ${String(id)}`);
+      const mod = phaseModule(this.opts.phases, id);
       const steps = await mod.plan(ctx);
       const ids = new Set<string>();
       for (const s of steps) {

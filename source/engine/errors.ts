@@ -1,3 +1,5 @@
+import type { RunOutcome } from './engine.js';
+
 /** An error caused by the user's input or environment: printed as one line plus a hint, never a stack. */
 export class UserError extends Error {
   constructor(message: string, readonly hint?: string, readonly exitCode: number = 1) {
@@ -23,3 +25,13 @@ export class Aborted extends Error {
 }
 
 export const EXIT = { ok: 0, failed: 1, badInput: 2, needsConfirmation: 3, aborted: 130 } as const;
+
+/** The process exit code of a run's outcome. */
+export function exitFor(o: Pick<RunOutcome, 'status'>): number {
+  switch (o.status) {
+    case 'completed': return EXIT.ok;
+    case 'needs-confirmation': case 'stopped': return EXIT.needsConfirmation;
+    case 'aborted': return EXIT.aborted;
+    default: return EXIT.failed;
+  }
+}

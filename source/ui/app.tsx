@@ -4,7 +4,7 @@ import type { Engine, RunOutcome } from '../engine/engine.js';
 import type { ConnectionInfo } from '../db/connection.js';
 import { redact } from '../db/connection.js';
 import type { ConfirmAnswer, ConfirmFn, ConfirmRequest, PhaseId, Step } from '../engine/types.js';
-import { exitFor } from '../cli.js';
+import { exitFor } from '../engine/errors.js';
 import { backendActionSql, type BackendAction } from '../db/monitor-actions.js';
 import { fmtDuration } from '../format.js';
 import { COLOR, ThemeContext, type Palette } from './theme.js';

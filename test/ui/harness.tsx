@@ -10,6 +10,7 @@ import type { ConfirmFn, PhaseId } from '../../source/engine/types.js';
 import { App, type AppProps } from '../../source/ui/app.js';
 import { MONO } from '../../source/ui/theme.js';
 import type { MonitorSource } from '../../source/ui/monitor-source.js';
+import { PHASE_REGISTRY } from '../../phases/index.js';
 
 export const strip = (s: string | undefined): string => (s ?? '').replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '').replace(/\u001b\][^\u0007]*\u0007/g, '');
 export const tick = (ms = 15) => new Promise<void>((r) => setTimeout(r, ms));
@@ -95,6 +96,7 @@ export async function mountApp(url: string, opts: { phases?: PhaseId[]; monitor?
   const conn = resolveConnection(url);
   const m: { confirm: ConfirmFn | null } = { confirm: null };
   const engine = await Engine.open({
+    phases: PHASE_REGISTRY,
     conn, loaded, operator: 'tester', mode: 'test',
     confirm: (r) => (m.confirm ? m.confirm(r) : Promise.resolve({ confirmed: false, method: 'declined', by: 'tester' })),
   });

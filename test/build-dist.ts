@@ -1,0 +1,25 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Global setup, before any test file starts: builds dist/ once (the CLI the child-process tests run,
+ * bin/pgshift.js → dist/source/cli.js). Incremental, so an unchanged tree costs a few seconds. No test builds dist/
+ * itself: a build while other workers run the CLI from it would swap files under them.
+ */
+export default function buildDist(): void {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  const tsc = path.join(root, 'node_modules/typescript/bin/tsc');
+  const run = (extra: string[]) => {
+    try {
+      execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.json'), ...extra], { cwd: root, encoding: 'utf8', stdio: 'pipe' });
+    } catch (e) {
+      const out = `${(e as { stdout?: string }).stdout ?? ''}${(e as { stderr?: string }).stderr ?? ''}`;
+      throw new Error(`building dist/ for the tests failed (tsc -p tsconfig.json):\n${out}`, { cause: e });
+    }
+  };
+  run(['--incremental', '--tsBuildInfoFile', path.join(root, 'dist/.tsbuildinfo')]);
+  // the build info may outlive a deleted output file: then build everything once more
+  if (!fs.existsSync(path.join(root, 'dist/source/cli.js')) || !fs.existsSync(path.join(root, 'dist/source/ui/wizard.js'))) run([]);
+}
