@@ -62,8 +62,10 @@ async function tableFacts(ctx: PlanContext, schema: string, table: string): Prom
 /** Tables a DROP or a swap locks besides the table itself: the targets of its foreign keys and the tables referencing it. */
 export async function fkNeighbours(ctx: PlanContext, schema: string, table: string): Promise<{ referenced: string[]; referencing: string[] }> {
   const r = await ctx.db.read<{ referenced: string[] | null; referencing: string[] | null }>(
-    `SELECT (SELECT array_agg(DISTINCT confrelid::regclass::text ORDER BY confrelid::regclass::text) FROM pg_constraint WHERE conrelid = to_regclass($1) AND contype = 'f' AND confrelid <> conrelid) AS referenced,
-            (SELECT array_agg(DISTINCT conrelid::regclass::text ORDER BY conrelid::regclass::text) FROM pg_constraint WHERE confrelid = to_regclass($1) AND contype = 'f' AND confrelid <> conrelid) AS referencing`,
+    `WITH k AS (SELECT conrelid, confrelid FROM pg_constraint WHERE contype = 'f' AND conrelid <> confrelid AND to_regclass($1) IN (conrelid, confrelid)),
+          q AS (SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace)
+     SELECT (SELECT array_agg(DISTINCT q.q ORDER BY q.q) FROM k JOIN q ON q.oid = k.confrelid WHERE k.conrelid = to_regclass($1)) AS referenced,
+            (SELECT array_agg(DISTINCT q.q ORDER BY q.q) FROM k JOIN q ON q.oid = k.conrelid WHERE k.confrelid = to_regclass($1)) AS referencing`,
     [qname(schema, table)],
   );
   return { referenced: r[0]?.referenced ?? [], referencing: r[0]?.referencing ?? [] };
