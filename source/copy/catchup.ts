@@ -161,10 +161,23 @@ export async function converge(
         1,
       );
     }
-    const r = await rp.apply(opts.batch, opts.signal);
-    meter.add(r.changes, r.ms);
-    applied += r.changes;
-    if (r.changes === 0) await sleep(20, opts.signal);
+    // the deadline also ends an apply that waits (a row lock held on the table, lock_timeout retries)
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), Math.max(0, opts.timeoutMs - (performance.now() - t0)));
+    const stop = () => deadline.abort();
+    opts.signal?.addEventListener('abort', stop, { once: true });
+    try {
+      const r = await rp.apply(opts.batch, deadline.signal);
+      meter.add(r.changes, r.ms);
+      applied += r.changes;
+      if (r.changes === 0) await sleep(20, opts.signal);
+    } catch (e) {
+      if (!deadline.signal.aborted) throw e;
+      // the next round reports the timeout (or the operator's stop) with both rates
+    } finally {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', stop);
+    }
   }
 }
 
