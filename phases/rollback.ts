@@ -42,14 +42,14 @@ function swapBackStep(t: TablePlan): Step {
     const cols = await insertableColumns(ctx.db, t.schema, t.oldName);
     return { a, cols, statements: swapBackStatements(t, a, cols) };
   };
-  const replayer = (ctx: StepContext, a: SwapArtifact, cols: { name: string; identityAlways: boolean }[]): Replayer => ({
+  const replayer = (ctx: StepContext, a: SwapArtifact, cols: { name: string; identityAlways: boolean }[], lockTimeoutMs: number): Replayer => ({
     label: `${name(t)} → ${t.schema}.${t.oldName}`,
     pending: () => reversePending(ctx.db, t, a),
     captured: () => reverseCaptured(ctx.db, t, a),
     async apply(limit, signal) {
       const t0 = performance.now();
       // READ COMMITTED: a key written again meanwhile got a new version, its log row stays (see applyReverse)
-      const r = await ctx.db.tx((tx) => applyReverse(tx, t, a, cols, limit), { stepId: ctx.stepId, signal });
+      const r = await ctx.db.tx((tx) => applyReverse(tx, t, a, cols, limit), { stepId: ctx.stepId, signal, lockTimeoutMs });
       return { changes: r.changes, ms: performance.now() - t0 };
     },
   });
@@ -67,8 +67,8 @@ function swapBackStep(t: TablePlan): Step {
       if (!b) return { kind: 'rollback', object: name(t), typed: false, statements: [], impact: [], protections: prot.lines, refusal: `${name(t)} looks swapped but the journal has no record of the swap: restore the backup instead` };
       const pending = b.a.reverseKey ? await reversePending(ctx.db, t, b.a) : null;
       // the reverse log keeps being carried to the old table while the operator reads this
-      if (b.a.reverseKey) startBackground(ctx.db, `reverse:${name(t)}`, replayer(ctx, b.a, b.cols), { batch: ctx.plan.copy.batchRows, reporter: { log: ctx.log } });
       const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
+      if (b.a.reverseKey) startBackground(ctx.db, `reverse:${name(t)}`, replayer(ctx, b.a, b.cols, lt.ms), { batch: ctx.plan.copy.batchRows, reporter: { log: ctx.log } });
       const locked = b.statements.filter((x) => x.startsWith('LOCK TABLE')).map((l) => l.replace(/^LOCK TABLE (.*) IN ACCESS EXCLUSIVE MODE$/, '$1'));
       return {
         kind: 'rollback', object: name(t), typed: false, statements: b.statements, protections: prot.lines,
@@ -94,7 +94,7 @@ function swapBackStep(t: TablePlan): Step {
       let catchUpAgain = async () => {};
       if (b.a.reverseKey) {
         if (await stopBackground(ctx.db, `reverse:${name(t)}`)) ctx.log('background carry-back stopped: the swap back catches up itself from here');
-        const rp = replayer(ctx, b.a, b.cols);
+        const rp = replayer(ctx, b.a, b.cols, lt.ms);
         const meter = new ApplyMeter();
         catchUpAgain = async () => {
           const rep = await converge(rp, {

@@ -221,6 +221,7 @@ END
 $pgshift$`,
     `REVOKE ALL ON FUNCTION ${fn}() FROM PUBLIC`,
     `CREATE TRIGGER ${ident(REVERSE_TRIGGER)} AFTER INSERT OR UPDATE OR DELETE ON ${qname(t.schema, onTable)} FOR EACH ROW EXECUTE FUNCTION ${fn}()`,
+    `ALTER TABLE ${qname(t.schema, onTable)} ENABLE ALWAYS TRIGGER ${ident(REVERSE_TRIGGER)}`,
   ];
 }
 
@@ -592,7 +593,9 @@ export async function applyReverse(
   const T = qname(t.schema, t.table); // the new table while swapped
   const O = qname(t.schema, t.oldName);
   const sel = await tx.client.query<Record<string, string>>(
-    `SELECT ${k.map((x, i) => `${ident(x.column)}::text AS k${i}`).join(', ')}, ver::text AS ver FROM ${logQ} ORDER BY ver${limit === null ? '' : ' LIMIT $1'}`,
+    // beside live writers, log rows an application transaction is upserting right now are skipped (their version
+    // changes anyway): the carry-back never waits for an application's lock, so it can never deadlock with one
+    `SELECT ${k.map((x, i) => `${ident(x.column)}::text AS k${i}`).join(', ')}, ver::text AS ver FROM ${logQ} ORDER BY ver${limit === null ? '' : ' LIMIT $1 FOR UPDATE SKIP LOCKED'}`,
     limit === null ? [] : [limit],
   );
   if (!sel.rows.length) return { changes: 0, rows: 0 };
