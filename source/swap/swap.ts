@@ -560,7 +560,11 @@ export async function runSwap(
 ): Promise<SwapRunResult> {
   let drained = 0;
   let rows: number | undefined;
-  const body = outline.statements.filter((s) => s !== 'BEGIN' && s !== 'COMMIT' && !s.startsWith('SET LOCAL') && !s.startsWith('--') && !s.startsWith('LOCK TABLE'));
+  // the reverse log and its function need no lock on the table: created before it (only CREATE TRIGGER runs under it)
+  const early = (s: string) => s.startsWith(`CREATE TABLE IF NOT EXISTS "pgshift".`) || s.startsWith(`CREATE OR REPLACE FUNCTION "pgshift".`) || s.startsWith(`REVOKE ALL ON FUNCTION "pgshift".`);
+  const pre = outline.statements.filter(early);
+  if (pre.length) await db.ddl(pre, { stepId: opts.stepId, signal: opts.signal });
+  const body = outline.statements.filter((s) => s !== 'BEGIN' && s !== 'COMMIT' && !s.startsWith('SET LOCAL') && !s.startsWith('--') && !s.startsWith('LOCK TABLE') && !early(s));
   const r = await lockedTx(db, async (tx, lockedAt) => {
     if (opts.captured) {
       drained = await opts.drain(tx);
