@@ -4,7 +4,7 @@ import type { Phase, Step, StepContext, StepResult } from '../source/engine/type
 import { dataVolume, foreignKeys } from '../source/db/catalog.js';
 import { ident, qname } from '../source/db/quote.js';
 import { snapshotStep } from './steps/snapshot.js';
-import { runPreflight, summarize } from '../source/preflight.js';
+import { problemLine, runPreflight, summarize } from '../source/preflight.js';
 import {
   backupChildEnv, backupFileName, restoreInto, restoreList, runPgDump, sha256File, tocHas, toolVersion,
 } from '../source/backup.js';
@@ -25,14 +25,20 @@ const preflightStep: Step = {
     const checks = await runPreflight({ db: ctx.db, plan: ctx.plan, planDir: ctx.planDir, tables: ctx.tables, serverMajor: ctx.serverMajor, skipBackup: ctx.overrides.has('skip-backup') });
     const failed = checks.filter((c) => c.status === 'fail');
     const warnings = checks.filter((c) => c.status === 'warn').map((c) => `${c.check}: ${c.detail}`);
-    const tables = [{ title: 'Preflight', columns: ['check', 'status', 'detail'], rows: checks.map((c) => [c.check, c.status, c.detail]) }];
+    const table = { title: 'Preflight', columns: ['check', 'status', 'detail', 'hint'], rows: checks.map((c) => [c.check, c.status, c.detail, c.hint ?? '']) };
+    if (!failed.length) return { status: 'done', summary: summarize(checks), tables: [table], warnings, data: { checks } };
+    // one line per problem (cause — hint); the full table stays in the journal (pgshift status, --json)
+    for (const c of failed) ctx.log(problemLine(c), 'error');
+    const states = await ctx.journal.stepStates();
+    const changed = [...states].some(([id, st]) => st.status === 'done' && !/^(preflight$|report:|backup:|snapshot:)/.test(id));
     return {
       status: 'done',
       summary: summarize(checks),
-      tables,
       warnings,
       data: { checks },
-      failed: failed.length ? `preflight failed, nothing was changed: ${failed.map((c) => `${c.check}: ${c.detail}`).join('; ')}` : undefined,
+      failed: `preflight: ${failed.length} problem${failed.length === 1 ? '' : 's'} (above)${changed ? '' : ', nothing was changed'}`,
+      failedDetail: `preflight failed${changed ? '' : ', nothing was changed'}:\n${failed.map(problemLine).join('\n')}`,
+      nothingChanged: !changed,
     };
   },
 };

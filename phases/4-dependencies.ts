@@ -2,7 +2,7 @@ import type { Phase, PlanContext, Step, StepContext } from '../source/engine/typ
 import type { TablePlan } from '../source/plan/schema.js';
 import { qname } from '../source/db/quote.js';
 import { tableExists } from '../source/db/catalog.js';
-import { discoverDependencies, fkMismatches, measureMaterializedViews, grantDiff, addFkSql, type DependencyRecord } from '../source/swap/deps.js';
+import { discoverDependencies, fkMismatches, fkNullKeys, measureMaterializedViews, grantDiff, addFkSql, type DependencyRecord } from '../source/swap/deps.js';
 import { depsArtifactKey, isSwapped } from '../source/swap/swap.js';
 import { sqlFileSteps } from './2-structure.js';
 
@@ -38,6 +38,14 @@ function dependenciesStep(t: TablePlan): Step {
       let record = found.record;
       const warnings: string[] = [];
       for (const fk of record.fks) {
+        for (const c of fk.changes ?? []) warnings.push(`behaviour change: ${c}`);
+        const nulls = await fkNullKeys(ctx.db, fk);
+        if (nulls > 0) {
+          problems.push(
+            `${nulls.toLocaleString('en-US')} row(s) of ${fk.schema}.${fk.table} reference ${name(t)} but have no ${fk.newColumns.at(-1)}: the new foreign key (MATCH FULL, so it refuses what the old one refused) would never validate. ` +
+              `Fill the column first (or let pgshift do it: "addKeyColumn" in the plan)`,
+          );
+        }
         const bad = await fkMismatches(ctx.db, t, fk);
         if (bad > 0) {
           problems.push(

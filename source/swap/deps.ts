@@ -51,6 +51,8 @@ export interface FkPlan {
   /** MATCH / ON UPDATE / ON DELETE / DEFERRABLE clauses, kept as they were */
   readonly clauses: string;
   readonly validated: boolean;
+  /** behaviour changes of the new FK, said before the swap (phase 4 warnings, the swap confirmation) */
+  readonly changes?: string[];
 }
 
 export interface SeqPlan {
@@ -192,6 +194,8 @@ export async function planInboundFks(db: Db, q: Q, t: TablePlan, oid: number, ta
     const cols = r.cols as string[], refcols = r.refcols as string[];
     let newColumns = [...cols];
     let newRefColumns = [...refcols];
+    let matchFull = r.m === 'f';
+    const changes: string[] = [];
     if (!refcols.includes(t.key)) {
       const mapped = t.inboundKeyColumns[`${schema}.${table}`] ?? t.inboundKeyColumns[table];
       const candidate = mapped ?? t.key;
@@ -215,6 +219,25 @@ export async function planInboundFks(db: Db, q: Q, t: TablePlan, oid: number, ta
       }
       newColumns = [...cols, candidate];
       newRefColumns = [...refcols, t.key];
+      const [nn] = await db.read<{ notnull: boolean }>(
+        `SELECT a.attnotnull OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.convalidated
+                 AND pg_get_constraintdef(k.oid) ~ ('^CHECK \\(\\(?' || quote_ident(a.attname) || ' IS NOT NULL\\)?\\)$')) AS notnull
+           FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relname = $2 AND a.attname = $3`,
+        [schema, table, candidate],
+      );
+      const fk = `${schema}.${table}.${String(r.conname)}`;
+      changes.push(`${fk}: the FK becomes (${newColumns.join(', ')}) → ${t.schema}.${t.table} (${newRefColumns.join(', ')}); updating ${t.key} of a ${t.schema}.${t.table} row that is referenced now fails ("still referenced") — before the swap it succeeded`);
+      if (!matchFull && !nn!.notnull) {
+        // MATCH SIMPLE skips the check when any column is NULL: a row with (${cols}) set and a NULL key column would
+        // never be checked. MATCH FULL refuses exactly that row, so the FK keeps refusing what it refused before.
+        matchFull = true;
+        changes.push(
+          `${fk}: re-created MATCH FULL (was MATCH SIMPLE) because ${candidate} is nullable — MATCH SIMPLE would skip any row whose ${candidate} is NULL, so an orphan (${cols.join(', ')}) would be accepted; ` +
+            `MATCH FULL refuses a row with (${cols.join(', ')}) set and ${candidate} NULL` +
+            (cols.length > 1 ? `, and also a row where only some of (${cols.join(', ')}) are NULL (MATCH SIMPLE accepted those unchecked)` : ''),
+        );
+      }
     }
     if (targetOid !== null) {
       const uk = await q(
@@ -228,12 +251,13 @@ export async function planInboundFks(db: Db, q: Q, t: TablePlan, oid: number, ta
       }
     }
     const clauses = [
-      r.m === 'f' ? 'MATCH FULL' : '',
+      matchFull ? 'MATCH FULL' : '',
       r.u !== 'a' ? `ON UPDATE ${action(r.u)}` : '',
       r.d !== 'a' ? `ON DELETE ${action(r.d)}` : '',
       r.deferrable ? `DEFERRABLE INITIALLY ${r.deferred ? 'DEFERRED' : 'IMMEDIATE'}` : '',
     ].filter(Boolean).join(' ');
-    fks.push({ schema, table, name: String(r.conname), oldDefinition: String(r.def), columns: cols, refColumns: refcols, newColumns, newRefColumns, clauses, validated: !!r.valid });
+    if (r.u !== 'a' || r.d !== 'a') changes.push(`${schema}.${table}.${String(r.conname)}: ON UPDATE ${action(r.u)} / ON DELETE ${action(r.d)} kept`);
+    fks.push({ schema, table, name: String(r.conname), oldDefinition: String(r.def), columns: cols, refColumns: refcols, newColumns, newRefColumns, clauses, validated: !!r.valid, changes });
   }
   return { fks, problems };
 }
@@ -247,6 +271,14 @@ export async function fkMismatches(db: Db, t: TablePlan, fk: FkPlan): Promise<nu
     `SELECT count(*) AS n FROM ${qname(fk.schema, fk.table)} r WHERE ${notNull}
         AND NOT EXISTS (SELECT 1 FROM ${qname(t.schema, t.table)} s WHERE ${on})`,
   );
+  return Number(rows[0]!.n);
+}
+
+/** Under MATCH FULL: referencing rows with every old column set but the added key column NULL (the new FK would refuse them). */
+export async function fkNullKeys(db: Db, fk: FkPlan): Promise<number> {
+  if (fk.newColumns.length === fk.columns.length || !/MATCH FULL/.test(fk.clauses)) return 0;
+  const set = fk.columns.map((c) => `r.${ident(c)} IS NOT NULL`).join(' AND ');
+  const rows = await db.read<{ n: string }>(`SELECT count(*) AS n FROM ${qname(fk.schema, fk.table)} r WHERE ${set} AND r.${ident(fk.newColumns.at(-1)!)} IS NULL`);
   return Number(rows[0]!.n);
 }
 
