@@ -9,6 +9,10 @@ import {
   backupChildEnv, backupFileName, restoreInto, restoreList, runPgDump, sha256File, tocHas, toolVersion,
 } from '../source/backup.js';
 import { fmtBytes } from '../source/format.js';
+import { sideRestoreCommands, testSideRestore } from '../source/restore.js';
+
+/** pgshift's scratch schema for restoring one table (the rollback after a drop; verify: 'restore'). */
+export const SIDE_SCHEMA = 'pgshift_side';
 
 // ---------------------------------------------------------------------------------------------------------------
 // 1. preflight
@@ -158,7 +162,10 @@ const verifyStep: Step = {
   title: 'Verify the backup (pg_restore --list, checksum, optional test restore)',
   async preview(ctx) {
     const out = ['pg_restore --list <backup file>', '-- sha256 of the file compared with the one recorded'];
-    if (ctx.plan.backup.verify === 'restore') out.push('CREATE DATABASE pgshift_verify_<n>', 'pg_restore --exit-on-error --no-owner --dbname=pgshift_verify_<n> <backup file>', '-- exact row counts compared', 'DROP DATABASE pgshift_verify_<n>');
+    if (ctx.plan.backup.verify === 'restore') {
+      out.push('CREATE DATABASE pgshift_verify_<n>', 'pg_restore --exit-on-error --no-owner --dbname=pgshift_verify_<n> <backup file>', '-- exact row counts compared', 'DROP DATABASE pgshift_verify_<n>');
+      for (const t of ctx.tables) out.push(`CREATE SCHEMA ${SIDE_SCHEMA}`, ...sideRestoreCommands('<backup file>', SIDE_SCHEMA, `${t.schema}.${t.table}`), `DROP SCHEMA ${SIDE_SCHEMA} CASCADE`);
+    }
     return out;
   },
   async run(ctx): Promise<StepResult> {
@@ -219,6 +226,12 @@ const verifyStep: Step = {
         }
         if (diffs.length) return failWith(`row counts differ after the test restore: ${diffs.join('; ')}`);
         ctx.log(`test restore: ${tables.filter((t) => t.rows !== undefined).length} tables, exact row counts equal to the dump's snapshot`);
+        // the rollback's own path (after a drop): each migrated table alone, into a side schema of this database
+        const side = await testSideRestore(ctx.db, {
+          file: a.file, side: SIDE_SCHEMA, tables: ctx.tables.map((t) => ({ schema: t.schema, table: t.table })), expected: a.snapshotCounts,
+          lockTimeoutMs: ctx.plan.locks.timeoutMs * 5, signal: ctx.signal, stepId: ctx.stepId,
+        });
+        for (const x of side) ctx.log(`side restore (the rollback's path): ${x.table} restored alone into schema ${SIDE_SCHEMA} (${x.items} archive entries), ${x.rows.toLocaleString('en-US')} rows as the dump counted; schema dropped`);
       } catch (e) {
         return failWith(`test restore failed: ${(e as Error).message}`);
       } finally {

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type { ConfirmRequest, Phase, PlanContext, Step, StepContext, StepResult } from '../source/engine/types.js';
 import type { TablePlan } from '../source/plan/schema.js';
 import { ident, literal, qname } from '../source/db/quote.js';
@@ -27,6 +28,15 @@ export interface BackupArtifact {
   readonly verifiedAt?: string;
 }
 
+/** The backup file's own time (its modification time), never a re-verification's. */
+function backupFileTime(file: string): string {
+  try {
+    return fs.statSync(file).mtime.toISOString().replace('T', ' ').slice(0, 19) + ' UTC';
+  } catch {
+    return 'at an unknown time (file missing)';
+  }
+}
+
 /** Protections shown with every destructive step of phase 5 and the rollback. */
 export async function protections(ctx: PlanContext, t?: TablePlan): Promise<{ lines: string[]; report: IntegrityReport | null; reportOk: boolean; reportWhy: string }> {
   const backup = await ctx.journal.getArtifact<BackupArtifact>('backup');
@@ -34,7 +44,7 @@ export async function protections(ctx: PlanContext, t?: TablePlan): Promise<{ li
   const lines: string[] = [];
   lines.push(
     backup?.file
-      ? `backup ${backup.file}${backup.bytes ? ` (${fmtBytes(backup.bytes)})` : ''}${backup.verified ? `, verified ${backup.verifiedAt ?? ''}` : ', NOT verified'}`
+      ? `backup ${backup.file}${backup.bytes ? ` (${fmtBytes(backup.bytes)})` : ''}, taken ${backupFileTime(backup.file)}${backup.verified ? `, verified ${backup.verifiedAt ?? ''}` : ', NOT verified'}`
       : 'no backup recorded in the journal',
   );
   let reportOk = false;

@@ -53,6 +53,8 @@ export interface FkPlan {
   readonly validated: boolean;
   /** behaviour changes of the new FK, said before the swap (phase 4 warnings, the swap confirmation) */
   readonly changes?: string[];
+  /** the clauses of the FK as it was (a swap back re-creates it with these; `clauses` may have gained MATCH FULL) */
+  readonly oldClauses?: string;
 }
 
 export interface SeqPlan {
@@ -250,14 +252,15 @@ export async function planInboundFks(db: Db, q: Q, t: TablePlan, oid: number, ta
         problems.push(`${t.schema}.${t.targetName} has no primary key or unique constraint on (${newRefColumns.join(', ')}) for ${schema}.${table}.${String(r.conname)} to reference`);
       }
     }
-    const clauses = [
-      matchFull ? 'MATCH FULL' : '',
+    const clausesOf = (full: boolean) => [
+      full ? 'MATCH FULL' : '',
       r.u !== 'a' ? `ON UPDATE ${action(r.u)}` : '',
       r.d !== 'a' ? `ON DELETE ${action(r.d)}` : '',
       r.deferrable ? `DEFERRABLE INITIALLY ${r.deferred ? 'DEFERRED' : 'IMMEDIATE'}` : '',
     ].filter(Boolean).join(' ');
+    const clauses = clausesOf(matchFull);
     if (r.u !== 'a' || r.d !== 'a') changes.push(`${schema}.${table}.${String(r.conname)}: ON UPDATE ${action(r.u)} / ON DELETE ${action(r.d)} kept`);
-    fks.push({ schema, table, name: String(r.conname), oldDefinition: String(r.def), columns: cols, refColumns: refcols, newColumns, newRefColumns, clauses, validated: !!r.valid, changes });
+    fks.push({ schema, table, name: String(r.conname), oldDefinition: String(r.def), columns: cols, refColumns: refcols, newColumns, newRefColumns, clauses, oldClauses: clausesOf(r.m === 'f'), validated: !!r.valid, changes });
   }
   return { fks, problems };
 }

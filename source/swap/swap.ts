@@ -186,7 +186,8 @@ export function reverseCaptureSql(t: TablePlan, key: { column: string; type: str
   const rel = literal(`${t.schema}.${t.table}`);
   return [
     `CREATE TABLE IF NOT EXISTS ${REVERSE_LOG} (id bigserial PRIMARY KEY, rel text NOT NULL, pk jsonb NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`,
-    `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $pgshift$
+    // SECURITY DEFINER with a pinned search_path: the trigger runs as the application's role, which has no rights on schema pgshift
+    `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $pgshift$
 BEGIN
   IF TG_OP <> 'DELETE' THEN INSERT INTO ${REVERSE_LOG} (rel, pk) VALUES (${rel}, ${obj('NEW')}); END IF;
   IF TG_OP <> 'INSERT' THEN INSERT INTO ${REVERSE_LOG} (rel, pk) VALUES (${rel}, ${obj('OLD')}); END IF;
@@ -404,7 +405,7 @@ export function swapBackStatements(t: TablePlan, a: SwapArtifact, columns: { nam
   for (const fk of a.fks) {
     s.push(
       `ALTER TABLE ${qname(fk.schema, fk.table)} ADD CONSTRAINT ${ident(fk.name)} FOREIGN KEY (${fk.columns.map(ident).join(', ')}) ` +
-        `REFERENCES ${qname(t.schema, t.table)} (${fk.refColumns.map(ident).join(', ')})${fk.clauses ? ' ' + fk.clauses : ''} NOT VALID`,
+        `REFERENCES ${qname(t.schema, t.table)} (${fk.refColumns.map(ident).join(', ')})${(fk.oldClauses ?? fk.clauses) ? ' ' + (fk.oldClauses ?? fk.clauses) : ''} NOT VALID`,
     );
   }
   s.push(...sequenceSql(t, { sequences: a.sequences } as DependencyRecord, 'back'));
