@@ -43,7 +43,7 @@ function dependenciesStep(t: TablePlan): Step {
         if (nulls > 0) {
           problems.push(
             `${nulls.toLocaleString('en-US')} row(s) of ${fk.schema}.${fk.table} reference ${name(t)} but have no ${fk.newColumns.at(-1)}: the new foreign key (MATCH FULL, so it refuses what the old one refused) would never validate. ` +
-              `Fill the column first (or let pgshift do it: "addKeyColumn" in the plan)`,
+              `Fill the column first (or let pgshift do it: "addKeyColumns": ["${fk.schema}.${fk.table}"] in the plan)`,
           );
         }
         const bad = await fkMismatches(ctx.db, t, fk);

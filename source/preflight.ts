@@ -302,9 +302,12 @@ function tableChecks(t: TablePlan, f: TableFacts | null, me: { u: string; su: bo
     if (fk.hasCol) {
       checks.push(pass(check, `${names} (${fk.cols.join(', ')}) → ${name}: will become (${[...fk.cols, fk.hasCol].join(', ')}) → (…, ${t.key}); ${root}.${fk.hasCol} holds the key`));
       checks.push(warn(`${check}: behaviour change`, `updating ${t.key} of a referenced ${name} row that ${root} references now fails (the FK includes ${t.key}); the FK is re-created MATCH FULL when ${fk.hasCol} is nullable, so a row with a NULL ${fk.hasCol} and a set (${fk.cols.join(', ')}) is refused as before`));
+    } else if (t.addKeyColumns.some((r) => { try { const q = parseQualified(r); return `${q.schema}.${q.name}` === root; } catch { return false; } })) {
+      checks.push(pass(check, `${names} (${fk.cols.join(', ')}) → ${name}: pgshift adds ${fk.col} to ${root} (addKeyColumns), fills it in keyset batches and keeps it filled by a trigger; the FK becomes (${[...fk.cols, fk.col].join(', ')}) MATCH FULL`));
+      checks.push(warn(`${check}: behaviour change`, `${root} gains column ${fk.col}; updating ${t.key} of a referenced ${name} row now fails (the FK includes ${t.key}); MATCH FULL keeps refusing an orphan (${fk.cols.join(', ')}) as before`));
     } else {
       checks.push(fail(check, `${names} (${fk.cols.join(', ')}) → ${name}: the FK to the partitioned table must include ${t.key}; ${root} has no column ${fk.col}`,
-        `add ${fk.col} to ${root}${fks.some((x) => x.rel !== root && `public.${x.rel}` !== root) ? ' (the partitioned parent: PostgreSQL refuses ADD COLUMN on a partition)' : ''}, filled from ${name} and kept filled — ALTER TABLE ${root} ADD COLUMN ${fk.col} … — or, when it exists under another name, map it in the plan's "inboundKeyColumns": { "${root}": "<column>" }`));
+        `let pgshift add, fill and keep it filled: "addKeyColumns": ["${root}"] in this partition entry${fks.some((x) => x.rel !== root && `public.${x.rel}` !== root) ? ` (on the partitioned parent ${root}: PostgreSQL refuses ADD COLUMN on a partition)` : ''}; or, when ${root} holds the key under another name, "inboundKeyColumns": { "${root}": "<column>" }`));
     }
   }
   if (f.views.length) checks.push(warn(`${name}: dependent views`, `${f.views.join(', ')}: they follow the table's OID through a rename; phase 4/5 recreate them against the new table`));

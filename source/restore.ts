@@ -111,7 +111,7 @@ export function tableTocEntries(toc: readonly string[], e: TableEntries): string
     `TRIGGER ${s} ${t} `, `POLICY ${s} ${t} `, `ROW SECURITY ${s} ${t} `, `COMMENT ${s} TABLE ${t} `, `COMMENT ${s} COLUMN ${t}.`,
     `ACL ${s} TABLE ${t} `, `ACL ${s} COLUMN ${t}.`,
     ...e.indexes.flatMap((i) => [`INDEX ${s} ${i} `, `COMMENT ${s} INDEX ${i} `]),
-    ...e.identitySequences.flatMap((q) => [`SEQUENCE ${s} ${q} `, `SEQUENCE SET ${s} ${q} `]),
+    ...e.identitySequences.flatMap((q) => [`SEQUENCE ${s} ${q} `, `SEQUENCE SET ${s} ${q} `, `ACL ${s} SEQUENCE ${q} `, `COMMENT ${s} SEQUENCE ${q} `]),
   ];
   const onTable = new RegExp(` ON ${t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} `);
   return toc.filter((l) => {

@@ -33,6 +33,12 @@ const Partitioning = z
       .optional(),
     /** inbound foreign keys: referencing table → its column holding the partition key (when not named like the key) */
     inboundKeyColumns: z.record(z.string(), identifier).default({}),
+    /**
+     * referencing tables WITHOUT the partition key (the partitioned parent when the referencing table is partitioned):
+     * pgshift adds the column (named per inboundKeyColumns, else like the key), fills it in keyset batches, keeps it
+     * filled by a trigger, and re-creates the FK on it so it refuses what it refused before; the rollback removes it
+     */
+    addKeyColumns: z.array(qualified).default([]),
   })
   .strict()
   .superRefine((t, ctx) => {
