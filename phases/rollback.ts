@@ -6,6 +6,7 @@ import { tableExists, triggerExists } from '../source/db/catalog.js';
 import { CAPTURE_TRIGGER, TRUNCATE_TRIGGER, captureInstalled, captureNames, findCapture, removeCapture, removeStatements } from '../source/copy/online.js';
 import { autoPlan, type StructureArtifact as BuiltStructure } from '../source/structure/build.js';
 import { AUTO_FUNCTION } from '../source/structure/autopartition.js';
+import { keyColumnArtifact, keyColumnStepId, type KeyColumnArtifact } from '../source/structure/keycolumn.js';
 import { copyStepId } from './3-data.js';
 import { dependenciesStepId, grantsStepId } from './4-dependencies.js';
 import { fmtDuration } from '../source/format.js';
@@ -112,6 +113,30 @@ const ownerTable = (n: string) => n.slice(0, n.lastIndexOf('.'));
 
 interface CreatedPlan { statements: string[]; leftInPlace: string[]; }
 
+/** Every key column pgshift added or filled for the plan's tables (addKeyColumns). */
+async function keyColumnArtifacts(ctx: PlanContext): Promise<KeyColumnArtifact[]> {
+  const out: KeyColumnArtifact[] = [];
+  for (const t of ctx.tables) {
+    for (const ref of t.addKeyColumns) {
+      const r = parseQualified(ref);
+      const a = await ctx.journal.getArtifact<KeyColumnArtifact>(keyColumnArtifact(`${r.schema}.${r.name}`));
+      if (a) out.push(a);
+    }
+  }
+  return out;
+}
+
+/** `schema.table.column` is a column pgshift added (on the table, or inherited by one of its partitions). */
+async function addedKeyColumn(ctx: PlanContext, now: CatalogSnapshot, col: string): Promise<boolean> {
+  for (const k of await keyColumnArtifacts(ctx)) {
+    if (!k.added) continue;
+    const tbl = ownerTable(col);
+    if (col.slice(tbl.length + 1) !== k.column) continue;
+    for (let cur: string | null = tbl; cur; cur = (now.objects[`table ${cur}`]?.partitionOf as string | null) ?? null) if (cur === k.referencing) return true;
+  }
+  return false;
+}
+
 /**
  * Triggers and functions that the steps dropping the new tables remove themselves (with their own confirmation):
  * the auto-partition trigger and function of phase 2, the change-capture triggers of an online copy.
@@ -216,9 +241,14 @@ async function planCreated(ctx: PlanContext, exclude: ReadonlySet<string> = new 
   }
   for (const c of created) {
     // a view created by the migration is dropped whole: its columns are not "added to an existing table"
-    if (c.kind === 'column' && !onNew(c.name) && !views0.includes(ownerTable(c.name))) leftInPlace.push(`column ${c.name} was added to an existing table: left in place (its values are data)`);
+    if (c.kind === 'column' && !onNew(c.name) && !views0.includes(ownerTable(c.name)) && !(await addedKeyColumn(ctx, now, c.name))) leftInPlace.push(`column ${c.name} was added to an existing table: left in place (its values are data)`);
   }
   if (dropTables.length) statements.push(`DROP TABLE ${dropTables.map(q).join(', ')}`);
+  // key columns pgshift added to referencing tables (addKeyColumns): their trigger's function, and the column itself
+  for (const k of await keyColumnArtifacts(ctx)) {
+    statements.push(`DROP FUNCTION IF EXISTS ${q(k.function)}()`);
+    if (k.added && now.objects[`column ${k.referencing}.${k.column}`]) statements.push(`ALTER TABLE ${q(k.referencing)} DROP COLUMN ${ident(k.column)}`);
+  }
   for (const c of created) {
     if (c.kind !== 'function') continue;
     const fname = c.name.slice(0, c.name.indexOf('('));
@@ -267,6 +297,13 @@ function createdStep(targetSteps: boolean): Step {
     for (const l of p.leftInPlace) ctx.log(l, 'warn');
     if (!p.statements.length) return { status: 'already-done', summary: 'nothing the migration created is left', warnings: p.leftInPlace };
     await ctx.db.ddl(p.statements, { stepId: ctx.stepId, signal: ctx.signal });
+    for (const t of ctx.tables) {
+      for (const ref of t.addKeyColumns) {
+        const r = parseQualified(ref);
+        await ctx.journal.deleteArtifact(keyColumnArtifact(`${r.schema}.${r.name}`));
+        await ctx.db.query(`DELETE FROM pgshift.checkpoints WHERE step_id = $1`, [keyColumnStepId(t, ref)], ctx.stepId);
+      }
+    }
     return { status: 'done', summary: `${p.statements.length} statement(s): created objects removed`, warnings: p.leftInPlace, data: { statements: p.statements, leftInPlace: p.leftInPlace } };
   },
   };

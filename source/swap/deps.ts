@@ -3,6 +3,7 @@ import type { Db } from '../db/session.js';
 import type { TablePlan } from '../plan/schema.js';
 import { ident, qname } from '../db/quote.js';
 import { withCatalogReader } from '../structure/definition.js';
+import { rootOf } from '../preflight.js';
 
 /**
  * Phase 4's discovery: everything that binds to the source table by OID and must follow it at the swap (views,
@@ -176,7 +177,7 @@ export async function functionsNaming(db: Db, t: TablePlan): Promise<string[]> {
 /** Inbound foreign keys of the source, and how each is carried to the new table (which needs the partition key). */
 export async function planInboundFks(db: Db, q: Q, t: TablePlan, oid: number, targetOid: number | null): Promise<{ fks: FkPlan[]; problems: string[] }> {
   const rows = await q(
-    `SELECT n.nspname AS s, c.relname AS n, k.conname, pg_get_constraintdef(k.oid) AS def, k.convalidated AS valid,
+    `SELECT n.nspname AS s, c.relname AS n, k.conrelid::int AS relid, k.conname, pg_get_constraintdef(k.oid) AS def, k.convalidated AS valid,
             k.confmatchtype AS m, k.confupdtype AS u, k.confdeltype AS d, k.condeferrable AS deferrable, k.condeferred AS deferred,
             ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY x(n, i) JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = x.n ORDER BY x.i) AS cols,
             ARRAY(SELECT a.attname::text FROM unnest(k.confkey) WITH ORDINALITY x(n, i) JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = x.n ORDER BY x.i) AS refcols
@@ -199,7 +200,9 @@ export async function planInboundFks(db: Db, q: Q, t: TablePlan, oid: number, ta
     let matchFull = r.m === 'f';
     const changes: string[] = [];
     if (!refcols.includes(t.key)) {
-      const mapped = t.inboundKeyColumns[`${schema}.${table}`] ?? t.inboundKeyColumns[table];
+      // a partition's FK: the mapping may name its partitioned parent (where the column was added)
+      const root = await rootOf(db, Number(r.relid));
+      const mapped = t.inboundKeyColumns[`${schema}.${table}`] ?? t.inboundKeyColumns[table] ?? t.inboundKeyColumns[`${root.schema}.${root.name}`];
       const candidate = mapped ?? t.key;
       const has = await db.read<{ ok: boolean }>(
         `SELECT EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
