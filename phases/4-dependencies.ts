@@ -2,7 +2,7 @@ import type { Phase, PlanContext, Step, StepContext } from '../source/engine/typ
 import type { TablePlan } from '../source/plan/schema.js';
 import { qname } from '../source/db/quote.js';
 import { tableExists } from '../source/db/catalog.js';
-import { discoverDependencies, fkMismatches, fkNullKeys, measureMaterializedViews, grantDiff, addFkSql, type DependencyRecord } from '../source/swap/deps.js';
+import { behaviourChanges, discoverDependencies, fkMismatches, fkNullKeys, measureMaterializedViews, grantDiff, addFkSql, type DependencyRecord } from '../source/swap/deps.js';
 import { depsArtifactKey, isSwapped } from '../source/swap/swap.js';
 import { sqlFileSteps } from './2-structure.js';
 
@@ -18,11 +18,22 @@ function dependenciesStep(t: TablePlan): Step {
     id: dependenciesStepId(t),
     phase: 4,
     title: `Dependencies of ${name(t)}: views, foreign keys, sequences (re-pointed at the swap)`,
-    async preview() {
-      return [
+    async preview(ctx: PlanContext) {
+      const out = [
         `-- reads pg_depend/pg_rewrite (views, recursively), pg_constraint (inbound FKs), pg_proc (functions naming ${t.table}), owned sequences`,
         `-- records each view's definition now, while it still names ${name(t)}; nothing changes until the swap (phase 5)`,
       ];
+      // the behaviour changes the swap will bring, said in the dry run too
+      try {
+        if (!(await isSwapped(ctx.db, t))) {
+          const found = await discoverDependencies(ctx.db, t);
+          for (const fk of found.record.fks) out.push(`-- ${fk.schema}.${fk.table}.${fk.name} → ${addFkSql(fk, t.schema, t.table).replace(/^ALTER TABLE \S+ ADD CONSTRAINT \S+ /, '')}`);
+          out.push(...behaviourChanges(found.record).map((c) => `-- ${c}`));
+        }
+      } catch (e) {
+        out.push(`-- cannot read the dependencies yet: ${(e as Error).message}`);
+      }
+      return out;
     },
     async run(ctx: StepContext) {
       if (await isSwapped(ctx.db, t)) {

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { ConfirmRequest, Phase, PlanContext, Step, StepContext, StepResult } from '../source/engine/types.js';
 import type { TablePlan } from '../source/plan/schema.js';
+import { behaviourChanges } from '../source/swap/deps.js';
 import { ident, literal, qname } from '../source/db/quote.js';
 import { tableExists } from '../source/db/catalog.js';
 import { monitorSnapshot } from '../source/db/monitor.js';
@@ -106,6 +107,7 @@ function swapStep(t: TablePlan): Step {
         ...deps.fks.map((f) => `foreign key ${f.schema}.${f.table}.${f.name} is dropped and re-added NOT VALID on (${f.newColumns.join(', ')}); validated in the next step`),
         ...deps.sequences.map((s) => `sequence ${s.seqSchema}.${s.seqName}: ${s.kind === 'serial' && s.ownedByOld ? 'OWNED BY the new column, ' : ''}set past the highest value`),
         `after the commit every write to the new table is noted (trigger ${REVERSE_TRIGGER}) so a rollback can swap back without losing a row`,
+        ...behaviourChanges(deps, structure),
       ];
       const req: Omit<ConfirmRequest, 'stepId'> = { ...base, statements: outline.statements, impact };
       if (!prot.reportOk) return { ...req, refusal: `swap before the copy is verified: ${prot.reportWhy}` };

@@ -80,6 +80,10 @@ describe('a referencing table without the partition key: pgshift adds, fills and
     expect(out).toMatch(/✓ key-column:public\.rental:public\.payment {2}done: public\.payment\.rental_date added and filled: \d[\d,]* rows read, 1,500 set/);
     expect(out).toMatch(/behaviour change: .*re-created MATCH FULL \(was MATCH SIMPLE\) because rental_date is nullable/);
     expect(out).toMatch(/behaviour change: .*updating rental_date of a public\.rental row that is referenced now fails/);
+    // said in the dry run and in the swap's confirmation, before the swap
+    expect(dry.text()).toMatch(/-- behaviour change: public\.payment_p2022_01\.payment_p2022_01_rental_id_fkey: re-created MATCH FULL/);
+    expect(out).toMatch(/impact: behaviour change: the primary key of public\.rental becomes \(rental_id, rental_date\) — \(rental_id\) alone is no longer unique/);
+    expect(out).toMatch(/impact: behaviour change: public\.payment_p2022_03\.payment_p2022_03_rental_id_fkey: ON UPDATE NO ACTION \/ ON DELETE SET NULL kept/);
     expect(await rentalInvariant(db.client)).toEqual(before);
     // every payment with a rental carries its rental's date
     const wrong = await db.client.query(`SELECT count(*)::int AS n FROM payment p JOIN rental r USING (rental_id) WHERE p.rental_date IS DISTINCT FROM r.rental_date`);

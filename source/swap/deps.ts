@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Db } from '../db/session.js';
 import type { TablePlan } from '../plan/schema.js';
-import { ident, qname } from '../db/quote.js';
+import { ident, parseQualified, qname } from '../db/quote.js';
 import { withCatalogReader } from '../structure/definition.js';
 import { rootOf } from '../preflight.js';
 
@@ -209,7 +209,9 @@ export async function planInboundFks(db: Db, q: Q, t: TablePlan, oid: number, ta
                          WHERE n.nspname = $1 AND c.relname = $2 AND a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped) AS ok`,
         [schema, table, candidate],
       );
-      if (!has[0]!.ok) {
+      // addKeyColumns: phase 2 adds the column to the partitioned parent; the dry run plans with it
+      const willAdd = t.addKeyColumns.some((x) => { try { const q2 = parseQualified(x); return (q2.schema === root.schema && q2.name === root.name) || (q2.schema === schema && q2.name === table); } catch { return false; } });
+      if (!has[0]!.ok && !willAdd) {
         const refWhere = refcols.map((c, i) => `s.${ident(c)} = r.${ident(cols[i]!)}`).join(' AND ');
         problems.push(
           `${schema}.${table}.${String(r.conname)} references ${t.schema}.${t.table}(${refcols.join(', ')}), but ${schema}.${table} has no column ` +
@@ -224,7 +226,7 @@ export async function planInboundFks(db: Db, q: Q, t: TablePlan, oid: number, ta
       }
       newColumns = [...cols, candidate];
       newRefColumns = [...refcols, t.key];
-      const [nn] = await db.read<{ notnull: boolean }>(
+      const [nn] = !has[0]!.ok ? [{ notnull: false }] : await db.read<{ notnull: boolean }>(
         `SELECT a.attnotnull OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.convalidated
                  AND pg_get_constraintdef(k.oid) ~ ('^CHECK \\(\\(?' || quote_ident(a.attname) || ' IS NOT NULL\\)?\\)$')) AS notnull
            FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -394,4 +396,27 @@ export async function discoverDependencies(db: Db, t: TablePlan): Promise<{ reco
     record: { at: new Date().toISOString(), table: `${t.schema}.${t.table}`, target: `${t.schema}.${t.targetName}`, views, functions, fks, sequences },
     problems,
   };
+}
+
+/**
+ * Every behaviour change the swap brings, in words, for the swap's confirmation (and phase 4): the primary key and
+ * unique constraints gaining the partition key, inbound FKs gaining it (partition-key updates of referenced rows
+ * then fail), MATCH FULL where the added column is nullable, ON UPDATE/DELETE kept.
+ */
+export function behaviourChanges(
+  deps: Pick<DependencyRecord, 'fks' | 'table'>,
+  structureArtifact?: object | null,
+): string[] {
+  // phase 2's structure artifact (source/structure/build.ts) records these; older artifacts may lack them
+  const structure = structureArtifact as { pkChange?: { from: string[]; to: string[] } | null; uniqueChanges?: { name: string; from: string[]; to: string[] }[] } | null | undefined;
+  const out: string[] = [];
+  const pk = structure?.pkChange;
+  if (pk) {
+    out.push(`behaviour change: the primary key of ${deps.table} becomes (${pk.to.join(', ')}) — (${pk.from.join(', ')}) alone is no longer unique across partitions (PostgreSQL cannot enforce it on a partitioned table; a unique index per partition does not either)`);
+  }
+  for (const u of structure?.uniqueChanges ?? []) {
+    out.push(`behaviour change: unique ${u.name} becomes (${u.to.join(', ')}) — (${u.from.join(', ')}) alone is no longer unique across partitions`);
+  }
+  for (const f of deps.fks) for (const c of f.changes ?? []) out.push(`behaviour change: ${c}`);
+  return out;
 }
