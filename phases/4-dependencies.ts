@@ -78,6 +78,10 @@ function dependenciesStep(t: TablePlan): Step {
       if (record.views.some((v) => v.kind === 'm')) {
         record = { ...record, views: await measureMaterializedViews(ctx.db, record.views, { limitMs: MATVIEW_LIMIT_MS, stepId: ctx.stepId, signal: ctx.signal }) };
         for (const v of record.views.filter((x) => x.kind === 'm')) {
+          if (v.populated === false) {
+            ctx.log(`materialized view ${v.schema}.${v.name} was never populated (WITH NO DATA): the swap re-creates it WITH NO DATA, so no query runs under the lock and it stays unpopulated`);
+            continue;
+          }
           const what = `materialized view ${v.schema}.${v.name} is dropped and re-created WITH DATA inside the swap transaction, under its ACCESS EXCLUSIVE lock ` +
             `(it holds rows computed from the table and is bound to its OID; its ${v.indexes.length} index(es), ${v.grants.length} grant(s)${v.comment !== null ? ' and comment' : ''} are re-applied)`;
           if (v.measureError !== undefined) {

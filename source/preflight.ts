@@ -73,6 +73,8 @@ interface TableFacts {
   inbound: { name: string; table: string; schema: string; rel: string; root: string; cols: string[]; hasCol: string | null; col: string }[];
   views: string[]; triggers: string[]; rowTriggers: number; policies: number; rls: boolean; grants: string[]; publications: string[];
   identity: string[]; ownedSeqs: string[]; rowsEst: number; bytes: number;
+  /** CHECK constraints that are NOT VALID, with the number of rows violating them (the copy would be refused for those) */
+  notValid: { name: string; violating: number }[];
 }
 
 async function tableFacts(db: Db, t: TablePlan): Promise<TableFacts | null> {
@@ -141,6 +143,13 @@ async function tableFacts(db: Db, t: TablePlan): Promise<TableFacts | null> {
     `SELECT attname::text AS c, attidentity::text AS identity, pg_get_serial_sequence(quote_ident($2) || '.' || quote_ident($3), attname) AS seq
        FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, [oid, t.schema, t.table],
   );
+  const nv = await db.read<{ name: string; def: string }>(`SELECT conname::text AS name, pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = $1 AND contype = 'c' AND NOT convalidated ORDER BY 1`, [oid]);
+  const notValid: TableFacts['notValid'] = [];
+  for (const c of nv) {
+    const expr = c.def.replace(/^CHECK\s*/, '').replace(/\s+NOT VALID$/, '');
+    const [{ n }] = await db.read<{ n: string }>(`SELECT count(*) AS n FROM ${quoteQ(t)} WHERE ${expr} IS FALSE`) as [{ n: string }];
+    notValid.push({ name: c.name, violating: Number(n) });
+  }
   let keyNulls: boolean | null = null;
   if (k && !k.notnull) {
     const [n] = await db.read<{ n: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${quoteQ(t)} WHERE ${quoteI(t.key)} IS NULL) AS n`);
@@ -153,7 +162,7 @@ async function tableFacts(db: Db, t: TablePlan): Promise<TableFacts | null> {
     grants: grants.map((g) => g.g), publications: pubs.map((p) => p.p),
     identity: ident.filter((i) => i.identity).map((i) => `${i.c} (identity ${i.identity === 'a' ? 'ALWAYS' : 'BY DEFAULT'})`),
     ownedSeqs: ident.filter((i) => !i.identity && i.seq).map((i) => `${i.seq} (owned by ${i.c})`),
-    rowsEst: Number(r.est), bytes: Number(r.bytes),
+    rowsEst: Number(r.est), bytes: Number(r.bytes), notValid,
   };
 }
 
@@ -309,6 +318,11 @@ function tableChecks(t: TablePlan, f: TableFacts | null, me: { u: string; su: bo
       checks.push(fail(check, `${names} (${fk.cols.join(', ')}) → ${name}: the FK to the partitioned table must include ${t.key}; ${root} has no column ${fk.col}`,
         `let pgshift add, fill and keep it filled: "addKeyColumns": ["${root}"] in this partition entry${fks.some((x) => x.rel !== root && `public.${x.rel}` !== root) ? ` (on the partitioned parent ${root}: PostgreSQL refuses ADD COLUMN on a partition)` : ''}; or, when ${root} holds the key under another name, "inboundKeyColumns": { "${root}": "<column>" }`));
     }
+  }
+  for (const c of f.notValid) {
+    checks.push(c.violating
+      ? fail(`${name}: CHECK ${c.name}`, `CHECK ${c.name} is NOT VALID and ${c.violating} row(s) violate it: the new table enforces it on the rows the copy inserts`, `fix those rows (SELECT … WHERE NOT (<check>)), or drop the constraint, before the migration`)
+      : pass(`${name}: CHECK ${c.name}`, `NOT VALID, no row violates it: kept NOT VALID on the new table`));
   }
   if (f.views.length) checks.push(warn(`${name}: dependent views`, `${f.views.join(', ')}: they follow the table's OID through a rename; phase 4/5 recreate them against the new table`));
   else checks.push(pass(`${name}: dependent views`, 'none'));

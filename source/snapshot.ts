@@ -43,7 +43,7 @@ async function collect(q: Q, schemas: string[] | null): Promise<CatalogSnapshot>
             CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END AS bound,
             (SELECT pn.nspname || '.' || pc.relname FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent
                JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE i.inhrelid = c.oid AND c.relispartition) AS parent,
-            CASE WHEN c.relkind IN ('v','m') THEN pg_get_viewdef(c.oid, true) END AS viewdef
+            CASE WHEN c.relkind IN ('v','m') THEN pg_get_viewdef(c.oid, true) END AS viewdef, c.relispopulated AS populated
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = ANY($1::text[]) AND c.relkind IN ('r','p','v','m','S','f')
         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`,
@@ -54,7 +54,7 @@ async function collect(q: Q, schemas: string[] | null): Promise<CatalogSnapshot>
     put(`${kind} ${r.s}.${r.n}`, {
       relkind: r.k, owner: r.owner, acl: sortAcl(r.acl), rls: r.rls, forceRls: r.force_rls, options: r.options ?? null,
       comment: r.comment ?? null, partitionKey: r.partkey ?? null, partitionOf: r.parent ?? null, bound: r.bound ?? null,
-      definition: r.viewdef ?? null,
+      definition: r.viewdef ?? null, ...(r.k === 'm' ? { populated: r.populated } : {}),
     });
   }
 

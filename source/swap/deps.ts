@@ -35,6 +35,8 @@ export interface ViewDep {
   readonly refreshRows?: number;
   /** why it could not be measured (the query failed in a READ ONLY transaction, e.g. it calls a writing function) */
   readonly measureError?: string;
+  /** materialized views only: false when it was created WITH NO DATA and never refreshed (re-created the same way) */
+  readonly populated?: boolean;
 }
 
 export interface FkPlan {
@@ -77,6 +79,8 @@ export interface DependencyRecord {
   readonly functions: string[];
   readonly fks: FkPlan[];
   readonly sequences: SeqPlan[];
+  /** publications listing the table itself (not FOR ALL TABLES ones): a publication holds the table by OID */
+  readonly publications?: string[];
 }
 
 type Q = (sql: string, params?: unknown[]) => Promise<Record<string, unknown>[]>;
@@ -106,9 +110,9 @@ export async function dependentViews(q: Q, oid: number): Promise<ViewDep[]> {
      )
      SELECT c.oid, n.nspname AS s, c.relname AS n, c.relkind AS k, max(deps.depth) AS depth, pg_get_viewdef(c.oid, true) AS def,
             pg_get_userbyid(c.relowner) AS owner, c.reloptions::text[] AS options, c.relacl::text[] AS acl,
-            obj_description(c.oid, 'pg_class') AS comment
+            obj_description(c.oid, 'pg_class') AS comment, c.relispopulated AS populated
        FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_namespace n ON n.oid = c.relnamespace
-      GROUP BY c.oid, n.nspname, c.relname, c.relkind, c.relowner, c.reloptions, c.relacl
+      GROUP BY c.oid, n.nspname, c.relname, c.relkind, c.relowner, c.reloptions, c.relacl, c.relispopulated
       ORDER BY max(deps.depth), n.nspname, c.relname`,
     [oid],
   );
@@ -130,7 +134,7 @@ export async function dependentViews(q: Q, oid: number): Promise<ViewDep[]> {
     out.push({
       schema: String(r.s), name: String(r.n), kind, depth: Number(r.depth), definition: String(r.def).trim().replace(/;$/, ''),
       owner: String(r.owner), options: (r.options as string[] | null) ?? null, acl: (r.acl as string[] | null) ?? null,
-      comment: (r.comment as string | null) ?? null, grants, indexes,
+      comment: (r.comment as string | null) ?? null, grants, indexes, ...(kind === 'm' ? { populated: r.populated !== false } : {}),
     });
   }
   return out;
@@ -144,7 +148,7 @@ export async function dependentViews(q: Q, oid: number): Promise<ViewDep[]> {
 export async function measureMaterializedViews(db: Db, views: readonly ViewDep[], opts: { limitMs: number; stepId?: string | null; signal?: AbortSignal }): Promise<ViewDep[]> {
   const out: ViewDep[] = [];
   for (const v of views) {
-    if (v.kind !== 'm') { out.push(v); continue; }
+    if (v.kind !== 'm' || v.populated === false) { out.push(v); continue; }
     try {
       const r = await db.tx(async (tx) => {
         await tx.query('SET TRANSACTION READ ONLY');
@@ -392,8 +396,14 @@ export async function discoverDependencies(db: Db, t: TablePlan): Promise<{ reco
   });
   const functions = await functionsNaming(db, t);
   const sequences = await planSequences(db, t, oid);
+  const pubs = await db.read<{ p: string }>(
+    `SELECT p.pubname::text AS p FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid WHERE pr.prrelid = $1 ORDER BY 1`, [oid],
+  );
   return {
-    record: { at: new Date().toISOString(), table: `${t.schema}.${t.table}`, target: `${t.schema}.${t.targetName}`, views, functions, fks, sequences },
+    record: {
+      at: new Date().toISOString(), table: `${t.schema}.${t.table}`, target: `${t.schema}.${t.targetName}`, views, functions, fks, sequences,
+      publications: pubs.map((x) => x.p),
+    },
     problems,
   };
 }
@@ -404,7 +414,7 @@ export async function discoverDependencies(db: Db, t: TablePlan): Promise<{ reco
  * then fail), MATCH FULL where the added column is nullable, ON UPDATE/DELETE kept.
  */
 export function behaviourChanges(
-  deps: Pick<DependencyRecord, 'fks' | 'table'>,
+  deps: Pick<DependencyRecord, 'fks' | 'table' | 'publications'>,
   structureArtifact?: object | null,
 ): string[] {
   // phase 2's structure artifact (source/structure/build.ts) records these; older artifacts may lack them
@@ -418,5 +428,20 @@ export function behaviourChanges(
     out.push(`behaviour change: unique ${u.name} becomes (${u.to.join(', ')}) — (${u.from.join(', ')}) alone is no longer unique across partitions`);
   }
   for (const f of deps.fks) for (const c of f.changes ?? []) out.push(`behaviour change: ${c}`);
+  for (const p of deps.publications ?? []) {
+    out.push(`publication ${p} is moved to the new ${deps.table} inside the swap (and back by a rollback); unless ${p} has publish_via_partition_root = true, its changes are published under the partitions' names: subscribers must have those tables`);
+  }
+  return out;
+}
+
+/**
+ * Publications that list the table: the swap moves them to the table now under the original name (inside the swap
+ * transaction), the swap back moves them back. Without publish_via_partition_root the partitioned table's changes are
+ * published under its partitions' names (said before the swap).
+ */
+export function publicationSql(t: TablePlan, publications: readonly string[] | undefined, direction: 'forward' | 'back'): string[] {
+  const away = qname(t.schema, direction === 'forward' ? t.oldName : t.targetName);
+  const out: string[] = [];
+  for (const p of publications ?? []) out.push(`ALTER PUBLICATION ${ident(p)} DROP TABLE ${away}`, `ALTER PUBLICATION ${ident(p)} ADD TABLE ${qname(t.schema, t.table)}`);
   return out;
 }
