@@ -167,7 +167,7 @@ describe('preflight failures stop the run before anything changes', () => {
       expect(r.outcome.status).toBe('failed');
       const lines = problems(r.events);
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatch(/^public\.petri_observations: inbound FK from public\.petri_notes: petri_notes_observation_id_fkey \(observation_id\) → public\.petri_observations: .* has no column created_at — add created_at to public\.petri_notes, filled from/);
+      expect(lines[0]).toMatch(/^public\.petri_observations: inbound FK from public\.petri_notes: petri_notes_observation_id_fkey \(observation_id\) → public\.petri_observations: .* has no column created_at — let pgshift add, fill and keep it filled: "addKeyColumns": \["public\.petri_notes"\]/);
       expect(lines[0]).toContain('inboundKeyColumns');
     } finally {
       await db.client.query(`DROP TABLE public.petri_notes`);

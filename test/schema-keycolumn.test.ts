@@ -85,6 +85,10 @@ describe('a referencing table without the partition key: pgshift adds, fills and
     expect(out).toMatch(/impact: behaviour change: the primary key of public\.rental becomes \(rental_id, rental_date\) — \(rental_id\) alone is no longer unique/);
     expect(out).toMatch(/impact: behaviour change: public\.payment_p2022_03\.payment_p2022_03_rental_id_fkey: ON UPDATE NO ACTION \/ ON DELETE SET NULL kept/);
     expect(await rentalInvariant(db.client)).toEqual(before);
+    // the materialized view created WITH NO DATA was re-created at the swap, still unpopulated (nothing ran under the lock)
+    const mv = await db.client.query(`SELECT relispopulated AS p FROM pg_class WHERE oid = 'public.rental_by_month'::regclass`);
+    expect(mv.rows[0].p).toBe(false);
+    expect(out).toMatch(/materialized view public\.rental_by_month was never populated \(WITH NO DATA\): the swap re-creates it WITH NO DATA/);
     // every payment with a rental carries its rental's date
     const wrong = await db.client.query(`SELECT count(*)::int AS n FROM payment p JOIN rental r USING (rental_id) WHERE p.rental_date IS DISTINCT FROM r.rental_date`);
     expect(wrong.rows[0].n).toBe(0);

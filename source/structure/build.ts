@@ -1,5 +1,5 @@
 import type { Db, Tx } from '../db/session.js';
-import { ident, qname, parseQualified } from '../db/quote.js';
+import { ident, literal, qname, parseQualified } from '../db/quote.js';
 import type { TablePlan } from '../plan/schema.js';
 import type { Journal } from '../engine/journal.js';
 import { readTableDef, type TableDef } from './definition.js';
@@ -150,6 +150,17 @@ export async function createPartition(tx: Tx, schema: string, parent: string, p:
     }
   }
   await tx.query(`CREATE TABLE ${qname(schema, p.name)} PARTITION OF ${parentQ} ${p.bound}`);
+  // like its siblings: the parent's owner, and the storage parameters / replica identity of an existing partition
+  const [like] = (await tx.query<{ owner: string; me: string; opts: string[] | null; ri: string }>(
+    `SELECT pg_get_userbyid(c.relowner)::text AS owner, current_user::text AS me,
+            (SELECT s.reloptions::text[] FROM pg_inherits i JOIN pg_class s ON s.oid = i.inhrelid WHERE i.inhparent = c.oid AND s.relname <> $2 ORDER BY s.relname LIMIT 1) AS opts,
+            (SELECT s.relreplident::text FROM pg_inherits i JOIN pg_class s ON s.oid = i.inhrelid WHERE i.inhparent = c.oid AND s.relname <> $2 ORDER BY s.relname LIMIT 1) AS ri
+       FROM pg_class c WHERE c.oid = $1::regclass`,
+    [parentQ, p.name],
+  )).rows;
+  if (like?.opts?.length) await tx.query(`ALTER TABLE ${qname(schema, p.name)} SET (${like.opts.map((o) => { const i = o.indexOf('='); return `${o.slice(0, i)} = ${literal(o.slice(i + 1))}`; }).join(', ')})`);
+  if (like?.ri === 'f') await tx.query(`ALTER TABLE ${qname(schema, p.name)} REPLICA IDENTITY FULL`);
+  if (like && like.owner !== like.me) await tx.query(`ALTER TABLE ${qname(schema, p.name)} OWNER TO ${ident(like.owner)}`);
   if (moved > 0) {
     await tx.query(`INSERT INTO ${parentQ} (${def!.cols}) OVERRIDING SYSTEM VALUE SELECT ${def!.cols} FROM pg_temp.pgshift_move`);
     await tx.query(`DROP TABLE pg_temp.pgshift_move`);
