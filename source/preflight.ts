@@ -330,7 +330,7 @@ function tableChecks(t: TablePlan, f: TableFacts | null, me: { u: string; su: bo
   checks.push(pass(`${name}: RLS`, `${f.rls ? 'enabled' : 'disabled'}, ${plural(f.policies, 'policy', 'policies')}: recreated on the new table (LIKE would not)`));
   checks.push(pass(`${name}: grants`, f.grants.length ? `to ${f.grants.join(', ')}: re-granted on the new table` : 'none besides the owner'));
   if (f.publications.length) {
-    checks.push(warn(`${name}: publications`, `in ${f.publications.join(', ')}: a publication holds the table by OID; add the new table (and its partitions, publish_via_partition_root) after the swap`));
+    checks.push(warn(`${name}: publications`, `in ${f.publications.join(', ')}: a publication holds the table by OID; the swap moves it to the new table (and a rollback back); without publish_via_partition_root its changes are published under the partitions' names`));
   }
   if (f.identity.length || f.ownedSeqs.length) {
     checks.push(pass(`${name}: sequences`, [...f.identity.map((i) => `${i}: the new table gets its own sequence, set past max at the swap`), ...f.ownedSeqs.map((s) => `${s}: kept as the default, ownership moves at the swap`)].join('; ')));
