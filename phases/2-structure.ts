@@ -264,7 +264,7 @@ function keyColumnStep(t: TablePlan, ref: string): Step {
       let updated = cp?.position.updated ?? 0;
       if (cp) ctx.log(`resuming the fill of ${k.schema}.${k.table}.${k.column} after ${read.toLocaleString('en-US')} rows`);
       for (;;) {
-        if (ctx.signal.aborted) return { status: 'done', summary: `stopped after ${read.toLocaleString('en-US')} rows; a new run continues from the checkpoint` };
+        if (ctx.signal.aborted) return { status: 'skipped', summary: `stopped after ${read.toLocaleString('en-US')} rows; a new run continues from the checkpoint` };
         let n = 0;
         await ctx.db.tx(async (tx) => {
           const r = await tx.query<{ n: number; updated: number; last: string | null }>(fillBatchSql(t, k, after !== null, ctx.plan.copy.batchRows), after ?? []);
