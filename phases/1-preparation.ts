@@ -4,11 +4,15 @@ import type { Phase, Step, StepContext, StepResult } from '../source/engine/type
 import { dataVolume, foreignKeys } from '../source/db/catalog.js';
 import { ident, qname } from '../source/db/quote.js';
 import { snapshotStep } from './steps/snapshot.js';
-import { runPreflight, summarize } from '../source/preflight.js';
+import { problemLine, runPreflight, summarize } from '../source/preflight.js';
 import {
   backupChildEnv, backupFileName, restoreInto, restoreList, runPgDump, sha256File, tocHas, toolVersion,
 } from '../source/backup.js';
 import { fmtBytes } from '../source/format.js';
+import { sideRestoreCommands, testSideRestore } from '../source/restore.js';
+
+/** pgshift's scratch schema for restoring one table (the rollback after a drop; verify: 'restore'). */
+export const SIDE_SCHEMA = 'pgshift_side';
 
 // ---------------------------------------------------------------------------------------------------------------
 // 1. preflight
@@ -25,14 +29,20 @@ const preflightStep: Step = {
     const checks = await runPreflight({ db: ctx.db, plan: ctx.plan, planDir: ctx.planDir, tables: ctx.tables, serverMajor: ctx.serverMajor, skipBackup: ctx.overrides.has('skip-backup') });
     const failed = checks.filter((c) => c.status === 'fail');
     const warnings = checks.filter((c) => c.status === 'warn').map((c) => `${c.check}: ${c.detail}`);
-    const tables = [{ title: 'Preflight', columns: ['check', 'status', 'detail'], rows: checks.map((c) => [c.check, c.status, c.detail]) }];
+    const table = { title: 'Preflight', columns: ['check', 'status', 'detail', 'hint'], rows: checks.map((c) => [c.check, c.status, c.detail, c.hint ?? '']) };
+    if (!failed.length) return { status: 'done', summary: summarize(checks), tables: [table], warnings, data: { checks } };
+    // one line per problem (cause — hint); the full table stays in the journal (pgshift status, --json)
+    for (const c of failed) ctx.log(problemLine(c), 'error');
+    const states = await ctx.journal.stepStates();
+    const changed = [...states].some(([id, st]) => st.status === 'done' && !/^(preflight$|report:|backup:|snapshot:)/.test(id));
     return {
       status: 'done',
       summary: summarize(checks),
-      tables,
       warnings,
       data: { checks },
-      failed: failed.length ? `preflight failed, nothing was changed: ${failed.map((c) => `${c.check}: ${c.detail}`).join('; ')}` : undefined,
+      failed: `preflight: ${failed.length} problem${failed.length === 1 ? '' : 's'} (above)${changed ? '' : ', nothing was changed'}`,
+      failedDetail: `preflight failed${changed ? '' : ', nothing was changed'}:\n${failed.map(problemLine).join('\n')}`,
+      nothingChanged: !changed,
     };
   },
 };
@@ -152,7 +162,10 @@ const verifyStep: Step = {
   title: 'Verify the backup (pg_restore --list, checksum, optional test restore)',
   async preview(ctx) {
     const out = ['pg_restore --list <backup file>', '-- sha256 of the file compared with the one recorded'];
-    if (ctx.plan.backup.verify === 'restore') out.push('CREATE DATABASE pgshift_verify_<n>', 'pg_restore --exit-on-error --no-owner --dbname=pgshift_verify_<n> <backup file>', '-- exact row counts compared', 'DROP DATABASE pgshift_verify_<n>');
+    if (ctx.plan.backup.verify === 'restore') {
+      out.push('CREATE DATABASE pgshift_verify_<n>', 'pg_restore --exit-on-error --no-owner --dbname=pgshift_verify_<n> <backup file>', '-- exact row counts compared', 'DROP DATABASE pgshift_verify_<n>');
+      for (const t of ctx.tables) out.push(`CREATE SCHEMA ${SIDE_SCHEMA}`, ...sideRestoreCommands('<backup file>', SIDE_SCHEMA, `${t.schema}.${t.table}`), `DROP SCHEMA ${SIDE_SCHEMA} CASCADE`);
+    }
     return out;
   },
   async run(ctx): Promise<StepResult> {
@@ -213,6 +226,12 @@ const verifyStep: Step = {
         }
         if (diffs.length) return failWith(`row counts differ after the test restore: ${diffs.join('; ')}`);
         ctx.log(`test restore: ${tables.filter((t) => t.rows !== undefined).length} tables, exact row counts equal to the dump's snapshot`);
+        // the rollback's own path (after a drop): each migrated table alone, into a side schema of this database
+        const side = await testSideRestore(ctx.db, {
+          file: a.file, side: SIDE_SCHEMA, tables: ctx.tables.map((t) => ({ schema: t.schema, table: t.table })), expected: a.snapshotCounts,
+          lockTimeoutMs: ctx.plan.locks.timeoutMs * 5, signal: ctx.signal, stepId: ctx.stepId,
+        });
+        for (const x of side) ctx.log(`side restore (the rollback's path): ${x.table} restored alone into schema ${SIDE_SCHEMA} (${x.items} archive entries), ${x.rows.toLocaleString('en-US')} rows as the dump counted; schema dropped`);
       } catch (e) {
         return failWith(`test restore failed: ${(e as Error).message}`);
       } finally {

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Phase, PhaseId, PlanContext, Step, StepContext, StepResult, ReportTable } from '../source/engine/types.js';
 import type { TablePlan } from '../source/plan/schema.js';
-import { qname } from '../source/db/quote.js';
+import { ident, qname } from '../source/db/quote.js';
+import { describeKeyColumn, fillBatchSql, keyColumnArtifact, keyColumnDdl, keyColumnStepId, planKeyColumn, type KeyColumnArtifact } from '../source/structure/keycolumn.js';
 import { readTableDef } from '../source/structure/definition.js';
 import { buildStructureDdl, deferredNote } from '../source/structure/ddl.js';
 import {
@@ -223,6 +224,83 @@ function structureStep(t: TablePlan): Step {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Referencing tables without the partition key (plan: addKeyColumns)
+
+function keyColumnStep(t: TablePlan, ref: string): Step {
+  const id = keyColumnStepId(t, ref);
+  return {
+    id,
+    phase: 2,
+    title: `Key column for ${ref}: ${t.key} of the ${t.schema}.${t.table} row it references, filled and kept filled`,
+    async preview(ctx) {
+      const k = await planKeyColumn(ctx.db, t, ref);
+      if (typeof k === 'string') return [`-- ${k}`];
+      return [`-- ${describeKeyColumn(t, k)}`, ...keyColumnDdl(t, k), `-- then, batch after batch (one transaction each, checkpointed): ${fillBatchSql(t, k, true, ctx.plan.copy.batchRows).replace(/\s+/g, ' ')}`];
+    },
+    async run(ctx: StepContext): Promise<StepResult> {
+      if ((await relkindOf(ctx, t.schema, t.table)) === 'p') return { status: 'already-done', summary: `${t.schema}.${t.table} is already the partitioned table (swapped)` };
+      const k = await planKeyColumn(ctx.db, t, ref);
+      if (typeof k === 'string') return { status: 'done', failed: k, nothingChanged: false };
+      const onRetry = (r: { error: string; attempt: number; attempts: number; waitMs: number }) =>
+        ctx.log(`lock not available (${r.error}); retry ${r.attempt}/${r.attempts} in ${r.waitMs} ms`, 'warn');
+      const artKey = keyColumnArtifact(`${k.schema}.${k.table}`);
+      const prior = await ctx.journal.getArtifact<KeyColumnArtifact>(artKey);
+      ctx.log(describeKeyColumn(t, k));
+      // the trigger first: from then on every new or changed row is filled by the database itself; then the backlog
+      await ctx.db.tx(async (tx) => {
+        for (const q of keyColumnDdl(t, k)) await tx.query(q);
+        const art: KeyColumnArtifact = {
+          referencing: `${k.schema}.${k.table}`, column: k.column, added: prior?.added ?? !k.exists, function: `pgshift.${k.functionName}`, trigger: k.triggerName, source: `${t.schema}.${t.table}`,
+        };
+        await ctx.journal.setArtifact(artKey, art, tx);
+      }, { stepId: id, signal: ctx.signal, onRetry });
+      const [est] = await ctx.db.read<{ n: string }>(
+        `SELECT greatest(coalesce(sum(greatest(c.reltuples, 0)), 0), 0)::bigint AS n FROM pg_class c
+          WHERE c.oid = $1::regclass OR c.oid IN (WITH RECURSIVE d(oid) AS (SELECT inhrelid FROM pg_inherits WHERE inhparent = $1::regclass UNION SELECT i.inhrelid FROM pg_inherits i JOIN d ON i.inhparent = d.oid) SELECT oid FROM d)`,
+        [qname(k.schema, k.table)],
+      );
+      const total = Number(est!.n);
+      const cp = await ctx.journal.getCheckpoint<{ after: unknown[] | null; done?: boolean; updated: number }>(id);
+      if (cp?.position.done) return { status: 'already-done', summary: `${k.schema}.${k.table}.${k.column} filled (${cp.rowsDone.toLocaleString('en-US')} rows read)` };
+      let after = cp?.position.after ?? null;
+      let read = cp?.rowsDone ?? 0;
+      let updated = cp?.position.updated ?? 0;
+      if (cp) ctx.log(`resuming the fill of ${k.schema}.${k.table}.${k.column} after ${read.toLocaleString('en-US')} rows`);
+      for (;;) {
+        if (ctx.signal.aborted) return { status: 'skipped', summary: `stopped after ${read.toLocaleString('en-US')} rows; a new run continues from the checkpoint` };
+        let n = 0;
+        await ctx.db.tx(async (tx) => {
+          const r = await tx.query<{ n: number; updated: number; last: string | null }>(fillBatchSql(t, k, after !== null, ctx.plan.copy.batchRows), after ?? []);
+          const row = r.rows[0]!;
+          n = row.n;
+          updated += row.updated;
+          read += n;
+          const last = row.last ? (JSON.parse(row.last) as Record<string, unknown>) : null;
+          after = last ? k.rowKey.map((c) => last[c]) : after;
+          await ctx.journal.setCheckpoint(tx, id, { after, done: n < ctx.plan.copy.batchRows, updated }, read);
+        }, { stepId: id, signal: ctx.signal, onRetry });
+        ctx.progress({ done: read, total: Math.max(total, read), unit: 'rows', detail: `${k.schema}.${k.table}.${k.column}` });
+        if (n < ctx.plan.copy.batchRows) break;
+        if (ctx.plan.copy.pauseMs) await new Promise((r) => setTimeout(r, ctx.plan.copy.pauseMs));
+      }
+      const set = k.fkColumns.map((c) => `${ident(c)} IS NOT NULL`).join(' AND ');
+      const [left] = await ctx.db.read<{ n: string }>(`SELECT count(*) AS n FROM ${qname(k.schema, k.table)} WHERE ${set} AND ${ident(k.column)} IS NULL`);
+      if (Number(left!.n) > 0) ctx.log(`${left!.n} row(s) of ${k.schema}.${k.table} reference no ${t.schema}.${t.table} row (their FK is NOT VALID?): ${k.column} stays NULL there, and the new FK (MATCH FULL) would refuse them`, 'warn');
+      return {
+        status: 'done',
+        summary: `${k.schema}.${k.table}.${k.column} ${k.exists ? 'filled' : 'added and filled'}: ${read.toLocaleString('en-US')} rows read, ${updated.toLocaleString('en-US')} set; trigger ${k.triggerName} keeps it filled`,
+        data: { read, updated },
+      };
+    },
+  };
+}
+
+async function relkindOf(ctx: PlanContext, schema: string, name: string): Promise<string | null> {
+  const [r] = await ctx.db.read<{ k: string }>(`SELECT c.relkind::text AS k FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`, [schema, name]);
+  return r?.k ?? null;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 
 /** The seeds' pg_inherits query, for every target of the plan. */
 export async function partitionReport(ctx: PlanContext): Promise<ReportTable> {
@@ -263,6 +341,9 @@ export const structure: Phase = {
   id: 2,
   name: 'Structure',
   async plan(ctx) {
-    return [...sqlFileSteps(ctx.plan.sql.structure, 2), ...ctx.tables.map(structureStep), reportStep];
+    return [
+      ...sqlFileSteps(ctx.plan.sql.structure, 2), ...ctx.tables.map(structureStep),
+      ...ctx.tables.flatMap((t) => t.addKeyColumns.map((ref) => keyColumnStep(t, ref))), reportStep,
+    ];
   },
 };

@@ -2,7 +2,7 @@ import type { Phase, PlanContext, Step, StepContext } from '../source/engine/typ
 import type { TablePlan } from '../source/plan/schema.js';
 import { qname } from '../source/db/quote.js';
 import { tableExists } from '../source/db/catalog.js';
-import { discoverDependencies, fkMismatches, measureMaterializedViews, grantDiff, addFkSql, type DependencyRecord } from '../source/swap/deps.js';
+import { behaviourChanges, discoverDependencies, fkMismatches, fkNullKeys, measureMaterializedViews, grantDiff, addFkSql, type DependencyRecord } from '../source/swap/deps.js';
 import { depsArtifactKey, isSwapped } from '../source/swap/swap.js';
 import { sqlFileSteps } from './2-structure.js';
 
@@ -18,11 +18,22 @@ function dependenciesStep(t: TablePlan): Step {
     id: dependenciesStepId(t),
     phase: 4,
     title: `Dependencies of ${name(t)}: views, foreign keys, sequences (re-pointed at the swap)`,
-    async preview() {
-      return [
+    async preview(ctx: PlanContext) {
+      const out = [
         `-- reads pg_depend/pg_rewrite (views, recursively), pg_constraint (inbound FKs), pg_proc (functions naming ${t.table}), owned sequences`,
         `-- records each view's definition now, while it still names ${name(t)}; nothing changes until the swap (phase 5)`,
       ];
+      // the behaviour changes the swap will bring, said in the dry run too
+      try {
+        if (!(await isSwapped(ctx.db, t))) {
+          const found = await discoverDependencies(ctx.db, t);
+          for (const fk of found.record.fks) out.push(`-- ${fk.schema}.${fk.table}.${fk.name} → ${addFkSql(fk, t.schema, t.table).replace(/^ALTER TABLE \S+ ADD CONSTRAINT \S+ /, '')}`);
+          out.push(...behaviourChanges(found.record).map((c) => `-- ${c}`));
+        }
+      } catch (e) {
+        out.push(`-- cannot read the dependencies yet: ${(e as Error).message}`);
+      }
+      return out;
     },
     async run(ctx: StepContext) {
       if (await isSwapped(ctx.db, t)) {
@@ -38,6 +49,14 @@ function dependenciesStep(t: TablePlan): Step {
       let record = found.record;
       const warnings: string[] = [];
       for (const fk of record.fks) {
+        for (const c of fk.changes ?? []) warnings.push(`behaviour change: ${c}`);
+        const nulls = await fkNullKeys(ctx.db, fk);
+        if (nulls > 0) {
+          problems.push(
+            `${nulls.toLocaleString('en-US')} row(s) of ${fk.schema}.${fk.table} reference ${name(t)} but have no ${fk.newColumns.at(-1)}: the new foreign key (MATCH FULL, so it refuses what the old one refused) would never validate. ` +
+              `Fill the column first (or let pgshift do it: "addKeyColumns": ["${fk.schema}.${fk.table}"] in the plan)`,
+          );
+        }
         const bad = await fkMismatches(ctx.db, t, fk);
         if (bad > 0) {
           problems.push(
@@ -59,6 +78,10 @@ function dependenciesStep(t: TablePlan): Step {
       if (record.views.some((v) => v.kind === 'm')) {
         record = { ...record, views: await measureMaterializedViews(ctx.db, record.views, { limitMs: MATVIEW_LIMIT_MS, stepId: ctx.stepId, signal: ctx.signal }) };
         for (const v of record.views.filter((x) => x.kind === 'm')) {
+          if (v.populated === false) {
+            ctx.log(`materialized view ${v.schema}.${v.name} was never populated (WITH NO DATA): the swap re-creates it WITH NO DATA, so no query runs under the lock and it stays unpopulated`);
+            continue;
+          }
           const what = `materialized view ${v.schema}.${v.name} is dropped and re-created WITH DATA inside the swap transaction, under its ACCESS EXCLUSIVE lock ` +
             `(it holds rows computed from the table and is bound to its OID; its ${v.indexes.length} index(es), ${v.grants.length} grant(s)${v.comment !== null ? ' and comment' : ''} are re-applied)`;
           if (v.measureError !== undefined) {

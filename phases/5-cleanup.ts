@@ -1,5 +1,7 @@
+import fs from 'node:fs';
 import type { ConfirmRequest, Phase, PlanContext, Step, StepContext, StepResult } from '../source/engine/types.js';
 import type { TablePlan } from '../source/plan/schema.js';
+import { behaviourChanges } from '../source/swap/deps.js';
 import { ident, literal, qname } from '../source/db/quote.js';
 import { tableExists } from '../source/db/catalog.js';
 import { captureInstalled, captureReplayer, drainKnown, findCapture, removeCapture } from '../source/copy/online.js';
@@ -29,6 +31,15 @@ export interface BackupArtifact {
   readonly verifiedAt?: string;
 }
 
+/** The backup file's own time (its modification time), never a re-verification's. */
+function backupFileTime(file: string): string {
+  try {
+    return fs.statSync(file).mtime.toISOString().replace('T', ' ').slice(0, 19) + ' UTC';
+  } catch {
+    return 'at an unknown time (file missing)';
+  }
+}
+
 /** Protections shown with every destructive step of phase 5 and the rollback. */
 export async function protections(ctx: PlanContext, t?: TablePlan): Promise<{ lines: string[]; report: IntegrityReport | null; reportOk: boolean; reportWhy: string }> {
   const backup = await ctx.journal.getArtifact<BackupArtifact>('backup');
@@ -36,7 +47,7 @@ export async function protections(ctx: PlanContext, t?: TablePlan): Promise<{ li
   const lines: string[] = [];
   lines.push(
     backup?.file
-      ? `backup ${backup.file}${backup.bytes ? ` (${fmtBytes(backup.bytes)})` : ''}${backup.verified ? `, verified ${backup.verifiedAt ?? ''}` : ', NOT verified'}`
+      ? `backup ${backup.file}${backup.bytes ? ` (${fmtBytes(backup.bytes)})` : ''}, taken ${backupFileTime(backup.file)}${backup.verified ? `, verified ${backup.verifiedAt ?? ''}` : ', NOT verified'}`
       : 'no backup recorded in the journal',
   );
   let reportOk = false;
@@ -128,6 +139,7 @@ function swapStep(t: TablePlan): Step {
         ...deps.fks.map((f) => `foreign key ${f.schema}.${f.table}.${f.name} is dropped and re-added NOT VALID on (${f.newColumns.join(', ')}); validated in the next step`),
         ...deps.sequences.map((s) => `sequence ${s.seqSchema}.${s.seqName}: ${s.kind === 'serial' && s.ownedByOld ? 'OWNED BY the new column, ' : ''}set past the highest value`),
         `after the commit every key written to the new table is noted, one row per key (trigger ${REVERSE_TRIGGER}, SECURITY DEFINER: any role that may write the table may write through it) so a rollback can swap back without losing a row`,
+        ...behaviourChanges(deps, structure),
       ];
       const req: Omit<ConfirmRequest, 'stepId'> = { ...base, statements: outline.statements, impact };
       if (!prot.reportOk) return { ...req, refusal: `swap before the copy is verified: ${prot.reportWhy}` };

@@ -6,19 +6,21 @@ import { tableExists, triggerExists } from '../source/db/catalog.js';
 import { CAPTURE_TRIGGER, TRUNCATE_TRIGGER, captureInstalled, captureNames, findCapture, removeCapture, removeStatements } from '../source/copy/online.js';
 import { autoPlan, type StructureArtifact as BuiltStructure } from '../source/structure/build.js';
 import { AUTO_FUNCTION } from '../source/structure/autopartition.js';
+import { keyColumnArtifact, keyColumnStepId, type KeyColumnArtifact } from '../source/structure/keycolumn.js';
 import { copyStepId } from './3-data.js';
 import { dependenciesStepId, grantsStepId } from './4-dependencies.js';
 import { fmtDuration } from '../source/format.js';
 import { takeSnapshot, diffSnapshots, createdObjects, type CatalogSnapshot } from '../source/snapshot.js';
-import { restoreBackup, restoreCommand, sha256File } from '../source/restore.js';
+import { restoreTableToSide, sideRestoreCommands, sha256File } from '../source/restore.js';
 import {
-  isSwapped, validateForeignKey, swapArtifactKey, swapBackStatements, insertableColumns, depsArtifactKey, structureArtifactKey, relkind, type SwapArtifact,
+  isSwapped, validateForeignKey, renameSql, swapArtifactKey, swapBackStatements, insertableColumns, depsArtifactKey, structureArtifactKey, relkind, type SwapArtifact,
   applyReverse, reversePending, reverseCaptured, lockedTx, cutoverLockTimeout, CARRY_BACK,
 } from '../source/swap/swap.js';
 import { ApplyMeter, BudgetExceeded, applyBudget, converge, describeRates, startBackground, stopBackground, type Replayer } from '../source/copy/catchup.js';
 import { appTriggersKey, triggerList } from '../source/copy/app-triggers.js';
 import { SNAPSHOT_ARTIFACT } from './steps/snapshot.js';
-import { fkNeighbours, offerBlocker, protections, type BackupArtifact } from './5-cleanup.js';
+import { fkNeighbours, offerBlocker, protections } from './5-cleanup.js';
+import { SIDE_SCHEMA, type BackupArtifact as DumpArtifact } from './1-preparation.js';
 
 /**
  * Rollback, from any point, in reverse order of what happened:
@@ -29,7 +31,8 @@ import { fkNeighbours, offerBlocker, protections, type BackupArtifact } from './
  *     PLACE and reported: the plan has no down-migration, and dropping data is not a rollback's call to make;
  *  3. the new partitioned tables (a copy of the data) and the capture objects are dropped;
  *  4. foreign keys re-added NOT VALID are validated;
- *  5. when an old table was already dropped, only the backup can bring it back: restore:backup;
+ *  0. when an old table was already dropped, its backup comes back first — only that table, into a side schema,
+ *     checked, moved in as <table>_old — and the swap back refills it from the current table (no row lost);
  *  6. the catalog is compared with the snapshot taken before the migration; then the journal forgets the undone steps.
  */
 
@@ -39,8 +42,11 @@ function swapBackStep(t: TablePlan): Step {
   const build = async (ctx: PlanContext) => {
     const a = await ctx.journal.getArtifact<SwapArtifact>(swapArtifactKey(t));
     if (!a) return null;
+    // restored from the backup: it holds the rows of the backup's time, so it is refilled whole from the current table
+    const restored = await ctx.journal.getArtifact(restoredKey(t));
+    const eff = restored ? { ...a, reverseKey: null } : a;
     const cols = await insertableColumns(ctx.db, t.schema, t.oldName);
-    return { a, cols, statements: swapBackStatements(t, a, cols) };
+    return { a: eff, cols, restored: !!restored, statements: swapBackStatements(t, eff, cols) };
   };
   const replayer = (ctx: StepContext, a: SwapArtifact, cols: { name: string; identityAlways: boolean }[], lockTimeoutMs: number): Replayer => ({
     label: `${name(t)} → ${t.schema}.${t.oldName}`,
@@ -73,9 +79,11 @@ function swapBackStep(t: TablePlan): Step {
       return {
         kind: 'rollback', object: name(t), typed: false, statements: b.statements, protections: prot.lines,
         impact: [
-          pending === null
-            ? `no primary key: the old table is re-filled from the new one under the lock`
-            : `${pending} key(s) written since the swap (${b.a.at}) are carried back to ${t.schema}.${t.oldName}: in the background now, and only the remainder under the lock once it fits swap.maxLockMs ${ctx.plan.swap.maxLockMs} ms`,
+          b.restored
+            ? `${t.schema}.${t.oldName} was restored from the backup: it is refilled whole from ${name(t)} under the lock (every row written since the backup is kept)`
+            : pending === null
+              ? `no primary key: the old table is re-filled from the new one under the lock`
+              : `${pending} key(s) written since the swap (${b.a.at}) are carried back to ${t.schema}.${t.oldName}: in the background now, and only the remainder under the lock once it fits swap.maxLockMs ${ctx.plan.swap.maxLockMs} ms`,
           `${name(t)} is the original table again; ${t.schema}.${t.targetName} is the partitioned copy again`,
           ...((b.a.oldTriggers ?? []).length ? [`application trigger(s) ${triggerList(b.a.oldTriggers ?? [])} of the original table (disabled since the swap, so the carry-back does not fire them) are restored as they were`] : []),
           ...b.a.views.map((v) => `view ${v.schema}.${v.name} re-created against the original table`),
@@ -126,6 +134,7 @@ function swapBackStep(t: TablePlan): Step {
       const held = r.lockHeldMs;
       ctx.log(`exclusive lock held ${held} ms (LOCK to COMMIT); ${underLock} change(s) applied under the lock`);
       await ctx.journal.deleteArtifact(swapArtifactKey(t));
+      await ctx.journal.deleteArtifact(restoredKey(t));
       await ctx.journal.setArtifact(`swapped-back:${name(t)}`, { at: new Date().toISOString(), lockHeldMs: held, fks: b.a.fks, changesUnderLock: underLock });
       return {
         status: 'done', summary: `swapped back in ${r.attempts} attempt(s); exclusive lock held ${held} ms; ${underLock} change(s) applied under the lock`,
@@ -152,6 +161,30 @@ function familyOf(snap: CatalogSnapshot, tables: readonly TablePlan[]): Set<stri
 const ownerTable = (n: string) => n.slice(0, n.lastIndexOf('.'));
 
 interface CreatedPlan { statements: string[]; leftInPlace: string[]; }
+
+/** Every key column pgshift added or filled for the plan's tables (addKeyColumns). */
+async function keyColumnArtifacts(ctx: PlanContext): Promise<KeyColumnArtifact[]> {
+  const out: KeyColumnArtifact[] = [];
+  for (const t of ctx.tables) {
+    for (const ref of t.addKeyColumns) {
+      const r = parseQualified(ref);
+      const a = await ctx.journal.getArtifact<KeyColumnArtifact>(keyColumnArtifact(`${r.schema}.${r.name}`));
+      if (a) out.push(a);
+    }
+  }
+  return out;
+}
+
+/** `schema.table.column` is a column pgshift added (on the table, or inherited by one of its partitions). */
+async function addedKeyColumn(ctx: PlanContext, now: CatalogSnapshot, col: string): Promise<boolean> {
+  for (const k of await keyColumnArtifacts(ctx)) {
+    if (!k.added) continue;
+    const tbl = ownerTable(col);
+    if (col.slice(tbl.length + 1) !== k.column) continue;
+    for (let cur: string | null = tbl; cur; cur = (now.objects[`table ${cur}`]?.partitionOf as string | null) ?? null) if (cur === k.referencing) return true;
+  }
+  return false;
+}
 
 /**
  * Triggers and functions that the steps dropping the new tables remove themselves (with their own confirmation):
@@ -192,7 +225,9 @@ async function planCreated(ctx: PlanContext, exclude: ReadonlySet<string> = new 
   if (!before) return null;
   const now = await takeSnapshot(ctx.db);
   const fam = familyOf(now, ctx.tables);
-  const created = createdObjects(before, now).filter((c) => !exclude.has(`${c.kind} ${c.name}`));
+  // a partition's inherited constraints, indexes and triggers go with their parent's: never dropped one by one
+  // (PostgreSQL refuses: "cannot drop inherited constraint")
+  const created = createdObjects(before, now).filter((c) => !exclude.has(`${c.kind} ${c.name}`) && !c.info.inherited);
   const newTables = new Set(created.filter((c) => c.kind === 'table').map((c) => c.name));
   const dropTables: string[] = [];
   const leftInPlace: string[] = [];
@@ -255,9 +290,14 @@ async function planCreated(ctx: PlanContext, exclude: ReadonlySet<string> = new 
   }
   for (const c of created) {
     // a view created by the migration is dropped whole: its columns are not "added to an existing table"
-    if (c.kind === 'column' && !onNew(c.name) && !views0.includes(ownerTable(c.name))) leftInPlace.push(`column ${c.name} was added to an existing table: left in place (its values are data)`);
+    if (c.kind === 'column' && !onNew(c.name) && !views0.includes(ownerTable(c.name)) && !(await addedKeyColumn(ctx, now, c.name))) leftInPlace.push(`column ${c.name} was added to an existing table: left in place (its values are data)`);
   }
   if (dropTables.length) statements.push(`DROP TABLE ${dropTables.map(q).join(', ')}`);
+  // key columns pgshift added to referencing tables (addKeyColumns): their trigger's function, and the column itself
+  for (const k of await keyColumnArtifacts(ctx)) {
+    statements.push(`DROP FUNCTION IF EXISTS ${q(k.function)}()`);
+    if (k.added && now.objects[`column ${k.referencing}.${k.column}`]) statements.push(`ALTER TABLE ${q(k.referencing)} DROP COLUMN ${ident(k.column)}`);
+  }
   for (const c of created) {
     if (c.kind !== 'function') continue;
     const fname = c.name.slice(0, c.name.indexOf('('));
@@ -306,6 +346,13 @@ function createdStep(targetSteps: boolean): Step {
     for (const l of p.leftInPlace) ctx.log(l, 'warn');
     if (!p.statements.length) return { status: 'already-done', summary: 'nothing the migration created is left', warnings: p.leftInPlace };
     await ctx.db.ddl(p.statements, { stepId: ctx.stepId, signal: ctx.signal });
+    for (const t of ctx.tables) {
+      for (const ref of t.addKeyColumns) {
+        const r = parseQualified(ref);
+        await ctx.journal.deleteArtifact(keyColumnArtifact(`${r.schema}.${r.name}`));
+        await ctx.db.query(`DELETE FROM pgshift.checkpoints WHERE step_id = $1`, [keyColumnStepId(t, ref)], ctx.stepId);
+      }
+    }
     return { status: 'done', summary: `${p.statements.length} statement(s): created objects removed`, warnings: p.leftInPlace, data: { statements: p.statements, leftInPlace: p.leftInPlace } };
   },
   };
@@ -471,53 +518,137 @@ const validateStep: Step = {
   },
 };
 
-const restoreStep: Step = {
-  id: 'restore:backup',
-  phase: 'rollback',
-  title: 'Restore the verified backup (an old table was already dropped: nothing else can bring it back)',
-  async preview(ctx) {
-    const b = await ctx.journal.getArtifact<BackupArtifact>('backup');
-    const [{ d }] = await ctx.db.read<{ d: string }>(`SELECT current_database() AS d`);
-    return [restoreCommand({ file: b?.file ?? '<backup file>', database: d! })];
-  },
-  async destructive(ctx) {
-    const b = await ctx.journal.getArtifact<BackupArtifact>('backup');
-    const [{ d }] = await ctx.db.read<{ d: string }>(`SELECT current_database() AS d`);
-    const base = { kind: 'restore' as const, object: d!, typed: true, statements: [restoreCommand({ file: b?.file ?? '', database: d! })], protections: (await protections(ctx)).lines };
-    if (!b?.file || !fs.existsSync(b.file)) return { ...base, impact: [], refusal: `no backup file to restore (${b?.file ?? 'none recorded'})` };
-    if (!b.verified) return { ...base, impact: [], refusal: `the backup ${b.file} was never verified` };
-    return {
-      ...base,
-      impact: [
-        `every object in the backup is dropped and re-created in database ${d} (--clean --if-exists), in one transaction`,
-        `every write made since the backup (${b.verifiedAt ?? 'time unknown'}) to those tables is LOST`,
-        'sessions using those tables are blocked while it runs',
-      ],
-    };
-  },
-  async run(ctx) {
-    const b = (await ctx.journal.getArtifact<BackupArtifact>('backup'))!;
-    if (b.sha256) {
-      const sha = await sha256File(b.file!);
-      if (sha !== b.sha256) return { status: 'done', failed: `the backup file changed since it was verified (sha256 ${sha.slice(0, 12)}… ≠ ${b.sha256.slice(0, 12)}…): not restoring it` };
-      ctx.log(`sha256 of ${b.file} matches the verified backup`);
-    }
-    const t0 = performance.now();
-    const command = restoreCommand({ file: b.file!, database: ctx.db.info.config.database ?? '' });
-    let r;
-    try {
-      r = await restoreBackup({
-        conn: ctx.db.info, file: b.file!, lockTimeoutMs: ctx.plan.locks.timeoutMs * 5, signal: ctx.signal,
-        onProgress: (done, total, detail) => ctx.progress({ done, total, unit: 'items', detail }),
-      });
-    } catch (e) {
-      await ctx.db.recordCommand(ctx.stepId, command, performance.now() - t0, (e as Error).message).catch(() => {});
-      throw e;
-    }
-    await ctx.db.recordCommand(ctx.stepId, command, performance.now() - t0);
-    return { status: 'done', summary: `restored ${r.items} archive item(s) from ${b.file} in ${fmtDuration(r.ms)}` };
-  },
-};
+export const restoredKey = (t: TablePlan) => `restored-old:${name(t)}`;
+
+/** The backup file's own time (its modification time), never the time it was re-verified. */
+export function backupFileTime(file: string): string {
+  try {
+    return fs.statSync(file).mtime.toISOString().replace('T', ' ').slice(0, 19) + ' UTC';
+  } catch {
+    return 'unknown (file missing)';
+  }
+}
+
+interface RestorePlan {
+  readonly backup: DumpArtifact & { file: string };
+  readonly swap: SwapArtifact;
+  readonly entries: { schema: string; table: string; indexes: string[]; identitySequences: string[] };
+  readonly columns: { name: string; type: string }[];
+  readonly moveIn: string[];
+  readonly expectedRows: number | undefined;
+}
+
+/**
+ * The old table came from the backup, not from a --clean restore of the whole database (which fails wherever
+ * partitioned tables have keys or are referenced): only its own archive entries, into a side schema, in one
+ * transaction; checked; then renamed and moved in as `<table>_old`, the state right before the drop — from which the
+ * swap back (refilled from the current table, so no row written since is lost) takes over.
+ */
+async function planRestore(ctx: PlanContext, t: TablePlan): Promise<RestorePlan | string> {
+  const backup = await ctx.journal.getArtifact<DumpArtifact>('backup');
+  if (!backup?.file || !fs.existsSync(backup.file)) return `no backup file to restore ${name(t)} from (${backup?.file ?? 'none recorded'})`;
+  if (!backup.verified) return `the backup ${backup.file} was never verified`;
+  const swap = await ctx.journal.getArtifact<SwapArtifact>(swapArtifactKey(t));
+  if (!swap) return `${t.schema}.${t.oldName} is gone and the journal has no record of the swap (artifact ${swapArtifactKey(t)}): pgshift cannot tell what to swap back; restore ${name(t)} from ${backup.file} by hand`;
+  const snap = await ctx.journal.getArtifact<CatalogSnapshot>(SNAPSHOT_ARTIFACT);
+  if (!snap) return 'no pre-migration catalog snapshot in the journal: nothing tells what the table looked like';
+  const full = name(t);
+  const indexes = Object.entries(snap.objects).filter(([k, v]) => k.startsWith('index ') && v.table === full).map(([k]) => k.slice(`index ${t.schema}.`.length));
+  const identitySequences = Object.entries(snap.objects)
+    .filter(([k, v]) => k.startsWith(`sequence ${t.schema}.`) && String(v.ownedBy ?? '').startsWith(`${full}.`) && String(v.ownedBy).endsWith(' (identity)'))
+    .map(([k]) => k.slice(`sequence ${t.schema}.`.length));
+  const columns = Object.entries(snap.objects)
+    .filter(([k]) => k.startsWith(`column ${full}.`))
+    .map(([k, v]) => ({ name: k.slice(`column ${full}.`.length), type: String(v.type), pos: Number(v.position) }))
+    .sort((x, y) => x.pos - y.pos)
+    .map(({ name: n, type }) => ({ name: n, type }));
+  const side = SIDE_SCHEMA;
+  const moveIn = [
+    `ALTER TABLE ${qname(side, t.table)} RENAME TO ${ident(t.oldName)}`,
+    ...swap.oldRenames.map((r) => renameSql(side, t.oldName, r)),
+    `ALTER TABLE ${qname(side, t.oldName)} SET SCHEMA ${ident(t.schema)}`,
+    `DROP SCHEMA ${ident(side)}`,
+  ];
+  return { backup: { ...backup, file: backup.file }, swap, entries: { schema: t.schema, table: t.table, indexes, identitySequences }, columns, moveIn, expectedRows: backup.snapshotCounts?.[full] };
+}
+
+function restoreOldStep(t: TablePlan): Step {
+  const preview = (p: RestorePlan) => [
+    `DROP SCHEMA IF EXISTS ${ident(SIDE_SCHEMA)} CASCADE  -- pgshift's scratch schema, left over only by an interrupted restore`,
+    `CREATE SCHEMA ${ident(SIDE_SCHEMA)}`,
+    ...sideRestoreCommands(p.backup.file, SIDE_SCHEMA, name(t)),
+    `-- checked: the columns of the pre-migration snapshot, ${p.expectedRows !== undefined ? `${p.expectedRows} rows as counted in the dump's snapshot` : 'the restored row count'}`,
+    ...p.moveIn,
+  ];
+  return {
+    id: `rollback:restore:${name(t)}`,
+    phase: 'rollback',
+    title: `Restore ${t.schema}.${t.oldName} from the backup (it was dropped), then swap back`,
+    async preview(ctx) {
+      const p = await planRestore(ctx, t);
+      return typeof p === 'string' ? [`-- ${p}`] : preview(p);
+    },
+    async destructive(ctx) {
+      if ((await relkind(ctx.db, t.schema, t.oldName)) !== null) return null;
+      const p = await planRestore(ctx, t);
+      const prot = (await protections(ctx, t)).lines;
+      if (typeof p === 'string') return { kind: 'restore', object: name(t), typed: true, statements: [], impact: [], protections: prot, refusal: p };
+      return {
+        kind: 'restore', object: name(t), typed: true, statements: preview(p), protections: prot,
+        impact: [
+          `${name(t)} as it was in the backup ${p.backup.file} (file written ${backupFileTime(p.backup.file)}) is restored into schema ${SIDE_SCHEMA} — only this table and what belongs to it; nothing else in the database is dropped or re-created`,
+          `checked against the pre-migration catalog, then moved in as ${t.schema}.${t.oldName} (the state before the drop)`,
+          `the next step swaps back and refills ${name(t)} from the current partitioned table: rows written since the backup are kept, not lost`,
+        ],
+      };
+    },
+    async run(ctx) {
+      if ((await relkind(ctx.db, t.schema, t.oldName)) !== null) return { status: 'already-done', summary: `${t.schema}.${t.oldName} exists` };
+      const p = await planRestore(ctx, t);
+      if (typeof p === 'string') return { status: 'done', failed: p };
+      const sha = await sha256File(p.backup.file);
+      if (p.backup.sha256 && sha !== p.backup.sha256) return { status: 'done', failed: `the backup file changed since it was verified (sha256 ${sha.slice(0, 12)}… ≠ ${p.backup.sha256.slice(0, 12)}…): not restoring it` };
+      ctx.log(`sha256 of ${p.backup.file} matches the verified backup (file written ${backupFileTime(p.backup.file)})`);
+      const onRetry = (i: { error: string; attempt: number; attempts: number; waitMs: number }) => ctx.log(`lock not granted (${i.error}); retry ${i.attempt}/${i.attempts} in ${i.waitMs} ms`, 'warn');
+      await ctx.db.ddl([`DROP SCHEMA IF EXISTS ${ident(SIDE_SCHEMA)} CASCADE`, `CREATE SCHEMA ${ident(SIDE_SCHEMA)}`], { stepId: ctx.stepId, signal: ctx.signal, onRetry });
+      const [qs] = await ctx.db.read<{ s: string; t: string; side: string; seqs: string[] }>(
+        `SELECT quote_ident($1) AS s, quote_ident($2) AS t, quote_ident($3) AS side, ARRAY(SELECT quote_ident(x) FROM unnest($4::text[]) x) AS seqs`,
+        [t.schema, t.table, SIDE_SCHEMA, p.entries.identitySequences],
+      );
+      const t0 = performance.now();
+      const cmd = sideRestoreCommands(p.backup.file, SIDE_SCHEMA, name(t)).join(' && ');
+      let r;
+      try {
+        r = await restoreTableToSide({
+          conn: ctx.db.info, file: p.backup.file, entries: p.entries, side: SIDE_SCHEMA, signal: ctx.signal, lockTimeoutMs: ctx.plan.locks.timeoutMs * 5,
+          quoted: { schema: qs!.s, table: qs!.t, side: qs!.side, sequences: qs!.seqs },
+        });
+      } catch (e) {
+        await ctx.db.recordCommand(ctx.stepId, cmd, performance.now() - t0, (e as Error).message).catch(() => {});
+        throw e;
+      }
+      await ctx.db.recordCommand(ctx.stepId, cmd, performance.now() - t0);
+      // checked before anything is moved: the columns as the snapshot had them, the rows as the dump counted them
+      const cols = await ctx.db.read<{ name: string; type: string }>(
+        `SELECT attname::text AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+        [qname(SIDE_SCHEMA, t.table)],
+      );
+      if (JSON.stringify(cols) !== JSON.stringify(p.columns)) {
+        return { status: 'done', failed: `the restored ${name(t)} does not have the columns of the pre-migration snapshot (${cols.map((c) => `${c.name} ${c.type}`).join(', ')} vs ${p.columns.map((c) => `${c.name} ${c.type}`).join(', ')}): left in schema ${SIDE_SCHEMA}, nothing moved` };
+      }
+      const [{ n }] = await ctx.db.read<{ n: string }>(`SELECT count(*) AS n FROM ${qname(SIDE_SCHEMA, t.table)}`) as [{ n: string }];
+      if (p.expectedRows !== undefined && Number(n) !== p.expectedRows) {
+        return { status: 'done', failed: `the restored ${name(t)} holds ${n} rows, the dump counted ${p.expectedRows}: left in schema ${SIDE_SCHEMA}, nothing moved` };
+      }
+      ctx.log(`restored ${r.items} archive entries of ${name(t)} into ${SIDE_SCHEMA} in ${fmtDuration(r.ms)}: columns match the snapshot, ${Number(n).toLocaleString('en-US')} rows${p.expectedRows !== undefined ? ' as the dump counted' : ''}`);
+      await ctx.db.tx(async (tx) => {
+        for (const s of p.moveIn) await tx.query(s);
+        await ctx.journal.setArtifact(restoredKey(t), { at: new Date().toISOString(), file: p.backup.file, rows: Number(n) }, tx);
+      }, { stepId: ctx.stepId, signal: ctx.signal, onRetry });
+      return { status: 'done', summary: `${t.schema}.${t.oldName} restored from ${p.backup.file} (${Number(n).toLocaleString('en-US')} rows, ${r.items} entries); the swap back refills it from ${name(t)}` };
+    },
+  };
+}
 
 const verifyStep: Step = {
   id: 'rollback:verify',
@@ -576,6 +707,12 @@ const verifyStep: Step = {
     // no copy position may survive: a new copy starts from the first row (a killed copy has a checkpoint but no step state)
     await ctx.db.query(`DELETE FROM pgshift.checkpoints`, [], ctx.stepId);
     await ctx.journal.deleteArtifact(SNAPSHOT_ARTIFACT);
+    // the backup describes the database before this migration: a new forward run must take its own, never reuse it
+    const backup = await ctx.journal.getArtifact('backup');
+    if (backup) {
+      await ctx.journal.setArtifact('backup:before-rollback', backup);
+      await ctx.journal.deleteArtifact('backup');
+    }
     return {
       status: 'done',
       summary: `catalog matches the pre-migration snapshot (${Object.keys(before.objects).length} objects)${kept.size ? `, except ${kept.size} table(s) left in place` : ''}; ${reset} step(s) reset in the journal`,
@@ -591,18 +728,15 @@ export const rollback: Phase = {
   async plan(ctx) {
     const steps: Step[] = [];
     const tables = [...ctx.tables].reverse();
-    let needsRestore = false;
     for (const t of tables) {
       const oldExists = (await relkind(ctx.db, t.schema, t.oldName)) !== null;
-      if ((await relkind(ctx.db, t.schema, t.table)) === 'p' && !oldExists) needsRestore = true;
-      else steps.push(swapBackStep(t));
+      // the old table was dropped: its backup comes back beside the current table, then the usual swap back
+      if ((await relkind(ctx.db, t.schema, t.table)) === 'p' && !oldExists) steps.push(restoreOldStep(t));
+      steps.push(swapBackStep(t));
     }
-    steps.push(createdStep(!needsRestore));
-    if (!needsRestore) {
-      for (const t of tables) steps.push(dropTargetStep(t));
-      steps.push(validateStep);
-    } else steps.push(restoreStep);
-    steps.push(verifyStep);
+    steps.push(createdStep(true));
+    for (const t of tables) steps.push(dropTargetStep(t));
+    steps.push(validateStep, verifyStep);
     return steps;
   },
 };

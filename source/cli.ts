@@ -155,6 +155,18 @@ async function cmdPlan(args: string[], io: Io): Promise<number> {
   const conn = resolveConnection(v.db as string | undefined, io.env);
   const engine = await Engine.open({ phases: PHASE_REGISTRY, conn, loaded, confirm: async () => ({ confirmed: false, method: 'declined', by: '' }), mode: 'plan', dryRun: true });
   try {
+    // what cannot run is refused here, before a backup or any change: the same checks as preflight's
+    if (!phases.includes('rollback') && phases.some((p) => (p as number) <= 3)) {
+      const { blockingChecks, problemLine } = await import('./preflight.js');
+      const refused = await blockingChecks(engine.db, loaded.tables);
+      if (refused.length) {
+        if (v.json) io.out(JSON.stringify({ refused: refused.map((c) => ({ check: c.check, cause: c.detail, hint: c.hint ?? null })) }, null, 2));
+        io.err(`pgshift: the plan cannot run on this database (${refused.length} problem${refused.length === 1 ? '' : 's'}; nothing was changed):`);
+        for (const c of refused) io.err(`  ✗ ${problemLine(c)}`);
+        io.err('hint: fix each problem above (or take the table out of the plan), then run pgshift plan again');
+        return EXIT.badInput;
+      }
+    }
     const preview = await engine.preview(phases);
     if (v.json) {
       io.out(JSON.stringify(preview.map((p) => ({ phase: p.phase.id, name: p.phase.name, steps: p.steps.map((s) => ({ id: s.step.id, title: s.step.title, statements: s.statements })) })), null, 2));
@@ -224,8 +236,10 @@ async function cmdStatus(args: string[], io: Io): Promise<number> {
       for (const l of renderTable({
         title: `Run ${r.run_id} steps`,
         columns: ['step', 'status', 'time', 'result'],
-        rows: s.map((x) => [x.step_id, x.status, x.duration_ms === null ? '' : fmtDuration(Number(x.duration_ms)), x.error ?? x.summary]),
+        rows: s.map((x) => [x.step_id, x.status, x.duration_ms === null ? '' : fmtDuration(Number(x.duration_ms)), (x.error ?? x.summary ?? '').split('\n')[0]!]),
       }, 90)) io.out(l);
+      // a failure with several lines (preflight: one per problem) in full
+      for (const x of s) if (x.error?.includes('\n')) for (const l of [`${x.step_id} (run ${r.run_id}):`, ...x.error.split('\n').slice(1).map((e) => `  ✗ ${e}`)]) io.out(l);
     }
     if (confs.length) {
       io.out('');

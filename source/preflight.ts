@@ -2,12 +2,13 @@ import path from 'node:path';
 import type { Db } from './db/session.js';
 import type { Plan, TablePlan } from './plan/schema.js';
 import { ident as quoteI, parseQualified, qname } from './db/quote.js';
-import { keyKind } from './structure/bounds.js';
+import { keyKind, rangeMismatch } from './structure/bounds.js';
 import { freeBytes, toolVersion, type ToolVersion } from './backup.js';
 import { fmtBytes } from './format.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail';
-export interface Check { readonly check: string; readonly status: CheckStatus; readonly detail: string }
+/** One preflight check; a failure carries a short cause (detail) and one hint (what to do). */
+export interface Check { readonly check: string; readonly status: CheckStatus; readonly detail: string; readonly hint?: string }
 
 export interface PreflightInput {
   readonly db: Db;
@@ -23,7 +24,7 @@ export interface PreflightInput {
 
 const pass = (check: string, detail: string): Check => ({ check, status: 'pass', detail });
 const warn = (check: string, detail: string): Check => ({ check, status: 'warn', detail });
-const fail = (check: string, detail: string): Check => ({ check, status: 'fail', detail });
+const fail = (check: string, detail: string, hint?: string): Check => (hint ? { check, status: 'fail', detail, hint } : { check, status: 'fail', detail });
 
 function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
@@ -55,9 +56,9 @@ export function versionChecks(major: number, tables: readonly TablePlan[], hasIn
 /** The pg_dump/pg_restore check: found, and a major ≥ the server's (an older pg_dump refuses a newer server). */
 export function toolCheck(tool: 'pg_dump' | 'pg_restore', v: ToolVersion | null, serverMajor: number): Check {
   const pkg = `postgresql-client-${serverMajor}`;
-  if (!v) return fail(`${tool} found`, `${tool} is not on PATH: install ${pkg} (Debian/Ubuntu) or the PostgreSQL ${serverMajor} client tools, or put them first on PATH`);
+  if (!v) return fail(`${tool} found`, `${tool} is not on PATH`, `install ${pkg} (Debian/Ubuntu) or the PostgreSQL ${serverMajor} client tools, or put them first on PATH`);
   if (v.major < serverMajor) {
-    return fail(`${tool} version`, `${tool} ${v.version} is older than the server (PostgreSQL ${serverMajor}): it refuses to dump a newer server; install ${pkg} and put its bin directory first on PATH`);
+    return fail(`${tool} version`, `${tool} ${v.version} is older than the server (PostgreSQL ${serverMajor}): it refuses to dump a newer server`, `install ${pkg} and put its bin directory first on PATH`);
   }
   return pass(`${tool} version`, `${tool} ${v.version} (server ${serverMajor})`);
 }
@@ -65,10 +66,15 @@ export function toolCheck(tool: 'pg_dump' | 'pg_restore', v: ToolVersion | null,
 interface TableFacts {
   exists: boolean; oid: number; owner: string; canOwn: boolean; relkind: string;
   keyType: string | null; keyNotNull: boolean; keyNulls: boolean | null;
+  /** what identifies a row: the primary key, else a unique index on NOT NULL columns (no expressions, no WHERE) */
+  rowKey: { kind: 'primary key' | 'unique index'; name: string; cols: string[] } | null;
   uniques: { name: string; type: string; cols: string[] }[];
-  inbound: { name: string; table: string; schema: string; rel: string; cols: string[]; hasCol: string | null }[];
+  /** root: the partitioned parent when the referencing table is a partition (columns can only be added there) */
+  inbound: { name: string; table: string; schema: string; rel: string; root: string; cols: string[]; hasCol: string | null; col: string }[];
   views: string[]; triggers: string[]; rowTriggers: number; policies: number; rls: boolean; grants: string[]; publications: string[];
   identity: string[]; ownedSeqs: string[]; rowsEst: number; bytes: number;
+  /** CHECK constraints that are NOT VALID, with the number of rows violating them (the copy would be refused for those) */
+  notValid: { name: string; violating: number }[];
 }
 
 async function tableFacts(db: Db, t: TablePlan): Promise<TableFacts | null> {
@@ -89,6 +95,7 @@ async function tableFacts(db: Db, t: TablePlan): Promise<TableFacts | null> {
        FROM pg_constraint WHERE conrelid = $1 AND contype IN ('p', 'u') ORDER BY contype, conname`,
     [oid],
   );
+  const rowKey = await rowKeyOf(db, oid);
   const inbound = await db.read<{ name: string; schema: string; table: string; rel: string; cols: string[]; relid: number }>(
     `SELECT con.conname AS name, con.conrelid::int AS relid, n.nspname::text AS schema, c.relname::text AS table, con.conrelid::regclass::text AS rel,
             ARRAY(SELECT attname::text FROM unnest(con.conkey) WITH ORDINALITY u(k, o) JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = u.k ORDER BY u.o) AS cols
@@ -98,10 +105,11 @@ async function tableFacts(db: Db, t: TablePlan): Promise<TableFacts | null> {
   );
   const inb: TableFacts['inbound'] = [];
   for (const f of inbound) {
+    const root = await rootOf(db, f.relid);
     const mapped = Object.entries(t.inboundKeyColumns).find(([k2]) => {
       try {
         const q = parseQualified(k2);
-        return q.schema === f.schema && q.name === f.table;
+        return (q.schema === f.schema && q.name === f.table) || (q.schema === root.schema && q.name === root.name);
       } catch {
         return false;
       }
@@ -111,7 +119,7 @@ async function tableFacts(db: Db, t: TablePlan): Promise<TableFacts | null> {
       `SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped) AS ok`,
       [f.relid, col],
     );
-    inb.push({ name: f.name, schema: f.schema, table: f.table, rel: f.rel, cols: f.cols, hasCol: has!.ok ? col : null });
+    inb.push({ name: f.name, schema: f.schema, table: f.table, rel: f.rel, root: `${root.schema}.${root.name}`, cols: f.cols, hasCol: has!.ok ? col : null, col });
   }
   const views = await db.read<{ v: string; kind: string }>(
     `SELECT DISTINCT v.oid::regclass::text AS v, v.relkind::text AS kind
@@ -135,30 +143,60 @@ async function tableFacts(db: Db, t: TablePlan): Promise<TableFacts | null> {
     `SELECT attname::text AS c, attidentity::text AS identity, pg_get_serial_sequence(quote_ident($2) || '.' || quote_ident($3), attname) AS seq
        FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, [oid, t.schema, t.table],
   );
+  const nv = await db.read<{ name: string; def: string }>(`SELECT conname::text AS name, pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = $1 AND contype = 'c' AND NOT convalidated ORDER BY 1`, [oid]);
+  const notValid: TableFacts['notValid'] = [];
+  for (const c of nv) {
+    const expr = c.def.replace(/^CHECK\s*/, '').replace(/\s+NOT VALID$/, '');
+    const [{ n }] = await db.read<{ n: string }>(`SELECT count(*) AS n FROM ${quoteQ(t)} WHERE ${expr} IS FALSE`) as [{ n: string }];
+    notValid.push({ name: c.name, violating: Number(n) });
+  }
   let keyNulls: boolean | null = null;
   if (k && !k.notnull) {
     const [n] = await db.read<{ n: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${quoteQ(t)} WHERE ${quoteI(t.key)} IS NULL) AS n`);
     keyNulls = n!.n;
   }
   return {
-    exists: true, oid, owner: r.owner, canOwn: r.can_own, relkind: r.relkind, keyType: k?.type ?? null, keyNotNull: !!k?.notnull, keyNulls,
+    exists: true, oid, owner: r.owner, canOwn: r.can_own, relkind: r.relkind, keyType: k?.type ?? null, keyNotNull: !!k?.notnull, keyNulls, rowKey,
     uniques, inbound: inb, views: views.map((v) => `${v.kind === 'm' ? 'materialized view' : v.kind === 'v' ? 'view' : 'rule on'} ${v.v}`),
     triggers: trg.map((x) => x.name), rowTriggers: trg.filter((x) => x.row).length, policies: Number(pol!.n), rls: r.rls,
     grants: grants.map((g) => g.g), publications: pubs.map((p) => p.p),
     identity: ident.filter((i) => i.identity).map((i) => `${i.c} (identity ${i.identity === 'a' ? 'ALWAYS' : 'BY DEFAULT'})`),
     ownedSeqs: ident.filter((i) => !i.identity && i.seq).map((i) => `${i.seq} (owned by ${i.c})`),
-    rowsEst: Number(r.est), bytes: Number(r.bytes),
+    rowsEst: Number(r.est), bytes: Number(r.bytes), notValid,
   };
 }
 
 const quoteQ = (t: TablePlan) => qname(t.schema, t.table);
 
-function fitsStrategy(t: TablePlan, type: string): { ok: boolean; detail: string } {
+/** The topmost partitioned ancestor of a table (itself when it is no partition), as regclass text. */
+export async function rootOf(db: Db, relid: number): Promise<{ schema: string; name: string }> {
+  const [r] = await db.read<{ schema: string; name: string }>(
+    `WITH RECURSIVE up(oid, depth) AS (SELECT $1::oid, 0 UNION ALL SELECT i.inhparent, up.depth + 1 FROM up JOIN pg_inherits i ON i.inhrelid = up.oid JOIN pg_class c ON c.oid = up.oid WHERE c.relispartition)
+     SELECT n.nspname::text AS schema, c.relname::text AS name FROM up JOIN pg_class c ON c.oid = up.oid JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY up.depth DESC LIMIT 1`,
+    [relid],
+  );
+  return r!;
+}
+
+/** The primary key, else the narrowest valid unique index on NOT NULL plain columns without WHERE: what identifies a row. */
+export async function rowKeyOf(db: Db, oid: number): Promise<TableFacts['rowKey']> {
+  const [r] = await db.read<{ name: string; primary: boolean; cols: string[] }>(
+    `SELECT ic.relname::text AS name, i.indisprimary AS primary,
+            ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, o) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o) AS cols
+       FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+      WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+        AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey::int2[]) k(n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n WHERE NOT a.attnotnull)
+      ORDER BY i.indisprimary DESC, i.indnkeyatts, ic.relname LIMIT 1`,
+    [oid],
+  );
+  return r ? { kind: r.primary ? 'primary key' : 'unique index', name: r.name, cols: r.cols } : null;
+}
+
+function fitsStrategy(t: TablePlan, type: string): { ok: boolean; detail: string; hint?: string } {
   if (t.strategy === 'list') return { ok: true, detail: `${type}, LIST accepts any type` };
-  const k = keyKind(type);
-  if (k === 'timestamptz' || k === 'timestamp' || k === 'date') return { ok: true, detail: `${type} fits RANGE by ${t.interval}` };
-  if (k === 'integer') return { ok: true, detail: `${type} fits RANGE (note: pgshift builds calendar intervals; an integer key needs partitions created by hand)` };
-  return { ok: false, detail: `${type} does not fit RANGE partitioning by ${t.interval}: use a date, timestamp, timestamptz or integer column` };
+  const m = rangeMismatch(type, t.interval);
+  if (m) return { ok: false, detail: m.cause, hint: m.hint };
+  return { ok: true, detail: `${type} fits RANGE by ${typeof t.interval === 'number' ? `${t.interval.toLocaleString('en-US')} ids` : t.interval}${keyKind(type) === 'numeric' ? ' (numeric: bounds are whole numbers)' : ''}` };
 }
 
 /** Every check of phase 1's preflight; changes nothing. */
@@ -218,63 +256,99 @@ export async function runPreflight(p: PreflightInput): Promise<Check[]> {
   checks.push(...(p.skipBackup ? backupChecks.map((c) => (c.status === 'fail' ? warn(c.check, `${c.detail} (--skip-backup: pgshift takes no backup)`) : c)) : backupChecks));
 
   // per table
-  for (const t of p.tables) {
-    const name = `${t.schema}.${t.table}`;
-    const f = facts.get(name);
-    if (!f) {
-      checks.push(fail(`${name}: exists`, `table ${name} does not exist`));
-      continue;
-    }
-    if (f.relkind === 'p') {
-      checks.push(warn(`${name}: exists`, `${name} is already partitioned: nothing to build (already migrated?)`));
-      continue;
-    }
-    checks.push(pass(`${name}: exists`, `${plural(f.rowsEst, 'row')} (estimate), ${fmtBytes(f.bytes)} with indexes and TOAST`));
-    checks.push(me!.su || f.canOwn
-      ? pass(`${name}: ownership`, me!.su ? `${me!.u} is superuser` : `${me!.u} ${f.owner === me!.u ? 'owns it' : `is a member of its owner ${f.owner}`}`)
-      : fail(`${name}: ownership`, `owned by ${f.owner}; ${me!.u} is neither that role, a member of it, nor superuser: renaming and swapping need ownership`));
-    if (!f.keyType) {
-      checks.push(fail(`${name}: key ${t.key}`, `${name} has no column ${t.key}`));
-      continue;
-    }
-    const fit = fitsStrategy(t, f.keyType);
-    checks.push(fit.ok ? pass(`${name}: key ${t.key} type`, fit.detail) : fail(`${name}: key ${t.key} type`, fit.detail));
-    if (!f.keyNotNull) {
-      const where = t.defaultPartition ? 'the DEFAULT partition' : 'nowhere: with no DEFAULT partition the copy of such rows fails';
-      checks.push(warn(`${name}: key ${t.key} NOT NULL`, `${t.key} is nullable${f.keyNulls ? ' and holds NULLs' : ''}: rows with a NULL key go to ${where}; it becomes NOT NULL anyway because the primary key will include it`));
+  for (const t of p.tables) checks.push(...tableChecks(t, facts.get(`${t.schema}.${t.table}`) ?? null, me!));
+  return checks;
+}
+
+/**
+ * The checks of one table. Failures are short (cause) with one hint each; the same function serves preflight and
+ * `pgshift plan`'s refusal (blockingChecks), so both say the same thing.
+ */
+function tableChecks(t: TablePlan, f: TableFacts | null, me: { u: string; su: boolean }): Check[] {
+  const name = `${t.schema}.${t.table}`;
+  const checks: Check[] = [];
+  if (!f) return [fail(`${name}: exists`, `table ${name} does not exist`, 'check "source" in the plan (schema.table)')];
+  if (f.relkind === 'p') return [warn(`${name}: exists`, `${name} is already partitioned: nothing to build (already migrated?)`)];
+  checks.push(pass(`${name}: exists`, `${plural(f.rowsEst, 'row')} (estimate), ${fmtBytes(f.bytes)} with indexes and TOAST`));
+  checks.push(me.su || f.canOwn
+    ? pass(`${name}: ownership`, me.su ? `${me.u} is superuser` : `${me.u} ${f.owner === me.u ? 'owns it' : `is a member of its owner ${f.owner}`}`)
+    : fail(`${name}: ownership`, `owned by ${f.owner}, not by ${me.u} nor a role it belongs to`, `run pgshift as ${f.owner} (renaming and swapping need ownership), or GRANT ${f.owner} TO ${me.u}`));
+  if (!f.rowKey) {
+    checks.push(fail(`${name}: row key`, `${name} has no primary key and no unique index on NOT NULL columns: pgshift cannot copy it by keyset nor verify it row by row`,
+      `add one before the migration — ALTER TABLE ${name} ADD PRIMARY KEY (columns that are unique), or ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY (rewrites the table) — or take ${name} out of the plan`));
+  } else if (f.rowKey.kind === 'unique index') {
+    checks.push(pass(`${name}: row key`, `no primary key: the unique index ${f.rowKey.name} on NOT NULL (${f.rowKey.cols.join(', ')}) identifies rows for the copy and its verification`));
+  } else {
+    checks.push(pass(`${name}: row key`, `primary key (${f.rowKey.cols.join(', ')})`));
+  }
+  if (!f.keyType) {
+    checks.push(fail(`${name}: key ${t.key}`, `${name} has no column ${t.key}`, `fix "key" in the plan: one of the columns of ${name}`));
+    return checks;
+  }
+  const fit = fitsStrategy(t, f.keyType);
+  checks.push(fit.ok ? pass(`${name}: key ${t.key} type`, fit.detail) : fail(`${name}: key ${t.key} type`, fit.detail, fit.hint));
+  if (!f.keyNotNull) {
+    const where = t.defaultPartition ? 'the DEFAULT partition' : 'nowhere: with no DEFAULT partition the copy of such rows fails';
+    checks.push(warn(`${name}: key ${t.key} NOT NULL`, `${t.key} is nullable${f.keyNulls ? ' and holds NULLs' : ''}: rows with a NULL key go to ${where}; it becomes NOT NULL anyway because the primary key will include it`));
+  } else {
+    checks.push(pass(`${name}: key ${t.key} NOT NULL`, `${t.key} is NOT NULL`));
+  }
+  for (const u of f.uniques) {
+    const what = u.type === 'p' ? 'PK' : `UNIQUE ${u.name}`;
+    if (!u.cols.includes(t.key)) {
+      checks.push(warn(`${name}: ${what}`, `behaviour change: ${what} (${u.cols.join(', ')}) becomes (${[...u.cols, t.key].join(', ')}) — PostgreSQL requires every unique constraint on a partitioned table to include the partition key; (${u.cols.join(', ')}) alone is no longer unique across partitions (a unique index per partition does not enforce it either)`));
     } else {
-      checks.push(pass(`${name}: key ${t.key} NOT NULL`, `${t.key} is NOT NULL`));
-    }
-    for (const u of f.uniques) {
-      const what = u.type === 'p' ? 'PK' : `UNIQUE ${u.name}`;
-      if (!u.cols.includes(t.key)) {
-        checks.push(warn(`${name}: ${what}`, `${what} (${u.cols.join(', ')}) will become (${[...u.cols, t.key].join(', ')}): PostgreSQL requires every unique constraint on a partitioned table to include the partition key`));
-      } else {
-        checks.push(pass(`${name}: ${what}`, `(${u.cols.join(', ')}) includes ${t.key}`));
-      }
-    }
-    if (!f.uniques.some((u) => u.type === 'p')) checks.push(warn(`${name}: PK`, `${name} has no primary key: the copy and its verification need one`));
-    for (const fk of f.inbound) {
-      const check = `${name}: inbound FK ${fk.name}`;
-      if (fk.hasCol) {
-        checks.push(pass(check, `${fk.rel} (${fk.cols.join(', ')}) → ${name}: will become (${[...fk.cols, fk.hasCol].join(', ')}) → (…, ${t.key}); ${fk.rel}.${fk.hasCol} holds the key`));
-      } else {
-        checks.push(fail(check, `${fk.rel} (${fk.cols.join(', ')}) → ${name}: a foreign key to the partitioned table must include ${t.key}, and ${fk.rel} has no such column: add a column holding ${t.key} to ${fk.rel} (filled from ${name}), or name it in the plan's inboundKeyColumns`));
-      }
-    }
-    if (f.views.length) checks.push(warn(`${name}: dependent views`, `${f.views.join(', ')}: they follow the table's OID through a rename; phase 4/5 recreate them against the new table`));
-    else checks.push(pass(`${name}: dependent views`, 'none'));
-    checks.push(pass(`${name}: triggers`, f.triggers.length ? `${f.triggers.join(', ')}: recreated on the new table` : 'none'));
-    checks.push(pass(`${name}: RLS`, `${f.rls ? 'enabled' : 'disabled'}, ${plural(f.policies, 'policy', 'policies')}: recreated on the new table (LIKE would not)`));
-    checks.push(pass(`${name}: grants`, f.grants.length ? `to ${f.grants.join(', ')}: re-granted on the new table` : 'none besides the owner'));
-    if (f.publications.length) {
-      checks.push(warn(`${name}: publications`, `in ${f.publications.join(', ')}: a publication holds the table by OID; add the new table (and its partitions, publish_via_partition_root) after the swap`));
-    }
-    if (f.identity.length || f.ownedSeqs.length) {
-      checks.push(pass(`${name}: sequences`, [...f.identity.map((i) => `${i}: the new table gets its own sequence, set past max at the swap`), ...f.ownedSeqs.map((s) => `${s}: kept as the default, ownership moves at the swap`)].join('; ')));
+      checks.push(pass(`${name}: ${what}`, `(${u.cols.join(', ')}) includes ${t.key}`));
     }
   }
+  // inbound FKs: one line per referencing table (its partitioned parent when the FK lives on partitions)
+  const byRoot = new Map<string, TableFacts['inbound']>();
+  for (const fk of f.inbound) byRoot.set(fk.root, [...(byRoot.get(fk.root) ?? []), fk]);
+  for (const [root, fks] of byRoot) {
+    const fk = fks[0]!;
+    const names = fks.length === 1 ? fk.name : `${fks.length} FKs (${fks.slice(0, 2).map((x) => x.name).join(', ')}${fks.length > 2 ? ', …' : ''})`;
+    const check = `${name}: inbound FK from ${root}`;
+    if (fk.hasCol) {
+      checks.push(pass(check, `${names} (${fk.cols.join(', ')}) → ${name}: will become (${[...fk.cols, fk.hasCol].join(', ')}) → (…, ${t.key}); ${root}.${fk.hasCol} holds the key`));
+      checks.push(warn(`${check}: behaviour change`, `updating ${t.key} of a referenced ${name} row that ${root} references now fails (the FK includes ${t.key}); the FK is re-created MATCH FULL when ${fk.hasCol} is nullable, so a row with a NULL ${fk.hasCol} and a set (${fk.cols.join(', ')}) is refused as before`));
+    } else if (t.addKeyColumns.some((r) => { try { const q = parseQualified(r); return `${q.schema}.${q.name}` === root; } catch { return false; } })) {
+      checks.push(pass(check, `${names} (${fk.cols.join(', ')}) → ${name}: pgshift adds ${fk.col} to ${root} (addKeyColumns), fills it in keyset batches and keeps it filled by a trigger; the FK becomes (${[...fk.cols, fk.col].join(', ')}) MATCH FULL`));
+      checks.push(warn(`${check}: behaviour change`, `${root} gains column ${fk.col}; updating ${t.key} of a referenced ${name} row now fails (the FK includes ${t.key}); MATCH FULL keeps refusing an orphan (${fk.cols.join(', ')}) as before`));
+    } else {
+      checks.push(fail(check, `${names} (${fk.cols.join(', ')}) → ${name}: the FK to the partitioned table must include ${t.key}; ${root} has no column ${fk.col}`,
+        `let pgshift add, fill and keep it filled: "addKeyColumns": ["${root}"] in this partition entry${fks.some((x) => x.rel !== root && `public.${x.rel}` !== root) ? ` (on the partitioned parent ${root}: PostgreSQL refuses ADD COLUMN on a partition)` : ''}; or, when ${root} holds the key under another name, "inboundKeyColumns": { "${root}": "<column>" }`));
+    }
+  }
+  for (const c of f.notValid) {
+    checks.push(c.violating
+      ? fail(`${name}: CHECK ${c.name}`, `CHECK ${c.name} is NOT VALID and ${c.violating} row(s) violate it: the new table enforces it on the rows the copy inserts`, `fix those rows (SELECT … WHERE NOT (<check>)), or drop the constraint, before the migration`)
+      : pass(`${name}: CHECK ${c.name}`, `NOT VALID, no row violates it: kept NOT VALID on the new table`));
+  }
+  if (f.views.length) checks.push(warn(`${name}: dependent views`, `${f.views.join(', ')}: they follow the table's OID through a rename; phase 4/5 recreate them against the new table`));
+  else checks.push(pass(`${name}: dependent views`, 'none'));
+  checks.push(pass(`${name}: triggers`, f.triggers.length ? `${f.triggers.join(', ')}: recreated on the new table` : 'none'));
+  checks.push(pass(`${name}: RLS`, `${f.rls ? 'enabled' : 'disabled'}, ${plural(f.policies, 'policy', 'policies')}: recreated on the new table (LIKE would not)`));
+  checks.push(pass(`${name}: grants`, f.grants.length ? `to ${f.grants.join(', ')}: re-granted on the new table` : 'none besides the owner'));
+  if (f.publications.length) {
+    checks.push(warn(`${name}: publications`, `in ${f.publications.join(', ')}: a publication holds the table by OID; the swap moves it to the new table (and a rollback back); without publish_via_partition_root its changes are published under the partitions' names`));
+  }
+  if (f.identity.length || f.ownedSeqs.length) {
+    checks.push(pass(`${name}: sequences`, [...f.identity.map((i) => `${i}: the new table gets its own sequence, set past max at the swap`), ...f.ownedSeqs.map((s) => `${s}: kept as the default, ownership moves at the swap`)].join('; ')));
+  }
   return checks;
+}
+
+/** What `pgshift plan` refuses before printing anything: the tables' failing checks (no database change, no tools). */
+export async function blockingChecks(db: Db, tables: readonly TablePlan[]): Promise<Check[]> {
+  const [me] = await db.read<{ u: string; su: boolean }>(`SELECT current_user::text AS u, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS su`);
+  const out: Check[] = [];
+  for (const t of tables) out.push(...tableChecks(t, await tableFacts(db, t), me!).filter((c) => c.status === 'fail'));
+  return out;
+}
+
+/** One line per problem: "check: cause — hint". */
+export function problemLine(c: Check): string {
+  return `${c.check}: ${c.detail}${c.hint ? ` — ${c.hint}` : ''}`;
 }
 
 export function summarize(checks: readonly Check[]): string {

@@ -43,7 +43,7 @@ async function collect(q: Q, schemas: string[] | null): Promise<CatalogSnapshot>
             CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END AS bound,
             (SELECT pn.nspname || '.' || pc.relname FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent
                JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE i.inhrelid = c.oid AND c.relispartition) AS parent,
-            CASE WHEN c.relkind IN ('v','m') THEN pg_get_viewdef(c.oid, true) END AS viewdef
+            CASE WHEN c.relkind IN ('v','m') THEN pg_get_viewdef(c.oid, true) END AS viewdef, c.relispopulated AS populated
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = ANY($1::text[]) AND c.relkind IN ('r','p','v','m','S','f')
         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`,
@@ -54,7 +54,7 @@ async function collect(q: Q, schemas: string[] | null): Promise<CatalogSnapshot>
     put(`${kind} ${r.s}.${r.n}`, {
       relkind: r.k, owner: r.owner, acl: sortAcl(r.acl), rls: r.rls, forceRls: r.force_rls, options: r.options ?? null,
       comment: r.comment ?? null, partitionKey: r.partkey ?? null, partitionOf: r.parent ?? null, bound: r.bound ?? null,
-      definition: r.viewdef ?? null,
+      definition: r.viewdef ?? null, ...(r.k === 'm' ? { populated: r.populated } : {}),
     });
   }
 
@@ -77,31 +77,36 @@ async function collect(q: Q, schemas: string[] | null): Promise<CatalogSnapshot>
 
   const cons = await q(
     `SELECT n.nspname AS s, c.relname AS n, k.conname, k.contype, pg_get_constraintdef(k.oid) AS def, k.convalidated AS valid,
-            obj_description(k.oid, 'pg_constraint') AS comment
+            obj_description(k.oid, 'pg_constraint') AS comment, k.conparentid <> 0 AS inherited
        FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = ANY($1::text[])`,
     [nsp],
   );
   for (const r of cons) {
-    put(`${r.contype === 'f' ? 'foreign key' : 'constraint'} ${r.s}.${r.n}.${r.conname}`, { type: r.contype, definition: r.def, validated: r.valid, comment: r.comment ?? null });
+    // inherited: a partition's copy of its parent's constraint (PostgreSQL drops it with the parent's, never alone);
+    // an FK to a partitioned table also has one row per referenced partition under the same name: the parent's wins
+    const key = `${r.contype === 'f' ? 'foreign key' : 'constraint'} ${r.s}.${r.n}.${r.conname}`;
+    if (r.inherited && objects[key]) continue;
+    put(`${r.contype === 'f' ? 'foreign key' : 'constraint'} ${r.s}.${r.n}.${r.conname}`, { type: r.contype, definition: r.def, validated: r.valid, comment: r.comment ?? null, ...(r.inherited ? { inherited: true } : {}) });
   }
 
   const idx = await q(
-    `SELECT n.nspname AS s, ic.relname AS n, tc.relname AS tbl, pg_get_indexdef(i.indexrelid) AS def
+    `SELECT n.nspname AS s, ic.relname AS n, tc.relname AS tbl, pg_get_indexdef(i.indexrelid) AS def, ic.relispartition AS inherited
        FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class tc ON tc.oid = i.indrelid
        JOIN pg_namespace n ON n.oid = ic.relnamespace
       WHERE n.nspname = ANY($1::text[])`,
     [nsp],
   );
-  for (const r of idx) put(`index ${r.s}.${r.n}`, { table: `${r.s}.${r.tbl}`, definition: r.def });
+  for (const r of idx) put(`index ${r.s}.${r.n}`, { table: `${r.s}.${r.tbl}`, definition: r.def, ...(r.inherited ? { inherited: true } : {}) });
 
   const trg = await q(
-    `SELECT n.nspname AS s, c.relname AS n, t.tgname, pg_get_triggerdef(t.oid) AS def, t.tgenabled AS enabled
+    `SELECT n.nspname AS s, c.relname AS n, t.tgname, pg_get_triggerdef(t.oid) AS def, t.tgenabled AS enabled,
+            EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_trigger'::regclass AND d.objid = t.oid AND d.deptype = 'P') AS inherited
        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = ANY($1::text[]) AND NOT t.tgisinternal`,
     [nsp],
   );
-  for (const r of trg) put(`trigger ${r.s}.${r.n}.${r.tgname}`, { definition: r.def, enabled: r.enabled });
+  for (const r of trg) put(`trigger ${r.s}.${r.n}.${r.tgname}`, { definition: r.def, enabled: r.enabled, ...(r.inherited ? { inherited: true } : {}) });
 
   const pol = await q(
     `SELECT n.nspname AS s, c.relname AS n, p.polname, p.polcmd AS cmd, p.polpermissive AS permissive,

@@ -64,7 +64,7 @@ describe('backup: pg_dump, pg_restore --list, test restore', () => {
       expect(a.verifyMethod).toBe('restore');
       expect(a.snapshotCounts).toEqual({ 'public.things': 3000, 'Odd Schema.Odd "Obs" Table': 17 });
       expect(a.tables).toEqual(expect.arrayContaining([{ table: 'public.things', rows: 3000 }, { table: 'Odd Schema.Odd "Obs" Table', rows: 17 }]));
-      const left = await db.client.query(`SELECT datname FROM pg_database WHERE datname LIKE 'pgshift_verify_%'`);
+      const left = await db.client.query(`SELECT datname FROM pg_database WHERE datname LIKE 'pgshift_verify_%' AND datname LIKE $1`, [`%_${process.pid}`]);
       expect(left.rows).toEqual([]);
       // the backup step again: same file, same sha256 → already done
       expect((await step('backup:pg_dump').run(ctx)).status).toBe('already-done');
@@ -156,8 +156,8 @@ describe('backup: pg_dump, pg_restore --list, test restore', () => {
   it('parses tool versions and names the client package to install', () => {
     expect(parseToolVersion('pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)')).toEqual({ version: '15.18', major: 15 });
     expect(parseToolVersion('pg_dump (PostgreSQL) 11.0')).toEqual({ version: '11.0', major: 11 });
-    expect(toolCheck('pg_dump', { tool: 'pg_dump', version: '15.18', major: 15 }, 17)).toMatchObject({ status: 'fail', detail: expect.stringContaining('postgresql-client-17') });
-    expect(toolCheck('pg_dump', null, 16)).toMatchObject({ status: 'fail', detail: expect.stringContaining('postgresql-client-16') });
+    expect(toolCheck('pg_dump', { tool: 'pg_dump', version: '15.18', major: 15 }, 17)).toMatchObject({ status: 'fail', hint: expect.stringContaining('postgresql-client-17') });
+    expect(toolCheck('pg_dump', null, 16)).toMatchObject({ status: 'fail', hint: expect.stringContaining('postgresql-client-16') });
     expect(toolCheck('pg_dump', { tool: 'pg_dump', version: '17.2', major: 17 }, 15).status).toBe('pass');
   });
 });

@@ -78,8 +78,8 @@ describe.skipIf(skipReason !== null)(`PostgreSQL 17 server, older pg_dump on PAT
     const before = await catalogFingerprint(client);
     const io = captureIo();
     const code = await main(['--headless', '--plan', plan, '--db', url], io);
-    expect(code).toBe(1);
-    expect(io.text()).toMatch(new RegExp(`pg_dump ${dumpMajor}\\.\\d+ is older than the server \\(PostgreSQL 17\\): it refuses to dump a newer server; install postgresql-client-17`));
+    expect(code).toBe(2); // bad input, nothing changed
+    expect(io.text()).toMatch(new RegExp(`pg_dump ${dumpMajor}\\.\\d+ is older than the server \\(PostgreSQL 17\\): it refuses to dump a newer server — install postgresql-client-17`));
     expect(io.text()).not.toMatch(/▶ backup:pg_dump/);
     expect(fs.existsSync(path.join(dir, 'backups'))).toBe(false);
     // only pgshift's own journal schema appeared: without it the catalog is exactly as before

@@ -44,6 +44,8 @@ function preflightTable(events: EngineEvent[]): ReportTable {
   return e.tables![0]!;
 }
 const rowOf = (t: ReportTable, check: string) => t.rows.find((r) => r[0] === check);
+/** A failed preflight prints one line per problem ("check: cause — hint"), not its table. */
+const problems = (events: EngineEvent[]) => events.filter((x) => x.type === 'step-log' && x.stepId === 'preflight' && x.level === 'error').map((x) => (x as { message: string }).message);
 
 describe('phase 1 on the demo data with the example plan', () => {
   let db: FreshDb;
@@ -69,13 +71,15 @@ describe('phase 1 on the demo data with the example plan', () => {
 
   it('preflight explains what the partitioning changes', () => {
     const t = preflightTable(result.events);
-    expect(t.columns).toEqual(['check', 'status', 'detail']);
-    expect(rowOf(t, 'public.petri_observations: PK')).toEqual(['public.petri_observations: PK', 'warn',
-      'PK (observation_id) will become (observation_id, created_at): PostgreSQL requires every unique constraint on a partitioned table to include the partition key']);
-    const fk = rowOf(t, 'public.petri_observations: inbound FK petri_observation_images_observation_id_fkey')!;
+    expect(t.columns).toEqual(['check', 'status', 'detail', 'hint']);
+    expect(rowOf(t, 'public.petri_observations: PK')!.slice(0, 2)).toEqual(['public.petri_observations: PK', 'warn']);
+    expect(rowOf(t, 'public.petri_observations: PK')![2]).toMatch(/^behaviour change: PK \(observation_id\) becomes \(observation_id, created_at\) — .*no longer unique across partitions/);
+    expect(rowOf(t, 'public.petri_observations: row key')![2]).toBe('primary key (observation_id)');
+    const fk = rowOf(t, 'public.petri_observations: inbound FK from public.petri_observation_images')!;
     expect(fk[1]).toBe('pass');
     expect(fk[2]).toContain('petri_observation_images.observation_created_at holds the key');
-    expect(rowOf(t, 'public.gasifier_observations: inbound FK gasifier_alerts_observation_id_fkey')![1]).toBe('pass');
+    expect(rowOf(t, 'public.gasifier_observations: inbound FK from public.gasifier_alerts')![1]).toBe('pass');
+    expect(rowOf(t, 'public.petri_observations: inbound FK from public.petri_observation_images: behaviour change')![2]).toMatch(/updating created_at of a referenced .* now fails/);
     expect(rowOf(t, 'public.petri_observations: dependent views')![2]).toContain('petri_observations_summary');
     expect(rowOf(t, 'public.petri_observations: RLS')![2]).toContain('2 policies');
     expect(rowOf(t, 'public.petri_observations: sequences')![2]).toContain('petri_observations_observation_seq_seq');
@@ -140,10 +144,13 @@ describe('preflight failures stop the run before anything changes', () => {
     try {
       const r = await run(db.url, loaded);
       expect(r.outcome.status).toBe('failed');
-      expect(r.outcome.message).toContain('pg_dump 11.0 is older than the server');
+      expect(r.outcome.message).toBe('preflight: preflight: 2 problems (above), nothing was changed');
+      expect(r.outcome.exitCode).toBe(2);
       const [{ major }] = (await db.client.query<{ major: number }>(`SELECT current_setting('server_version_num')::int / 10000 AS major`)).rows as [{ major: number }];
-      expect(r.outcome.message).toContain(`postgresql-client-${major}`);
-      expect(rowOf(preflightTable(r.events), 'pg_dump version')![1]).toBe('fail');
+      expect(problems(r.events)).toEqual([
+        `pg_dump version: pg_dump 11.0 is older than the server (PostgreSQL ${major}): it refuses to dump a newer server — install postgresql-client-${major} and put its bin directory first on PATH`,
+        `pg_restore version: pg_restore 11.0 is older than the server (PostgreSQL ${major}): it refuses to dump a newer server — install postgresql-client-${major} and put its bin directory first on PATH`,
+      ]);
       // nothing ran after the preflight: no backup, no file
       expect(r.events.some((e) => e.type === 'step-started' && e.stepId === 'backup:pg_dump')).toBe(false);
       expect(fs.existsSync(path.join(dir, 'backups'))).toBe(false);
@@ -159,10 +166,10 @@ describe('preflight failures stop the run before anything changes', () => {
     try {
       const r = await run(db.url, loaded);
       expect(r.outcome.status).toBe('failed');
-      const row = rowOf(preflightTable(r.events), 'public.petri_observations: inbound FK petri_notes_observation_id_fkey')!;
-      expect(row[1]).toBe('fail');
-      expect(row[2]).toContain('add a column holding created_at to petri_notes');
-      expect(row[2]).toContain('inboundKeyColumns');
+      const lines = problems(r.events);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^public\.petri_observations: inbound FK from public\.petri_notes: petri_notes_observation_id_fkey \(observation_id\) → public\.petri_observations: .* has no column created_at — let pgshift add, fill and keep it filled: "addKeyColumns": \["public\.petri_notes"\]/);
+      expect(lines[0]).toContain('inboundKeyColumns');
     } finally {
       await db.client.query(`DROP TABLE public.petri_notes`);
       fs.rmSync(dir, { recursive: true, force: true });
@@ -179,9 +186,10 @@ describe('preflight failures stop the run before anything changes', () => {
     try {
       const r = await run(db.url, loaded);
       expect(r.outcome.status).toBe('failed');
-      const t = preflightTable(r.events);
-      expect(rowOf(t, 'public.nope: exists')![1]).toBe('fail');
-      expect(rowOf(t, 'public.sites: key name type')).toEqual(['public.sites: key name type', 'fail', 'text does not fit RANGE partitioning by 1 month: use a date, timestamp, timestamptz or integer column']);
+      expect(problems(r.events).slice(0, 2)).toEqual([
+        'public.nope: exists: table public.nope does not exist — check "source" in the plan (schema.table)',
+        'public.sites: key name type: the key is text: RANGE partitioning needs a date, timestamp, timestamptz, integer, bigint or numeric key — choose another key column, or "strategy": "list"',
+      ]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

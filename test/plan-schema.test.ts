@@ -17,13 +17,15 @@ const p0 = base.partition[0]!;
 /** [case, plan text or object, exact error line expected after "the plan is not valid:"] */
 const CASES: [string, unknown, string][] = [
   ['interval spelled monthly', { ...base, partition: [{ ...p0, interval: 'monthly' }] },
-    'partition[0].interval: expected one of "1 day", "1 week", "1 month", "3 months", "1 year", got "monthly"'],
+    'partition[0].interval: expected one of "1 day", "1 week", "1 month", "3 months", "1 year" (date/timestamp keys) or a whole number > 0 such as 100000 (integer keys), got "monthly"'],
+  ['interval a negative number', { ...base, partition: [{ ...p0, interval: -5 }] },
+    'partition[0].interval: expected a number > 0, got -5'],
   ['unknown strategy', { ...base, partition: [{ ...p0, strategy: 'hash' }] },
     'partition[0].strategy: expected one of "range", "list", got "hash"'],
   ['missing version', { name: 'x' }, 'version: expected 1, got nothing'],
   ['future version', { ...base, version: 2 }, 'version: expected 1, got 2'],
   ['range without interval', { ...base, partition: [{ source: 't', strategy: 'range', key: 'k' }] },
-    'partition[0].interval: expected one of "1 day", "1 week", "1 month", "3 months", "1 year" for a range partitioning'],
+    'partition[0].interval: expected one of "1 day", "1 week", "1 month", "3 months", "1 year" (date/timestamp keys) or a whole number such as 100000 (integer keys) for a range partitioning'],
   ['list without values', { ...base, partition: [{ source: 't', strategy: 'list', key: 'k' }] },
     'partition[0].values: expected { "query": "SELECT …" } giving the list values for a list partitioning'],
   ['misspelled top-level key', { ...base, partitions: [] }, 'plan: unknown key "partitions" (check the spelling; see plan.schema.json)'],

@@ -178,7 +178,7 @@ describe('rollback after phases 1–3 (online copy, nothing swapped)', () => {
     expect(verify.summary).not.toMatch(/left in place/);
     const j = await one<{ cp: number; st: number; art: string[] }>(h.db.client, `
       SELECT (SELECT count(*)::int FROM pgshift.checkpoints) AS cp, (SELECT count(*)::int FROM pgshift.step_state WHERE step_id <> 'rollback:verify') AS st,
-             ARRAY(SELECT key FROM pgshift.artifacts WHERE key <> 'backup' ORDER BY key) AS art`);
+             ARRAY(SELECT key FROM pgshift.artifacts WHERE key NOT IN ('backup', 'backup:before-rollback') ORDER BY key) AS art`);
     expect(j).toEqual({ cp: 0, st: 0, art: [] });
     // a new program no longer creates a partition anywhere (the trigger is gone): the insert just works
     await h.db.client.query(`INSERT INTO public.pilot_programs (name) VALUES ('after rollback')`);

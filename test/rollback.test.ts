@@ -110,15 +110,14 @@ describe('rollback after the swap restores the exact catalog and data', () => {
     expect(art.rows).toEqual([]);
   });
 
-  it('restore needs the database name typed; declined, nothing changes; typed, the backup comes back in one transaction', async () => {
-    // a verified backup as phase 1 records it, then the old table is gone (dropped after retention)
+  it('an old table gone without a record of the swap: the restore is refused with what to do, nothing changes', async () => {
+    // a verified backup as phase 1 records it, then the old table is gone, but the journal holds no swap record
     const file = path.join(dir, 'backup.dump');
     const u = new URL(db.url);
     execFileSync('pg_dump', ['--format=custom', '--file', file, '--dbname', db.name], {
       env: { ...process.env, PGHOST: u.hostname, PGPORT: u.port, PGUSER: decodeURIComponent(u.username), PGPASSWORD: decodeURIComponent(u.password) },
     });
     await setArtifact(db.client, 'backup', { file, bytes: fs.statSync(file).size, sha256: await sha256File(file), verified: true, verifiedAt: new Date().toISOString(), format: 'custom' });
-    const before = await fingerprints(db.client);
     const snap = await takeSnapshot(db.client);
     await db.client.query(`CREATE TABLE public.petri_observations_partitioned (LIKE public.petri_observations) PARTITION BY RANGE (created_at)`);
     await db.client.query(`CREATE TABLE public.po_all PARTITION OF public.petri_observations_partitioned DEFAULT`);
@@ -127,45 +126,21 @@ describe('rollback after the swap restores the exact catalog and data', () => {
     await db.client.query(`ALTER TABLE public.petri_observation_images DROP CONSTRAINT petri_observation_images_observation_id_fkey`);
     await db.client.query(`DROP TABLE public.petri_observations`);
     await db.client.query(`ALTER TABLE public.petri_observations_partitioned RENAME TO petri_observations`);
-    await db.client.query(`DELETE FROM public.petri_observations WHERE petri_code LIKE 'P%' AND random() < 0.5`);
     await setArtifact(db.client, 'snapshot:catalog', snap);
+    const now = await takeSnapshot(db.client);
 
-    const declining = await Engine.open({
-      phases: PHASE_REGISTRY,
-      conn: resolveConnection(db.url), loaded: engine.opts.loaded, mode: 'test', operator: 'tester',
-      confirm: async () => ({ confirmed: false, method: 'declined', by: 'tester' }),
-    }).catch(() => null);
-    expect(declining).toBeNull(); // one pgshift per database: the first engine still holds the run lock
     await engine.close();
     const seen: ConfirmRequest[] = [];
-    const e2 = await Engine.open({
-      phases: PHASE_REGISTRY,
-      conn: resolveConnection(db.url), loaded: engine.opts.loaded, mode: 'test', operator: 'tester',
-      confirm: async (r) => (seen.push(r), r.kind === 'restore' ? { confirmed: false, method: 'declined', by: 'tester' } : { confirmed: true, method: 'typed', by: 'tester', typedText: r.object }),
-    });
-    let o = await e2.run({ phases: ['rollback'] });
-    await e2.close();
-    expect(o.status).toBe('needs-confirmation');
-    const req = seen.find((r) => r.kind === 'restore')!;
-    expect(req).toMatchObject({ object: db.name, typed: true, stepId: 'restore:backup' });
-    expect(req.statements[0]).toMatch(/^\$ pg_restore --clean --if-exists --single-transaction .*--dbname t_rollback_\w+ .*backup\.dump$/);
-    expect(req.statements.join(' ')).not.toContain(decodeURIComponent(new URL(db.url).password) || '\u0000');
-    expect((await db.client.query(`SELECT relkind FROM pg_class WHERE oid = 'public.petri_observations'::regclass`)).rows[0].relkind).toBe('p');
-
     engine = await Engine.open({
       phases: PHASE_REGISTRY,
       conn: resolveConnection(db.url), loaded: engine.opts.loaded, mode: 'test', operator: 'tester',
-      confirm: async (r) => ({ confirmed: true, method: 'typed', by: 'tester', typedText: r.object }),
+      confirm: async (r) => (seen.push(r), { confirmed: true, method: 'typed', by: 'tester', typedText: r.object }),
     });
-    o = await engine.run({ phases: ['rollback'] });
-    expect(o.message ?? '').toBe('');
-    expect(o.status).toBe('completed');
-    expect(diffSnapshots(snap, await takeSnapshot(db.client))).toEqual([]);
-    expect(await fingerprints(db.client)).toEqual(before);
-    const conf = await db.client.query(`SELECT answer, method FROM pgshift.confirmations WHERE kind = 'restore' ORDER BY id`);
-    expect(conf.rows).toEqual([{ answer: 'declined', method: 'declined' }, { answer: 'confirmed', method: 'typed' }]);
-    // the pg_restore command line is journaled with its duration, like a statement
-    const cmd = await db.client.query(`SELECT step_id, sql, error FROM pgshift.statements WHERE sql LIKE '$ pg_restore %'`);
-    expect(cmd.rows).toEqual([{ step_id: 'restore:backup', sql: req.statements[0], error: null }]);
+    const o = await engine.run({ phases: ['rollback'] });
+    expect(o.status).toBe('stopped');
+    const req = seen.find((r) => r.kind === 'restore')!;
+    expect(req).toMatchObject({ object: 'public.petri_observations', typed: true, stepId: 'rollback:restore:public.petri_observations' });
+    expect(req.refusal).toMatch(/journal has no record of the swap .* restore public\.petri_observations from .*backup\.dump by hand/);
+    expect(diffSnapshots(now, await takeSnapshot(db.client))).toEqual([]);
   });
 });

@@ -105,7 +105,13 @@ export async function primaryKeyOf(r: Reader, oid: number): Promise<string[]> {
     r,
     `SELECT a.attname FROM pg_index i, unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
        JOIN pg_attribute a ON a.attrelid = $1 AND a.attnum = k.attnum
-      WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.n`,
+      WHERE i.indexrelid = (
+              -- the primary key, else a unique index on NOT NULL plain columns without WHERE (preflight's row key)
+              SELECT x.indexrelid FROM pg_index x JOIN pg_class xc ON xc.oid = x.indexrelid
+               WHERE x.indrelid = $1 AND x.indisunique AND x.indisvalid AND x.indpred IS NULL AND x.indexprs IS NULL
+                 AND NOT EXISTS (SELECT 1 FROM unnest(x.indkey::int2[]) q(n) JOIN pg_attribute qa ON qa.attrelid = x.indrelid AND qa.attnum = q.n WHERE NOT qa.attnotnull)
+               ORDER BY x.indisprimary DESC, x.indnkeyatts, xc.relname LIMIT 1)
+      ORDER BY k.n`,
     [oid],
   );
   return rows.map((x) => x.attname);

@@ -43,6 +43,8 @@ export interface RunOutcome {
   readonly message?: string;
   readonly hint?: string;
   readonly runId: number;
+  /** the process exit code when it is not the status' usual one (2: refused before anything was changed) */
+  readonly exitCode?: number;
 }
 
 export function operatorName(): string {
@@ -304,10 +306,10 @@ export class Engine {
       const res = await step.run(ctx);
       const ms = performance.now() - t0;
       if (res.failed) {
-        await this.journal.stepEnded(step.id, 'failed', { error: res.failed, summary: res.summary, result: res.data, ms });
+        await this.journal.stepEnded(step.id, 'failed', { error: res.failedDetail ?? res.failed, summary: res.summary, result: res.data, ms });
         this.emit({ type: 'step-done', stepId: step.id, status: res.status, summary: res.summary, tables: res.tables, warnings: res.warnings, durationMs: ms });
-        this.emit({ type: 'step-failed', stepId: step.id, error: res.failed, durationMs: ms });
-        return { status: 'failed', message: `${step.id}: ${res.failed}`, runId };
+        this.emit({ type: 'step-failed', stepId: step.id, error: res.failed, hint: res.hint, durationMs: ms });
+        return { status: 'failed', message: `${step.id}: ${res.failed}`, hint: res.hint, runId, exitCode: res.nothingChanged ? 2 : undefined };
       }
       if (signal.aborted && res.status !== 'done' && res.status !== 'already-done') {
         await this.journal.stepEnded(step.id, 'stopped', { summary: res.summary, ms });

@@ -27,7 +27,8 @@ export class Aborted extends Error {
 export const EXIT = { ok: 0, failed: 1, badInput: 2, needsConfirmation: 3, aborted: 130 } as const;
 
 /** The process exit code of a run's outcome. */
-export function exitFor(o: Pick<RunOutcome, 'status'>): number {
+export function exitFor(o: Pick<RunOutcome, 'status' | 'exitCode'>): number {
+  if (o.status === 'failed' && o.exitCode !== undefined) return o.exitCode;
   switch (o.status) {
     case 'completed': return EXIT.ok;
     case 'needs-confirmation': case 'stopped': return EXIT.needsConfirmation;

@@ -65,6 +65,12 @@ export interface StepResult {
   readonly data?: unknown;
   /** the step found a problem that must stop the run (preflight fail, integrity fail) */
   readonly failed?: string;
+  /** the full text of the failure for the journal (pgshift status) when `failed` is the short form shown on screen */
+  readonly failedDetail?: string;
+  /** what to do about the failure (shown once, after it) */
+  readonly hint?: string;
+  /** the failure was found before anything was changed in the database: exit 2 (bad input) */
+  readonly nothingChanged?: boolean;
   readonly warnings?: readonly string[];
 }
 

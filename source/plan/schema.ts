@@ -14,8 +14,10 @@ const Partitioning = z
     strategy: z.enum(['range', 'list']),
     /** partition key column */
     key: identifier,
-    /** range: width of each partition */
-    interval: z.enum(INTERVALS).optional(),
+    /** range: width of each partition — a calendar interval for date/timestamp keys, a number (e.g. 100000) for integer/bigint/numeric keys */
+    interval: z.union([z.enum(INTERVALS), z.number().int().positive().max(Number.MAX_SAFE_INTEGER)], {
+      error: `expected one of ${INTERVALS.map((i) => JSON.stringify(i)).join(', ')} (date/timestamp keys) or a whole number > 0 such as 100000 (integer keys)`,
+    }).optional(),
     /** range: how many future partitions beyond the data's max, default 3 */
     premake: z.number().int().min(0).max(120).default(3),
     /** range: first bound (YYYY-MM-DD); default: from the data's real minimum */
@@ -31,11 +33,17 @@ const Partitioning = z
       .optional(),
     /** inbound foreign keys: referencing table → its column holding the partition key (when not named like the key) */
     inboundKeyColumns: z.record(z.string(), identifier).default({}),
+    /**
+     * referencing tables WITHOUT the partition key (the partitioned parent when the referencing table is partitioned):
+     * pgshift adds the column (named per inboundKeyColumns, else like the key), fills it in keyset batches, keeps it
+     * filled by a trigger, and re-creates the FK on it so it refuses what it refused before; the rollback removes it
+     */
+    addKeyColumns: z.array(qualified).default([]),
   })
   .strict()
   .superRefine((t, ctx) => {
     if (t.strategy === 'range' && !t.interval) {
-      ctx.addIssue({ code: 'custom', path: ['interval'], message: `expected one of ${INTERVALS.map((i) => JSON.stringify(i)).join(', ')} for a range partitioning` });
+      ctx.addIssue({ code: 'custom', path: ['interval'], message: `expected one of ${INTERVALS.map((i) => JSON.stringify(i)).join(', ')} (date/timestamp keys) or a whole number such as 100000 (integer keys) for a range partitioning` });
     }
     if (t.strategy === 'list' && !t.values) {
       ctx.addIssue({ code: 'custom', path: ['values'], message: 'expected { "query": "SELECT …" } giving the list values for a list partitioning' });

@@ -2,7 +2,7 @@ import { literal } from '../db/quote.js';
 import { fitName, defaultPartitionName, listPartitionName } from './names.js';
 
 export type RangeInterval = '1 day' | '1 week' | '1 month' | '3 months' | '1 year';
-export type KeyKind = 'timestamptz' | 'timestamp' | 'date' | 'integer' | 'other';
+export type KeyKind = 'timestamptz' | 'timestamp' | 'date' | 'integer' | 'numeric' | 'other';
 
 export interface PartitionSpec {
   readonly name: string;
@@ -11,7 +11,7 @@ export interface PartitionSpec {
   /** rows the partition accepts, as SQL over the key column (for moving rows out of the DEFAULT partition) */
   readonly where?: (keySql: string) => string;
   readonly isDefault?: boolean;
-  /** range: [from, to) as YYYY-MM-DD; list: the value */
+  /** range: [from, to) as YYYY-MM-DD (integer keys: the bounds as decimal strings); list: the value */
   readonly from?: string;
   readonly to?: string;
   readonly value?: string;
@@ -24,7 +24,81 @@ export function keyKind(type: string): KeyKind {
   if (t.startsWith('timestamp')) return t.includes('with time zone') ? 'timestamptz' : 'timestamp';
   if (t === 'date') return 'date';
   if (t === 'integer' || t === 'bigint' || t === 'smallint') return 'integer';
+  if (t === 'numeric' || t.startsWith('numeric(')) return 'numeric';
   return 'other';
+}
+
+const isCalendarKind = (k: KeyKind) => k === 'timestamptz' || k === 'timestamp' || k === 'date';
+const isNumberKind = (k: KeyKind) => k === 'integer' || k === 'numeric';
+
+/**
+ * Whether a RANGE interval suits the key's type: calendar intervals for date/timestamp keys, a number for
+ * integer/bigint/numeric keys. One answer for preflight, `pgshift plan` and phase 2. null when it fits.
+ */
+export function rangeMismatch(type: string, interval: string | number | undefined): { cause: string; hint: string } | null {
+  const k = keyKind(type);
+  if (interval === undefined) return { cause: 'a RANGE partitioning needs an interval', hint: isNumberKind(k) ? 'set "interval": 100000 (ids per partition)' : 'set "interval": "1 month"' };
+  if (typeof interval === 'number') {
+    if (isNumberKind(k)) return null;
+    if (isCalendarKind(k)) return { cause: `the key is ${type}, the interval ${interval} is a number (for integer keys)`, hint: 'use a calendar interval such as "interval": "1 month"' };
+  } else {
+    if (isCalendarKind(k)) return null;
+    if (isNumberKind(k)) return { cause: `the key is ${type}: a calendar interval ("${interval}") cannot split it`, hint: 'give the width of each partition as a number, e.g. "interval": 100000' };
+  }
+  return { cause: `the key is ${type}: RANGE partitioning needs a date, timestamp, timestamptz, integer, bigint or numeric key`, hint: 'choose another key column, or "strategy": "list"' };
+}
+
+export interface IntegerRangeInput {
+  readonly base: string;
+  readonly width: number;
+  /** floor of the data's min and max key (decimal strings; null when the table is empty) */
+  readonly min: string | null;
+  readonly max: string | null;
+  readonly premake: number;
+  readonly defaultPartition: boolean;
+  readonly limit?: number;
+}
+
+function floorTo(v: bigint, w: bigint): bigint {
+  const q = v / w;
+  return (v % w !== 0n && v < 0n ? q - 1n : q) * w;
+}
+
+/** Partition name suffix of an integer bound: p0, p100000, pm100000 (minus). */
+export function integerSuffix(from: bigint): string {
+  return from < 0n ? `pm${-from}` : `p${from}`;
+}
+
+/**
+ * Integer range partitions of `width` ids from the data's real span: from floor(min) down to a multiple of width
+ * through the partition holding max, plus `premake` more ahead of it, plus DEFAULT when asked.
+ * An empty table gets [0, width) and the premade ones.
+ */
+export function integerRangePartitions(r: IntegerRangeInput): PartitionSpec[] {
+  const w = BigInt(r.width);
+  const lo = r.min === null ? 0n : BigInt(r.min);
+  const hi = r.max === null ? lo : BigInt(r.max);
+  const first = floorTo(lo, w);
+  const end = floorTo(hi, w) + w * BigInt(1 + r.premake);
+  const limit = BigInt(r.limit ?? 5000);
+  if ((end - first) / w > limit) {
+    throw new Error(`this would create ${(end - first) / w} partitions of ${r.width}: more than ${limit}; choose a wider interval`);
+  }
+  const out: PartitionSpec[] = [];
+  for (let cur = first; cur < end; cur += w) {
+    const next = cur + w;
+    const a = literal(String(cur));
+    const b = literal(String(next));
+    out.push({
+      name: fitName(`${r.base}_${integerSuffix(cur)}`),
+      bound: `FOR VALUES FROM (${a}) TO (${b})`,
+      where: (k) => `${k} >= ${a} AND ${k} < ${b}`,
+      from: String(cur),
+      to: String(next),
+    });
+  }
+  if (r.defaultPartition) out.push({ name: defaultPartitionName(r.base), bound: 'DEFAULT', isDefault: true });
+  return out;
 }
 
 /** A UTC calendar date. */

@@ -1,9 +1,9 @@
 import type { Db, Tx } from '../db/session.js';
-import { ident, qname, parseQualified } from '../db/quote.js';
+import { ident, literal, qname, parseQualified } from '../db/quote.js';
 import type { TablePlan } from '../plan/schema.js';
 import type { Journal } from '../engine/journal.js';
 import { readTableDef, type TableDef } from './definition.js';
-import { keyKind, listPartitions, rangePartitions, type PartitionSpec, type RangeInterval } from './bounds.js';
+import { integerRangePartitions, keyKind, listPartitions, rangeMismatch, rangePartitions, type PartitionSpec, type RangeInterval } from './bounds.js';
 import { buildStructureDdl, type DeferredObjects, type StructureDdl } from './ddl.js';
 import { autoPartitionFunctionSql, autoPartitionTriggerSql, autoTriggerName, AUTO_FUNCTION, type AutoTriggerInfo } from './autopartition.js';
 
@@ -76,10 +76,25 @@ export async function planPartitions(db: Db, t: TablePlan, def: TableDef): Promi
   const notes: string[] = [];
   if (t.strategy === 'range') {
     const kind = keyKind(keyCol.type);
-    if (kind === 'integer') {
-      throw new Error(`${t.schema}.${t.table}.${t.key} is ${keyCol.type}: pgshift builds range partitions by calendar interval, for date and timestamp keys only`);
+    const mismatch = rangeMismatch(keyCol.type, t.interval);
+    if (mismatch) throw new Error(`${t.schema}.${t.table}.${t.key}: ${mismatch.cause}; ${mismatch.hint}`);
+    if (typeof t.interval === 'number') {
+      // integer ranges: floor of the real min and max (min()/max() use an index on the key when there is one)
+      const [r] = await db.read<{ lo: string | null; hi: string | null; nulls: boolean }>(
+        `SELECT floor(min(${k})::numeric)::text AS lo, floor(max(${k})::numeric)::text AS hi,
+                EXISTS (SELECT 1 FROM ${src} WHERE ${k} IS NULL) AS nulls
+           FROM ${src}`,
+      );
+      const partitions = integerRangePartitions({
+        base: t.table, width: t.interval, min: r!.lo, max: r!.hi, premake: t.premake, defaultPartition: t.defaultPartition,
+      });
+      const real = partitions.filter((p) => !p.isDefault);
+      notes.push(`data spans ${r!.lo ?? '—'} .. ${r!.hi ?? '—'}; ${real.length} partitions of ${t.interval.toLocaleString('en-US')} ids from ${real[0]?.from} through ${real.at(-1)?.to} (exclusive), including ${t.premake} ahead of max(${t.key})`);
+      if (t.start) notes.push(`"start" (${t.start}) is a date and is ignored for an integer key: partitions start at the data's minimum`);
+      if (r!.nulls) notes.push(`${t.key} has NULLs: ${t.defaultPartition ? 'they go to the DEFAULT partition' : 'no partition accepts them: the copy would fail'}`);
+      return { partitions, notes };
     }
-    if (kind === 'other') throw new Error(`${t.schema}.${t.table}.${t.key} is ${keyCol.type}: range partitioning needs a date or timestamp key`);
+    if (kind !== 'timestamptz' && kind !== 'timestamp' && kind !== 'date') throw new Error(`${t.schema}.${t.table}.${t.key} is ${keyCol.type}: range partitioning by a calendar interval needs a date or timestamp key`);
     // UTC calendar dates of min and max: min()/max() use an index on the key when there is one, else scan the table
     const conv = kind === 'timestamptz' ? `AT TIME ZONE 'UTC'` : '';
     const [r] = await db.read<{ lo: string | null; hi: string | null; today: string; nulls: boolean }>(
@@ -135,6 +150,17 @@ export async function createPartition(tx: Tx, schema: string, parent: string, p:
     }
   }
   await tx.query(`CREATE TABLE ${qname(schema, p.name)} PARTITION OF ${parentQ} ${p.bound}`);
+  // like its siblings: the parent's owner, and the storage parameters / replica identity of an existing partition
+  const [like] = (await tx.query<{ owner: string; me: string; opts: string[] | null; ri: string }>(
+    `SELECT pg_get_userbyid(c.relowner)::text AS owner, current_user::text AS me,
+            (SELECT s.reloptions::text[] FROM pg_inherits i JOIN pg_class s ON s.oid = i.inhrelid WHERE i.inhparent = c.oid AND s.relname <> $2 ORDER BY s.relname LIMIT 1) AS opts,
+            (SELECT s.relreplident::text FROM pg_inherits i JOIN pg_class s ON s.oid = i.inhrelid WHERE i.inhparent = c.oid AND s.relname <> $2 ORDER BY s.relname LIMIT 1) AS ri
+       FROM pg_class c WHERE c.oid = $1::regclass`,
+    [parentQ, p.name],
+  )).rows;
+  if (like?.opts?.length) await tx.query(`ALTER TABLE ${qname(schema, p.name)} SET (${like.opts.map((o) => { const i = o.indexOf('='); return `${o.slice(0, i)} = ${literal(o.slice(i + 1))}`; }).join(', ')})`);
+  if (like?.ri === 'f') await tx.query(`ALTER TABLE ${qname(schema, p.name)} REPLICA IDENTITY FULL`);
+  if (like && like.owner !== like.me) await tx.query(`ALTER TABLE ${qname(schema, p.name)} OWNER TO ${ident(like.owner)}`);
   if (moved > 0) {
     await tx.query(`INSERT INTO ${parentQ} (${def!.cols}) OVERRIDING SYSTEM VALUE SELECT ${def!.cols} FROM pg_temp.pgshift_move`);
     await tx.query(`DROP TABLE pg_temp.pgshift_move`);

@@ -118,10 +118,17 @@ export function rewriteIndexDef(ix: IndexDef, newName: string, targetQualified: 
   return `CREATE ${ix.unique ? 'UNIQUE ' : ''}INDEX ${ident(newName)} ON ${targetQualified} USING ${body}`;
 }
 
-function keyConstraintSql(c: ConstraintDef, newName: string, cols: readonly string[]): string {
+/** WITH (…) of storage parameters ("fillfactor=70" → fillfactor = '70'). */
+export function withOptions(options: readonly string[] | null | undefined): string {
+  if (!options?.length) return '';
+  return ` WITH (${options.map((o) => { const i = o.indexOf('='); return `${o.slice(0, i)} = ${literal(o.slice(i + 1))}`; }).join(', ')})`;
+}
+
+function keyConstraintSql(c: ConstraintDef, newName: string, cols: readonly string[], indexOptions: string[] | null = null): string {
   const kind = c.type === 'p' ? 'PRIMARY KEY' : `UNIQUE${c.nullsNotDistinct ? ' NULLS NOT DISTINCT' : ''}`;
   let s = `CONSTRAINT ${ident(newName)} ${kind} (${cols.map(ident).join(', ')})`;
   if (c.includeColumns.length) s += ` INCLUDE (${c.includeColumns.map(ident).join(', ')})`;
+  s += withOptions(indexOptions);
   if (c.deferrable) s += ` DEFERRABLE INITIALLY ${c.deferred ? 'DEFERRED' : 'IMMEDIATE'}`;
   return s;
 }
@@ -155,6 +162,9 @@ export function buildStructureDdl(p: StructurePlanInput): StructureDdl {
   const colSql: string[] = [];
   for (const c of def.columns) {
     let s = `${ident(c.name)} ${c.type}`;
+    // column compression in the definition: CREATE TABLE … PARTITION OF copies it to every partition (an ALTER would not)
+    const comp = def.props?.columns.find((x) => x.name === c.name)?.compression;
+    if (comp) s += ` COMPRESSION ${comp === 'l' ? 'lz4' : 'pglz'}`;
     if (c.collation) s += ` COLLATE ${qname(c.collation.schema, c.collation.name)}`;
     if (c.generated === 's' && c.default) {
       s += ` GENERATED ALWAYS AS (${c.default}) STORED`;
@@ -180,6 +190,9 @@ export function buildStructureDdl(p: StructurePlanInput): StructureDdl {
 
   // CHECK constraints (kept with a new name), PK and UNIQUE (gain the partition key)
   const tableConstraints: string[] = [];
+  const notValid: string[] = [];
+  const props = def.props;
+  const ixProps = new Map((props?.indexes ?? []).map((x) => [x.name, x]));
   const keyCols = [key];
   for (const c of def.constraints) {
     if (c.type === 'c') {
@@ -189,7 +202,11 @@ export function buildStructureDdl(p: StructurePlanInput): StructureDdl {
       }
       const n = newObjectName(c.name);
       const d = c.definition.replace(/\s+NOT VALID$/, '');
-      tableConstraints.push(`CONSTRAINT ${ident(n)} ${d}`);
+      if (/\s+NOT VALID$/.test(c.definition) || props?.notValidChecks.includes(c.name)) {
+        // kept NOT VALID (CREATE TABLE cannot say so: added once the partitions exist); still enforced for new rows
+        notValid.push(`ALTER TABLE ${target} ADD CONSTRAINT ${ident(n)} ${d} NOT VALID`);
+        changes.push(`CHECK ${c.name} is NOT VALID on ${source}: kept NOT VALID on the new table (preflight counted the rows violating it: the copy would be refused for them)`);
+      } else tableConstraints.push(`CONSTRAINT ${ident(n)} ${d}`);
       constraints.push({ newName: n, sourceName: c.name, type: 'check', definition: d });
     } else if (c.type === 'p' || c.type === 'u') {
       const missing = keyCols.filter((k) => !c.columns.includes(k));
@@ -203,7 +220,7 @@ export function buildStructureDdl(p: StructurePlanInput): StructureDdl {
         if (c.type === 'p') pkChange = { constraint: c.name, from: c.columns, to: cols };
         else uniqueChanges.push({ name: c.name, from: c.columns, to: cols });
       }
-      const sql = keyConstraintSql(c, n, cols);
+      const sql = keyConstraintSql(c, n, cols, ixProps.get(c.name)?.reloptions ?? null);
       tableConstraints.push(sql);
       constraints.push({ newName: n, sourceName: c.name, type: c.type === 'p' ? 'primary key' : 'unique', definition: sql.replace(/^CONSTRAINT \S+ /, '') });
     } else if (c.type === 'x') {
@@ -241,7 +258,34 @@ export function buildStructureDdl(p: StructurePlanInput): StructureDdl {
 
   // partitions
   for (const part of p.partitions) {
-    statements.push(`CREATE TABLE ${qname(def.schema, part.name)} PARTITION OF ${target} ${part.bound}`);
+    statements.push(`CREATE TABLE ${qname(def.schema, part.name)} PARTITION OF ${target} ${part.bound}${withOptions(props?.reloptions)}`);
+  }
+  if (props?.reloptions?.length) {
+    changes.push(`storage parameters (${props.reloptions.join(', ')}) set on every partition; a partitioned parent cannot hold them, so a partition created later by hand must be given them too`);
+  }
+  statements.push(...notValid);
+  // planner and storage properties of the columns; ALTER on the parent reaches every partition
+  for (const c of props?.columns ?? []) {
+    if (c.statistics >= 0) statements.push(`ALTER TABLE ${target} ALTER COLUMN ${ident(c.name)} SET STATISTICS ${c.statistics}`);
+    if (c.storage !== c.typeStorage) statements.push(`ALTER TABLE ${target} ALTER COLUMN ${ident(c.name)} SET STORAGE ${({ p: 'PLAIN', e: 'EXTERNAL', m: 'MAIN', x: 'EXTENDED' } as Record<string, string>)[c.storage] ?? 'EXTENDED'}`);
+  }
+  // replica identity: the parent and each partition (it does not recurse)
+  if (props && (props.replicaIdentity === 'f' || props.replicaIdentity === 'n')) {
+    const what = props.replicaIdentity === 'f' ? 'FULL' : 'NOTHING';
+    for (const rel of [target, ...p.partitions.map((x) => qname(def.schema, x.name))]) statements.push(`ALTER TABLE ${rel} REPLICA IDENTITY ${what}`);
+    changes.push(`REPLICA IDENTITY ${what} set on the new table and each of its partitions`);
+  } else if (props?.replicaIdentity === 'i') {
+    warnings.push(`REPLICA IDENTITY USING INDEX ${props.replicaIndex}: not carried (the index gains the partition key); the new table uses its primary key — set it on each partition by hand if logical replication needs that index`);
+  }
+  // extended statistics: re-created on the new table (they would stay on the old one and go with it)
+  for (const x of props?.extendedStats ?? []) {
+    const n = newObjectName(x.name);
+    const m = /^CREATE STATISTICS (.+?) (\(.*?\) )?ON (.*) FROM (.+)$/s.exec(x.definition);
+    if (!m) { warnings.push(`extended statistics ${x.schema}.${x.name} could not be read (${x.definition}): re-create them by hand`); continue; }
+    statements.push(`CREATE STATISTICS ${qname(x.schema, n)} ${m[2] ?? ''}ON ${m[3]} FROM ${target}`);
+    if (x.target >= 0) statements.push(`ALTER STATISTICS ${qname(x.schema, n)} SET STATISTICS ${x.target}`);
+    if (x.comment !== null) statements.push(`COMMENT ON STATISTICS ${qname(x.schema, n)} IS ${literal(x.comment)}`);
+    changes.push(`extended statistics ${x.schema}.${x.name} re-created on the new table as ${x.schema}.${n} (the name ${x.name} stays with the old table until it is dropped)`);
   }
 
   // outbound foreign keys
@@ -277,6 +321,10 @@ export function buildStructureDdl(p: StructurePlanInput): StructureDdl {
     }
     statements.push(rewriteTriggerDef(t.definition, def.printedName, target));
     if (t.enabled === 'D') statements.push(`ALTER TABLE ${target} DISABLE TRIGGER ${ident(t.name)}`);
+    if (t.enabled === 'A') statements.push(`ALTER TABLE ${target} ENABLE ALWAYS TRIGGER ${ident(t.name)}`);
+    if (t.enabled === 'R') statements.push(`ALTER TABLE ${target} ENABLE REPLICA TRIGGER ${ident(t.name)}`);
+    const tc = props?.triggerComments.find((x) => x.name === t.name);
+    if (tc) statements.push(`COMMENT ON TRIGGER ${ident(t.name)} ON ${target} IS ${literal(tc.comment)}`);
     triggers.push(t.name);
   }
   if (triggers.length) changes.push(`trigger(s) ${triggers.join(', ')} recreated on the new table (LIKE does not copy triggers)`);
@@ -290,6 +338,8 @@ export function buildStructureDdl(p: StructurePlanInput): StructureDdl {
     if (pol.using !== null) s += ` USING (${pol.using})`;
     if (pol.withCheck !== null) s += ` WITH CHECK (${pol.withCheck})`;
     statements.push(s);
+    const pc = props?.policyComments.find((x) => x.name === pol.name);
+    if (pc) statements.push(`COMMENT ON POLICY ${ident(pol.name)} ON ${target} IS ${literal(pc.comment)}`);
     policies.push(pol.name);
   }
   if (def.rls || policies.length) {
@@ -314,9 +364,17 @@ export function buildStructureDdl(p: StructurePlanInput): StructureDdl {
     // a deferred FK's comment is set by phase 3 once the FK exists
     if (c.comment !== null && m && m.type !== 'foreign key') statements.push(`COMMENT ON CONSTRAINT ${ident(m.newName)} ON ${target} IS ${literal(c.comment)}`);
   }
+  for (const ix of indexes) {
+    const c = ixProps.get(ix.sourceName)?.comment;
+    if (c == null) continue;
+    if (!deferredIndexes.some((d) => d.newName === ix.newName)) statements.push(`COMMENT ON INDEX ${qname(def.schema, ix.newName)} IS ${literal(c)}`);
+    else warnings.push(`index ${ix.sourceName} is built after the copy (phase 3) without its comment: COMMENT ON INDEX ${qname(def.schema, ix.newName)} IS ${literal(c)} by hand afterwards`);
+  }
   if (def.owner !== p.currentUser) {
     statements.push(`ALTER TABLE ${target} OWNER TO ${ident(def.owner)}`);
-    changes.push(`owner set to ${def.owner}, the owner of ${source}`);
+    // partitions are owned by whoever creates them: each is handed to the table's owner too
+    for (const part of p.partitions) statements.push(`ALTER TABLE ${qname(def.schema, part.name)} OWNER TO ${ident(def.owner)}`);
+    changes.push(`owner set to ${def.owner}, the owner of ${source}, on the new table and each of its ${p.partitions.length} partitions`);
   }
   changes.push(`the foreign keys that point at ${source} are not recreated here: they must reference the new key, which includes ${key} (phase 4)`);
 

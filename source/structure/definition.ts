@@ -90,6 +90,25 @@ export interface TableDef {
   readonly forceRls: boolean;
   readonly grants: GrantDef[];
   readonly comment: string | null;
+  /** storage and planner properties LIKE/PARTITION OF do not carry (absent when read by older code) */
+  readonly props?: TableProps;
+}
+
+/** Properties of the table CREATE TABLE … PARTITION OF does not carry: each set explicitly or named as changed. */
+export interface TableProps {
+  readonly reloptions: string[] | null;
+  /** d default, n nothing, f full, i index */
+  readonly replicaIdentity: string;
+  readonly replicaIndex: string | null;
+  readonly columns: { name: string; statistics: number; storage: string; typeStorage: string; compression: string }[];
+  /** pg_get_statisticsobjdef, its name, its own statistics target and comment */
+  readonly extendedStats: { schema: string; name: string; definition: string; target: number; comment: string | null }[];
+  /** every index of the table (constraint-backed ones too): storage parameters and comment */
+  readonly indexes: { name: string; reloptions: string[] | null; comment: string | null }[];
+  readonly triggerComments: { name: string; comment: string }[];
+  readonly policyComments: { name: string; comment: string }[];
+  /** CHECK constraints that are NOT VALID now */
+  readonly notValidChecks: string[];
 }
 
 /**
@@ -245,8 +264,41 @@ export async function readTableDefWith(c: pg.ClientBase, schema: string, name: s
   );
   const grants: GrantDef[] = gr.rows.map((r) => ({ grantee: r.grantee, privilege: r.privilege, grantable: r.grantable, column: r.col ?? undefined }));
 
+  const [rel] = (await c.query<{ opts: string[] | null; ident: string; ridx: string | null }>(
+    `SELECT c.reloptions::text[] AS opts, c.relreplident::text AS ident,
+            (SELECT ic.relname::text FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = c.oid AND i.indisreplident) AS ridx
+       FROM pg_class c WHERE c.oid = $1`, [oid],
+  )).rows;
+  const cp = await c.query<{ name: string; st: number; storage: string; tstorage: string; compression: string }>(
+    `SELECT a.attname AS name, coalesce(a.attstattarget::int, -1) AS st, a.attstorage::text AS storage, t.typstorage::text AS tstorage,
+            coalesce((to_jsonb(a) ->> 'attcompression'), '') AS compression
+       FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, [oid],
+  );
+  const xs = await c.query<{ schema: string; name: string; def: string; target: number | null; comment: string | null }>(
+    `SELECT n.nspname AS schema, s.stxname AS name, pg_get_statisticsobjdef(s.oid) AS def, (to_jsonb(s) ->> 'stxstattarget')::int AS target,
+            obj_description(s.oid, 'pg_statistic_ext') AS comment
+       FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace WHERE s.stxrelid = $1 ORDER BY s.stxname`, [oid],
+  );
+  const ip = await c.query<{ name: string; opts: string[] | null; comment: string | null }>(
+    `SELECT ic.relname AS name, ic.reloptions::text[] AS opts, obj_description(ic.oid, 'pg_class') AS comment
+       FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid WHERE i.indrelid = $1 ORDER BY 1`, [oid],
+  );
+  const tc = await c.query<{ name: string; comment: string }>(
+    `SELECT tgname AS name, obj_description(oid, 'pg_trigger') AS comment FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal AND obj_description(oid, 'pg_trigger') IS NOT NULL`, [oid],
+  );
+  const pc = await c.query<{ name: string; comment: string }>(
+    `SELECT polname AS name, obj_description(oid, 'pg_policy') AS comment FROM pg_policy WHERE polrelid = $1 AND obj_description(oid, 'pg_policy') IS NOT NULL`, [oid],
+  );
+  const nv = await c.query<{ name: string }>(`SELECT conname AS name FROM pg_constraint WHERE conrelid = $1 AND contype = 'c' AND NOT convalidated ORDER BY 1`, [oid]);
+  const props: TableProps = {
+    reloptions: rel?.opts ?? null, replicaIdentity: rel?.ident ?? 'd', replicaIndex: rel?.ridx ?? null,
+    columns: cp.rows.map((r) => ({ name: r.name, statistics: r.st, storage: r.storage, typeStorage: r.tstorage, compression: r.compression })),
+    extendedStats: xs.rows.map((r) => ({ schema: r.schema, name: r.name, definition: r.def, target: r.target ?? -1, comment: r.comment })),
+    indexes: ip.rows.map((r) => ({ name: r.name, reloptions: r.opts, comment: r.comment })),
+    triggerComments: tc.rows, policyComments: pc.rows, notValidChecks: nv.rows.map((r) => r.name),
+  };
   return {
     oid, schema, name, printedName: tr.printed, owner: tr.owner, relkind: tr.relkind, columns, constraints, indexes, triggers, policies,
-    rls: tr.rls, forceRls: tr.force, grants, comment: tr.comment,
+    rls: tr.rls, forceRls: tr.force, grants, comment: tr.comment, props,
   };
 }

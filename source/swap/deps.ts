@@ -1,8 +1,9 @@
 import type pg from 'pg';
 import type { Db } from '../db/session.js';
 import type { TablePlan } from '../plan/schema.js';
-import { ident, qname } from '../db/quote.js';
+import { ident, parseQualified, qname } from '../db/quote.js';
 import { withCatalogReader } from '../structure/definition.js';
+import { rootOf } from '../preflight.js';
 
 /**
  * Phase 4's discovery: everything that binds to the source table by OID and must follow it at the swap (views,
@@ -34,6 +35,8 @@ export interface ViewDep {
   readonly refreshRows?: number;
   /** why it could not be measured (the query failed in a READ ONLY transaction, e.g. it calls a writing function) */
   readonly measureError?: string;
+  /** materialized views only: false when it was created WITH NO DATA and never refreshed (re-created the same way) */
+  readonly populated?: boolean;
 }
 
 export interface FkPlan {
@@ -51,6 +54,10 @@ export interface FkPlan {
   /** MATCH / ON UPDATE / ON DELETE / DEFERRABLE clauses, kept as they were */
   readonly clauses: string;
   readonly validated: boolean;
+  /** behaviour changes of the new FK, said before the swap (phase 4 warnings, the swap confirmation) */
+  readonly changes?: string[];
+  /** the clauses of the FK as it was (a swap back re-creates it with these; `clauses` may have gained MATCH FULL) */
+  readonly oldClauses?: string;
 }
 
 export interface SeqPlan {
@@ -72,6 +79,8 @@ export interface DependencyRecord {
   readonly functions: string[];
   readonly fks: FkPlan[];
   readonly sequences: SeqPlan[];
+  /** publications listing the table itself (not FOR ALL TABLES ones): a publication holds the table by OID */
+  readonly publications?: string[];
 }
 
 type Q = (sql: string, params?: unknown[]) => Promise<Record<string, unknown>[]>;
@@ -101,9 +110,9 @@ export async function dependentViews(q: Q, oid: number): Promise<ViewDep[]> {
      )
      SELECT c.oid, n.nspname AS s, c.relname AS n, c.relkind AS k, max(deps.depth) AS depth, pg_get_viewdef(c.oid, true) AS def,
             pg_get_userbyid(c.relowner) AS owner, c.reloptions::text[] AS options, c.relacl::text[] AS acl,
-            obj_description(c.oid, 'pg_class') AS comment
+            obj_description(c.oid, 'pg_class') AS comment, c.relispopulated AS populated
        FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_namespace n ON n.oid = c.relnamespace
-      GROUP BY c.oid, n.nspname, c.relname, c.relkind, c.relowner, c.reloptions, c.relacl
+      GROUP BY c.oid, n.nspname, c.relname, c.relkind, c.relowner, c.reloptions, c.relacl, c.relispopulated
       ORDER BY max(deps.depth), n.nspname, c.relname`,
     [oid],
   );
@@ -125,7 +134,7 @@ export async function dependentViews(q: Q, oid: number): Promise<ViewDep[]> {
     out.push({
       schema: String(r.s), name: String(r.n), kind, depth: Number(r.depth), definition: String(r.def).trim().replace(/;$/, ''),
       owner: String(r.owner), options: (r.options as string[] | null) ?? null, acl: (r.acl as string[] | null) ?? null,
-      comment: (r.comment as string | null) ?? null, grants, indexes,
+      comment: (r.comment as string | null) ?? null, grants, indexes, ...(kind === 'm' ? { populated: r.populated !== false } : {}),
     });
   }
   return out;
@@ -139,7 +148,7 @@ export async function dependentViews(q: Q, oid: number): Promise<ViewDep[]> {
 export async function measureMaterializedViews(db: Db, views: readonly ViewDep[], opts: { limitMs: number; stepId?: string | null; signal?: AbortSignal }): Promise<ViewDep[]> {
   const out: ViewDep[] = [];
   for (const v of views) {
-    if (v.kind !== 'm') { out.push(v); continue; }
+    if (v.kind !== 'm' || v.populated === false) { out.push(v); continue; }
     try {
       const r = await db.tx(async (tx) => {
         await tx.query('SET TRANSACTION READ ONLY');
@@ -172,7 +181,7 @@ export async function functionsNaming(db: Db, t: TablePlan): Promise<string[]> {
 /** Inbound foreign keys of the source, and how each is carried to the new table (which needs the partition key). */
 export async function planInboundFks(db: Db, q: Q, t: TablePlan, oid: number, targetOid: number | null): Promise<{ fks: FkPlan[]; problems: string[] }> {
   const rows = await q(
-    `SELECT n.nspname AS s, c.relname AS n, k.conname, pg_get_constraintdef(k.oid) AS def, k.convalidated AS valid,
+    `SELECT n.nspname AS s, c.relname AS n, k.conrelid::int AS relid, k.conname, pg_get_constraintdef(k.oid) AS def, k.convalidated AS valid,
             k.confmatchtype AS m, k.confupdtype AS u, k.confdeltype AS d, k.condeferrable AS deferrable, k.condeferred AS deferred,
             ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY x(n, i) JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = x.n ORDER BY x.i) AS cols,
             ARRAY(SELECT a.attname::text FROM unnest(k.confkey) WITH ORDINALITY x(n, i) JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = x.n ORDER BY x.i) AS refcols
@@ -192,15 +201,21 @@ export async function planInboundFks(db: Db, q: Q, t: TablePlan, oid: number, ta
     const cols = r.cols as string[], refcols = r.refcols as string[];
     let newColumns = [...cols];
     let newRefColumns = [...refcols];
+    let matchFull = r.m === 'f';
+    const changes: string[] = [];
     if (!refcols.includes(t.key)) {
-      const mapped = t.inboundKeyColumns[`${schema}.${table}`] ?? t.inboundKeyColumns[table];
+      // a partition's FK: the mapping may name its partitioned parent (where the column was added)
+      const root = await rootOf(db, Number(r.relid));
+      const mapped = t.inboundKeyColumns[`${schema}.${table}`] ?? t.inboundKeyColumns[table] ?? t.inboundKeyColumns[`${root.schema}.${root.name}`];
       const candidate = mapped ?? t.key;
       const has = await db.read<{ ok: boolean }>(
         `SELECT EXISTS (SELECT 1 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
                          WHERE n.nspname = $1 AND c.relname = $2 AND a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped) AS ok`,
         [schema, table, candidate],
       );
-      if (!has[0]!.ok) {
+      // addKeyColumns: phase 2 adds the column to the partitioned parent; the dry run plans with it
+      const willAdd = t.addKeyColumns.some((x) => { try { const q2 = parseQualified(x); return (q2.schema === root.schema && q2.name === root.name) || (q2.schema === schema && q2.name === table); } catch { return false; } });
+      if (!has[0]!.ok && !willAdd) {
         const refWhere = refcols.map((c, i) => `s.${ident(c)} = r.${ident(cols[i]!)}`).join(' AND ');
         problems.push(
           `${schema}.${table}.${String(r.conname)} references ${t.schema}.${t.table}(${refcols.join(', ')}), but ${schema}.${table} has no column ` +
@@ -215,6 +230,25 @@ export async function planInboundFks(db: Db, q: Q, t: TablePlan, oid: number, ta
       }
       newColumns = [...cols, candidate];
       newRefColumns = [...refcols, t.key];
+      const [nn] = !has[0]!.ok ? [{ notnull: false }] : await db.read<{ notnull: boolean }>(
+        `SELECT a.attnotnull OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.convalidated
+                 AND pg_get_constraintdef(k.oid) ~ ('^CHECK \\(\\(?' || quote_ident(a.attname) || ' IS NOT NULL\\)?\\)$')) AS notnull
+           FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relname = $2 AND a.attname = $3`,
+        [schema, table, candidate],
+      );
+      const fk = `${schema}.${table}.${String(r.conname)}`;
+      changes.push(`${fk}: the FK becomes (${newColumns.join(', ')}) → ${t.schema}.${t.table} (${newRefColumns.join(', ')}); updating ${t.key} of a ${t.schema}.${t.table} row that is referenced now fails ("still referenced") — before the swap it succeeded`);
+      if (!matchFull && !nn!.notnull) {
+        // MATCH SIMPLE skips the check when any column is NULL: a row with (${cols}) set and a NULL key column would
+        // never be checked. MATCH FULL refuses exactly that row, so the FK keeps refusing what it refused before.
+        matchFull = true;
+        changes.push(
+          `${fk}: re-created MATCH FULL (was MATCH SIMPLE) because ${candidate} is nullable — MATCH SIMPLE would skip any row whose ${candidate} is NULL, so an orphan (${cols.join(', ')}) would be accepted; ` +
+            `MATCH FULL refuses a row with (${cols.join(', ')}) set and ${candidate} NULL` +
+            (cols.length > 1 ? `, and also a row where only some of (${cols.join(', ')}) are NULL (MATCH SIMPLE accepted those unchecked)` : ''),
+        );
+      }
     }
     if (targetOid !== null) {
       const uk = await q(
@@ -227,13 +261,15 @@ export async function planInboundFks(db: Db, q: Q, t: TablePlan, oid: number, ta
         problems.push(`${t.schema}.${t.targetName} has no primary key or unique constraint on (${newRefColumns.join(', ')}) for ${schema}.${table}.${String(r.conname)} to reference`);
       }
     }
-    const clauses = [
-      r.m === 'f' ? 'MATCH FULL' : '',
+    const clausesOf = (full: boolean) => [
+      full ? 'MATCH FULL' : '',
       r.u !== 'a' ? `ON UPDATE ${action(r.u)}` : '',
       r.d !== 'a' ? `ON DELETE ${action(r.d)}` : '',
       r.deferrable ? `DEFERRABLE INITIALLY ${r.deferred ? 'DEFERRED' : 'IMMEDIATE'}` : '',
     ].filter(Boolean).join(' ');
-    fks.push({ schema, table, name: String(r.conname), oldDefinition: String(r.def), columns: cols, refColumns: refcols, newColumns, newRefColumns, clauses, validated: !!r.valid });
+    const clauses = clausesOf(matchFull);
+    if (r.u !== 'a' || r.d !== 'a') changes.push(`${schema}.${table}.${String(r.conname)}: ON UPDATE ${action(r.u)} / ON DELETE ${action(r.d)} kept`);
+    fks.push({ schema, table, name: String(r.conname), oldDefinition: String(r.def), columns: cols, refColumns: refcols, newColumns, newRefColumns, clauses, oldClauses: clausesOf(r.m === 'f'), validated: !!r.valid, changes });
   }
   return { fks, problems };
 }
@@ -247,6 +283,14 @@ export async function fkMismatches(db: Db, t: TablePlan, fk: FkPlan): Promise<nu
     `SELECT count(*) AS n FROM ${qname(fk.schema, fk.table)} r WHERE ${notNull}
         AND NOT EXISTS (SELECT 1 FROM ${qname(t.schema, t.table)} s WHERE ${on})`,
   );
+  return Number(rows[0]!.n);
+}
+
+/** Under MATCH FULL: referencing rows with every old column set but the added key column NULL (the new FK would refuse them). */
+export async function fkNullKeys(db: Db, fk: FkPlan): Promise<number> {
+  if (fk.newColumns.length === fk.columns.length || !/MATCH FULL/.test(fk.clauses)) return 0;
+  const set = fk.columns.map((c) => `r.${ident(c)} IS NOT NULL`).join(' AND ');
+  const rows = await db.read<{ n: string }>(`SELECT count(*) AS n FROM ${qname(fk.schema, fk.table)} r WHERE ${set} AND r.${ident(fk.newColumns.at(-1)!)} IS NULL`);
   return Number(rows[0]!.n);
 }
 
@@ -352,8 +396,52 @@ export async function discoverDependencies(db: Db, t: TablePlan): Promise<{ reco
   });
   const functions = await functionsNaming(db, t);
   const sequences = await planSequences(db, t, oid);
+  const pubs = await db.read<{ p: string }>(
+    `SELECT p.pubname::text AS p FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid WHERE pr.prrelid = $1 ORDER BY 1`, [oid],
+  );
   return {
-    record: { at: new Date().toISOString(), table: `${t.schema}.${t.table}`, target: `${t.schema}.${t.targetName}`, views, functions, fks, sequences },
+    record: {
+      at: new Date().toISOString(), table: `${t.schema}.${t.table}`, target: `${t.schema}.${t.targetName}`, views, functions, fks, sequences,
+      publications: pubs.map((x) => x.p),
+    },
     problems,
   };
+}
+
+/**
+ * Every behaviour change the swap brings, in words, for the swap's confirmation (and phase 4): the primary key and
+ * unique constraints gaining the partition key, inbound FKs gaining it (partition-key updates of referenced rows
+ * then fail), MATCH FULL where the added column is nullable, ON UPDATE/DELETE kept.
+ */
+export function behaviourChanges(
+  deps: Pick<DependencyRecord, 'fks' | 'table' | 'publications'>,
+  structureArtifact?: object | null,
+): string[] {
+  // phase 2's structure artifact (source/structure/build.ts) records these; older artifacts may lack them
+  const structure = structureArtifact as { pkChange?: { from: string[]; to: string[] } | null; uniqueChanges?: { name: string; from: string[]; to: string[] }[] } | null | undefined;
+  const out: string[] = [];
+  const pk = structure?.pkChange;
+  if (pk) {
+    out.push(`behaviour change: the primary key of ${deps.table} becomes (${pk.to.join(', ')}) — (${pk.from.join(', ')}) alone is no longer unique across partitions (PostgreSQL cannot enforce it on a partitioned table; a unique index per partition does not either)`);
+  }
+  for (const u of structure?.uniqueChanges ?? []) {
+    out.push(`behaviour change: unique ${u.name} becomes (${u.to.join(', ')}) — (${u.from.join(', ')}) alone is no longer unique across partitions`);
+  }
+  for (const f of deps.fks) for (const c of f.changes ?? []) out.push(`behaviour change: ${c}`);
+  for (const p of deps.publications ?? []) {
+    out.push(`publication ${p} is moved to the new ${deps.table} inside the swap (and back by a rollback); unless ${p} has publish_via_partition_root = true, its changes are published under the partitions' names: subscribers must have those tables`);
+  }
+  return out;
+}
+
+/**
+ * Publications that list the table: the swap moves them to the table now under the original name (inside the swap
+ * transaction), the swap back moves them back. Without publish_via_partition_root the partitioned table's changes are
+ * published under its partitions' names (said before the swap).
+ */
+export function publicationSql(t: TablePlan, publications: readonly string[] | undefined, direction: 'forward' | 'back'): string[] {
+  const away = qname(t.schema, direction === 'forward' ? t.oldName : t.targetName);
+  const out: string[] = [];
+  for (const p of publications ?? []) out.push(`ALTER PUBLICATION ${ident(p)} DROP TABLE ${away}`, `ALTER PUBLICATION ${ident(p)} ADD TABLE ${qname(t.schema, t.table)}`);
+  return out;
 }

@@ -10,7 +10,7 @@ import { ident, literal, qname } from '../db/quote.js';
 import { UserError } from '../engine/errors.js';
 import type { StepContext } from '../engine/types.js';
 import { fmtDuration } from '../format.js';
-import { addFkSql, type DependencyRecord, type FkPlan, type ViewDep } from './deps.js';
+import { addFkSql, publicationSql, type DependencyRecord, type FkPlan, type ViewDep } from './deps.js';
 import { fitName, md5hex } from './names.js';
 
 /** What phase 2 records about the new table (artifact `structure:<schema.table>`); only the name mapping is used here. */
@@ -41,6 +41,8 @@ export interface SwapArtifact {
   readonly fks: FkPlan[];
   readonly views: ViewDep[];
   readonly sequences: DependencyRecord['sequences'];
+  /** publications that listed the table by name (re-pointed by the swap, and back by the swap back) */
+  readonly publications?: DependencyRecord['publications'];
   /** the old table's primary key: the reverse-change log keys rows by it (swap back) */
   readonly reverseKey: { column: string; type: string }[] | null;
   readonly mode: 'batch' | 'online';
@@ -173,7 +175,7 @@ export function viewSql(views: readonly ViewDep[]): string[] {
       out.push(`CREATE OR REPLACE VIEW ${name}${optionsClause(v.options)} AS ${v.definition}`);
     } else {
       out.push(`DROP MATERIALIZED VIEW ${name}`);
-      out.push(`CREATE MATERIALIZED VIEW ${name}${optionsClause(v.options)} AS ${v.definition} WITH DATA`);
+      out.push(`CREATE MATERIALIZED VIEW ${name}${optionsClause(v.options)} AS ${v.definition} ${v.populated === false ? 'WITH NO DATA' : 'WITH DATA'}`);
       out.push(`ALTER MATERIALIZED VIEW ${name} OWNER TO ${ident(v.owner)}`);
       out.push(...v.indexes, ...v.grants);
       if (v.comment !== null) out.push(`COMMENT ON MATERIALIZED VIEW ${name} IS ${literal(v.comment)}`);
@@ -268,7 +270,7 @@ export async function outlineSwap(
     s.push(`ALTER TABLE ${qname(fk.schema, fk.table)} DROP CONSTRAINT ${ident(fk.name)}`);
     s.push(addFkSql(fk, t.schema, t.table));
   }
-  s.push(...sequenceSql(t, deps, 'forward'));
+  s.push(...sequenceSql(t, deps, 'forward'), ...publicationSql(t, deps.publications, 'forward'));
   if (reverseKey) s.push(...reverseCaptureSql(t, reverseKey, t.table));
   s.push('COMMIT');
   return { statements: s, newRenames, oldRenames, reverseKey, locks, oldTriggers: triggers.old, newTriggers: triggers.new };
@@ -577,7 +579,7 @@ export async function runSwap(
     for (const s of body) await tx.query(s);
     await journal.setArtifact(swapArtifactKey(t), {
       at: new Date().toISOString(), lockHeldMs: -1, attempts: 0, table: `${t.schema}.${t.table}`, oldName: t.oldName, targetName: t.targetName,
-      oldRenames: outline.oldRenames, newRenames: outline.newRenames, fks: deps.fks, views: deps.views, sequences: deps.sequences,
+      oldRenames: outline.oldRenames, newRenames: outline.newRenames, fks: deps.fks, views: deps.views, sequences: deps.sequences, publications: deps.publications,
       reverseKey: outline.reverseKey, mode: opts.captured ? 'online' : 'batch', drained, rows,
       reverseLog: outline.reverseKey ? reverseLogName(t) : undefined, oldTriggers: outline.oldTriggers, newTriggers: outline.newTriggers, maxLockMs: opts.maxLockMs,
     } satisfies SwapArtifact, tx);
@@ -675,10 +677,10 @@ export function swapBackStatements(t: TablePlan, a: SwapArtifact, columns: { nam
   for (const fk of a.fks) {
     s.push(
       `ALTER TABLE ${qname(fk.schema, fk.table)} ADD CONSTRAINT ${ident(fk.name)} FOREIGN KEY (${fk.columns.map(ident).join(', ')}) ` +
-        `REFERENCES ${qname(t.schema, t.table)} (${fk.refColumns.map(ident).join(', ')})${fk.clauses ? ' ' + fk.clauses : ''} NOT VALID`,
+        `REFERENCES ${qname(t.schema, t.table)} (${fk.refColumns.map(ident).join(', ')})${(fk.oldClauses ?? fk.clauses) ? ' ' + (fk.oldClauses ?? fk.clauses) : ''} NOT VALID`,
     );
   }
-  s.push(...sequenceSql(t, { sequences: a.sequences } as DependencyRecord, 'back'));
+  s.push(...sequenceSql(t, { sequences: a.sequences } as DependencyRecord, 'back'), ...publicationSql(t, a.publications, 'back'));
   return s;
 }
 
