@@ -15,18 +15,19 @@ import { useConfirm } from './hooks/use-confirm.js';
 import type { MonitorSource } from './monitor-source.js';
 import { monitorLines } from './monitor-lines.js';
 import {
-  currentPhase, initialWizardState, selectedStep, statusText, wizardReducer, type WizardState,
+  currentPhase, initialWizardState, nextPhase, selectedStep, statusText, wizardReducer, type WizardState,
 } from './state/use-wizard-state.js';
-import { MAIN_KEYS, MONITOR_KEYS, hintLine, resolveKey } from './keymap.js';
+import { MAIN_KEYS, MONITOR_KEYS, fitHints, hintParts, resolveKey, splitChunk } from './keymap.js';
 import { Header } from './components/header.js';
 import { PhaseRail } from './components/phase-rail.js';
 import { StepList } from './components/step-list.js';
 import { DetailPane, detailLines } from './components/detail-pane.js';
-import { LogView } from './components/log-view.js';
+import { LogView, FullLog, fullLogLines, logErrorText } from './components/log-view.js';
 import { ConfirmModal } from './components/confirm-modal.js';
 import { CompactMonitor, FullMonitor } from './components/monitor-panel.js';
-import { HelpScreen, PreviewScreen, QuitPrompt, SkipPrompt } from './components/screens.js';
+import { HelpScreen, PreviewScreen, QuitPrompt, SkipPrompt, TextScreen, quitPromptHeight } from './components/screens.js';
 import { clip } from './format-ui.js';
+import type { Key } from 'ink';
 import { isOperatorSkip, skipStep } from './skip.js';
 
 export interface AppProps {
@@ -84,6 +85,7 @@ export function App(props: AppProps) {
   const quitRef = useRef(false);
   const exited = useRef(false);
   const [monSel, setMonSel] = useState(0);
+  const viewRef = useRef({ width: 80, bodyH: 20, overlayMax: 0 });
   const [monNotice, setMonNotice] = useState<string | undefined>(undefined);
 
   const log = useCallback((level: 'info' | 'warn' | 'error', text: string) => dispatch({ type: 'log', level, text: redact(text), now: Date.now() }), []);
@@ -289,7 +291,12 @@ export function App(props: AppProps) {
   const confirmOpen = state.confirms.length > 0;
 
   // keys: phase screen, monitor screen, prompts (the confirmation modal has its own hook)
-  useInput((input, key) => {
+  const act = (a: Parameters<typeof wizardReducer>[1]) => {
+    dispatch(a);
+    // several keys in one chunk: the next key sees this one's effect before React renders
+    stateRef.current = wizardReducer(stateRef.current, a);
+  };
+  const onKey = (input: string, key: Key) => {
     const s = stateRef.current;
     if (key.ctrl && input === 'c') {
       interrupt();
@@ -298,34 +305,40 @@ export function App(props: AppProps) {
     switch (s.overlay) {
       case 'quit':
         if (input === 'y' || input === 'Y') stop(true);
-        else if (input === 'n' || input === 'N' || key.escape) dispatch({ type: 'overlay', overlay: 'none' });
+        else if (input === 'n' || input === 'N' || key.escape) act({ type: 'overlay', overlay: 'none' });
         return;
       case 'skip':
-        if (key.escape) dispatch({ type: 'overlay', overlay: 'none' });
+        if (key.escape) act({ type: 'overlay', overlay: 'none' });
         else if (key.return) void doSkip();
-        else if (key.backspace || key.delete) dispatch({ type: 'skip-input', text: s.skipText.slice(0, -1) });
-        else if (input && !key.ctrl && !key.meta) {
-          // a pasted "reason\r" arrives in one chunk: type the text before the newline, then submit
-          const nl = input.search(/[\r\n]/);
-          const text = (s.skipText + (nl >= 0 ? input.slice(0, nl) : input).replace(/[\u0000-\u001f\u007f]/g, '')).slice(0, 300);
-          dispatch({ type: 'skip-input', text });
-          if (nl >= 0) void doSkip(text);
-        }
+        else if (key.backspace || key.delete) act({ type: 'skip-input', text: s.skipText.slice(0, -1) });
         return;
       case 'help':
-        if (key.escape || input === '?' || input === 'q') dispatch({ type: 'overlay', overlay: 'none' });
+        if (key.escape || input === '?' || input === 'q') act({ type: 'overlay', overlay: 'none' });
+        else if (key.upArrow || input === 'k') act({ type: 'scroll-help', delta: -1 });
+        else if (key.downArrow || input === 'j') act({ type: 'scroll-help', delta: 1 });
+        else if (key.pageUp) act({ type: 'scroll-help', delta: -10 });
+        else if (key.pageDown || input === ' ') act({ type: 'scroll-help', delta: 10 });
+        return;
+      case 'log':
+      case 'error':
+        if (key.escape || input === 'q' || input === 'L' || input === 'e') act({ type: 'overlay', overlay: 'none' });
+        else if (key.upArrow || input === 'k') act({ type: 'scroll-detail', delta: -1, max: viewRef.current.overlayMax });
+        else if (key.downArrow || input === 'j') act({ type: 'scroll-detail', delta: 1, max: viewRef.current.overlayMax });
+        else if (key.pageUp) act({ type: 'scroll-detail', delta: -10, max: viewRef.current.overlayMax });
+        else if (key.pageDown || input === ' ') act({ type: 'scroll-detail', delta: 10, max: viewRef.current.overlayMax });
+        else if (input === 'G' || key.end) act({ type: 'scroll-detail', delta: 1_000_000, max: viewRef.current.overlayMax });
         return;
       case 'preview':
-        if (key.escape || input === 'p' || input === 'q') dispatch({ type: 'overlay', overlay: 'none' });
-        else if (key.upArrow || input === 'k') dispatch({ type: 'scroll-detail', delta: -1 });
-        else if (key.downArrow || input === 'j') dispatch({ type: 'scroll-detail', delta: 1 });
-        else if (key.pageUp) dispatch({ type: 'scroll-detail', delta: -10 });
-        else if (key.pageDown || input === ' ') dispatch({ type: 'scroll-detail', delta: 10 });
+        if (key.escape || input === 'p' || input === 'q') act({ type: 'overlay', overlay: 'none' });
+        else if (key.upArrow || input === 'k') act({ type: 'scroll-detail', delta: -1, max: viewRef.current.overlayMax });
+        else if (key.downArrow || input === 'j') act({ type: 'scroll-detail', delta: 1, max: viewRef.current.overlayMax });
+        else if (key.pageUp) act({ type: 'scroll-detail', delta: -10, max: viewRef.current.overlayMax });
+        else if (key.pageDown || input === ' ') act({ type: 'scroll-detail', delta: 10, max: viewRef.current.overlayMax });
         return;
       case 'monitor': {
         const a = resolveKey(MONITOR_KEYS, input, key);
-        if (a === 'close') dispatch({ type: 'overlay', overlay: 'none' });
-        else if (a === 'help') dispatch({ type: 'overlay', overlay: 'help' });
+        if (a === 'close') act({ type: 'overlay', overlay: 'none' });
+        else if (a === 'help') act({ type: 'overlay', overlay: 'help' });
         else if (a === 'up') setMonSel((i) => Math.max(0, Math.min(i, monitorPids.length - 1) - 1));
         else if (a === 'down') setMonSel((i) => Math.min(Math.max(0, monitorPids.length - 1), i + 1));
         else if ((a === 'cancel-backend' || a === 'terminate-backend')) {
@@ -340,16 +353,35 @@ export function App(props: AppProps) {
     const phase = currentPhase(s);
     const step = selectedStep(s);
     switch (a) {
-      case 'up': dispatch({ type: 'move', delta: -1 }); break;
-      case 'down': dispatch({ type: 'move', delta: 1 }); break;
-      case 'prev-phase': dispatch({ type: 'move-phase', delta: -1 }); break;
-      case 'next-phase': dispatch({ type: 'move-phase', delta: 1 }); break;
-      case 'page-up': dispatch({ type: 'scroll-detail', delta: -5 }); break;
-      case 'page-down': dispatch({ type: 'scroll-detail', delta: 5 }); break;
+      case 'up':
+        if (s.focus === 'detail') act({ type: 'scroll-detail', delta: -1 });
+        else if (s.focus === 'log') act({ type: 'scroll-log', delta: -1 });
+        else act({ type: 'move', delta: -1 });
+        break;
+      case 'down':
+        if (s.focus === 'detail') act({ type: 'scroll-detail', delta: 1 });
+        else if (s.focus === 'log') act({ type: 'scroll-log', delta: 1 });
+        else act({ type: 'move', delta: 1 });
+        break;
+      case 'prev-phase': act({ type: 'move-phase', delta: -1 }); break;
+      case 'next-phase': act({ type: 'move-phase', delta: 1 }); break;
+      case 'page-up': act(s.focus === 'log' ? { type: 'scroll-log', delta: -5 } : { type: 'scroll-detail', delta: -5 }); break;
+      case 'page-down': act(s.focus === 'log' ? { type: 'scroll-log', delta: 5 } : { type: 'scroll-detail', delta: 5 }); break;
+      case 'focus': act({ type: 'focus' }); break;
+      case 'log': act({ type: 'overlay', overlay: 'log' }); act({ type: 'scroll-detail', delta: 1_000_000, max: Math.max(0, fullLogLines(s.log, viewRef.current.width).length - viewRef.current.bodyH + 2) }); break;
+      case 'error':
+        if (!logErrorText(s)) log('info', 'no error to show: no step has failed in this session');
+        else act({ type: 'overlay', overlay: 'error' });
+        break;
+      case 'next': {
+        const nx = nextPhase(s);
+        if (nx !== null) act({ type: 'select-phase', phase: nx });
+        break;
+      }
       case 'phase-1': case 'phase-2': case 'phase-3': case 'phase-4': case 'phase-5':
-        dispatch({ type: 'select-phase', phase: Number(a.slice(-1)) as PhaseId }); break;
+        act({ type: 'select-phase', phase: Number(a.slice(-1)) as PhaseId }); break;
       case 'rollback':
-        dispatch({ type: 'select-phase', phase: 'rollback' });
+        act({ type: 'select-phase', phase: 'rollback' });
         log('warn', 'Rollback phase: nothing runs until you press a (or enter on a step); every destructive step asks first');
         break;
       case 'run-step':
@@ -368,45 +400,82 @@ export function App(props: AppProps) {
         startRun(phase.id, only, `phase ${phase.id} · ${phase.name}`);
         break;
       }
-      case 'preview': if (step) dispatch({ type: 'overlay', overlay: 'preview' }); break;
+      case 'preview': if (step) act({ type: 'overlay', overlay: 'preview' }); break;
       case 'skip':
         if (!step) break;
         if (s.run) log('warn', 'cannot skip while a run is in progress');
-        else dispatch({ type: 'overlay', overlay: 'skip' });
+        else act({ type: 'overlay', overlay: 'skip' });
         break;
-      case 'monitors': dispatch({ type: 'overlay', overlay: 'monitor' }); setMonNotice(undefined); break;
-      case 'help': dispatch({ type: 'overlay', overlay: 'help' }); break;
-      case 'quit': dispatch({ type: 'overlay', overlay: 'quit' }); break;
+      case 'monitors': act({ type: 'overlay', overlay: 'monitor' }); setMonNotice(undefined); break;
+      case 'help': act({ type: 'overlay', overlay: 'help' }); break;
+      case 'quit': act({ type: 'overlay', overlay: 'quit' }); break;
       case 'interrupt': interrupt(); break;
       default: break;
     }
+  };
+  useInput((input, key) => {
+    const s = stateRef.current;
+    if (s.overlay === 'skip' && input && !key.ctrl && !key.meta && !key.escape) {
+      // the reason prompt: a chunk is typed text with its backspaces, and a newline submits (a paste of "reason\r")
+      let text = s.skipText;
+      for (const c of input) {
+        if (c === '\r' || c === '\n') {
+          act({ type: 'skip-input', text });
+          void doSkip(text);
+          return;
+        }
+        if (c === '\u007f' || c === '\b') text = text.slice(0, -1);
+        else if (!/[\u0000-\u001f]/.test(c)) text = (text + c).slice(0, 300);
+      }
+      act({ type: 'skip-input', text });
+      return;
+    }
+    for (const [i, k] of splitChunk(input, key)) onKey(i, k);
   }, { isActive: !confirmOpen });
 
   // ── layout ──────────────────────────────────────────────────────────────────────────────
+  // The detail pane gets the width: the monitors take a column only on very wide terminals, else one line.
   const W = Math.max(40, size.columns);
   const H = Math.max(12, size.rows) - 1; // one spare line: Ink redraws the whole screen when output fills it
-  const bodyH = H - 3;
-  const wide = W >= 100;
-  const stripH = wide ? 0 : 2;
-  const logH = bodyH >= 30 ? 8 : bodyH >= 18 ? 5 : 4;
-  const mainH = Math.max(3, bodyH - logH - stripH);
-  const monW = wide ? Math.min(44, Math.floor(W * 0.3)) : 0;
-  const listW = Math.min(46, Math.max(26, Math.floor((W - monW) * 0.42)));
-  const detailW = W - monW - listW - (wide ? 2 : 1);
+  const bannerH = state.banner ? 1 : 0;
+  const bodyH = H - 3 - bannerH;
+  const monCol = W >= 150;
+  const stripH = monCol ? 0 : 1;
+  const logH = bodyH >= 30 ? 9 : bodyH >= 18 ? 6 : 4;
+  const monW = monCol ? Math.min(48, Math.floor(W * 0.28)) : 0;
+  const listW = Math.min(40, Math.max(24, Math.floor((W - monW) * 0.3)));
+  const detailW = W - monW - listW - (monCol ? 2 : 1);
   const phaseSteps = cur.stepIds.map((id) => state.steps[id]!).filter(Boolean);
-  const statusWord = statusText(state, Math.max(now, Date.now()), fmtDuration);
+  const tNow = Math.max(now, Date.now());
+  const statusWord = statusText(state, tNow, fmtDuration);
   const listTitle = `${cur.id === 'rollback' ? 'Rollback' : `Phase ${cur.id} · ${cur.name}`}${cur.status === 'planning' ? ' (planning…)' : ''}${runnable(cur.id) ? '' : ' (not in this session)'}`;
+  const nx = nextPhase(state);
+  const quitH = state.overlay === 'quit' ? quitPromptHeight(!!state.run, W) : 0;
+  const promptH = state.overlay === 'skip' ? 5 : quitH;
+  const bottomH = promptH ? Math.max(logH, promptH) : logH;
+  const mainH = Math.max(3, bodyH - bottomH - stripH - (cur.error ? 1 : 0) - (nx !== null && !state.run ? 1 : 0));
 
   let body: React.ReactNode;
+  let overlayLines = 0;
   const top = state.confirms[0];
   if (top) {
     body = <ConfirmHost key={top.id} item={top} width={W} height={bodyH} onAnswer={onAnswer} />;
   } else if (state.overlay === 'help') {
-    body = <HelpScreen width={W} height={bodyH} />;
+    body = <HelpScreen width={W} height={bodyH} scroll={state.helpScroll} />;
   } else if (state.overlay === 'monitor') {
     body = <FullMonitor view={monView} width={W} height={bodyH} longQuerySeconds={plan.monitor.longQuerySeconds} selectedPid={selectedPid} refreshMs={plan.monitor.refreshMs} notice={monNotice} />;
   } else if (state.overlay === 'preview') {
-    body = <PreviewScreen title={`Preview · ${sel?.id ?? ''} · ${sel?.title ?? ''}`} lines={detailLines(sel, sel ? state.previews[sel.id] : undefined, W)} scroll={state.detailScroll} width={W} height={bodyH} />;
+    const lines = detailLines(sel, sel ? state.previews[sel.id] : undefined, W);
+    overlayLines = lines.length;
+    body = <PreviewScreen title={`Preview · ${sel?.id ?? ''} · ${sel?.title ?? ''}`} lines={lines} scroll={state.detailScroll} width={W} height={bodyH} />;
+  } else if (state.overlay === 'log') {
+    overlayLines = fullLogLines(state.log, W).length;
+    body = <FullLog log={state.log} width={W} height={bodyH} scroll={state.detailScroll} />;
+  } else if (state.overlay === 'error') {
+    const text = logErrorText(state) ?? 'no error';
+    const lines = text.split('\n');
+    overlayLines = lines.length + 5;
+    body = <TextScreen title="Error · full text (esc closes)" text={text} width={W} height={bodyH} scroll={state.detailScroll} />;
   } else {
     const prompt = state.overlay === 'skip' && sel
       ? <SkipPrompt stepId={sel.id} text={state.skipText} error={state.skipError} width={W} />
@@ -414,29 +483,35 @@ export function App(props: AppProps) {
     body = (
       <Box flexDirection="column" width={W} height={bodyH}>
         <Box flexDirection="row" height={mainH} width={W}>
-          <StepList steps={phaseSteps} selected={state.selected} height={mainH} width={listW} title={listTitle} />
+          <StepList steps={phaseSteps} selected={state.selected} height={mainH} width={listW} title={listTitle} focused={state.focus === 'steps'} />
           <Box width={1} />
-          <DetailPane step={sel} preview={sel ? state.previews[sel.id] : undefined} height={mainH} width={detailW} scroll={state.detailScroll} />
-          {wide ? <Box width={1} /> : null}
-          {wide ? <CompactMonitor view={monView} width={monW} height={mainH} longQuerySeconds={plan.monitor.longQuerySeconds} /> : null}
+          <DetailPane step={sel} preview={sel ? state.previews[sel.id] : undefined} height={mainH} width={detailW} scroll={state.detailScroll} now={tNow} focused={state.focus === 'detail'} />
+          {monCol ? <Box width={1} /> : null}
+          {monCol ? <CompactMonitor view={monView} width={monW} height={mainH} longQuerySeconds={plan.monitor.longQuerySeconds} /> : null}
         </Box>
-        {cur.error ? <Text color={palette.error} wrap="truncate-end">{clip(`cannot plan this phase: ${cur.error}`, W)}</Text> : null}
-        {!wide ? <StripMonitor view={monView} width={W} longQuerySeconds={plan.monitor.longQuerySeconds} /> : null}
-        {prompt ? <Box height={Math.max(logH, 5)} width={W} alignItems="flex-start">{prompt}</Box> : <LogView log={state.log} height={logH - (cur.error ? 1 : 0)} width={W} />}
+        {cur.error ? <Text color={palette.error} wrap="truncate-end">{clip(`cannot plan this phase: ${cur.error} (e: full text)`, W)}</Text> : null}
+        {nx !== null && !state.run ? <Text color={palette.ok} bold wrap="truncate-end">{clip(`next → ${nx === 'rollback' ? 'Rollback' : `phase ${nx} · ${state.phases.find((p) => p.id === nx)?.name ?? ''}`}: press n to go there, then a to run it`, W)}</Text> : null}
+        {!monCol ? <StripMonitor view={monView} width={W} longQuerySeconds={plan.monitor.longQuerySeconds} /> : null}
+        {prompt ? <Box height={bottomH} width={W} alignItems="flex-start">{prompt}</Box> : <LogView log={state.log} height={bottomH} width={W} scroll={state.logScroll} focused={state.focus === 'log'} />}
       </Box>
     );
   }
+  viewRef.current = { width: W, bodyH, overlayMax: Math.max(0, overlayLines - (bodyH - 2)) };
+  const mainHints = hintParts(MAIN_KEYS);
+  const hintW = Math.max(20, W - statusWord.length - 3);
   const hints = confirmOpen
-    ? 'confirmation: read the statements (↑/↓ scroll) · esc cancels'
-    : state.overlay === 'monitor' ? hintLine(MONITOR_KEYS)
-      : state.overlay === 'none' ? (W >= 100 ? `${hintLine(MAIN_KEYS)} · ←/→ phase` : 'enter step · a phase · p preview · s skip · m monitors · r rollback · ? help · q quit')
-        : '';
+    ? fitHints(['confirmation: read the statements', '↑/↓ scroll', 'esc cancels'], hintW, ['esc cancels'])
+    : state.overlay === 'monitor' ? fitHints(hintParts(MONITOR_KEYS), hintW, ['esc/m back'])
+      : state.overlay === 'none' ? fitHints([...mainHints, '←/→ phase'], hintW, ['? help', 'q quit'])
+        : state.overlay === 'log' || state.overlay === 'error' || state.overlay === 'preview' ? fitHints(['↑/↓ pgup/pgdn scroll', 'esc closes'], hintW, ['esc closes'])
+          : state.overlay === 'help' ? fitHints(['↑/↓ pgup/pgdn scroll', 'esc or ? closes'], hintW, ['esc or ? closes']) : '';
 
   return (
     <ThemeContext.Provider value={palette}>
       <Box flexDirection="column" width={W} height={H} overflow="hidden">
         <Header database={props.conn.display} serverVersion={engine.serverVersion} runId={state.run?.runId ?? engine.journal.runId ?? undefined} elapsedMs={Math.max(now, Date.now()) - startedAt} operator={engine.operator} demo={props.demo} width={W} />
         <PhaseRail phases={state.phases} steps={state.steps} current={state.phaseIdx} width={W} />
+        {state.banner ? <Text bold color={state.banner.level === 'error' ? palette.error : state.banner.level === 'warn' ? palette.warn : state.banner.level === 'ok' ? palette.ok : palette.accent} wrap="truncate-end">{clip(state.banner.text, W)}</Text> : null}
         {body}
         <Box width={W} height={1}>
           <Text color={palette.dim} wrap="truncate-end">{clip(`${statusWord}${hints ? ' │ ' : ''}${hints}`, W)}</Text>
@@ -447,6 +522,6 @@ export function App(props: AppProps) {
 }
 
 function StripMonitor({ view, width, longQuerySeconds }: { readonly view: { snapshot: import('../db/monitor.js').MonitorSnapshot | null; error: string | null }; readonly width: number; readonly longQuerySeconds: number }) {
-  return <CompactMonitor view={view} width={width} height={2} longQuerySeconds={longQuerySeconds} strip />;
+  return <CompactMonitor view={view} width={width} height={1} longQuerySeconds={longQuerySeconds} strip />;
 }
 

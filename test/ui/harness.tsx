@@ -39,7 +39,7 @@ export async function press(stdin: { write(s: string): void }, ...keys: string[]
   }
 }
 
-export const KEY = { enter: '\r', esc: '\u001b', up: '\u001b[A', down: '\u001b[B', left: '\u001b[D', right: '\u001b[C', backspace: '\u007f', ctrlC: '\u0003' };
+export const KEY = { pageDown: '\u001b[6~', pageUp: '\u001b[5~', enter: '\r', esc: '\u001b', up: '\u001b[A', down: '\u001b[B', left: '\u001b[D', right: '\u001b[C', backspace: '\u007f', ctrlC: '\u0003' };
 
 /** Gives ink-testing-library's stdout a size and announces it, like a terminal resize. */
 export function setSize(stdout: NodeJS.EventEmitter, columns: number, rows: number): void {

@@ -133,7 +133,7 @@ describe('keymap', () => {
     expect(resolveKey(MAIN_KEYS, 'x', k({}))).toBeNull();
     expect(resolveKey(MONITOR_KEYS, 't', k({}))).toBe('terminate-backend');
     expect(resolveKey(MONITOR_KEYS, '', k({ escape: true }))).toBe('close');
-    expect(hintLine(MAIN_KEYS)).toBe('enter run step · a run phase · p preview · s skip · m monitors · r rollback · ? help · q quit');
+    expect(hintLine(MAIN_KEYS)).toBe('enter run step · a run phase · p preview · s skip · m monitors · r rollback · ? help · q quit · tab focus · L log · e error');
     const labels = MAIN_KEYS.map((b) => b.label);
     expect(new Set(labels).size).toBe(labels.length);
   });

@@ -21,10 +21,9 @@ export function CompactMonitor({ view, width, height, longQuerySeconds, strip }:
   const lines = compactLines(view.snapshot, view.error, width, longQuerySeconds);
   if (strip) {
     const all = compactLines(view.snapshot, view.error, 400, longQuerySeconds);
-    const worst = all.some((l) => l.level === 'error') ? 'error' : all.some((l) => l.level === 'warn') ? 'warn' : 'dim';
+    const worst: 'error' | 'warn' | 'dim' = all.some((l) => l.level === 'error') ? 'error' : all.some((l) => l.level === 'warn') ? 'warn' : 'dim';
     const strips = [
-      { text: clip(`monitors (m) · ${all[0]?.text ?? ''}`, width), level: all[0]?.level ?? worst },
-      { text: clip(all.slice(1).map((l) => l.text).join(' · '), width), level: all.slice(1).some((l) => l.level === 'warn' || l.level === 'error') ? ('warn' as const) : ('dim' as const) },
+      { text: clip(`monitors (m) · ${all.map((l) => l.text).join(' · ')}`, width), level: worst },
     ];
     return <Lines lines={strips} height={height} width={width} />;
   }
