@@ -274,6 +274,7 @@ export async function runPreflight(p: PreflightInput): Promise<Check[]> {
       checks.push(pass(`${name}: sequences`, [...f.identity.map((i) => `${i}: the new table gets its own sequence, set past max at the swap`), ...f.ownedSeqs.map((s) => `${s}: kept as the default, ownership moves at the swap`)].join('; ')));
     }
   }
+  checks.push(...await (await import('./preflight-privileges.js')).privilegeChecks(p.db));
   return checks;
 }
 

@@ -13,7 +13,7 @@ import { useNow } from './hooks/use-now.js';
 import { useMonitor } from './hooks/use-monitor.js';
 import { useConfirm } from './hooks/use-confirm.js';
 import type { MonitorSource } from './monitor-source.js';
-import { monitorLines } from './monitor-lines.js';
+import { monitorLines, SESSION_SORTS, type SessionSort } from './monitor-lines.js';
 import {
   currentPhase, initialWizardState, nextPhase, selectedStep, statusText, wizardReducer, type WizardState,
 } from './state/use-wizard-state.js';
@@ -57,13 +57,14 @@ interface Pending {
 }
 
 /** Wraps the modal so its reducer starts fresh for every request. */
-function ConfirmHost({ item, width, height, onAnswer }: {
+function ConfirmHost({ item, width, height, onAnswer, live }: {
   readonly item: { id: number; request: ConfirmRequest }; readonly width: number; readonly height: number;
+  readonly live?: { text: string; gone: boolean };
   readonly onAnswer: (id: number, a: Omit<ConfirmAnswer, 'by'>, interrupt: boolean) => void;
 }) {
   const cb = useCallback((a: Omit<ConfirmAnswer, 'by'>, interrupt: boolean) => onAnswer(item.id, a, interrupt), [item.id, onAnswer]);
   const state = useConfirm(item.request, cb);
-  return <ConfirmModal request={item.request} state={state} width={width} height={height} />;
+  return <ConfirmModal request={item.request} state={state} width={width} height={height} live={live} />;
 }
 
 export function App(props: AppProps) {
@@ -84,8 +85,16 @@ export function App(props: AppProps) {
   const lastCode = useRef(0);
   const quitRef = useRef(false);
   const exited = useRef(false);
-  const [monSel, setMonSel] = useState(0);
+  // the activity view: selection kept by pid, sort, filter, refresh interval, pause
+  const [monPid, setMonPid] = useState<number | null>(null);
+  const [monSort, setMonSort] = useState<SessionSort>('duration');
+  const [monFilter, setMonFilter] = useState('');
+  const [monFilterEditing, setMonFilterEditing] = useState(false);
+  const [monRefreshMs, setMonRefreshMs] = useState<number>(plan.monitor.refreshMs);
+  const [monPaused, setMonPaused] = useState(false);
   const viewRef = useRef({ width: 80, bodyH: 20, overlayMax: 0 });
+  const monFilterRef = useRef('');
+  const monFilterEditingRef = useRef(false);
   const [monNotice, setMonNotice] = useState<string | undefined>(undefined);
 
   const log = useCallback((level: 'info' | 'warn' | 'error', text: string) => dispatch({ type: 'log', level, text: redact(text), now: Date.now() }), []);
@@ -219,21 +228,36 @@ export function App(props: AppProps) {
   }, [interrupt]);
 
   // the monitors
-  const poll = useMonitor(monitor, plan.monitor.refreshMs, plan.monitor.longQuerySeconds);
+  const poll = useMonitor(monitor, monRefreshMs, plan.monitor.longQuerySeconds, monPaused);
   const monView = monitor ? { snapshot: poll.value, error: poll.error } : { snapshot: null, error: 'off' };
   const monitorPids = useMemo(() => {
     if (!poll.value) return [] as { pid: number; text: string; pgshift: boolean }[];
     const seen = new Set<number>();
     const out: { pid: number; text: string; pgshift: boolean }[] = [];
-    for (const l of monitorLines(poll.value, 200, plan.monitor.longQuerySeconds)) {
+    for (const l of monitorLines(poll.value, 200, plan.monitor.longQuerySeconds, { sort: monSort, filter: monFilter })) {
       if (l.pid !== undefined && !seen.has(l.pid)) {
         seen.add(l.pid);
         out.push({ pid: l.pid, text: l.text.trim(), pgshift: !!l.pgshift });
       }
     }
     return out;
-  }, [poll.value, plan.monitor.longQuerySeconds]);
-  const selectedPid = monitorPids.length ? monitorPids[Math.min(monSel, monitorPids.length - 1)]!.pid : null;
+  }, [poll.value, plan.monitor.longQuerySeconds, monSort, monFilter]);
+  const selectedPid = monPid !== null && monitorPids.some((x) => x.pid === monPid) ? monPid : monitorPids[0]?.pid ?? null;
+  const moveSel = (delta: number) => {
+    if (!monitorPids.length) return;
+    const i = Math.max(0, monitorPids.findIndex((x) => x.pid === selectedPid));
+    setMonPid(monitorPids[Math.max(0, Math.min(monitorPids.length - 1, i + delta))]!.pid);
+  };
+  /** the live line of a cancel / terminate dialog: what the backend does now, or that it has ended */
+  const liveFor = (r: ConfirmRequest): { text: string; gone: boolean } | undefined => {
+    if (r.stepId !== 'monitor' || !poll.value?.sessions) return undefined;
+    const pid = Number(/pid (\d+)/.exec(r.object)?.[1]);
+    const a = poll.value.sessions.find((x) => x.pid === pid);
+    const at = poll.value.at.toTimeString().slice(0, 8);
+    if (!a) return { text: `now (${at}): pid ${pid} has ended — nothing left to ${r.kind}; esc closes`, gone: true };
+    const blocks = poll.value.waits.filter((w) => w.blockingPids.includes(pid)).length;
+    return { text: `now (${at}): pid ${pid} ${a.hidden ? 'hidden (no pg_read_all_stats)' : `${a.state || '—'} ${fmtDuration(a.durationMs)}${a.waitEvent ? ` · waits ${a.waitEvent}` : ''}`}${blocks ? ` · blocks ${blocks} session(s)` : ''}${a.hidden ? '' : ` · ${a.query.replace(/\s+/g, ' ').slice(0, 200)}`}`, gone: false };
+  };
 
   const signalBackend = useCallback(async (action: BackendAction, pid: number) => {
     if (!monitor) return;
@@ -336,13 +360,41 @@ export function App(props: AppProps) {
         else if (key.pageDown || input === ' ') act({ type: 'scroll-detail', delta: 10, max: viewRef.current.overlayMax });
         return;
       case 'monitor': {
+        if (monFilterEditingRef.current) {
+          // typing the filter: text, backspace, enter keeps it, esc clears it
+          if (key.escape) {
+            setMonFilter('');
+            monFilterRef.current = '';
+            setMonFilterEditing(false);
+            monFilterEditingRef.current = false;
+          } else if (key.return) {
+            setMonFilterEditing(false);
+            monFilterEditingRef.current = false;
+          } else if (key.backspace || key.delete) {
+            monFilterRef.current = monFilterRef.current.slice(0, -1);
+            setMonFilter(monFilterRef.current);
+          } else if (input && !key.ctrl && !key.meta) {
+            monFilterRef.current = (monFilterRef.current + input.replace(/[\u0000-\u001f]/g, '')).slice(0, 80);
+            setMonFilter(monFilterRef.current);
+          }
+          return;
+        }
         const a = resolveKey(MONITOR_KEYS, input, key);
         if (a === 'close') act({ type: 'overlay', overlay: 'none' });
         else if (a === 'help') act({ type: 'overlay', overlay: 'help' });
-        else if (a === 'up') setMonSel((i) => Math.max(0, Math.min(i, monitorPids.length - 1) - 1));
-        else if (a === 'down') setMonSel((i) => Math.min(Math.max(0, monitorPids.length - 1), i + 1));
+        else if (a === 'up') moveSel(-1);
+        else if (a === 'down') moveSel(1);
+        else if (a === 'page-up') moveSel(-10);
+        else if (a === 'page-down') moveSel(10);
+        else if (a === 'sort') setMonSort((x) => SESSION_SORTS[(SESSION_SORTS.indexOf(x) + 1) % SESSION_SORTS.length]!);
+        else if (a === 'filter') {
+          setMonFilterEditing(true);
+          monFilterEditingRef.current = true;
+        } else if (a === 'pause') setMonPaused((p) => !p);
+        else if (a === 'slower') setMonRefreshMs((ms) => Math.min(30_000, ms * 2));
+        else if (a === 'faster') setMonRefreshMs((ms) => Math.max(250, Math.round(ms / 2)));
         else if ((a === 'cancel-backend' || a === 'terminate-backend')) {
-          if (selectedPid === null) setMonNotice('no backend selected: nothing waits, runs long or idles in a transaction');
+          if (selectedPid === null) setMonNotice('no backend selected: no session matches');
           else void signalBackend(a === 'cancel-backend' ? 'cancel' : 'terminate', selectedPid);
         }
         return;
@@ -459,11 +511,11 @@ export function App(props: AppProps) {
   let overlayLines = 0;
   const top = state.confirms[0];
   if (top) {
-    body = <ConfirmHost key={top.id} item={top} width={W} height={bodyH} onAnswer={onAnswer} />;
+    body = <ConfirmHost key={top.id} item={top} width={W} height={bodyH} onAnswer={onAnswer} live={liveFor(top.request)} />;
   } else if (state.overlay === 'help') {
     body = <HelpScreen width={W} height={bodyH} scroll={state.helpScroll} />;
   } else if (state.overlay === 'monitor') {
-    body = <FullMonitor view={monView} width={W} height={bodyH} longQuerySeconds={plan.monitor.longQuerySeconds} selectedPid={selectedPid} refreshMs={plan.monitor.refreshMs} notice={monNotice} />;
+    body = <FullMonitor view={monView} width={W} height={bodyH} longQuerySeconds={plan.monitor.longQuerySeconds} selectedPid={selectedPid} refreshMs={monRefreshMs} notice={monNotice} sort={monSort} filter={monFilter} filterEditing={monFilterEditing} paused={monPaused} />;
   } else if (state.overlay === 'preview') {
     const lines = detailLines(sel, sel ? state.previews[sel.id] : undefined, W);
     overlayLines = lines.length;

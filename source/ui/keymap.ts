@@ -9,7 +9,7 @@ export type MainAction =
   | 'rollback' | 'help' | 'quit' | 'interrupt' | 'phase-1' | 'phase-2' | 'phase-3' | 'phase-4' | 'phase-5'
   | 'page-up' | 'page-down' | 'focus' | 'log' | 'error' | 'next';
 
-export type MonitorAction = 'up' | 'down' | 'cancel-backend' | 'terminate-backend' | 'close' | 'interrupt' | 'help';
+export type MonitorAction = 'up' | 'down' | 'cancel-backend' | 'terminate-backend' | 'close' | 'interrupt' | 'help' | 'sort' | 'filter' | 'pause' | 'slower' | 'faster' | 'page-up' | 'page-down';
 
 export interface Binding<A extends string> {
   readonly action: A;
@@ -58,6 +58,13 @@ export const MONITOR_KEYS: readonly Binding<MonitorAction>[] = [
   { action: 'down', label: '↓/j', help: 'select the next backend', match: (i, k) => k.downArrow || ch('j')(i, k) },
   { action: 'cancel-backend', label: 'c', help: "cancel the selected backend's query (pg_cancel_backend, asks first)", match: ch('c'), hint: true },
   { action: 'terminate-backend', label: 't', help: "terminate the selected backend's session (pg_terminate_backend, asks first)", match: ch('t'), hint: true },
+  { action: 'page-up', label: 'pgup', help: 'scroll up a page', match: (_i, k) => k.pageUp },
+  { action: 'page-down', label: 'pgdn', help: 'scroll down a page', match: (_i, k) => k.pageDown },
+  { action: 'sort', label: 'o', help: 'sort the sessions: duration → pid → state → user → wait', match: ch('o'), hint: true },
+  { action: 'filter', label: '/', help: 'filter the sessions (pid, user, application, state, wait, query); enter keeps it, esc clears it', match: ch('/'), hint: true },
+  { action: 'pause', label: 'space', help: 'pause / resume the refresh (the screen keeps the last snapshot)', match: (i) => i === ' ', hint: true },
+  { action: 'faster', label: '-', help: 'refresh more often', match: ch('-') },
+  { action: 'slower', label: '+/-', help: '+ refreshes less often (doubles the interval, up to 30 s); - more often (halves it, down to 250 ms)', match: (i, k) => ch('+')(i, k) || ch('=')(i, k), hint: true },
   { action: 'help', label: '?', help: 'help', match: ch('?') },
   { action: 'close', label: 'esc/m', help: 'back to the phase screen', match: (i, k) => k.escape || ch('m')(i, k) || ch('q')(i, k), hint: true },
 ];
@@ -120,5 +127,5 @@ export function splitChunk(input: string, key: Key): [string, Key][] {
 
 const shortHelp: Record<string, string> = {
   'run-step': 'run step', 'run-phase': 'run phase', preview: 'preview', skip: 'skip', monitors: 'monitors', rollback: 'rollback',
-  help: 'help', quit: 'quit', up: 'select', focus: 'focus', log: 'log', error: 'error', sort: 'sort', filter: 'filter', pause: 'pause', faster: 'refresh', 'cancel-backend': 'cancel query', 'terminate-backend': 'terminate', close: 'back',
+  help: 'help', quit: 'quit', up: 'select', focus: 'focus', log: 'log', error: 'error', sort: 'sort', filter: 'filter', pause: 'pause', faster: 'refresh', 'cancel-backend': 'cancel query', 'terminate-backend': 'terminate', close: 'back', slower: 'refresh interval',
 };
