@@ -127,8 +127,8 @@ export function monitorLines(snap: MonitorSnapshot, width: number, longQuerySeco
     for (const a of list) {
       const who = a.applicationName ? `${a.user}/${a.applicationName}` : a.user;
       const text = a.hidden
-        ? `  ${String(a.pid).padStart(7)}${mark(a.pgshift)} ${who || 'another role'} · hidden: no pg_read_all_stats (state, query and wait unknown)`
-        : `  ${String(a.pid).padStart(7)}${mark(a.pgshift)} ${(a.state || '—').padEnd(19)} ${fmtDuration(a.durationMs).padStart(9)} · ${who}${a.waitEvent ? ` · waits ${a.waitEvent}` : ''} · ${q(a.query, Math.max(20, width - 60))}`;
+        ? `  ${String(a.pid).padStart(7)} ${who || 'another role'}${mark(a.pgshift)} · hidden: no pg_read_all_stats (state, query and wait unknown)`
+        : `  ${String(a.pid).padStart(7)} ${(a.state || '—').padEnd(19)} ${fmtDuration(a.durationMs).padStart(9)} · ${who}${mark(a.pgshift)}${a.waitEvent && a.waitEvent !== 'Client:ClientRead' ? ` · waits ${a.waitEvent}` : ''} · ${q(a.query, Math.max(20, width - 60))}`;
       out.push({ pid: a.pid, pgshift: a.pgshift, level: a.hidden ? 'dim' : a.waitEvent?.startsWith('Lock') ? 'warn' : 'info', text: clip(text, width) });
     }
   }
