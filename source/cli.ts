@@ -267,8 +267,8 @@ async function cmdStatus(args: string[], io: Io): Promise<number> {
       `SELECT run_id, step_id, status, started_at, duration_ms, summary, error FROM pgshift.steps WHERE run_id = ANY($1::bigint[]) ORDER BY run_id, started_at`,
       [runs.map((r) => r.run_id)],
     );
-    const confs = await db.read<{ run_id: string; step_id: string; kind: string; object: string; answer: string; method: string; confirmed_by: string; at: Date }>(
-      `SELECT run_id, step_id, kind, object, answer, method, confirmed_by, at FROM pgshift.confirmations WHERE run_id = ANY($1::bigint[]) ORDER BY at`,
+    const confs = await db.read<{ run_id: string; step_id: string; kind: string; object: string; answer: string; method: string; confirmed_by: string; at: Date; reason: string | null }>(
+      `SELECT run_id, step_id, kind, object, answer, method, confirmed_by, at, reason FROM pgshift.confirmations WHERE run_id = ANY($1::bigint[]) ORDER BY at`,
       [runs.map((r) => r.run_id)],
     );
     const states = await journal.stepStates();
@@ -296,8 +296,10 @@ async function cmdStatus(args: string[], io: Io): Promise<number> {
       for (const l of renderTable({
         title: 'Confirmations',
         columns: ['run', 'step', 'action', 'object', 'answer', 'how', 'by', 'when'],
-        rows: confs.map((c) => [c.run_id, c.step_id, c.kind, c.object, c.answer, c.method, c.confirmed_by, c.at.toISOString().replace('T', ' ').slice(0, 19)]),
+        rows: confs.map((c) => [c.run_id, c.step_id, c.kind, c.object, c.answer === 'confirmed' && c.reason ? 'OVERRIDE' : c.answer, c.method, c.confirmed_by, c.at.toISOString().replace('T', ' ').slice(0, 19)]),
       })) io.out(l);
+      // an override confirmed a refused step: say what it overrode
+      for (const c of confs.filter((x) => x.answer === 'confirmed' && x.reason)) io.out(`override: run ${c.run_id} ${c.kind} ${c.object} by ${c.confirmed_by} despite: ${c.reason}`);
     }
     return 0;
   });

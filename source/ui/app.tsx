@@ -67,6 +67,39 @@ function ConfirmHost({ item, width, height, onAnswer, live }: {
   return <ConfirmModal request={item.request} state={state} width={width} height={height} live={live} />;
 }
 
+/** "12,345" */
+const n0 = (n: number) => Math.round(n).toLocaleString('en-US');
+
+/** "335,000 of ~1,000,000 rows committed" for a copy step (copy:schema.table), the total from the catalog's estimate. */
+async function checkpointText(engine: Engine, stepId: string, rowsDone: number): Promise<string> {
+  const table = stepId.replace(/^copy:/, '');
+  const est = await engine.planContext().db.read<{ n: string | null }>(
+    `SELECT greatest(c.reltuples, 0)::bigint::text AS n FROM pg_class c WHERE c.oid = to_regclass($1)`, [table],
+  ).then((r) => Number(r[0]?.n ?? 0)).catch(() => 0);
+  return `${n0(rowsDone)}${est > 0 ? ` of ~${n0(Math.max(est, rowsDone))}` : ''} rows committed`;
+}
+
+/** The last run, if it did not complete: "run 4 stopped in copy:public.t (interrupted): 335,000 of ~1,000,000 rows committed". */
+async function lastStop(engine: Engine): Promise<{ text: string; level: 'warn' | 'error' | 'ok'; phase: PhaseId | null } | null> {
+  const [last] = await engine.journal.runs(1);
+  if (!last) return null;
+  const open = last.ended_at === null;
+  if (!open && last.status === 'completed') return null;
+  const db = engine.planContext().db;
+  const [step] = await db.read<{ step_id: string; phase: string | null; status: string }>(
+    `SELECT step_id, phase::text AS phase, status FROM pgshift.steps WHERE run_id = $1 ORDER BY started_at DESC LIMIT 1`, [last.run_id],
+  ).catch(() => []);
+  const phase: PhaseId | null = step?.phase === 'rollback' ? 'rollback' : step?.phase && /^[1-5]$/.test(step.phase) ? (Number(step.phase) as PhaseId) : null;
+  let detail = '';
+  if (step?.step_id.startsWith('copy:')) {
+    const cp = await engine.journal.getCheckpoint(step.step_id).catch(() => null);
+    if (cp) detail = `: ${await checkpointText(engine, step.step_id, cp.rowsDone)}`;
+  }
+  const how = open ? 'was killed (it never ended)' : `ended ${last.status}`;
+  const where = step ? ` in ${step.step_id}${phase !== null ? ` (phase ${phase === 'rollback' ? 'Rollback' : phase})` : ''}` : '';
+  return { text: `run ${last.run_id} ${how}${where}${detail} — run the phase again (a) to resume; done steps are not repeated`, level: last.status === 'failed' ? 'error' : 'warn', phase };
+}
+
 export function App(props: AppProps) {
   const { engine, monitor } = props;
   const plan = engine.opts.loaded.plan;
@@ -123,9 +156,10 @@ export function App(props: AppProps) {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [ask, engine]);
 
-  // plans a phase: its steps and their journal state
-  const planPhase = useCallback(async (phase: PhaseId) => {
-    dispatch({ type: 'phase-planning', phase });
+  // plans a phase: its steps and their journal state (quiet: a background plan of another phase that cannot be
+  // planned yet, e.g. phase 3 before phase 2 ran, leaves that phase as it was)
+  const planPhase = useCallback(async (phase: PhaseId, quiet = false) => {
+    if (!quiet) dispatch({ type: 'phase-planning', phase });
     try {
       const [p] = await engine.plan([phase]);
       const states = await engine.journal.stepStates();
@@ -136,9 +170,38 @@ export function App(props: AppProps) {
         if (j) st[s.id] = { status: j.status, operatorSkipped: j.status === 'skipped' && isOperatorSkip(j.result), summary: isOperatorSkip(j.result) ? `skipped by ${j.result.skippedBy}: ${j.result.reason}` : undefined };
       }
       dispatch({ type: 'phase-planned', phase, steps: p!.steps.map((s) => ({ id: s.id, title: s.title })), states: st });
+      // a copy stopped mid-way: its committed checkpoint, shown on the pending step
+      const cps: Record<string, string> = {};
+      for (const s of p!.steps) {
+        if (!s.id.startsWith('copy:') || st[s.id]?.status === 'done') continue;
+        const cp = await engine.journal.getCheckpoint(s.id).catch(() => null);
+        if (cp && cp.rowsDone > 0) cps[s.id] = await checkpointText(engine, s.id, cp.rowsDone);
+      }
+      if (Object.keys(cps).length) dispatch({ type: 'checkpoints', checkpoints: cps });
     } catch (e) {
-      dispatch({ type: 'phase-plan-failed', phase, error: redact(e instanceof Error ? e.message : String(e)) });
+      if (!quiet) dispatch({ type: 'phase-plan-failed', phase, error: redact(e instanceof Error ? e.message : String(e)) });
     }
+  }, [engine]);
+
+  // on start: where did the last run stop? open there, with a banner; plan the other phases so the rail is true
+  useEffect(() => {
+    let alive = true;
+    void (async () => {
+      const stop = await lastStop(engine).catch(() => null);
+      if (!alive) return;
+      if (stop) {
+        dispatch({ type: 'banner', text: stop.text, level: stop.level });
+        if (stop.phase !== null && props.phases.includes(stop.phase)) dispatch({ type: 'select-phase', phase: stop.phase });
+      }
+      for (const p of props.phases) {
+        if (!alive) return;
+        if (p !== currentPhase(stateRef.current).id) await planPhase(p, true);
+      }
+    })();
+    return () => {
+      alive = false;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [engine]);
 
   const cur = currentPhase(state);
@@ -177,6 +240,12 @@ export function App(props: AppProps) {
       (o) => {
         lastCode.current = exitFor(o);
         dispatch({ type: 'run-finish', status: o.status, message: o.message, now: Date.now() });
+        if (phase === 'rollback') {
+          dispatch(o.status === 'completed'
+            ? { type: 'banner', level: 'ok', text: 'ROLLBACK COMPLETE: the original tables are back in place; pgshift status shows every step of it' }
+            : { type: 'banner', level: 'error', text: `ROLLBACK NOT COMPLETE (${o.status}): ${o.message ?? 'see the log (L)'} — run it again (r, then a) to continue it` });
+        } else if (o.status === 'completed') dispatch({ type: 'banner', level: 'ok', text: `${scope}: completed` });
+        else dispatch({ type: 'banner', level: o.status === 'failed' ? 'error' : 'warn', text: `${scope}: ${o.status}${o.message ? ` — ${o.message}` : ''} (e: full error)` });
         if (o.status !== 'completed' && o.status !== 'needs-confirmation' && o.hint) log('warn', `hint: ${o.hint}`);
       },
       (e) => {

@@ -226,3 +226,21 @@ describe('usePoll (fake timers)', () => {
     ui.unmount();
   });
 });
+
+describe('resume and guidance (reducer)', () => {
+  it('a declined destructive step reads "declined" whether the engine skipped it or stopped on it; next → after a done phase', async () => {
+    const { nextPhase } = await import('../../source/ui/state/use-wizard-state.js');
+    let s = wizardReducer(initialWizardState({ phases: [1, 2] }), {
+      type: 'phase-planned', phase: 1, steps: [{ id: 'a', title: 'A' }, { id: 'b', title: 'B' }], states: { a: { status: 'done' } },
+    });
+    expect(nextPhase(s)).toBeNull(); // phase 1 not done yet
+    s = wizardReducer(s, { type: 'phase-planned', phase: 1, steps: [{ id: 'a', title: 'A' }, { id: 'b', title: 'B' }], states: { a: { status: 'done' }, b: { status: 'done' } } });
+    expect(nextPhase(s)).toBe(2);
+    const d = ev(s,
+      { type: 'step-done', stepId: 'b', status: 'skipped', summary: 'not done: the retention period runs until 2026-12-07', durationMs: 1 },
+    );
+    expect(d.steps.b!.status).toBe('declined');
+    const f = ev(s, { type: 'step-failed', stepId: 'a', error: 'a needs confirmation: rename public.t', durationMs: 1 });
+    expect(f.steps.a!.status).toBe('declined');
+  });
+});

@@ -215,8 +215,10 @@ function reduceEvent(s: WizardState, e: EngineEvent, now: number): WizardState {
     case 'step-log':
       return addLog(patchStep(s, e.stepId, { lastLog: e.message }), e.level, `  ${e.message}`, now);
     case 'step-done': {
+      // a destructive step declined (or refused) and skipped by the engine: the same word as every declined step
+      const declined = e.status === 'skipped' && /^not done: /.test(e.summary ?? '');
       let n = patchStep(s, e.stepId, {
-        status: e.status === 'already-done' ? 'already-done' : e.status, summary: e.summary, tables: e.tables, warnings: e.warnings,
+        status: declined ? 'declined' : e.status === 'already-done' ? 'already-done' : e.status, summary: e.summary, tables: e.tables, warnings: e.warnings,
         durationMs: e.durationMs, lastLog: undefined,
       });
       for (const w of e.warnings ?? []) n = addLog(n, 'warn', `  ⚠ ${w}`, now);
