@@ -15,6 +15,8 @@ import { Db } from './db/session.js';
 export interface Io {
   out(line: string): void;
   err(line: string): void;
+  /** a line printed as is (not redacted): only the demo's own throwaway password goes through here */
+  raw?(line: string): void;
   readonly isTTY: boolean;
   readonly env: NodeJS.ProcessEnv;
 }
@@ -57,9 +59,10 @@ The journal kept in schema "pgshift" of the database: runs, their steps and resu
 The latest integrity report from the journal, as Markdown (for the change ticket) or JSON.`,
   demo: `pgshift demo [--rows N] [--headless] [--keep] [--data-dir DIR] [--db URL]
 
-Starts an embedded PostgreSQL (port chosen free, data in the OS temp dir unless --data-dir, removed on exit
-unless --keep), fills it with the seeds' schema and N petri observations (default 1,000,000; gasifier N/2),
-then opens the wizard on the example plan. --headless runs the whole plan end to end, destructive steps
+Starts an embedded PostgreSQL (port chosen free; data in the OS temp dir, or in --data-dir DIR; removed on
+exit unless --keep), fills it with the seeds' schema and N petri observations (default 1,000,000; gasifier
+N/2), prints how to connect to it with psql, then opens the wizard on the example plan (a terminal is needed:
+off a terminal it refuses unless --headless). --headless runs the whole plan end to end, destructive steps
 auto-confirmed (a throwaway database) and journaled as such; exit 0 only if every step and check passed.
 With --db it fills that empty database instead, so the demo runs on any server version.`,
   schema: `pgshift schema — print the JSON Schema of the plan file (for editor completion).`,
@@ -328,8 +331,16 @@ async function cmdDemo(args: string[], io: Io): Promise<number> {
   const { runDemo } = await import('./demo/run.js');
   const rows = v.rows === undefined ? 1_000_000 : Number(String(v.rows).replace(/_/g, ''));
   if (!Number.isInteger(rows) || rows < 100 || rows > 100_000_000) throw new UserError(`--rows expects a whole number from 100 to 100000000, got "${String(v.rows)}"`, 'e.g. --rows 200000', 2);
+  if (!v.headless && !io.isTTY) {
+    // off a terminal the wizard cannot ask: never fall back to a run that auto-confirms every DROP unasked
+    throw new UserError(
+      'pgshift demo opens the wizard, but this is not a terminal (stdin or stdout is a pipe or a file): nothing was started',
+      'run it in a terminal, or pass --headless to run the whole demo end to end with every destructive step auto-confirmed (a throwaway database), e.g. pgshift demo --headless | tee demo.log',
+      2,
+    );
+  }
   return runDemo({
-    rows, headless: !!v.headless || !io.isTTY, json: !!v.json, keep: !!v.keep, dataDir: v['data-dir'] as string | undefined,
+    rows, headless: !!v.headless, json: !!v.json, keep: !!v.keep, dataDir: v['data-dir'] as string | undefined,
     db: v.db as string | undefined, until: phaseArg(v.until, '--until'),
   }, io);
 }
@@ -371,6 +382,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
 export const defaultIo: Io = {
   out: (l) => process.stdout.write(redact(l) + '\n'),
   err: (l) => process.stderr.write(redact(l) + '\n'),
+  raw: (l) => process.stdout.write(l + '\n'),
   isTTY: !!(process.stdout.isTTY && process.stdin.isTTY),
   env: process.env,
 };
