@@ -214,21 +214,98 @@ async function cmdRun(args: string[], io: Io): Promise<number> {
   }, io);
 }
 
+/** Quotes one shell word (single quotes) when it needs it. */
+function shellWord(w: string): string {
+  return /^[A-Za-z0-9_./:=@%+,-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The --db value to print: the URL without its password (the password comes from PGPASSWORD or ~/.pgpass). */
+function urlWithoutPassword(url: string): string {
+  try {
+    const u = new URL(url);
+    u.password = '';
+    return u.toString();
+  } catch {
+    return redact(url);
+  }
+}
+
+/**
+ * Every --confirm a headless run of these phases will need, read from the plan and the catalog (read-only):
+ * phase 3 — INVALID indexes left on the new tables by an interrupted CREATE INDEX CONCURRENTLY (dropped and
+ * rebuilt); phase 5 — the RENAME swap of each table, and the DROP of each old table when the retention period
+ * is 0 days (otherwise the old tables are kept and dropped by a later run); rollback — each table's swap back,
+ * the new tables and the created objects.
+ */
+async function confirmsNeeded(engine: Engine, phases: readonly PhaseId[]): Promise<{ confirms: string[]; notes: string[] }> {
+  const ctx = engine.planContext();
+  const confirms: string[] = [];
+  const notes: string[] = [];
+  const add = (o: string) => {
+    if (!confirms.includes(o)) confirms.push(o);
+  };
+  for (const t of ctx.tables) {
+    if (phases.includes(3)) {
+      const bad = await ctx.db.read<{ n: string }>(
+        `SELECT i.relname::text AS n FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid
+           JOIN pg_namespace s ON s.oid = c.relnamespace
+          WHERE NOT x.indisvalid AND s.nspname = $1 AND (c.relname = $2 OR c.oid IN (
+                SELECT h.inhrelid FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhparent WHERE p.relnamespace = s.oid AND p.relname = $2))`,
+        [t.schema, t.targetName],
+      ).catch(() => []);
+      for (const b of bad) add(`${t.schema}.${b.n}`);
+    }
+    if (phases.includes(5)) {
+      add(`${t.schema}.${t.table}`);
+      if (ctx.plan.retention.days === 0) add(`${t.schema}.${t.oldName}`);
+      else notes.push(`${t.schema}.${t.oldName} (the old table) is kept ${ctx.plan.retention.days} day(s) after the swap: a later run of phase 5 drops it, with --confirm ${t.schema}.${t.oldName}`);
+    }
+    if (phases.includes('rollback')) {
+      add(`${t.schema}.${t.table}`);
+      add(`${t.schema}.${t.targetName}`);
+    }
+  }
+  if (phases.includes('rollback')) add('created-objects');
+  return { confirms, notes };
+}
+
 async function cmdPlan(args: string[], io: Io): Promise<number> {
   const v = parse('plan', args);
   if (v.help) return (io.out(HELP.plan!), 0);
   const phases = selectPhases(v);
-  const loaded = loadPlan(findPlan(v));
+  const planFile = findPlan(v);
+  const loaded = loadPlan(planFile);
   const conn = resolveConnection(v.db as string | undefined, io.env);
   const engine = await Engine.open({ conn, loaded, confirm: async () => ({ confirmed: false, method: 'declined', by: '' }), mode: 'plan', dryRun: true });
   try {
+    // preflight, read-only (catalog reads, pg_dump --version, free disk): a plan that would be refused says so
+    const ctx = engine.planContext();
+    const { runPreflight, summarize } = await import('./preflight.js');
+    const checks = phases.includes(1) || phases.includes(3) ? await runPreflight({ db: ctx.db, plan: ctx.plan, planDir: ctx.planDir, tables: ctx.tables, serverMajor: ctx.serverMajor, env: io.env }) : [];
+    const failed = checks.filter((c) => c.status === 'fail');
     const preview = await engine.preview(phases);
+    const { confirms, notes } = await confirmsNeeded(engine, phases);
+    const cmd = ['pgshift', '--headless', '--plan', planFile];
+    if (typeof v.db === 'string') cmd.push('--db', urlWithoutPassword(v.db));
+    if (v.rollback) cmd.push('--rollback');
+    if (v.phase !== undefined) cmd.push('--phase', String(v.phase));
+    if (v.until !== undefined) cmd.push('--until', String(v.until));
+    for (const c of confirms) cmd.push('--confirm', c);
+    const command = cmd.map(shellWord).join(' ');
     if (v.json) {
-      io.out(JSON.stringify(preview.map((p) => ({ phase: p.phase.id, name: p.phase.name, steps: p.steps.map((s) => ({ id: s.step.id, title: s.step.title, statements: s.statements })) })), null, 2));
-      return 0;
+      io.out(JSON.stringify({
+        preflight: checks, refused: failed.length > 0, confirms, notes, command,
+        phases: preview.map((p) => ({ phase: p.phase.id, name: p.phase.name, steps: p.steps.map((s) => ({ id: s.step.id, title: s.step.title, statements: s.statements })) })),
+      }, null, 2));
+      return failed.length ? EXIT.badInput : 0;
     }
     io.out(`-- pgshift plan: ${loaded.plan.name} against ${conn.display} (PostgreSQL ${engine.serverVersion})`);
     io.out(`-- dry run: nothing below has been executed`);
+    if (checks.length) {
+      io.out('');
+      io.out(`-- ═══ Preflight (read-only): ${summarize(checks)}`);
+      for (const c of checks) io.out(`-- ${c.status === 'pass' ? '✓' : c.status === 'warn' ? '⚠' : '✗'} ${c.check}: ${c.detail}`);
+    }
     for (const p of preview) {
       io.out('');
       io.out(`-- ═══ Phase ${p.phase.id} · ${p.phase.name} (${p.steps.length} step${p.steps.length === 1 ? '' : 's'})`);
@@ -237,7 +314,15 @@ async function cmdPlan(args: string[], io: Io): Promise<number> {
         for (const st of s.statements) io.out(st.trimEnd().endsWith(';') || st.startsWith('$ ') || st.startsWith('--') ? st : `${st};`);
       }
     }
-    return 0;
+    io.out('');
+    if (failed.length) {
+      io.out(`-- ✗ preflight would refuse this run (${failed.length} failed check${failed.length === 1 ? '' : 's'}): fix them first`);
+      for (const c of failed) io.out(`--   ${c.check}: ${c.detail}`);
+    }
+    io.out(`-- ═══ Headless run: every confirmation it will need (${confirms.length})${typeof v.db === 'string' ? '; the password comes from PGPASSWORD or ~/.pgpass, never from this line' : '; the connection comes from DATABASE_URL / PG* as for this plan'}`);
+    for (const n of notes) io.out(`-- note: ${n}`);
+    io.out(command);
+    return failed.length ? EXIT.badInput : 0;
   } finally {
     await engine.close();
   }
