@@ -103,7 +103,7 @@ SELECT l.pid, l.mode, l.granted, l.relation::regclass::text AS rel
   FROM pg_locks l
  WHERE l.locktype = 'relation' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
    AND l.pid <> pg_backend_pid()
-   AND l.relation NOT IN (SELECT oid FROM pg_class WHERE relnamespace = 'pg_catalog'::regnamespace)
+   AND l.relation IN (SELECT oid FROM pg_class WHERE relkind IN ('r', 'p', 'm', 'f') AND relnamespace <> 'pg_catalog'::regnamespace)
  ORDER BY 4, l.granted DESC, l.pid
  LIMIT 500`;
 

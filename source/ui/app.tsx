@@ -183,6 +183,14 @@ export function App(props: AppProps) {
     }
   }, [engine]);
 
+  // the demo: how to reach its database from another terminal (the password was printed before the wizard opened)
+  useEffect(() => {
+    if (!props.demo) return;
+    const c = props.conn.config;
+    log('info', `demo database from another terminal: psql -h ${c.host ?? '127.0.0.1'} -p ${c.port ?? 5432} -U ${c.user ?? 'postgres'} ${c.database ?? ''} (its PGPASSWORD export was printed before the wizard opened)`);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+
   // on start: where did the last run stop? open there, with a banner; plan the other phases so the rail is true
   useEffect(() => {
     let alive = true;

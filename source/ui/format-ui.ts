@@ -145,7 +145,8 @@ function breakAt(line: string, w: number): number {
   let best = -1;
   for (let i = 0; i <= Math.min(w, line.length - 1); i++) {
     const c = line[i];
-    if (c === "'") quoted = !quoted;
+    // a quote, not an apostrophe (backend's): opens after a non-word character, closes before one
+    if (c === "'" && !(/\w/.test(line[i - 1] ?? '') && /\w/.test(line[i + 1] ?? ''))) quoted = !quoted;
     else if (c === ' ' && !quoted && i > 0) best = i;
   }
   return best > 0 ? best : line.lastIndexOf(' ', w);

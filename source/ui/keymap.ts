@@ -38,7 +38,7 @@ export const MAIN_KEYS: readonly Binding<MainAction>[] = [
   { action: 'run-phase', label: 'a', help: 'run every remaining step of this phase', match: ch('a'), hint: true },
   { action: 'preview', label: 'p', help: 'full-screen SQL preview of the selected step', match: ch('p'), hint: true },
   { action: 'skip', label: 's', help: 'skip the selected step (a reason is typed and journaled)', match: ch('s'), hint: true },
-  { action: 'monitors', label: 'm', help: 'live monitors full screen: lock waits, long queries, idle in transaction', match: ch('m'), hint: true },
+  { action: 'monitors', label: 'm', help: 'the activity view, full screen: every session, lock waits, long queries, idle in transaction, locks per table', match: ch('m'), hint: true },
   { action: 'rollback', label: 'r', help: 'go to the Rollback phase (nothing runs until you start it, and it asks first)', match: ch('r'), hint: true },
   { action: 'help', label: '?', help: 'this help', match: ch('?'), hint: true },
   { action: 'quit', label: 'q', help: 'quit (asks; a running batch finishes and commits its checkpoint first)', match: ch('q'), hint: true },

@@ -111,6 +111,9 @@ describe.each(SIZES)('every screen at $columns×$rows', (size) => {
   });
 
   it('the log: a long error whole in the full-screen log (L) and behind e; Tab moves the focus to the log', async () => {
+    // a message with a newline reads as one sentence in the pane (found in tmux: "not the" / "seed's loop")
+    emit(m, { type: 'step-log', stepId: 'copy:public.orders', level: 'info', message: 'batch copy — not the\nseed loop' });
+    await waitFor(() => m.frame().includes('batch copy — not the seed loop'), 'the joined log line');
     emit(m, { type: 'step-failed', stepId: 'copy:public.orders', error: LONG_ERROR, hint: 'end the session holding the lock, then run phase 3 again', durationMs: 5 });
     await waitFor(() => m.frame().includes('lock not available') || m.frame().includes('CREATE INDEX CONCURRENTLY'), 'the error in the log');
     await press(m.ui.stdin, 'L');
@@ -201,6 +204,8 @@ describe('fitting helpers', () => {
   it('wrap breaks at spaces, never inside a quoted literal', () => {
     expect(wrap("FROM ('2024-01-01 00:00:00+00') TO ('2024-02-01 00:00:00+00')", 32)).toEqual(["FROM ('2024-01-01 00:00:00+00')", "TO ('2024-02-01 00:00:00+00')"]);
     expect(wrap('aaa bbb ccc', 7)).toEqual(['aaa bbb', 'ccc']);
+    // an apostrophe is not a quote: the line still breaks after it (found in tmux, the help at 80 columns)
+    expect(wrap("terminate the selected backend's session (pg_terminate_backend, asks first)", 40)).toEqual(["terminate the selected backend's session", '(pg_terminate_backend, asks first)']);
   });
   it('the rate over a moving window falls to 0 when nothing moves; the ETA is then unknown', () => {
     let s = addSample(undefined, { t: 0, done: 0 });

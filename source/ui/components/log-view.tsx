@@ -30,7 +30,7 @@ export function LogView({ log, height, width, scroll = 0, focused }: {
   const lines: Line[] = [];
   for (let i = end - 1; i >= 0 && lines.length < body; i--) {
     const l = log[i]!;
-    const w = wrap(l.text, Math.max(10, width - 9));
+    const w = wrap(l.text.replace(/\s*\n\s*/g, ' '), Math.max(10, width - 9));
     const shown = w.length > 2 ? [w[0]!, clip(`${w[1]!} ${w.slice(2).join(' ')}`, Math.max(10, width - 9))] : w;
     const entry = shown.map((t, k) => ({ text: `${k === 0 ? stamp(l.at) : '        '} ${t}`, level: lvl(l) }));
     lines.unshift(...entry);

@@ -314,7 +314,7 @@ export function wizardReducer(s: WizardState, a: WizardAction): WizardState {
     case 'overlay':
       return { ...s, overlay: a.overlay, ...(a.overlay === 'skip' ? { skipText: '', skipError: undefined } : {}), ...(a.overlay === 'preview' ? { detailScroll: 0 } : {}), ...(a.overlay === 'help' ? { helpScroll: 0 } : {}) };
     case 'run-begin':
-      return addLog({ ...s, run: { scope: a.scope, phase: a.phase, startedAt: a.now, stopping: false }, lastOutcome: undefined }, 'info', `running ${a.scope}`, a.now);
+      return addLog({ ...s, run: { scope: a.scope, phase: a.phase, startedAt: a.now, stopping: false }, lastOutcome: undefined, banner: undefined }, 'info', `running ${a.scope}`, a.now);
     case 'run-finish': {
       const n = { ...s, run: null, lastOutcome: { status: a.status, message: a.message } };
       return n;
