@@ -52,7 +52,8 @@ export function tableLines(t: ReportTable, width: number): string[] {
   const cellText = (v: unknown) => (v === null || v === undefined ? '' : typeof v === 'number' ? v.toLocaleString('en-US') : String(v)).replace(/[\r\n\t]+/g, ' ');
   const rows = t.rows.map((r) => t.columns.map((_, i) => cellText(r[i])));
   const natural = t.columns.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i]!.length)));
-  const total = (w: number[]) => w.reduce((a, b) => a + b, 0) + 2 * Math.max(0, w.length - 1);
+  let gap = 2;
+  const total = (w: number[]) => w.reduce((a, b) => a + b, 0) + gap * Math.max(0, w.length - 1);
   const widths = [...natural];
   if (total(widths) > width) {
     const numeric = t.columns.map((_, i) => rows.length > 0 && t.rows.every((r) => r[i] === null || r[i] === undefined || r[i] === '' || isNumericCell(r[i])));
@@ -70,6 +71,13 @@ export function tableLines(t: ReportTable, width: number): string[] {
       widths[i] = Math.max(min, widths[i]! - (total(widths) - width));
     }
   }
+  if (total(widths) > width && total(widths) - Math.max(0, widths.length - 1) <= width) gap = 1; // one space between columns
+  // width left over: back to the cut columns, the most important first (a table name cut to "publi…" tells nothing)
+  for (let i = 0; i < widths.length; i++) {
+    const spare = width - total(widths);
+    if (spare <= 0) break;
+    if (widths[i]! < natural[i]!) widths[i] = Math.min(natural[i]!, widths[i]! + spare);
+  }
   let wrapCol = -1;
   if (total(widths) > width) {
     // one text column (the widest key column, e.g. partition bounds) wraps inside its cell, at word boundaries
@@ -85,7 +93,7 @@ export function tableLines(t: ReportTable, width: number): string[] {
   }
   if (total(widths) > width) {
     // records: nothing cut
-    const out = [t.title];
+    const out = wrap(t.title, width);
     const keyW = Math.min(Math.max(...t.columns.map((c) => c.length)), Math.floor(width / 3));
     rows.forEach((r) => {
       r.forEach((v, i) => {
@@ -97,13 +105,13 @@ export function tableLines(t: ReportTable, width: number): string[] {
     return out;
   }
   const cut = (s: string, w: number) => (s.length > w ? s.slice(0, Math.max(0, w - 1)) + '…' : s);
-  const line = (cols: string[]) => cols.map((c, i) => cut(c, widths[i]!).padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cols: string[]) => cols.map((c, i) => cut(c, widths[i]!).padEnd(widths[i]!)).join(' '.repeat(gap)).trimEnd();
   const rowLines = (r: string[]): string[] => {
     if (wrapCol < 0) return [line(r)];
     const parts = wrap(r[wrapCol]!, widths[wrapCol]!);
     return parts.map((p, k) => line(r.map((c, i) => (i === wrapCol ? p : k === 0 ? c : ''))));
   };
-  return [clip(t.title, width), line([...t.columns]), line(widths.map((w) => '─'.repeat(w))), ...rows.flatMap(rowLines)];
+  return [...wrap(t.title, width), line([...t.columns]), line(widths.map((w) => '─'.repeat(w))), ...rows.flatMap(rowLines)];
 }
 
 export function elapsed(ms: number): string {
