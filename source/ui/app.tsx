@@ -253,6 +253,7 @@ export function App(props: AppProps) {
             ? { type: 'banner', level: 'ok', text: 'ROLLBACK COMPLETE: the original tables are back in place; pgshift status shows every step of it' }
             : { type: 'banner', level: 'error', text: `ROLLBACK NOT COMPLETE (${o.status}): ${o.message ?? 'see the log (L)'} — run it again (r, then a) to continue it` });
         } else if (o.status === 'completed') dispatch({ type: 'banner', level: 'ok', text: `${scope}: completed` });
+        else if (o.status === 'needs-confirmation') dispatch({ type: 'banner', level: 'warn', text: `${scope}: declined — nothing ran from that step on; a (or enter on the step) asks again` });
         else dispatch({ type: 'banner', level: o.status === 'failed' ? 'error' : 'warn', text: `${scope}: ${o.status}${o.message ? ` — ${o.message}` : ''} (e: full error)` });
         if (o.status !== 'completed' && o.status !== 'needs-confirmation' && o.hint) log('warn', `hint: ${o.hint}`);
       },

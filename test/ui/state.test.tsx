@@ -242,5 +242,8 @@ describe('resume and guidance (reducer)', () => {
     expect(d.steps.b!.status).toBe('declined');
     const f = ev(s, { type: 'step-failed', stepId: 'a', error: 'a needs confirmation: rename public.t', durationMs: 1 });
     expect(f.steps.a!.status).toBe('declined');
+    // the engine's own wording (found in tmux: a declined RENAME showed ✗ failed)
+    const g = ev(s, { type: 'step-failed', stepId: 'a', error: 'needs confirmation: rename public.petri_observations', hint: 'to allow it in headless mode, pass --confirm public.petri_observations', durationMs: 1 });
+    expect(g.steps.a).toMatchObject({ status: 'declined', error: 'not confirmed: nothing ran (rename public.petri_observations)', hint: 'press enter to be asked again' });
   });
 });

@@ -227,8 +227,8 @@ function reduceEvent(s: WizardState, e: EngineEvent, now: number): WizardState {
     }
     case 'step-failed': {
       // declined in the modal: nothing ran; the engine's hint is for headless mode, the wizard simply asks again
-      if (/ needs confirmation: /.test(e.error)) {
-        const n = patchStep(s, e.stepId, { status: 'declined', error: `not confirmed: nothing ran (${e.error.replace(/^.* needs confirmation: /, '')})`, hint: 'press enter to be asked again', durationMs: e.durationMs });
+      if (/(^| )needs confirmation: /.test(e.error)) {
+        const n = patchStep(s, e.stepId, { status: 'declined', error: `not confirmed: nothing ran (${e.error.replace(/^(.* )?needs confirmation: /, '')})`, hint: 'press enter to be asked again', durationMs: e.durationMs });
         return addLog(n, 'warn', `■ ${e.stepId}: not confirmed, nothing ran`, now);
       }
       const n = patchStep(s, e.stepId, { status: s.run?.stopping && /stopped|abort/i.test(e.error) ? 'stopped' : 'failed', error: e.error, hint: e.hint, durationMs: e.durationMs });
