@@ -263,7 +263,9 @@ export function wizardReducer(s: WizardState, a: WizardAction): WizardState {
       for (const st of a.steps) {
         const j = a.states[st.id];
         const prev = n.steps[st.id];
-        const keep = prev && (prev.status === 'running' || prev.status === 'failed' || prev.status === 'stopped' || prev.status === 'declined' || prev.tables);
+        // a completed rollback resets the journal's step states: its own steps still show what they did
+        const keep = prev && (prev.status === 'running' || prev.status === 'failed' || prev.status === 'stopped' || prev.status === 'declined' || prev.tables
+          || (a.phase === 'rollback' && prev.status === 'done'));
         n = patchStep(n, st.id, {
           title: st.title,
           ...(keep ? {} : { status: statusFromJournal(j?.status), summary: prev?.summary ?? j?.summary }),
