@@ -113,10 +113,11 @@ interface Row {
   ms: string | null; state_ms: string | null; xact_ms: string | null; is_blocker: boolean;
 }
 
-export async function monitorSnapshot(client: pg.ClientBase | pg.Pool, longQuerySeconds: number): Promise<MonitorSnapshot> {
+export async function monitorSnapshot(client: pg.ClientBase | pg.Pool, longQuerySeconds: number, opts: { tableLocks?: boolean } = {}): Promise<MonitorSnapshot> {
   const t0 = performance.now();
   const r = await client.query<Row>(MONITOR_SQL);
-  const lr = await client.query<{ pid: number; mode: string; granted: boolean; rel: string }>(TABLE_LOCKS_SQL);
+  // locks per table: for the activity view only (the copy's throttle and the cleanup do not need the second query)
+  const lr = opts.tableLocks ? await client.query<{ pid: number; mode: string; granted: boolean; rel: string }>(TABLE_LOCKS_SQL) : null;
   const costMs = performance.now() - t0;
   const rows = r.rows.map((x) => ({ ...x, state: x.state ?? '', query: x.hidden ? '' : x.query ?? '', application_name: x.application_name ?? '', usename: x.usename ?? '', blocking: x.blocking ?? [] }));
   const act = (x: Row): Activity => ({
@@ -137,7 +138,7 @@ export async function monitorSnapshot(client: pg.ClientBase | pg.Pool, longQuery
     .sort((a, b) => b.durationMs - a.durationMs);
   const blockers = rows.filter((x) => x.is_blocker).map(act);
   const sessions = rows.map(act);
-  const tableLocks: TableLock[] = lr.rows.map((l) => ({ relation: l.rel, pid: l.pid, mode: l.mode, granted: l.granted }));
+  const tableLocks: TableLock[] | undefined = lr?.rows.map((l) => ({ relation: l.rel, pid: l.pid, mode: l.mode, granted: l.granted }));
   return { at: new Date(), waits, long, blockers, costMs, sessions, tableLocks, hiddenSessions: sessions.filter((x) => x.hidden).length };
 }
 

@@ -45,7 +45,7 @@ export function pgMonitorSource(config: pg.ClientConfig): MonitorSource {
   let privileges: MonitorPrivileges | undefined;
   return {
     snapshot: (s) => withClient(async (c) => {
-      const snap = await monitorSnapshot(c, s);
+      const snap = await monitorSnapshot(c, s, { tableLocks: true });
       privileges ??= await monitorPrivileges(c);
       return { ...snap, privileges };
     }),
