@@ -59,9 +59,12 @@ describe('end to end in a real terminal (tmux 120×40)', () => {
     expect(s.split('\n')[0]).toMatch(/^pgshift · /); // the whole screen fits: the header is still on the top line
 
     // select the data volume report and run it
+    const selected = () => screen().split('\n').find((l) => l.startsWith('›')) ?? '';
     for (let i = 0; i < 12 && !screen().includes('report:data-volume · '); i++) {
+      const before = selected();
       keys('j');
-      await sleep(120);
+      // never press ahead of the screen (a loaded machine draws late)
+      for (let t = 0; t < 40 && selected() === before; t++) await sleep(50);
     }
     s = await until((x) => x.includes('report:data-volume · pending'), 'the data volume step selected');
     keys('Enter');

@@ -560,6 +560,12 @@ export function App(props: AppProps) {
       act({ type: 'skip-input', text });
       return;
     }
+    if (key.meta && !key.ctrl && !key.escape && input.length === 1) {
+      // escape and a key typed quickly arrive as one chunk ("\x1bs" reads as alt+s): escape, then the key
+      onKey('', { ...key, meta: false, escape: true });
+      onKey(input, { ...key, meta: false });
+      return;
+    }
     for (const [i, k] of splitChunk(input, key)) onKey(i, k);
   }, { isActive: !confirmOpen });
 

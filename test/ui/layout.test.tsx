@@ -139,6 +139,15 @@ describe.each(SIZES)('every screen at $columns×$rows', (size) => {
     await waitFor(() => !m.frame().includes('log (focus'), 'the focus back on the steps');
   });
 
+  it('escape and a key in one chunk ("\\x1bs", read as alt+s) close the help, then act (found in the tmux e2e test)', async () => {
+    await press(m.ui.stdin, '?');
+    await waitFor(() => m.frame().includes('Keys on the phase screen'), 'the help');
+    await press(m.ui.stdin, '\u001bs');
+    await waitFor(() => m.frame().includes(': why?'), 'the skip prompt after the help closed');
+    await press(m.ui.stdin, KEY.esc);
+    await waitFor(() => !m.frame().includes(': why?'), 'the prompt to close');
+  });
+
   it('help scrolls to its last line; the quit dialog sentence is whole', async () => {
     await press(m.ui.stdin, '?');
     await waitFor(() => m.frame().includes('Keys on the phase screen'), 'the help');
