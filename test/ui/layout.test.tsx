@@ -188,6 +188,15 @@ describe.each(SIZES)('every screen at $columns×$rows', (size) => {
     await waitFor(() => !m.frame().includes(': why?'), 'the prompt to close');
   });
 
+  it('at 60×18 the phase rail stays on one line (found: garbled tab bar)', async () => {
+    setSize(m.ui.stdout, 60, 18);
+    await waitFor(() => m.frame().split('\n').length <= 17 && Math.max(...m.frame().split('\n').map((l) => l.length)) <= 60, 'the 60×18 layout');
+    const rail = m.frame().split('\n')[1]!;
+    expect(rail).toMatch(/^. 1 \S+ . 2 \S+ . 3 \S+ . 4 \S+ . 5 \S+/);
+    setSize(m.ui.stdout, size.columns, size.rows);
+    await waitFor(() => m.frame().includes('? help · q quit'), 'back to the size');
+  });
+
   it('a resize to the other size re-fits', async () => {
     const other = SIZES.find((s) => s.columns !== size.columns)!;
     setSize(m.ui.stdout, other.columns, other.rows);
