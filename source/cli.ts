@@ -54,9 +54,10 @@ The journal kept in schema "pgshift" of the database: runs, their steps and resu
 The latest integrity report from the journal, as Markdown (for the change ticket) or JSON.`,
   demo: `pgshift demo [--rows N] [--headless] [--keep] [--data-dir DIR] [--db URL]
 
-Starts an embedded PostgreSQL (port chosen free, data in the OS temp dir unless --data-dir, removed on exit
-unless --keep), fills it with the seeds' schema and N petri observations (default 1,000,000; gasifier N/2),
-then opens the wizard on the example plan. --headless runs the whole plan end to end, destructive steps
+Starts an embedded PostgreSQL (port chosen free; data in the OS temp dir, or in --data-dir DIR; removed on
+exit unless --keep), fills it with the seeds' schema and N petri observations (default 1,000,000; gasifier
+N/2), prints how to connect to it with psql, then opens the wizard on the example plan (a terminal is needed:
+off a terminal it refuses unless --headless). --headless runs the whole plan end to end, destructive steps
 auto-confirmed (a throwaway database) and journaled as such; exit 0 only if every step and check passed.
 With --db it fills that empty database instead, so the demo runs on any server version.`,
   schema: `pgshift schema — print the JSON Schema of the plan file (for editor completion).`,
@@ -147,11 +148,67 @@ async function cmdRun(args: string[], io: Io): Promise<number> {
   }, io);
 }
 
+/** Quotes one shell word (single quotes) when it needs it. */
+function shellWord(w: string): string {
+  return /^[A-Za-z0-9_./:=@%+,-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The --db value to print: the URL without its password (the password comes from PGPASSWORD or ~/.pgpass). */
+function urlWithoutPassword(url: string): string {
+  try {
+    const u = new URL(url);
+    u.password = '';
+    return u.toString();
+  } catch {
+    return redact(url);
+  }
+}
+
+/**
+ * Every --confirm a headless run of these phases will need, read from the plan and the catalog (read-only):
+ * phase 3 — INVALID indexes left on the new tables by an interrupted CREATE INDEX CONCURRENTLY (dropped and
+ * rebuilt); phase 5 — the RENAME swap of each table, and the DROP of each old table when the retention period
+ * is 0 days (otherwise the old tables are kept and dropped by a later run); rollback — each table's swap back,
+ * the new tables and the created objects.
+ */
+async function confirmsNeeded(engine: Engine, phases: readonly PhaseId[]): Promise<{ confirms: string[]; notes: string[] }> {
+  const ctx = engine.planContext();
+  const confirms: string[] = [];
+  const notes: string[] = [];
+  const add = (o: string) => {
+    if (!confirms.includes(o)) confirms.push(o);
+  };
+  for (const t of ctx.tables) {
+    if (phases.includes(3)) {
+      const bad = await ctx.db.read<{ n: string }>(
+        `SELECT i.relname::text AS n FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid
+           JOIN pg_namespace s ON s.oid = c.relnamespace
+          WHERE NOT x.indisvalid AND s.nspname = $1 AND (c.relname = $2 OR c.oid IN (
+                SELECT h.inhrelid FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhparent WHERE p.relnamespace = s.oid AND p.relname = $2))`,
+        [t.schema, t.targetName],
+      ).catch(() => []);
+      for (const b of bad) add(`${t.schema}.${b.n}`);
+    }
+    if (phases.includes(5)) {
+      add(`${t.schema}.${t.table}`);
+      if (ctx.plan.retention.days === 0) add(`${t.schema}.${t.oldName}`);
+      else notes.push(`${t.schema}.${t.oldName} (the old table) is kept ${ctx.plan.retention.days} day(s) after the swap: a later run of phase 5 drops it, with --confirm ${t.schema}.${t.oldName}`);
+    }
+    if (phases.includes('rollback')) {
+      add(`${t.schema}.${t.table}`);
+      add(`${t.schema}.${t.targetName}`);
+    }
+  }
+  if (phases.includes('rollback')) add('created-objects');
+  return { confirms, notes };
+}
+
 async function cmdPlan(args: string[], io: Io): Promise<number> {
   const v = parse('plan', args);
   if (v.help) return (io.out(HELP.plan!), 0);
   const phases = selectPhases(v);
-  const loaded = loadPlan(findPlan(v));
+  const planFile = findPlan(v);
+  const loaded = loadPlan(planFile);
   const conn = resolveConnection(v.db as string | undefined, io.env);
   const engine = await Engine.open({ phases: PHASE_REGISTRY, conn, loaded, confirm: async () => ({ confirmed: false, method: 'declined', by: '' }), mode: 'plan', dryRun: true });
   try {
@@ -167,13 +224,34 @@ async function cmdPlan(args: string[], io: Io): Promise<number> {
         return EXIT.badInput;
       }
     }
+    // preflight, read-only (catalog reads, pg_dump --version, free disk): a plan that would be refused says so
+    const ctx = engine.planContext();
+    const { runPreflight, summarize } = await import('./preflight.js');
+    const checks = phases.includes(1) || phases.includes(3) ? await runPreflight({ db: ctx.db, plan: ctx.plan, planDir: ctx.planDir, tables: ctx.tables, serverMajor: ctx.serverMajor, env: io.env }) : [];
+    const failed = checks.filter((c) => c.status === 'fail');
     const preview = await engine.preview(phases);
+    const { confirms, notes } = await confirmsNeeded(engine, phases);
+    const cmd = ['pgshift', '--headless', '--plan', planFile];
+    if (typeof v.db === 'string') cmd.push('--db', urlWithoutPassword(v.db));
+    if (v.rollback) cmd.push('--rollback');
+    if (v.phase !== undefined) cmd.push('--phase', String(v.phase));
+    if (v.until !== undefined) cmd.push('--until', String(v.until));
+    for (const c of confirms) cmd.push('--confirm', c);
+    const command = cmd.map(shellWord).join(' ');
     if (v.json) {
-      io.out(JSON.stringify(preview.map((p) => ({ phase: p.phase.id, name: p.phase.name, steps: p.steps.map((s) => ({ id: s.step.id, title: s.step.title, statements: s.statements })) })), null, 2));
-      return 0;
+      io.out(JSON.stringify({
+        preflight: checks, refused: failed.length > 0, confirms, notes, command,
+        phases: preview.map((p) => ({ phase: p.phase.id, name: p.phase.name, steps: p.steps.map((s) => ({ id: s.step.id, title: s.step.title, statements: s.statements })) })),
+      }, null, 2));
+      return failed.length ? EXIT.badInput : 0;
     }
     io.out(`-- pgshift plan: ${loaded.plan.name} against ${conn.display} (PostgreSQL ${engine.serverVersion})`);
     io.out(`-- dry run: nothing below has been executed`);
+    if (checks.length) {
+      io.out('');
+      io.out(`-- ═══ Preflight (read-only): ${summarize(checks)}`);
+      for (const c of checks) io.out(`-- ${c.status === 'pass' ? '✓' : c.status === 'warn' ? '⚠' : '✗'} ${c.check}: ${c.detail}`);
+    }
     for (const p of preview) {
       io.out('');
       io.out(`-- ═══ Phase ${p.phase.id} · ${p.phase.name} (${p.steps.length} step${p.steps.length === 1 ? '' : 's'})`);
@@ -182,7 +260,15 @@ async function cmdPlan(args: string[], io: Io): Promise<number> {
         for (const st of s.statements) io.out(st.trimEnd().endsWith(';') || st.startsWith('$ ') || st.startsWith('--') ? st : `${st};`);
       }
     }
-    return 0;
+    io.out('');
+    if (failed.length) {
+      io.out(`-- ✗ preflight would refuse this run (${failed.length} failed check${failed.length === 1 ? '' : 's'}): fix them first`);
+      for (const c of failed) io.out(`--   ${c.check}: ${c.detail}`);
+    }
+    io.out(`-- ═══ Headless run: every confirmation it will need (${confirms.length})${typeof v.db === 'string' ? '; the password comes from PGPASSWORD or ~/.pgpass, never from this line' : '; the connection comes from DATABASE_URL / PG* as for this plan'}`);
+    for (const n of notes) io.out(`-- note: ${n}`);
+    io.out(command);
+    return failed.length ? EXIT.badInput : 0;
   } finally {
     await engine.close();
   }
@@ -215,8 +301,8 @@ async function cmdStatus(args: string[], io: Io): Promise<number> {
       `SELECT run_id, step_id, status, started_at, duration_ms, summary, error FROM pgshift.steps WHERE run_id = ANY($1::bigint[]) ORDER BY run_id, started_at`,
       [runs.map((r) => r.run_id)],
     );
-    const confs = await db.read<{ run_id: string; step_id: string; kind: string; object: string; answer: string; method: string; confirmed_by: string; at: Date }>(
-      `SELECT run_id, step_id, kind, object, answer, method, confirmed_by, at FROM pgshift.confirmations WHERE run_id = ANY($1::bigint[]) ORDER BY at`,
+    const confs = await db.read<{ run_id: string; step_id: string; kind: string; object: string; answer: string; method: string; confirmed_by: string; at: Date; reason: string | null }>(
+      `SELECT run_id, step_id, kind, object, answer, method, confirmed_by, at, reason FROM pgshift.confirmations WHERE run_id = ANY($1::bigint[]) ORDER BY at`,
       [runs.map((r) => r.run_id)],
     );
     const states = await journal.stepStates();
@@ -246,8 +332,10 @@ async function cmdStatus(args: string[], io: Io): Promise<number> {
       for (const l of renderTable({
         title: 'Confirmations',
         columns: ['run', 'step', 'action', 'object', 'answer', 'how', 'by', 'when'],
-        rows: confs.map((c) => [c.run_id, c.step_id, c.kind, c.object, c.answer, c.method, c.confirmed_by, c.at.toISOString().replace('T', ' ').slice(0, 19)]),
+        rows: confs.map((c) => [c.run_id, c.step_id, c.kind, c.object, c.answer === 'confirmed' && c.reason ? 'OVERRIDE' : c.answer, c.method, c.confirmed_by, c.at.toISOString().replace('T', ' ').slice(0, 19)]),
       })) io.out(l);
+      // an override confirmed a refused step: say what it overrode
+      for (const c of confs.filter((x) => x.answer === 'confirmed' && x.reason)) io.out(`override: run ${c.run_id} ${c.kind} ${c.object} by ${c.confirmed_by} despite: ${c.reason}`);
     }
     return 0;
   });
@@ -276,8 +364,16 @@ async function cmdDemo(args: string[], io: Io): Promise<number> {
   const { runDemo } = await import('./demo/run.js');
   const rows = v.rows === undefined ? 1_000_000 : Number(String(v.rows).replace(/_/g, ''));
   if (!Number.isInteger(rows) || rows < 100 || rows > 100_000_000) throw new UserError(`--rows expects a whole number from 100 to 100000000, got "${String(v.rows)}"`, 'e.g. --rows 200000', 2);
+  if (!v.headless && !io.isTTY) {
+    // off a terminal the wizard cannot ask: never fall back to a run that auto-confirms every DROP unasked
+    throw new UserError(
+      'pgshift demo opens the wizard, but this is not a terminal (stdin or stdout is a pipe or a file): nothing was started',
+      'run it in a terminal, or pass --headless to run the whole demo end to end with every destructive step auto-confirmed (a throwaway database), e.g. pgshift demo --headless | tee demo.log',
+      2,
+    );
+  }
   return runDemo({
-    rows, headless: !!v.headless || !io.isTTY, json: !!v.json, keep: !!v.keep, dataDir: v['data-dir'] as string | undefined,
+    rows, headless: !!v.headless, json: !!v.json, keep: !!v.keep, dataDir: v['data-dir'] as string | undefined,
     db: v.db as string | undefined, until: phaseArg(v.until, '--until'),
   }, io);
 }
@@ -319,6 +415,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
 export const defaultIo: Io = {
   out: (l) => process.stdout.write(redact(l) + '\n'),
   err: (l) => process.stderr.write(redact(l) + '\n'),
+  raw: (l) => process.stdout.write(l + '\n'),
   isTTY: !!(process.stdout.isTTY && process.stdin.isTTY),
   env: process.env,
 };

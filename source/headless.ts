@@ -10,6 +10,7 @@ export type Writer = (line: string) => void;
  */
 export function headlessReporter(write: Writer, opts: { json?: boolean } = {}): (e: EngineEvent) => void {
   const lastProgress = new Map<string, number>();
+  const lastState = new Map<string, string>();
   const out = (s: string) => write(redact(s));
   return (e) => {
     if (opts.json) {
@@ -39,13 +40,18 @@ export function headlessReporter(write: Writer, opts: { json?: boolean } = {}): 
       case 'step-progress': {
         const now = Date.now();
         const done = e.progress.total !== undefined && e.progress.done >= e.progress.total;
-        if (!done && now - (lastProgress.get(e.stepId) ?? 0) < 2000) return;
+        // a change of state (running → THROTTLED / WAITING FOR LOCK / PAUSED and back) is printed at once
+        const state = `${e.progress.state ?? ''}|${e.progress.reason ?? ''}`;
+        const changed = state !== (lastState.get(e.stepId) ?? '|') ;
+        lastState.set(e.stepId, state);
+        if (!done && !changed && now - (lastProgress.get(e.stepId) ?? 0) < 2000) return;
         lastProgress.set(e.stepId, now);
         const p = e.progress;
+        const word = p.state && p.state !== 'running' ? `${p.state === 'throttled' ? 'THROTTLED' : p.state === 'paused' ? 'PAUSED' : 'WAITING FOR LOCK'}${p.reason ? ` (${p.reason})` : ''} · ` : '';
         const pct = p.total ? ` (${Math.min(100, (100 * p.done) / p.total).toFixed(1)}%)` : '';
         const rate = e.ratePerSec ? `, ${fmtCount(e.ratePerSec)} ${p.unit ?? 'rows'}/s` : '';
         const eta = e.etaSec !== undefined && !done ? `, ETA ${fmtDuration(e.etaSec * 1000)}` : '';
-        out(`  … ${fmtCount(p.done)}${p.total !== undefined ? ` / ${fmtCount(p.total)}` : ''} ${p.unit ?? 'rows'}${pct}${rate}${eta}${p.detail ? ` · ${p.detail}` : ''}`);
+        out(`  … ${word}${fmtCount(p.done)}${p.total !== undefined ? ` / ${fmtCount(p.total)}` : ''} ${p.unit ?? 'rows'}${pct}${rate}${eta}${p.detail ? ` · ${p.detail}` : ''}`);
         break;
       }
       case 'step-log':

@@ -257,6 +257,7 @@ export async function runPreflight(p: PreflightInput): Promise<Check[]> {
 
   // per table
   for (const t of p.tables) checks.push(...tableChecks(t, facts.get(`${t.schema}.${t.table}`) ?? null, me!));
+  checks.push(...await (await import('./preflight-privileges.js')).privilegeChecks(p.db));
   return checks;
 }
 

@@ -16,6 +16,8 @@ import { PHASE_REGISTRY } from '../phases/index.js';
 export interface Io {
   readonly out: (line: string) => void;
   readonly err: (line: string) => void;
+  /** a line printed as is (not redacted): only the demo's own throwaway password goes through here */
+  readonly raw?: (line: string) => void;
   readonly isTTY: boolean;
   readonly env: NodeJS.ProcessEnv;
 }

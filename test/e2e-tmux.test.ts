@@ -74,7 +74,7 @@ describe('end to end in a real terminal (tmux 120×40)', () => {
     let s = await until((x) => x.includes('Phase 1 · Preparation') && x.includes('enter run step'), 'the phase screen');
     expect(s).toMatch(/pgshift · postgres@127\.0\.0\.1:\d+\/pgshift_demo · PostgreSQL 15\.\d+ · run — · \d\d:\d\d · operator \S+ · DEMO/);
     expect(s).toMatch(/1 Preparation · .*2 Structure · .*3 Data · .*4 Dependencies · .*5 Cleanup · .*Rollback/);
-    expect(s).toContain('Monitors (m)');
+    expect(s).toContain('monitors (m)'); // one line below 150 columns: the detail pane gets the width
     s = await until((x) => /refresh [\d.]+ ms/.test(x), 'the compact monitor');
     expect(s.split('\n')[0]).toMatch(/^pgshift · /); // the whole screen fits: the header is still on the top line
 
@@ -92,7 +92,8 @@ describe('end to end in a real terminal (tmux 120×40)', () => {
 
     // the full-screen monitors, then back
     keys('m');
-    s = await until((x) => x.includes('Live monitors'), 'the monitor screen');
+    s = await until((x) => x.includes('Activity · own connection'), 'the activity screen');
+    expect(s).toMatch(/Sessions \(\d+\) · sorted by duration/);
     expect(s).toContain('Lock waits (0)');
     expect(s).toMatch(/one refresh costs [\d.]+ ms/);
     keys('Escape');

@@ -47,8 +47,68 @@ describe('pgshift plan (dry run)', () => {
     const b = captureIo();
     expect(await main(['plan', '--json', '--until', '1', '--plan', examplePlanPath(), '--db', db.url], a)).toBe(0);
     expect(await main(['plan', '--json', '--until', '1', '--plan', examplePlanPath(), '--db', db.url], b)).toBe(0);
-    const ids = (io: ReturnType<typeof captureIo>) => (JSON.parse(io.stdout.join('\n')) as { steps: { id: string }[] }[]).flatMap((p) => p.steps.map((s) => s.id));
+    const ids = (io: ReturnType<typeof captureIo>) => (JSON.parse(io.stdout.join('\n')) as { phases: { steps: { id: string }[] }[] }).phases.flatMap((p) => p.steps.map((s) => s.id));
     expect(ids(a)).toEqual(ids(b));
     expect(ids(a)).toEqual(expect.arrayContaining(['report:data-volume', 'report:fk-dependencies']));
+  });
+
+  it('runs preflight read-only, ends with the headless command line and every --confirm; run as printed it exits 0', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { spawnSync } = await import('node:child_process');
+    const root = path.resolve(__dirname, '..');
+    spawnSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', root], { cwd: root, stdio: 'ignore' });
+    // the example folder copied (its SQL paths are relative to the plan), retention 0 days: the drops are in this run
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-plancmd-'));
+    fs.cpSync(path.dirname(examplePlanPath()), dir, { recursive: true });
+    const planFile = path.join(dir, 'plan.json');
+    const plan = JSON.parse(fs.readFileSync(planFile, 'utf8'));
+    plan.retention = { ...plan.retention, days: 0 };
+    plan.copy = { ...plan.copy, batchRows: 2000 };
+    fs.writeFileSync(planFile, JSON.stringify(plan));
+    const before = await catalogFingerprint(db.client);
+    const env = { ...process.env, DATABASE_URL: db.url, CI: 'true' };
+    const p = spawnSync(process.execPath, [path.join(root, 'bin/pgshift.js'), 'plan', '--plan', planFile], { cwd: dir, env, encoding: 'utf8' });
+    expect(p.status, p.stderr).toBe(0);
+    expect(p.stdout).toMatch(/-- ═══ Preflight \(read-only\): \d+ pass, \d+ warn, 0 fail/);
+    expect(await catalogFingerprint(db.client)).toBe(before); // preflight and plan changed nothing
+    const last = p.stdout.trimEnd().split('\n').at(-1)!;
+    expect(last).toMatch(/^pgshift --headless --plan \S+/);
+    expect(last).toContain('--confirm public.petri_observations');
+    expect(last).toContain('--confirm public.gasifier_observations');
+    expect(last).not.toContain(db.url.replace(/^.*:([^@]*)@.*$/, '$1')); // no password
+    // run as printed (the words split as a POSIX shell would: nothing here needs quotes)
+    const words = last.split(' ');
+    expect(words.every((w) => !w.startsWith("'"))).toBe(true);
+    const run = spawnSync(process.execPath, [path.join(root, 'bin/pgshift.js'), ...words.slice(1)], { cwd: dir, env, encoding: 'utf8', timeout: 600_000 });
+    expect(run.status, `${run.stdout}\n${run.stderr}`.slice(-3000)).toBe(0);
+    const counts = await db.client.query(`SELECT (SELECT count(*) FROM public.petri_observations)::int AS p, (SELECT relkind FROM pg_class WHERE oid = 'public.petri_observations'::regclass)::text AS k`);
+    expect(counts.rows[0]).toEqual({ p: 5000, k: 'p' });
+    fs.rmSync(dir, { recursive: true, force: true });
+  }, 600_000);
+
+  it('exits 2 when preflight would refuse (a partition key column that does not exist)', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-planbad-'));
+    fs.cpSync(path.dirname(examplePlanPath()), dir, { recursive: true });
+    const planFile = path.join(dir, 'plan.json');
+    const plan = JSON.parse(fs.readFileSync(planFile, 'utf8'));
+    plan.partition[0].key = 'no_such_column';
+    fs.writeFileSync(planFile, JSON.stringify(plan));
+    const other = await freshDatabase('plan_refuse');
+    try {
+      await createDemoDatabase(other.client, { rows: 1000 });
+      const io = captureIo();
+      const code = await main(['plan', '--until', '1', '--plan', planFile, '--db', other.url], io);
+      expect(code, io.text()).toBe(2);
+      expect(io.stdout.join('\n')).toMatch(/-- ✗ preflight would refuse this run/);
+      expect(io.stdout.join('\n')).toMatch(/has no column no_such_column/);
+    } finally {
+      await other.drop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

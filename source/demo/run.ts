@@ -23,6 +23,23 @@ export interface DemoOptions {
   readonly until?: number;
 }
 
+/**
+ * How to connect to the demo with psql: the password is the demo cluster's own throwaway one (random per cluster),
+ * printed as a separate export the user copies. Never used for a database the user gave (--db).
+ */
+export function psqlLines(port: number, password: string): string[] {
+  return [
+    'connect to the demo database with psql (the demo\'s own throwaway password):',
+    `  export PGPASSWORD='${password.replace(/'/g, "'\\''")}'`,
+    `  psql -h 127.0.0.1 -p ${port} -U postgres pgshift_demo`,
+  ];
+}
+
+function printPsql(io: Io, json: boolean, port: number, password: string): void {
+  const write = json ? (l: string) => process.stderr.write(l + '\n') : io.raw ?? io.out;
+  for (const l of psqlLines(port, password)) write(l);
+}
+
 /** Embedded server (or the given empty database) + the seeds' schema and data + the example plan. */
 export async function runDemo(o: DemoOptions, io: Io): Promise<number> {
   let server: EmbeddedServer | null = null;
@@ -52,6 +69,7 @@ export async function runDemo(o: DemoOptions, io: Io): Promise<number> {
       await admin.end();
       url = server.url.replace(/\/postgres$/, '/pgshift_demo');
       note(`embedded PostgreSQL on port ${server.port}, data in ${server.dataDir}${o.keep ? ' (kept on exit)' : ' (removed on exit)'}`);
+      printPsql(io, o.json, server.port, server.password);
     }
     const conn = resolveConnection(url, io.env);
     const client = new pg.Client(conn.config);
@@ -83,7 +101,10 @@ export async function runDemo(o: DemoOptions, io: Io): Promise<number> {
       demo: true, operator: operatorName(),
     }, io);
     if (!o.keep) fs.rmSync(backupDir, { recursive: true, force: true });
-    else note(`demo backups kept in ${backupDir}`);
+    else {
+      note(`demo backups kept in ${backupDir}`);
+      if (server) printPsql(io, o.json, server.port, server.password);
+    }
     return code;
   } finally {
     process.off('SIGHUP', onExit);

@@ -13,20 +13,21 @@ import { useNow } from './hooks/use-now.js';
 import { useMonitor } from './hooks/use-monitor.js';
 import { useConfirm } from './hooks/use-confirm.js';
 import type { MonitorSource } from './monitor-source.js';
-import { monitorLines } from './monitor-lines.js';
+import { monitorLines, SESSION_SORTS, type SessionSort } from './monitor-lines.js';
 import {
-  currentPhase, initialWizardState, selectedStep, statusText, wizardReducer, type WizardState,
+  currentPhase, initialWizardState, nextPhase, selectedStep, statusText, wizardReducer, type WizardState,
 } from './state/use-wizard-state.js';
-import { MAIN_KEYS, MONITOR_KEYS, hintLine, resolveKey } from './keymap.js';
+import { MAIN_KEYS, MONITOR_KEYS, fitHints, hintParts, resolveKey, splitChunk } from './keymap.js';
 import { Header } from './components/header.js';
 import { PhaseRail } from './components/phase-rail.js';
 import { StepList } from './components/step-list.js';
 import { DetailPane, detailLines } from './components/detail-pane.js';
-import { LogView } from './components/log-view.js';
+import { LogView, FullLog, fullLogLines, logErrorText } from './components/log-view.js';
 import { ConfirmModal } from './components/confirm-modal.js';
 import { CompactMonitor, FullMonitor } from './components/monitor-panel.js';
-import { HelpScreen, PreviewScreen, QuitPrompt, SkipPrompt } from './components/screens.js';
+import { HelpScreen, PreviewScreen, QuitPrompt, SkipPrompt, TextScreen, quitPromptHeight } from './components/screens.js';
 import { clip } from './format-ui.js';
+import type { Key } from 'ink';
 import { isOperatorSkip, skipStep } from './skip.js';
 
 export interface AppProps {
@@ -56,13 +57,47 @@ interface Pending {
 }
 
 /** Wraps the modal so its reducer starts fresh for every request. */
-function ConfirmHost({ item, width, height, onAnswer }: {
+function ConfirmHost({ item, width, height, onAnswer, live }: {
   readonly item: { id: number; request: ConfirmRequest }; readonly width: number; readonly height: number;
+  readonly live?: { text: string; gone: boolean };
   readonly onAnswer: (id: number, a: Omit<ConfirmAnswer, 'by'>, interrupt: boolean) => void;
 }) {
   const cb = useCallback((a: Omit<ConfirmAnswer, 'by'>, interrupt: boolean) => onAnswer(item.id, a, interrupt), [item.id, onAnswer]);
   const state = useConfirm(item.request, cb);
-  return <ConfirmModal request={item.request} state={state} width={width} height={height} />;
+  return <ConfirmModal request={item.request} state={state} width={width} height={height} live={live} />;
+}
+
+/** "12,345" */
+const n0 = (n: number) => Math.round(n).toLocaleString('en-US');
+
+/** "335,000 of ~1,000,000 rows committed" for a copy step (copy:schema.table), the total from the catalog's estimate. */
+async function checkpointText(engine: Engine, stepId: string, rowsDone: number): Promise<string> {
+  const table = stepId.replace(/^copy:/, '');
+  const est = await engine.planContext().db.read<{ n: string | null }>(
+    `SELECT greatest(c.reltuples, 0)::bigint::text AS n FROM pg_class c WHERE c.oid = to_regclass($1)`, [table],
+  ).then((r) => Number(r[0]?.n ?? 0)).catch(() => 0);
+  return `${n0(rowsDone)}${est > 0 ? ` of ~${n0(Math.max(est, rowsDone))}` : ''} rows committed`;
+}
+
+/** The last run, if it did not complete: "run 4 stopped in copy:public.t (interrupted): 335,000 of ~1,000,000 rows committed". */
+async function lastStop(engine: Engine): Promise<{ text: string; level: 'warn' | 'error' | 'ok'; phase: PhaseId | null } | null> {
+  const [last] = await engine.journal.runs(1);
+  if (!last) return null;
+  const open = last.ended_at === null;
+  if (!open && last.status === 'completed') return null;
+  const db = engine.planContext().db;
+  const [step] = await db.read<{ step_id: string; phase: string | null; status: string }>(
+    `SELECT step_id, phase::text AS phase, status FROM pgshift.steps WHERE run_id = $1 ORDER BY started_at DESC LIMIT 1`, [last.run_id],
+  ).catch(() => []);
+  const phase: PhaseId | null = step?.phase === 'rollback' ? 'rollback' : step?.phase && /^[1-5]$/.test(step.phase) ? (Number(step.phase) as PhaseId) : null;
+  let detail = '';
+  if (step?.step_id.startsWith('copy:')) {
+    const cp = await engine.journal.getCheckpoint(step.step_id).catch(() => null);
+    if (cp) detail = `: ${await checkpointText(engine, step.step_id, cp.rowsDone)}`;
+  }
+  const how = open ? 'was killed (it never ended)' : `ended ${last.status}`;
+  const where = step ? ` in ${step.step_id}${phase !== null ? ` (phase ${phase === 'rollback' ? 'Rollback' : phase})` : ''}` : '';
+  return { text: `run ${last.run_id} ${how}${where}${detail} — run the phase again (a) to resume; done steps are not repeated`, level: last.status === 'failed' ? 'error' : 'warn', phase };
 }
 
 export function App(props: AppProps) {
@@ -83,7 +118,16 @@ export function App(props: AppProps) {
   const lastCode = useRef(0);
   const quitRef = useRef(false);
   const exited = useRef(false);
-  const [monSel, setMonSel] = useState(0);
+  // the activity view: selection kept by pid, sort, filter, refresh interval, pause
+  const [monPid, setMonPid] = useState<number | null>(null);
+  const [monSort, setMonSort] = useState<SessionSort>('duration');
+  const [monFilter, setMonFilter] = useState('');
+  const [monFilterEditing, setMonFilterEditing] = useState(false);
+  const [monRefreshMs, setMonRefreshMs] = useState<number>(plan.monitor.refreshMs);
+  const [monPaused, setMonPaused] = useState(false);
+  const viewRef = useRef({ width: 80, bodyH: 20, overlayMax: 0 });
+  const monFilterRef = useRef('');
+  const monFilterEditingRef = useRef(false);
   const [monNotice, setMonNotice] = useState<string | undefined>(undefined);
 
   const log = useCallback((level: 'info' | 'warn' | 'error', text: string) => dispatch({ type: 'log', level, text: redact(text), now: Date.now() }), []);
@@ -112,9 +156,10 @@ export function App(props: AppProps) {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [ask, engine]);
 
-  // plans a phase: its steps and their journal state
-  const planPhase = useCallback(async (phase: PhaseId) => {
-    dispatch({ type: 'phase-planning', phase });
+  // plans a phase: its steps and their journal state (quiet: a background plan of another phase that cannot be
+  // planned yet, e.g. phase 3 before phase 2 ran, leaves that phase as it was)
+  const planPhase = useCallback(async (phase: PhaseId, quiet = false) => {
+    if (!quiet) dispatch({ type: 'phase-planning', phase });
     try {
       const [p] = await engine.plan([phase]);
       const states = await engine.journal.stepStates();
@@ -125,9 +170,46 @@ export function App(props: AppProps) {
         if (j) st[s.id] = { status: j.status, operatorSkipped: j.status === 'skipped' && isOperatorSkip(j.result), summary: isOperatorSkip(j.result) ? `skipped by ${j.result.skippedBy}: ${j.result.reason}` : undefined };
       }
       dispatch({ type: 'phase-planned', phase, steps: p!.steps.map((s) => ({ id: s.id, title: s.title })), states: st });
+      // a copy stopped mid-way: its committed checkpoint, shown on the pending step
+      const cps: Record<string, string> = {};
+      for (const s of p!.steps) {
+        if (!s.id.startsWith('copy:') || st[s.id]?.status === 'done') continue;
+        const cp = await engine.journal.getCheckpoint(s.id).catch(() => null);
+        if (cp && cp.rowsDone > 0) cps[s.id] = await checkpointText(engine, s.id, cp.rowsDone);
+      }
+      if (Object.keys(cps).length) dispatch({ type: 'checkpoints', checkpoints: cps });
     } catch (e) {
-      dispatch({ type: 'phase-plan-failed', phase, error: redact(e instanceof Error ? e.message : String(e)) });
+      if (!quiet) dispatch({ type: 'phase-plan-failed', phase, error: redact(e instanceof Error ? e.message : String(e)) });
     }
+  }, [engine]);
+
+  // the demo: how to reach its database from another terminal (the password was printed before the wizard opened)
+  useEffect(() => {
+    if (!props.demo) return;
+    const c = props.conn.config;
+    log('info', `demo database from another terminal: psql -h ${c.host ?? '127.0.0.1'} -p ${c.port ?? 5432} -U ${c.user ?? 'postgres'} ${c.database ?? ''} (its PGPASSWORD export was printed before the wizard opened)`);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+
+  // on start: where did the last run stop? open there, with a banner; plan the other phases so the rail is true
+  useEffect(() => {
+    let alive = true;
+    void (async () => {
+      const stop = await lastStop(engine).catch(() => null);
+      if (!alive) return;
+      if (stop) {
+        dispatch({ type: 'banner', text: stop.text, level: stop.level });
+        if (stop.phase !== null && props.phases.includes(stop.phase)) dispatch({ type: 'select-phase', phase: stop.phase });
+      }
+      for (const p of props.phases) {
+        if (!alive) return;
+        if (p !== currentPhase(stateRef.current).id) await planPhase(p, true);
+      }
+    })();
+    return () => {
+      alive = false;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [engine]);
 
   const cur = currentPhase(state);
@@ -166,6 +248,13 @@ export function App(props: AppProps) {
       (o) => {
         lastCode.current = exitFor(o);
         dispatch({ type: 'run-finish', status: o.status, message: o.message, now: Date.now() });
+        if (phase === 'rollback') {
+          dispatch(o.status === 'completed'
+            ? { type: 'banner', level: 'ok', text: 'ROLLBACK COMPLETE: the original tables are back in place; pgshift status shows every step of it' }
+            : { type: 'banner', level: 'error', text: `ROLLBACK NOT COMPLETE (${o.status}): ${o.message ?? 'see the log (L)'} — run it again (r, then a) to continue it` });
+        } else if (o.status === 'completed') dispatch({ type: 'banner', level: 'ok', text: `${scope}: completed` });
+        else if (o.status === 'needs-confirmation') dispatch({ type: 'banner', level: 'warn', text: `${scope}: declined — nothing ran from that step on; a (or enter on the step) asks again` });
+        else dispatch({ type: 'banner', level: o.status === 'failed' ? 'error' : 'warn', text: `${scope}: ${o.status}${o.message ? ` — ${o.message}` : ''} (e: full error)` });
         if (o.status !== 'completed' && o.status !== 'needs-confirmation' && o.hint) log('warn', `hint: ${o.hint}`);
       },
       (e) => {
@@ -217,21 +306,36 @@ export function App(props: AppProps) {
   }, [interrupt]);
 
   // the monitors
-  const poll = useMonitor(monitor, plan.monitor.refreshMs, plan.monitor.longQuerySeconds);
+  const poll = useMonitor(monitor, monRefreshMs, plan.monitor.longQuerySeconds, monPaused);
   const monView = monitor ? { snapshot: poll.value, error: poll.error } : { snapshot: null, error: 'off' };
   const monitorPids = useMemo(() => {
     if (!poll.value) return [] as { pid: number; text: string; pgshift: boolean }[];
     const seen = new Set<number>();
     const out: { pid: number; text: string; pgshift: boolean }[] = [];
-    for (const l of monitorLines(poll.value, 200, plan.monitor.longQuerySeconds)) {
+    for (const l of monitorLines(poll.value, 200, plan.monitor.longQuerySeconds, { sort: monSort, filter: monFilter })) {
       if (l.pid !== undefined && !seen.has(l.pid)) {
         seen.add(l.pid);
         out.push({ pid: l.pid, text: l.text.trim(), pgshift: !!l.pgshift });
       }
     }
     return out;
-  }, [poll.value, plan.monitor.longQuerySeconds]);
-  const selectedPid = monitorPids.length ? monitorPids[Math.min(monSel, monitorPids.length - 1)]!.pid : null;
+  }, [poll.value, plan.monitor.longQuerySeconds, monSort, monFilter]);
+  const selectedPid = monPid !== null && monitorPids.some((x) => x.pid === monPid) ? monPid : monitorPids[0]?.pid ?? null;
+  const moveSel = (delta: number) => {
+    if (!monitorPids.length) return;
+    const i = Math.max(0, monitorPids.findIndex((x) => x.pid === selectedPid));
+    setMonPid(monitorPids[Math.max(0, Math.min(monitorPids.length - 1, i + delta))]!.pid);
+  };
+  /** the live line of a cancel / terminate dialog: what the backend does now, or that it has ended */
+  const liveFor = (r: ConfirmRequest): { text: string; gone: boolean } | undefined => {
+    if (r.stepId !== 'monitor' || !poll.value?.sessions) return undefined;
+    const pid = Number(/pid (\d+)/.exec(r.object)?.[1]);
+    const a = poll.value.sessions.find((x) => x.pid === pid);
+    const at = poll.value.at.toTimeString().slice(0, 8);
+    if (!a) return { text: `now (${at}): pid ${pid} has ended — nothing left to ${r.kind}; esc closes`, gone: true };
+    const blocks = poll.value.waits.filter((w) => w.blockingPids.includes(pid)).length;
+    return { text: `now (${at}): pid ${pid} ${a.hidden ? 'hidden (no pg_read_all_stats)' : `${a.state || '—'} ${fmtDuration(a.durationMs)}${a.waitEvent ? ` · waits ${a.waitEvent}` : ''}`}${blocks ? ` · blocks ${blocks} session(s)` : ''}${a.hidden ? '' : ` · ${a.query.replace(/\s+/g, ' ').slice(0, 200)}`}`, gone: false };
+  };
 
   const signalBackend = useCallback(async (action: BackendAction, pid: number) => {
     if (!monitor) return;
@@ -289,7 +393,12 @@ export function App(props: AppProps) {
   const confirmOpen = state.confirms.length > 0;
 
   // keys: phase screen, monitor screen, prompts (the confirmation modal has its own hook)
-  useInput((input, key) => {
+  const act = (a: Parameters<typeof wizardReducer>[1]) => {
+    dispatch(a);
+    // several keys in one chunk: the next key sees this one's effect before React renders
+    stateRef.current = wizardReducer(stateRef.current, a);
+  };
+  const onKey = (input: string, key: Key) => {
     const s = stateRef.current;
     if (key.ctrl && input === 'c') {
       interrupt();
@@ -298,38 +407,72 @@ export function App(props: AppProps) {
     switch (s.overlay) {
       case 'quit':
         if (input === 'y' || input === 'Y') stop(true);
-        else if (input === 'n' || input === 'N' || key.escape) dispatch({ type: 'overlay', overlay: 'none' });
+        else if (input === 'n' || input === 'N' || key.escape) act({ type: 'overlay', overlay: 'none' });
         return;
       case 'skip':
-        if (key.escape) dispatch({ type: 'overlay', overlay: 'none' });
+        if (key.escape) act({ type: 'overlay', overlay: 'none' });
         else if (key.return) void doSkip();
-        else if (key.backspace || key.delete) dispatch({ type: 'skip-input', text: s.skipText.slice(0, -1) });
-        else if (input && !key.ctrl && !key.meta) {
-          // a pasted "reason\r" arrives in one chunk: type the text before the newline, then submit
-          const nl = input.search(/[\r\n]/);
-          const text = (s.skipText + (nl >= 0 ? input.slice(0, nl) : input).replace(/[\u0000-\u001f\u007f]/g, '')).slice(0, 300);
-          dispatch({ type: 'skip-input', text });
-          if (nl >= 0) void doSkip(text);
-        }
+        else if (key.backspace || key.delete) act({ type: 'skip-input', text: s.skipText.slice(0, -1) });
         return;
       case 'help':
-        if (key.escape || input === '?' || input === 'q') dispatch({ type: 'overlay', overlay: 'none' });
+        if (key.escape || input === '?' || input === 'q') act({ type: 'overlay', overlay: 'none' });
+        else if (key.upArrow || input === 'k') act({ type: 'scroll-help', delta: -1 });
+        else if (key.downArrow || input === 'j') act({ type: 'scroll-help', delta: 1 });
+        else if (key.pageUp) act({ type: 'scroll-help', delta: -10 });
+        else if (key.pageDown || input === ' ') act({ type: 'scroll-help', delta: 10 });
+        return;
+      case 'log':
+      case 'error':
+        if (key.escape || input === 'q' || input === 'L' || input === 'e') act({ type: 'overlay', overlay: 'none' });
+        else if (key.upArrow || input === 'k') act({ type: 'scroll-detail', delta: -1, max: viewRef.current.overlayMax });
+        else if (key.downArrow || input === 'j') act({ type: 'scroll-detail', delta: 1, max: viewRef.current.overlayMax });
+        else if (key.pageUp) act({ type: 'scroll-detail', delta: -10, max: viewRef.current.overlayMax });
+        else if (key.pageDown || input === ' ') act({ type: 'scroll-detail', delta: 10, max: viewRef.current.overlayMax });
+        else if (input === 'G' || key.end) act({ type: 'scroll-detail', delta: 1_000_000, max: viewRef.current.overlayMax });
         return;
       case 'preview':
-        if (key.escape || input === 'p' || input === 'q') dispatch({ type: 'overlay', overlay: 'none' });
-        else if (key.upArrow || input === 'k') dispatch({ type: 'scroll-detail', delta: -1 });
-        else if (key.downArrow || input === 'j') dispatch({ type: 'scroll-detail', delta: 1 });
-        else if (key.pageUp) dispatch({ type: 'scroll-detail', delta: -10 });
-        else if (key.pageDown || input === ' ') dispatch({ type: 'scroll-detail', delta: 10 });
+        if (key.escape || input === 'p' || input === 'q') act({ type: 'overlay', overlay: 'none' });
+        else if (key.upArrow || input === 'k') act({ type: 'scroll-detail', delta: -1, max: viewRef.current.overlayMax });
+        else if (key.downArrow || input === 'j') act({ type: 'scroll-detail', delta: 1, max: viewRef.current.overlayMax });
+        else if (key.pageUp) act({ type: 'scroll-detail', delta: -10, max: viewRef.current.overlayMax });
+        else if (key.pageDown || input === ' ') act({ type: 'scroll-detail', delta: 10, max: viewRef.current.overlayMax });
         return;
       case 'monitor': {
+        if (monFilterEditingRef.current) {
+          // typing the filter: text, backspace, enter keeps it, esc clears it
+          if (key.escape) {
+            setMonFilter('');
+            monFilterRef.current = '';
+            setMonFilterEditing(false);
+            monFilterEditingRef.current = false;
+          } else if (key.return) {
+            setMonFilterEditing(false);
+            monFilterEditingRef.current = false;
+          } else if (key.backspace || key.delete) {
+            monFilterRef.current = monFilterRef.current.slice(0, -1);
+            setMonFilter(monFilterRef.current);
+          } else if (input && !key.ctrl && !key.meta) {
+            monFilterRef.current = (monFilterRef.current + input.replace(/[\u0000-\u001f]/g, '')).slice(0, 80);
+            setMonFilter(monFilterRef.current);
+          }
+          return;
+        }
         const a = resolveKey(MONITOR_KEYS, input, key);
-        if (a === 'close') dispatch({ type: 'overlay', overlay: 'none' });
-        else if (a === 'help') dispatch({ type: 'overlay', overlay: 'help' });
-        else if (a === 'up') setMonSel((i) => Math.max(0, Math.min(i, monitorPids.length - 1) - 1));
-        else if (a === 'down') setMonSel((i) => Math.min(Math.max(0, monitorPids.length - 1), i + 1));
+        if (a === 'close') act({ type: 'overlay', overlay: 'none' });
+        else if (a === 'help') act({ type: 'overlay', overlay: 'help' });
+        else if (a === 'up') moveSel(-1);
+        else if (a === 'down') moveSel(1);
+        else if (a === 'page-up') moveSel(-10);
+        else if (a === 'page-down') moveSel(10);
+        else if (a === 'sort') setMonSort((x) => SESSION_SORTS[(SESSION_SORTS.indexOf(x) + 1) % SESSION_SORTS.length]!);
+        else if (a === 'filter') {
+          setMonFilterEditing(true);
+          monFilterEditingRef.current = true;
+        } else if (a === 'pause') setMonPaused((p) => !p);
+        else if (a === 'slower') setMonRefreshMs((ms) => Math.min(30_000, ms * 2));
+        else if (a === 'faster') setMonRefreshMs((ms) => Math.max(250, Math.round(ms / 2)));
         else if ((a === 'cancel-backend' || a === 'terminate-backend')) {
-          if (selectedPid === null) setMonNotice('no backend selected: nothing waits, runs long or idles in a transaction');
+          if (selectedPid === null) setMonNotice('no backend selected: no session matches');
           else void signalBackend(a === 'cancel-backend' ? 'cancel' : 'terminate', selectedPid);
         }
         return;
@@ -340,16 +483,35 @@ export function App(props: AppProps) {
     const phase = currentPhase(s);
     const step = selectedStep(s);
     switch (a) {
-      case 'up': dispatch({ type: 'move', delta: -1 }); break;
-      case 'down': dispatch({ type: 'move', delta: 1 }); break;
-      case 'prev-phase': dispatch({ type: 'move-phase', delta: -1 }); break;
-      case 'next-phase': dispatch({ type: 'move-phase', delta: 1 }); break;
-      case 'page-up': dispatch({ type: 'scroll-detail', delta: -5 }); break;
-      case 'page-down': dispatch({ type: 'scroll-detail', delta: 5 }); break;
+      case 'up':
+        if (s.focus === 'detail') act({ type: 'scroll-detail', delta: -1 });
+        else if (s.focus === 'log') act({ type: 'scroll-log', delta: -1 });
+        else act({ type: 'move', delta: -1 });
+        break;
+      case 'down':
+        if (s.focus === 'detail') act({ type: 'scroll-detail', delta: 1 });
+        else if (s.focus === 'log') act({ type: 'scroll-log', delta: 1 });
+        else act({ type: 'move', delta: 1 });
+        break;
+      case 'prev-phase': act({ type: 'move-phase', delta: -1 }); break;
+      case 'next-phase': act({ type: 'move-phase', delta: 1 }); break;
+      case 'page-up': act(s.focus === 'log' ? { type: 'scroll-log', delta: -5 } : { type: 'scroll-detail', delta: -5 }); break;
+      case 'page-down': act(s.focus === 'log' ? { type: 'scroll-log', delta: 5 } : { type: 'scroll-detail', delta: 5 }); break;
+      case 'focus': act({ type: 'focus' }); break;
+      case 'log': act({ type: 'overlay', overlay: 'log' }); act({ type: 'scroll-detail', delta: 1_000_000, max: Math.max(0, fullLogLines(s.log, viewRef.current.width).length - viewRef.current.bodyH + 2) }); break;
+      case 'error':
+        if (!logErrorText(s)) log('info', 'no error to show: no step has failed in this session');
+        else act({ type: 'overlay', overlay: 'error' });
+        break;
+      case 'next': {
+        const nx = nextPhase(s);
+        if (nx !== null) act({ type: 'select-phase', phase: nx });
+        break;
+      }
       case 'phase-1': case 'phase-2': case 'phase-3': case 'phase-4': case 'phase-5':
-        dispatch({ type: 'select-phase', phase: Number(a.slice(-1)) as PhaseId }); break;
+        act({ type: 'select-phase', phase: Number(a.slice(-1)) as PhaseId }); break;
       case 'rollback':
-        dispatch({ type: 'select-phase', phase: 'rollback' });
+        act({ type: 'select-phase', phase: 'rollback' });
         log('warn', 'Rollback phase: nothing runs until you press a (or enter on a step); every destructive step asks first');
         break;
       case 'run-step':
@@ -368,45 +530,88 @@ export function App(props: AppProps) {
         startRun(phase.id, only, `phase ${phase.id} · ${phase.name}`);
         break;
       }
-      case 'preview': if (step) dispatch({ type: 'overlay', overlay: 'preview' }); break;
+      case 'preview': if (step) act({ type: 'overlay', overlay: 'preview' }); break;
       case 'skip':
         if (!step) break;
         if (s.run) log('warn', 'cannot skip while a run is in progress');
-        else dispatch({ type: 'overlay', overlay: 'skip' });
+        else act({ type: 'overlay', overlay: 'skip' });
         break;
-      case 'monitors': dispatch({ type: 'overlay', overlay: 'monitor' }); setMonNotice(undefined); break;
-      case 'help': dispatch({ type: 'overlay', overlay: 'help' }); break;
-      case 'quit': dispatch({ type: 'overlay', overlay: 'quit' }); break;
+      case 'monitors': act({ type: 'overlay', overlay: 'monitor' }); setMonNotice(undefined); break;
+      case 'help': act({ type: 'overlay', overlay: 'help' }); break;
+      case 'quit': act({ type: 'overlay', overlay: 'quit' }); break;
       case 'interrupt': interrupt(); break;
       default: break;
     }
+  };
+  useInput((input, key) => {
+    const s = stateRef.current;
+    if (s.overlay === 'skip' && input && !key.ctrl && !key.meta && !key.escape) {
+      // the reason prompt: a chunk is typed text with its backspaces, and a newline submits (a paste of "reason\r")
+      let text = s.skipText;
+      for (const c of input) {
+        if (c === '\r' || c === '\n') {
+          act({ type: 'skip-input', text });
+          void doSkip(text);
+          return;
+        }
+        if (c === '\u007f' || c === '\b') text = text.slice(0, -1);
+        else if (!/[\u0000-\u001f]/.test(c)) text = (text + c).slice(0, 300);
+      }
+      act({ type: 'skip-input', text });
+      return;
+    }
+    if (key.meta && !key.ctrl && !key.escape && input.length === 1) {
+      // escape and a key typed quickly arrive as one chunk ("\x1bs" reads as alt+s): escape, then the key
+      onKey('', { ...key, meta: false, escape: true });
+      onKey(input, { ...key, meta: false });
+      return;
+    }
+    for (const [i, k] of splitChunk(input, key)) onKey(i, k);
   }, { isActive: !confirmOpen });
 
   // ── layout ──────────────────────────────────────────────────────────────────────────────
+  // The detail pane gets the width: the monitors take a column only on very wide terminals, else one line.
   const W = Math.max(40, size.columns);
   const H = Math.max(12, size.rows) - 1; // one spare line: Ink redraws the whole screen when output fills it
-  const bodyH = H - 3;
-  const wide = W >= 100;
-  const stripH = wide ? 0 : 2;
-  const logH = bodyH >= 30 ? 8 : bodyH >= 18 ? 5 : 4;
-  const mainH = Math.max(3, bodyH - logH - stripH);
-  const monW = wide ? Math.min(44, Math.floor(W * 0.3)) : 0;
-  const listW = Math.min(46, Math.max(26, Math.floor((W - monW) * 0.42)));
-  const detailW = W - monW - listW - (wide ? 2 : 1);
+  const bannerH = state.banner ? 1 : 0;
+  const bodyH = H - 3 - bannerH;
+  const monCol = W >= 150;
+  const stripH = monCol ? 0 : 1;
+  const logH = bodyH >= 30 ? 9 : bodyH >= 18 ? 6 : 4;
+  const monW = monCol ? Math.min(48, Math.floor(W * 0.28)) : 0;
+  const listW = Math.min(40, Math.max(24, Math.floor((W - monW) * 0.3)));
+  const detailW = W - monW - listW - (monCol ? 2 : 1);
   const phaseSteps = cur.stepIds.map((id) => state.steps[id]!).filter(Boolean);
-  const statusWord = statusText(state, Math.max(now, Date.now()), fmtDuration);
+  const tNow = Math.max(now, Date.now());
+  const statusWord = statusText(state, tNow, fmtDuration);
   const listTitle = `${cur.id === 'rollback' ? 'Rollback' : `Phase ${cur.id} · ${cur.name}`}${cur.status === 'planning' ? ' (planning…)' : ''}${runnable(cur.id) ? '' : ' (not in this session)'}`;
+  const nx = nextPhase(state);
+  const quitH = state.overlay === 'quit' ? quitPromptHeight(!!state.run, W) : 0;
+  const promptH = state.overlay === 'skip' ? 5 : quitH;
+  const bottomH = promptH ? Math.max(logH, promptH) : logH;
+  const mainH = Math.max(3, bodyH - bottomH - stripH - (cur.error ? 1 : 0) - (nx !== null && !state.run ? 1 : 0));
 
   let body: React.ReactNode;
+  let overlayLines = 0;
   const top = state.confirms[0];
   if (top) {
-    body = <ConfirmHost key={top.id} item={top} width={W} height={bodyH} onAnswer={onAnswer} />;
+    body = <ConfirmHost key={top.id} item={top} width={W} height={bodyH} onAnswer={onAnswer} live={liveFor(top.request)} />;
   } else if (state.overlay === 'help') {
-    body = <HelpScreen width={W} height={bodyH} />;
+    body = <HelpScreen width={W} height={bodyH} scroll={state.helpScroll} />;
   } else if (state.overlay === 'monitor') {
-    body = <FullMonitor view={monView} width={W} height={bodyH} longQuerySeconds={plan.monitor.longQuerySeconds} selectedPid={selectedPid} refreshMs={plan.monitor.refreshMs} notice={monNotice} />;
+    body = <FullMonitor view={monView} width={W} height={bodyH} longQuerySeconds={plan.monitor.longQuerySeconds} selectedPid={selectedPid} refreshMs={monRefreshMs} notice={monNotice} sort={monSort} filter={monFilter} filterEditing={monFilterEditing} paused={monPaused} />;
   } else if (state.overlay === 'preview') {
-    body = <PreviewScreen title={`Preview · ${sel?.id ?? ''} · ${sel?.title ?? ''}`} lines={detailLines(sel, sel ? state.previews[sel.id] : undefined, W)} scroll={state.detailScroll} width={W} height={bodyH} />;
+    const lines = detailLines(sel, sel ? state.previews[sel.id] : undefined, W);
+    overlayLines = lines.length;
+    body = <PreviewScreen title={`Preview · ${sel?.id ?? ''} · ${sel?.title ?? ''}`} lines={lines} scroll={state.detailScroll} width={W} height={bodyH} />;
+  } else if (state.overlay === 'log') {
+    overlayLines = fullLogLines(state.log, W).length;
+    body = <FullLog log={state.log} width={W} height={bodyH} scroll={state.detailScroll} />;
+  } else if (state.overlay === 'error') {
+    const text = logErrorText(state) ?? 'no error';
+    const lines = text.split('\n');
+    overlayLines = lines.length + 5;
+    body = <TextScreen title="Error · full text (esc closes)" text={text} width={W} height={bodyH} scroll={state.detailScroll} />;
   } else {
     const prompt = state.overlay === 'skip' && sel
       ? <SkipPrompt stepId={sel.id} text={state.skipText} error={state.skipError} width={W} />
@@ -414,29 +619,35 @@ export function App(props: AppProps) {
     body = (
       <Box flexDirection="column" width={W} height={bodyH}>
         <Box flexDirection="row" height={mainH} width={W}>
-          <StepList steps={phaseSteps} selected={state.selected} height={mainH} width={listW} title={listTitle} />
+          <StepList steps={phaseSteps} selected={state.selected} height={mainH} width={listW} title={listTitle} focused={state.focus === 'steps'} />
           <Box width={1} />
-          <DetailPane step={sel} preview={sel ? state.previews[sel.id] : undefined} height={mainH} width={detailW} scroll={state.detailScroll} />
-          {wide ? <Box width={1} /> : null}
-          {wide ? <CompactMonitor view={monView} width={monW} height={mainH} longQuerySeconds={plan.monitor.longQuerySeconds} /> : null}
+          <DetailPane step={sel} preview={sel ? state.previews[sel.id] : undefined} height={mainH} width={detailW} scroll={state.detailScroll} now={tNow} focused={state.focus === 'detail'} />
+          {monCol ? <Box width={1} /> : null}
+          {monCol ? <CompactMonitor view={monView} width={monW} height={mainH} longQuerySeconds={plan.monitor.longQuerySeconds} /> : null}
         </Box>
-        {cur.error ? <Text color={palette.error} wrap="truncate-end">{clip(`cannot plan this phase: ${cur.error}`, W)}</Text> : null}
-        {!wide ? <StripMonitor view={monView} width={W} longQuerySeconds={plan.monitor.longQuerySeconds} /> : null}
-        {prompt ? <Box height={Math.max(logH, 5)} width={W} alignItems="flex-start">{prompt}</Box> : <LogView log={state.log} height={logH - (cur.error ? 1 : 0)} width={W} />}
+        {cur.error ? <Text color={palette.error} wrap="truncate-end">{clip(`cannot plan this phase: ${cur.error} (e: full text)`, W)}</Text> : null}
+        {nx !== null && !state.run ? <Text color={palette.ok} bold wrap="truncate-end">{clip(`next → ${nx === 'rollback' ? 'Rollback' : `phase ${nx} · ${state.phases.find((p) => p.id === nx)?.name ?? ''}`}: press n to go there, then a to run it`, W)}</Text> : null}
+        {!monCol ? <StripMonitor view={monView} width={W} longQuerySeconds={plan.monitor.longQuerySeconds} /> : null}
+        {prompt ? <Box height={bottomH} width={W} alignItems="flex-start">{prompt}</Box> : <LogView log={state.log} height={bottomH} width={W} scroll={state.logScroll} focused={state.focus === 'log'} />}
       </Box>
     );
   }
+  viewRef.current = { width: W, bodyH, overlayMax: Math.max(0, overlayLines - (bodyH - 2)) };
+  const mainHints = hintParts(MAIN_KEYS);
+  const hintW = Math.max(20, W - statusWord.length - 3);
   const hints = confirmOpen
-    ? 'confirmation: read the statements (↑/↓ scroll) · esc cancels'
-    : state.overlay === 'monitor' ? hintLine(MONITOR_KEYS)
-      : state.overlay === 'none' ? (W >= 100 ? `${hintLine(MAIN_KEYS)} · ←/→ phase` : 'enter step · a phase · p preview · s skip · m monitors · r rollback · ? help · q quit')
-        : '';
+    ? fitHints(['confirmation: read the statements', '↑/↓ scroll', 'esc cancels'], hintW, ['esc cancels'])
+    : state.overlay === 'monitor' ? fitHints(hintParts(MONITOR_KEYS), hintW, ['esc/m back'])
+      : state.overlay === 'none' ? fitHints([...mainHints, '←/→ phase'], hintW, ['? help', 'q quit'])
+        : state.overlay === 'log' || state.overlay === 'error' || state.overlay === 'preview' ? fitHints(['↑/↓ pgup/pgdn scroll', 'esc closes'], hintW, ['esc closes'])
+          : state.overlay === 'help' ? fitHints(['↑/↓ pgup/pgdn scroll', 'esc or ? closes'], hintW, ['esc or ? closes']) : '';
 
   return (
     <ThemeContext.Provider value={palette}>
       <Box flexDirection="column" width={W} height={H} overflow="hidden">
         <Header database={props.conn.display} serverVersion={engine.serverVersion} runId={state.run?.runId ?? engine.journal.runId ?? undefined} elapsedMs={Math.max(now, Date.now()) - startedAt} operator={engine.operator} demo={props.demo} width={W} />
         <PhaseRail phases={state.phases} steps={state.steps} current={state.phaseIdx} width={W} />
+        {state.banner ? <Text bold color={state.banner.level === 'error' ? palette.error : state.banner.level === 'warn' ? palette.warn : state.banner.level === 'ok' ? palette.ok : palette.accent} wrap="truncate-end">{clip(state.banner.text, W)}</Text> : null}
         {body}
         <Box width={W} height={1}>
           <Text color={palette.dim} wrap="truncate-end">{clip(`${statusWord}${hints ? ' │ ' : ''}${hints}`, W)}</Text>
@@ -447,6 +658,6 @@ export function App(props: AppProps) {
 }
 
 function StripMonitor({ view, width, longQuerySeconds }: { readonly view: { snapshot: import('../db/monitor.js').MonitorSnapshot | null; error: string | null }; readonly width: number; readonly longQuerySeconds: number }) {
-  return <CompactMonitor view={view} width={width} height={2} longQuerySeconds={longQuerySeconds} strip />;
+  return <CompactMonitor view={view} width={width} height={1} longQuerySeconds={longQuerySeconds} strip />;
 }
 

@@ -7,9 +7,9 @@ import type { Key } from 'ink';
 export type MainAction =
   | 'up' | 'down' | 'prev-phase' | 'next-phase' | 'run-step' | 'run-phase' | 'preview' | 'skip' | 'monitors'
   | 'rollback' | 'help' | 'quit' | 'interrupt' | 'phase-1' | 'phase-2' | 'phase-3' | 'phase-4' | 'phase-5'
-  | 'page-up' | 'page-down';
+  | 'page-up' | 'page-down' | 'focus' | 'log' | 'error' | 'next';
 
-export type MonitorAction = 'up' | 'down' | 'cancel-backend' | 'terminate-backend' | 'close' | 'interrupt' | 'help';
+export type MonitorAction = 'up' | 'down' | 'cancel-backend' | 'terminate-backend' | 'close' | 'interrupt' | 'help' | 'sort' | 'filter' | 'pause' | 'slower' | 'faster' | 'page-up' | 'page-down';
 
 export interface Binding<A extends string> {
   readonly action: A;
@@ -30,17 +30,21 @@ export const MAIN_KEYS: readonly Binding<MainAction>[] = [
   { action: 'up', label: '↑/k', help: 'select the previous step', match: (i, k) => k.upArrow || ch('k')(i, k) },
   { action: 'down', label: '↓/j', help: 'select the next step', match: (i, k) => k.downArrow || ch('j')(i, k) },
   { action: 'prev-phase', label: '←/h', help: 'previous phase', match: (i, k) => k.leftArrow || ch('h')(i, k) },
-  { action: 'next-phase', label: '→/l', help: 'next phase', match: (i, k) => k.rightArrow || ch('l')(i, k) || (k.tab && !k.shift) },
-  { action: 'page-up', label: 'pgup', help: 'scroll the detail pane up', match: (_i, k) => k.pageUp },
-  { action: 'page-down', label: 'pgdn', help: 'scroll the detail pane down', match: (_i, k) => k.pageDown },
+  { action: 'next-phase', label: '→/l', help: 'next phase', match: (i, k) => k.rightArrow || ch('l')(i, k) },
+  { action: 'page-up', label: 'pgup', help: 'scroll the focused pane up (the detail pane when the steps have the focus)', match: (_i, k) => k.pageUp },
+  { action: 'page-down', label: 'pgdn', help: 'scroll the focused pane down', match: (_i, k) => k.pageDown },
+  { action: 'next', label: 'n', help: 'go to the next phase to run (after a phase completes)', match: ch('n') },
   { action: 'run-step', label: 'enter', help: 'run the selected step (asks before anything destructive)', match: (_i, k) => k.return, hint: true },
   { action: 'run-phase', label: 'a', help: 'run every remaining step of this phase', match: ch('a'), hint: true },
   { action: 'preview', label: 'p', help: 'full-screen SQL preview of the selected step', match: ch('p'), hint: true },
   { action: 'skip', label: 's', help: 'skip the selected step (a reason is typed and journaled)', match: ch('s'), hint: true },
-  { action: 'monitors', label: 'm', help: 'live monitors full screen: lock waits, long queries, idle in transaction', match: ch('m'), hint: true },
+  { action: 'monitors', label: 'm', help: 'the activity view, full screen: every session, lock waits, long queries, idle in transaction, locks per table', match: ch('m'), hint: true },
   { action: 'rollback', label: 'r', help: 'go to the Rollback phase (nothing runs until you start it, and it asks first)', match: ch('r'), hint: true },
   { action: 'help', label: '?', help: 'this help', match: ch('?'), hint: true },
   { action: 'quit', label: 'q', help: 'quit (asks; a running batch finishes and commits its checkpoint first)', match: ch('q'), hint: true },
+  { action: 'focus', label: 'tab', help: 'move the focus: steps → detail → log (↑/↓ and pgup/pgdn then scroll that pane)', match: (_i, k) => k.tab, hint: true },
+  { action: 'log', label: 'L', help: 'the whole log, full screen, every line whole (scrolls)', match: ch('L'), hint: true },
+  { action: 'error', label: 'e', help: "the full text of the selected step's error (or the last error of the log)", match: ch('e'), hint: true },
   { action: 'phase-1', label: '1', help: 'phase 1 Preparation', match: ch('1') },
   { action: 'phase-2', label: '2', help: 'phase 2 Structure', match: ch('2') },
   { action: 'phase-3', label: '3', help: 'phase 3 Data', match: ch('3') },
@@ -54,6 +58,13 @@ export const MONITOR_KEYS: readonly Binding<MonitorAction>[] = [
   { action: 'down', label: '↓/j', help: 'select the next backend', match: (i, k) => k.downArrow || ch('j')(i, k) },
   { action: 'cancel-backend', label: 'c', help: "cancel the selected backend's query (pg_cancel_backend, asks first)", match: ch('c'), hint: true },
   { action: 'terminate-backend', label: 't', help: "terminate the selected backend's session (pg_terminate_backend, asks first)", match: ch('t'), hint: true },
+  { action: 'page-up', label: 'pgup', help: 'scroll up a page', match: (_i, k) => k.pageUp },
+  { action: 'page-down', label: 'pgdn', help: 'scroll down a page', match: (_i, k) => k.pageDown },
+  { action: 'sort', label: 'o', help: 'sort the sessions: duration → pid → state → user → wait', match: ch('o'), hint: true },
+  { action: 'filter', label: '/', help: 'filter the sessions (pid, user, application, state, wait, query); enter keeps it, esc clears it', match: ch('/'), hint: true },
+  { action: 'pause', label: 'space', help: 'pause / resume the refresh (the screen keeps the last snapshot)', match: (i) => i === ' ', hint: true },
+  { action: 'faster', label: '-', help: 'refresh more often', match: ch('-') },
+  { action: 'slower', label: '+/-', help: '+ refreshes less often (doubles the interval, up to 30 s); - more often (halves it, down to 250 ms)', match: (i, k) => ch('+')(i, k) || ch('=')(i, k), hint: true },
   { action: 'help', label: '?', help: 'help', match: ch('?') },
   { action: 'close', label: 'esc/m', help: 'back to the phase screen', match: (i, k) => k.escape || ch('m')(i, k) || ch('q')(i, k), hint: true },
 ];
@@ -71,10 +82,50 @@ export function resolveKey<A extends string>(bindings: readonly Binding<A>[], in
 }
 
 export function hintLine<A extends string>(bindings: readonly Binding<A>[]): string {
-  return bindings.filter((b) => b.hint).map((b) => `${b.label} ${shortHelp[b.action as string] ?? b.action}`).join(' · ');
+  return hintParts(bindings).join(' · ');
+}
+
+export function hintParts<A extends string>(bindings: readonly Binding<A>[]): string[] {
+  return bindings.filter((b) => b.hint).map((b) => `${b.label} ${shortHelp[b.action as string] ?? b.action}`);
+}
+
+/**
+ * The hints that fit the width, in their order; `keep` (e.g. "? help", "q quit") are always in. Never cut
+ * inside a hint: a hint that does not fit is left out (the help screen lists every key).
+ */
+export function fitHints(parts: readonly string[], width: number, keep: readonly string[] = []): string {
+  const sep = ' · ';
+  const len = (xs: string[]) => xs.join(sep).length;
+  const chosen = new Set(keep.filter((k) => parts.includes(k)));
+  for (const p of parts) {
+    if (chosen.has(p)) continue;
+    const trial = parts.filter((x) => chosen.has(x) || x === p);
+    if (len(trial) <= width) chosen.add(p);
+  }
+  return parts.filter((x) => chosen.has(x)).join(sep);
+}
+
+const BLANK: Key = {
+  upArrow: false, downArrow: false, leftArrow: false, rightArrow: false, pageDown: false, pageUp: false, home: false, end: false,
+  return: false, escape: false, ctrl: false, shift: false, tab: false, backspace: false, delete: false, meta: false,
+  super: false, hyper: false, capsLock: false, numLock: false,
+} as Key;
+
+/**
+ * Keys that arrive in one chunk (a laggy ssh link, tmux send-keys, a paste): "kkk" is three k, "ab\x7f" is a, b
+ * and backspace, "x\r" is x then enter. Escape sequences and ctrl keys are passed through whole.
+ */
+export function splitChunk(input: string, key: Key): [string, Key][] {
+  if (input.length <= 1 || key.ctrl || key.meta || input.includes('\u001b')) return [[input, key]];
+  return [...input].map((c): [string, Key] => {
+    if (c === '\r' || c === '\n') return ['', { ...BLANK, return: true }];
+    if (c === '\u007f' || c === '\b') return ['', { ...BLANK, backspace: true }];
+    if (c === '\t') return ['', { ...BLANK, tab: true }];
+    return [c, { ...BLANK, shift: /[A-Z]/.test(c) }];
+  });
 }
 
 const shortHelp: Record<string, string> = {
   'run-step': 'run step', 'run-phase': 'run phase', preview: 'preview', skip: 'skip', monitors: 'monitors', rollback: 'rollback',
-  help: 'help', quit: 'quit', up: 'select', 'cancel-backend': 'cancel query', 'terminate-backend': 'terminate', close: 'back',
+  help: 'help', quit: 'quit', up: 'select', focus: 'focus', log: 'log', error: 'error', sort: 'sort', filter: 'filter', pause: 'pause', faster: 'refresh', 'cancel-backend': 'cancel query', 'terminate-backend': 'terminate', close: 'back', slower: 'refresh interval',
 };

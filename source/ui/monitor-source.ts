@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { monitorSnapshot, openMonitorClient, type MonitorSnapshot } from '../db/monitor.js';
+import { monitorPrivileges, monitorSnapshot, openMonitorClient, type MonitorPrivileges, type MonitorSnapshot } from '../db/monitor.js';
 import { signalBackend, type BackendAction } from '../db/monitor-actions.js';
 
 /** The monitors' only way to the database: their own connection (application_name pgshift-monitor, statement_timeout 1 s). */
@@ -42,8 +42,13 @@ export function pgMonitorSource(config: pg.ClientConfig): MonitorSource {
       throw e;
     }
   };
+  let privileges: MonitorPrivileges | undefined;
   return {
-    snapshot: (s) => withClient((c) => monitorSnapshot(c, s)),
+    snapshot: (s) => withClient(async (c) => {
+      const snap = await monitorSnapshot(c, s, { tableLocks: true });
+      privileges ??= await monitorPrivileges(c);
+      return { ...snap, privileges };
+    }),
     signal: (action, pid) => withClient((c) => signalBackend(c, action, pid)),
     async close() {
       closed = true;

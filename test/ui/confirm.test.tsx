@@ -87,6 +87,16 @@ describe('wizard confirmations (ink-testing-library, real engine)', () => {
     await waitFor(() => !m.frame().includes('CONFIRM:'), 'the modal to close');
   });
 
+  it('typed: a typo corrected with backspace inside one chunk confirms the corrected name (laggy link)', async () => {
+    const q = ask(DROP);
+    await waitFor(() => m.frame().includes('CONFIRM: DROP public.petri_observations_old'), 'the modal');
+    await tick(60);
+    m.ui.stdin.write('public.petri_observations_oldx\u007f\r');
+    await q.p;
+    expect(q.answer).toMatchObject({ confirmed: true, method: 'typed', typedText: 'public.petri_observations_old' });
+    await waitFor(() => !m.frame().includes('CONFIRM:'), 'the modal to close');
+  });
+
   it('typed: a wrong word never confirms ("does not match"); esc then declines', async () => {
     const q = ask(DROP);
     await waitFor(() => m.frame().includes('CONFIRM: DROP'), 'the modal');

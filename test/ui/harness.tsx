@@ -40,7 +40,7 @@ export async function press(stdin: { write(s: string): void }, ...keys: string[]
   }
 }
 
-export const KEY = { enter: '\r', esc: '\u001b', up: '\u001b[A', down: '\u001b[B', left: '\u001b[D', right: '\u001b[C', backspace: '\u007f', ctrlC: '\u0003' };
+export const KEY = { pageDown: '\u001b[6~', pageUp: '\u001b[5~', enter: '\r', esc: '\u001b', up: '\u001b[A', down: '\u001b[B', left: '\u001b[D', right: '\u001b[C', backspace: '\u007f', ctrlC: '\u0003' };
 
 /** Gives ink-testing-library's stdout a size and announces it, like a terminal resize. */
 export function setSize(stdout: NodeJS.EventEmitter, columns: number, rows: number): void {
@@ -51,8 +51,24 @@ export function setSize(stdout: NodeJS.EventEmitter, columns: number, rows: numb
 
 /** Moves the selection to the step with this id (phase contents belong to other modules: never count positions). */
 export async function selectStep(m: { ui: { stdin: { write(s: string): void } }; frame(): string }, id: string): Promise<void> {
+  const selected = () => m.frame().split('\n').find((l) => l.startsWith('›')) ?? '';
   await press(m.ui.stdin, ...Array(30).fill('k'));
-  for (let i = 0; i < 40 && !m.frame().includes(`${id} · `); i++) await press(m.ui.stdin, 'j');
+  // the first step selected before moving down (a loaded machine draws late: never press ahead of the screen)
+  const t0 = Date.now();
+  let last = '';
+  while (Date.now() - t0 < 3000) {
+    const now = selected();
+    if (now === last && now) break;
+    last = now;
+    await tick(100);
+  }
+  for (let i = 0; i < 40 && !m.frame().includes(`${id} · `); i++) {
+    const before = selected();
+    await press(m.ui.stdin, 'j');
+    const t1 = Date.now();
+    while (selected() === before && Date.now() - t1 < 2000) await tick(20);
+    if (selected() === before) break; // the last step
+  }
   await waitFor(() => m.frame().includes(`${id} · `), `step ${id} selected`);
 }
 

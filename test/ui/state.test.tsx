@@ -133,7 +133,7 @@ describe('keymap', () => {
     expect(resolveKey(MAIN_KEYS, 'x', k({}))).toBeNull();
     expect(resolveKey(MONITOR_KEYS, 't', k({}))).toBe('terminate-backend');
     expect(resolveKey(MONITOR_KEYS, '', k({ escape: true }))).toBe('close');
-    expect(hintLine(MAIN_KEYS)).toBe('enter run step · a run phase · p preview · s skip · m monitors · r rollback · ? help · q quit');
+    expect(hintLine(MAIN_KEYS)).toBe('enter run step · a run phase · p preview · s skip · m monitors · r rollback · ? help · q quit · tab focus · L log · e error');
     const labels = MAIN_KEYS.map((b) => b.label);
     expect(new Set(labels).size).toBe(labels.length);
   });
@@ -224,5 +224,26 @@ describe('usePoll (fake timers)', () => {
     expect(maxInFlight).toBe(1);
     expect(calls).toBe(3); // 0 → 2.5 s, 3.5 → 6 s, 7 → 9.5 s
     ui.unmount();
+  });
+});
+
+describe('resume and guidance (reducer)', () => {
+  it('a declined destructive step reads "declined" whether the engine skipped it or stopped on it; next → after a done phase', async () => {
+    const { nextPhase } = await import('../../source/ui/state/use-wizard-state.js');
+    let s = wizardReducer(initialWizardState({ phases: [1, 2] }), {
+      type: 'phase-planned', phase: 1, steps: [{ id: 'a', title: 'A' }, { id: 'b', title: 'B' }], states: { a: { status: 'done' } },
+    });
+    expect(nextPhase(s)).toBeNull(); // phase 1 not done yet
+    s = wizardReducer(s, { type: 'phase-planned', phase: 1, steps: [{ id: 'a', title: 'A' }, { id: 'b', title: 'B' }], states: { a: { status: 'done' }, b: { status: 'done' } } });
+    expect(nextPhase(s)).toBe(2);
+    const d = ev(s,
+      { type: 'step-done', stepId: 'b', status: 'skipped', summary: 'not done: the retention period runs until 2026-12-07', durationMs: 1 },
+    );
+    expect(d.steps.b!.status).toBe('declined');
+    const f = ev(s, { type: 'step-failed', stepId: 'a', error: 'a needs confirmation: rename public.t', durationMs: 1 });
+    expect(f.steps.a!.status).toBe('declined');
+    // the engine's own wording (found in tmux: a declined RENAME showed ✗ failed)
+    const g = ev(s, { type: 'step-failed', stepId: 'a', error: 'needs confirmation: rename public.petri_observations', hint: 'to allow it in headless mode, pass --confirm public.petri_observations', durationMs: 1 });
+    expect(g.steps.a).toMatchObject({ status: 'declined', error: 'not confirmed: nothing ran (rename public.petri_observations)', hint: 'press enter to be asked again' });
   });
 });

@@ -30,14 +30,16 @@ export function confirmBodyLines(r: ConfirmRequest, width: number): Line[] {
 }
 
 /** The confirmation before a destructive statement (or a backend cancel / terminate). Render only. */
-export function ConfirmModal({ request, state, width, height }: {
+export function ConfirmModal({ request, state, width, height, live }: {
   readonly request: ConfirmRequest; readonly state: ConfirmState; readonly width: number; readonly height: number;
+  /** a line that follows the live state (the backend a cancel / terminate is about, refreshed by the monitors) */
+  readonly live?: { readonly text: string; readonly gone: boolean };
 }) {
   const t = useTheme();
   const inner = Math.max(20, width - 4);
   const body = confirmBodyLines(request, inner);
   const input = state.mode === 'typed' || state.mode === 'override';
-  const bodyH = Math.max(3, height - (input ? 6 : 4));
+  const bodyH = Math.max(3, height - (input ? 6 : 4) - (live ? 1 : 0));
   const start = Math.min(state.scroll, Math.max(0, body.length - bodyH));
   const shown = body.slice(start, start + bodyH);
   const more = body.length - (start + bodyH);
@@ -62,6 +64,7 @@ export function ConfirmModal({ request, state, width, height }: {
       <Text bold color={request.refusal ? t.error : t.danger} wrap="truncate-end">
         {clip(`${request.refusal ? 'REFUSED' : 'CONFIRM'}: ${request.kind.toUpperCase()} ${request.object}${request.stepId ? `  (step ${request.stepId})` : ''}`, inner)}
       </Text>
+      {live ? <Text color={live.gone ? t.ok : t.warn} bold wrap="truncate-end">{clip(live.text, inner)}</Text> : null}
       <Lines lines={shown} height={bodyH} width={inner} />
       {prompt}
       {input ? (

@@ -21,20 +21,24 @@ export function PhaseRail({ phases, steps, current, width }: {
 }) {
   const t = useTheme();
   const narrow = width < 96;
+  const tiny = width < 66;
+  // one line of nested texts, cut at the end: never wraps into a garbled second line on narrow terminals
   return (
     <Box width={width} height={1} overflow="hidden">
-      {phases.map((p, i) => {
-        const st = phaseState(p, steps);
-        const name = narrow && i !== current ? p.name.slice(0, 4) : p.name;
-        const label = `${ICON[st]} ${p.id === 'rollback' ? '' : `${p.id} `}${name}`;
-        const color = st === 'done' ? t.ok : st === 'failed' || st === 'error' ? t.error : st === 'running' ? t.running : undefined;
-        return (
-          <Text key={String(p.id)} wrap="truncate-end">
-            <Text color={color} inverse={i === current} bold={i === current}>{label}</Text>
-            {i < phases.length - 1 ? <Text color={t.dim}>{' · '}</Text> : null}
-          </Text>
-        );
-      })}
+      <Text wrap="truncate-end">
+        {phases.map((p, i) => {
+          const st = phaseState(p, steps);
+          const name = tiny && i !== current ? p.name.slice(0, 3) : narrow && i !== current ? p.name.slice(0, 4) : p.name;
+          const label = `${ICON[st]} ${p.id === 'rollback' ? '' : `${p.id} `}${name}`;
+          const color = st === 'done' ? t.ok : st === 'failed' || st === 'error' ? t.error : st === 'running' ? t.running : undefined;
+          return (
+            <Text key={String(p.id)}>
+              <Text color={color} inverse={i === current} bold={i === current}>{label}</Text>
+              {i < phases.length - 1 ? <Text color={t.dim}>{tiny ? ' ' : ' · '}</Text> : null}
+            </Text>
+          );
+        })}
+      </Text>
     </Box>
   );
 }

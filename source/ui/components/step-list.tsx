@@ -10,8 +10,8 @@ const ICON: Record<StepView['status'], string> = {
 };
 
 /** The phase's steps with their state; the selected one highlighted; scrolls to keep the selection visible. */
-export function StepList({ steps, selected, height, width, title }: {
-  readonly steps: readonly StepView[]; readonly selected: number; readonly height: number; readonly width: number; readonly title: string;
+export function StepList({ steps, selected, height, width, title, focused }: {
+  readonly steps: readonly StepView[]; readonly selected: number; readonly height: number; readonly width: number; readonly title: string; readonly focused?: boolean;
 }) {
   const t = useTheme();
   const rows = Math.max(1, height - 1);
@@ -19,7 +19,7 @@ export function StepList({ steps, selected, height, width, title }: {
   const shown = steps.slice(start, start + rows);
   return (
     <Box flexDirection="column" width={width} height={height} overflow="hidden">
-      <Text bold color={t.accent} wrap="truncate-end">{clip(title, width)}</Text>
+      <Text bold color={t.accent} underline={!!focused} wrap="truncate-end">{clip(title, width)}</Text>
       {steps.length === 0 ? <Text color={t.dim} wrap="truncate-end">{clip('no steps', width)}</Text> : null}
       {shown.map((s, k) => {
         const i = start + k;

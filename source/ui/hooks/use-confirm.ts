@@ -23,11 +23,22 @@ export function useConfirm(request: ConfirmRequest, onAnswer: (a: Omit<ConfirmAn
     else if (key.pageDown) dispatch({ type: 'scroll', delta: 10 });
     else if (input && !key.ctrl && !key.meta && !key.tab) {
       // a paste (or fast typing over ssh/tmux) arrives as one chunk: "name\r" types the name, then submits
-      const parts = input.split(/\r\n|\r|\n/);
-      parts.forEach((part, i) => {
-        if (part) dispatch({ type: 'char', input: part });
-        if (i < parts.length - 1) dispatch({ type: 'submit' });
-      });
+      // "name\x7f" (text then backspace in one chunk) deletes, "name\r" submits: each key in its order
+      let text = '';
+      const flush = () => {
+        if (text) dispatch({ type: 'char', input: text });
+        text = '';
+      };
+      for (const c of input.replace(/\r\n/g, '\r')) {
+        if (c === '\r' || c === '\n') {
+          flush();
+          dispatch({ type: 'submit' });
+        } else if (c === '\u007f' || c === '\b') {
+          flush();
+          dispatch({ type: 'backspace' });
+        } else text += c;
+      }
+      flush();
     }
   }, { isActive });
   useEffect(() => {

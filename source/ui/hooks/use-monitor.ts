@@ -4,10 +4,10 @@ import type { MonitorSource } from '../monitor-source.js';
 import { usePoll, type PollState } from './use-poll.js';
 
 /** Live monitor snapshots, refreshed every refreshMs on the monitor's own connection. */
-export function useMonitor(source: MonitorSource | null, refreshMs: number, longQuerySeconds: number): PollState<MonitorSnapshot> {
+export function useMonitor(source: MonitorSource | null, refreshMs: number, longQuerySeconds: number, paused = false): PollState<MonitorSnapshot> {
   const fn = useCallback(() => {
     if (!source) return Promise.reject(new Error('monitors are off'));
     return source.snapshot(longQuerySeconds);
   }, [source, longQuerySeconds]);
-  return usePoll(fn, refreshMs, source !== null);
+  return usePoll(fn, refreshMs, source !== null && !paused);
 }

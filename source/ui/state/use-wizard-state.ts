@@ -1,6 +1,6 @@
 import type { ConfirmRequest, EngineEvent, LogLevel, PhaseId, ReportTable } from '../../engine/types.js';
 import { PHASES } from '../../engine/types.js';
-import type { ProgressView } from '../format-ui.js';
+import { addSample, type ProgressView, type RateSample } from '../format-ui.js';
 
 /** Pure state of the wizard: engine events and key actions in, state out. Rendering never changes it. */
 export type StepStatus = 'pending' | 'running' | 'done' | 'already-done' | 'failed' | 'skipped' | 'stopped' | 'declined';
@@ -17,6 +17,10 @@ export interface StepView {
   readonly hint?: string;
   readonly durationMs?: number;
   readonly progress?: ProgressView;
+  /** (time, done) of the progress events: the moving window for rate and ETA */
+  readonly samples?: readonly RateSample[];
+  /** a copy's committed checkpoint from the journal (resume): "335,000 of 1,000,000 rows committed" */
+  readonly checkpoint?: string;
   /** the last step-log line: what an indeterminate step is waiting for */
   readonly lastLog?: string;
   /** skipped by the operator (journaled with a reason): the phase run leaves it out */
@@ -38,7 +42,9 @@ export interface LogLine {
   readonly text: string;
 }
 
-export type Overlay = 'none' | 'help' | 'monitor' | 'preview' | 'skip' | 'quit';
+export type Overlay = 'none' | 'help' | 'monitor' | 'preview' | 'skip' | 'quit' | 'log' | 'error';
+/** which pane the arrows move: Tab cycles steps → detail → log */
+export type Focus = 'steps' | 'detail' | 'log';
 
 export interface PendingConfirm {
   readonly id: number;
@@ -59,6 +65,13 @@ export interface WizardState {
   readonly phaseIdx: number;
   readonly selected: number;
   readonly detailScroll: number;
+  readonly focus: Focus;
+  /** lines scrolled back from the newest log line (0: follows the newest) */
+  readonly logScroll: number;
+  /** scroll of the help screen */
+  readonly helpScroll: number;
+  /** "run 4 stopped in copy: 335,000 of 1,000,000 rows committed" (resume), "rollback complete" … */
+  readonly banner?: { readonly text: string; readonly level: 'info' | 'warn' | 'error' | 'ok' };
   readonly log: readonly LogLine[];
   readonly logMax: number;
   readonly run: RunState | null;
@@ -81,7 +94,12 @@ export type WizardAction =
   | { type: 'select-phase'; phase: PhaseId }
   | { type: 'move-phase'; delta: number }
   | { type: 'move'; delta: number }
-  | { type: 'scroll-detail'; delta: number }
+  | { type: 'scroll-detail'; delta: number; max?: number }
+  | { type: 'scroll-log'; delta: number }
+  | { type: 'scroll-help'; delta: number }
+  | { type: 'focus'; focus?: Focus }
+  | { type: 'banner'; text: string; level: 'info' | 'warn' | 'error' | 'ok' }
+  | { type: 'checkpoints'; checkpoints: Readonly<Record<string, string>> }
   | { type: 'overlay'; overlay: Overlay }
   | { type: 'run-begin'; scope: string; phase: PhaseId; now: number }
   | { type: 'run-finish'; status: string; message?: string; now: number }
@@ -103,6 +121,9 @@ export function initialWizardState(opts: { phases?: readonly PhaseId[]; logMax?:
     phaseIdx: idx,
     selected: 0,
     detailScroll: 0,
+    focus: 'steps',
+    logScroll: 0,
+    helpScroll: 0,
     log: [],
     logMax: opts.logMax ?? 200,
     run: null,
@@ -123,7 +144,8 @@ export const phaseIndex = (id: PhaseId): number => PHASES.findIndex((p) => p.id 
 
 function addLog(s: WizardState, level: LogLevel, text: string, now: number): WizardState {
   const log = [...s.log, { at: now, level, text }];
-  return { ...s, log: log.length > s.logMax ? log.slice(log.length - s.logMax) : log };
+  // scrolled back: keep the same lines in view while new ones arrive
+  return { ...s, log: log.length > s.logMax ? log.slice(log.length - s.logMax) : log, logScroll: s.logScroll > 0 ? Math.min(s.logScroll + 1, s.logMax) : 0 };
 }
 
 function patchStep(s: WizardState, id: string, patch: Partial<StepView>, fallback?: { phase: PhaseId; title: string }): WizardState {
@@ -174,7 +196,7 @@ function reduceEvent(s: WizardState, e: EngineEvent, now: number): WizardState {
     }
     case 'step-started': {
       let n = patchStep(s, e.stepId, {
-        status: 'running', error: undefined, hint: undefined, progress: undefined, lastLog: undefined, summary: undefined,
+        status: 'running', error: undefined, hint: undefined, progress: undefined, samples: undefined, lastLog: undefined, summary: undefined, checkpoint: undefined,
         tables: undefined, warnings: undefined, operatorSkipped: false,
       }, { phase: e.phase, title: e.title });
       // follow the running step when its phase is on screen
@@ -186,12 +208,17 @@ function reduceEvent(s: WizardState, e: EngineEvent, now: number): WizardState {
       return addLog(n, 'info', `▶ ${e.stepId}  ${e.title}`, now);
     }
     case 'step-progress':
-      return patchStep(s, e.stepId, { progress: { ...e.progress, ratePerSec: e.ratePerSec, etaSec: e.etaSec } });
+      return patchStep(s, e.stepId, {
+        progress: { ...e.progress, ratePerSec: e.ratePerSec, etaSec: e.etaSec },
+        samples: addSample(s.steps[e.stepId]?.samples, { t: now, done: e.progress.done }),
+      });
     case 'step-log':
       return addLog(patchStep(s, e.stepId, { lastLog: e.message }), e.level, `  ${e.message}`, now);
     case 'step-done': {
+      // a destructive step declined (or refused) and skipped by the engine: the same word as every declined step
+      const declined = e.status === 'skipped' && /^not done: /.test(e.summary ?? '');
       let n = patchStep(s, e.stepId, {
-        status: e.status === 'already-done' ? 'already-done' : e.status, summary: e.summary, tables: e.tables, warnings: e.warnings,
+        status: declined ? 'declined' : e.status === 'already-done' ? 'already-done' : e.status, summary: e.summary, tables: e.tables, warnings: e.warnings,
         durationMs: e.durationMs, lastLog: undefined,
       });
       for (const w of e.warnings ?? []) n = addLog(n, 'warn', `  ⚠ ${w}`, now);
@@ -200,8 +227,8 @@ function reduceEvent(s: WizardState, e: EngineEvent, now: number): WizardState {
     }
     case 'step-failed': {
       // declined in the modal: nothing ran; the engine's hint is for headless mode, the wizard simply asks again
-      if (/ needs confirmation: /.test(e.error)) {
-        const n = patchStep(s, e.stepId, { status: 'declined', error: `not confirmed: nothing ran (${e.error.replace(/^.* needs confirmation: /, '')})`, hint: 'press enter to be asked again', durationMs: e.durationMs });
+      if (/(^| )needs confirmation: /.test(e.error)) {
+        const n = patchStep(s, e.stepId, { status: 'declined', error: `not confirmed: nothing ran (${e.error.replace(/^(.* )?needs confirmation: /, '')})`, hint: 'press enter to be asked again', durationMs: e.durationMs });
         return addLog(n, 'warn', `■ ${e.stepId}: not confirmed, nothing ran`, now);
       }
       const n = patchStep(s, e.stepId, { status: s.run?.stopping && /stopped|abort/i.test(e.error) ? 'stopped' : 'failed', error: e.error, hint: e.hint, durationMs: e.durationMs });
@@ -236,14 +263,17 @@ export function wizardReducer(s: WizardState, a: WizardAction): WizardState {
       for (const st of a.steps) {
         const j = a.states[st.id];
         const prev = n.steps[st.id];
-        const keep = prev && (prev.status === 'running' || prev.status === 'failed' || prev.status === 'stopped' || prev.status === 'declined' || prev.tables);
+        // a completed rollback resets the journal's step states: its own steps still show what they did
+        const keep = prev && (prev.status === 'running' || prev.status === 'failed' || prev.status === 'stopped' || prev.status === 'declined' || prev.tables
+          || (a.phase === 'rollback' && prev.status === 'done'));
         n = patchStep(n, st.id, {
           title: st.title,
           ...(keep ? {} : { status: statusFromJournal(j?.status), summary: prev?.summary ?? j?.summary }),
           operatorSkipped: !!j?.operatorSkipped && (keep ? prev!.operatorSkipped : true),
         }, { phase: a.phase, title: st.title });
       }
-      const ids = a.steps.map((x) => x.id);
+      // a step that started while the phase was being planned stays listed
+      const ids = [...a.steps.map((x) => x.id), ...(s.phases.find((p) => p.id === a.phase)?.stepIds ?? []).filter((id) => !a.steps.some((x) => x.id === id) && n.steps[id]?.status === 'running')];
       const allDone = ids.length > 0 && ids.every((id) => ['done', 'already-done', 'skipped'].includes(n.steps[id]!.status));
       const running = s.run?.phase === a.phase;
       n = patchPhase(n, a.phase, { stepIds: ids, status: running ? 'running' : allDone ? 'done' : 'ready', error: undefined });
@@ -267,11 +297,26 @@ export function wizardReducer(s: WizardState, a: WizardAction): WizardState {
       return sel === s.selected ? s : { ...s, selected: sel, detailScroll: 0 };
     }
     case 'scroll-detail':
-      return { ...s, detailScroll: Math.max(0, s.detailScroll + a.delta) };
+      return { ...s, detailScroll: Math.max(0, Math.min(a.max ?? Number.MAX_SAFE_INTEGER, s.detailScroll + a.delta)) };
+    case 'scroll-log':
+      return { ...s, logScroll: Math.max(0, Math.min(Math.max(0, s.log.length - 1), s.logScroll - a.delta)) };
+    case 'scroll-help':
+      return { ...s, helpScroll: Math.max(0, s.helpScroll + a.delta) };
+    case 'focus': {
+      const order: Focus[] = ['steps', 'detail', 'log'];
+      return { ...s, focus: a.focus ?? order[(order.indexOf(s.focus) + 1) % order.length]! };
+    }
+    case 'banner':
+      return { ...s, banner: { text: a.text, level: a.level } };
+    case 'checkpoints': {
+      let n = s;
+      for (const [id, text] of Object.entries(a.checkpoints)) if (n.steps[id] && n.steps[id]!.status !== 'running') n = patchStep(n, id, { checkpoint: text });
+      return n;
+    }
     case 'overlay':
-      return { ...s, overlay: a.overlay, ...(a.overlay === 'skip' ? { skipText: '', skipError: undefined } : {}), ...(a.overlay === 'preview' ? { detailScroll: 0 } : {}) };
+      return { ...s, overlay: a.overlay, ...(a.overlay === 'skip' ? { skipText: '', skipError: undefined } : {}), ...(a.overlay === 'preview' ? { detailScroll: 0 } : {}), ...(a.overlay === 'help' ? { helpScroll: 0 } : {}) };
     case 'run-begin':
-      return addLog({ ...s, run: { scope: a.scope, phase: a.phase, startedAt: a.now, stopping: false }, lastOutcome: undefined }, 'info', `running ${a.scope}`, a.now);
+      return addLog({ ...s, run: { scope: a.scope, phase: a.phase, startedAt: a.now, stopping: false }, lastOutcome: undefined, banner: undefined }, 'info', `running ${a.scope}`, a.now);
     case 'run-finish': {
       const n = { ...s, run: null, lastOutcome: { status: a.status, message: a.message } };
       return n;
@@ -296,6 +341,24 @@ export function wizardReducer(s: WizardState, a: WizardAction): WizardState {
       return addLog({ ...patchStep(s, a.stepId, { status: 'skipped', summary: `skipped by the operator: ${a.reason}`, operatorSkipped: true }), overlay: 'none', skipText: '' },
         'warn', `– ${a.stepId} skipped by the operator: ${a.reason}`, a.now);
   }
+}
+
+/**
+ * The phase to go to next: after the shown phase has completed, the first later phase that is not done (none while
+ * a run is in progress, none after the last phase).
+ */
+export function nextPhase(s: WizardState): PhaseId | null {
+  if (s.run) return null;
+  const cur = currentPhase(s);
+  if (cur.id === 'rollback' || cur.stepIds.length === 0) return null;
+  const isDone = (p: PhaseView) => p.stepIds.length > 0 && p.stepIds.every((id) => ['done', 'already-done', 'skipped'].includes(s.steps[id]?.status ?? ''));
+  if (!isDone(cur)) return null;
+  for (let i = s.phaseIdx + 1; i < s.phases.length; i++) {
+    const p = s.phases[i]!;
+    if (p.id === 'rollback') return null;
+    if (!isDone(p)) return p.id;
+  }
+  return null;
 }
 
 /** The status at the left of the bottom line. `now` may lag behind an event's time (the clock ticks once a second). */
