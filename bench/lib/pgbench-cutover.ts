@@ -239,6 +239,8 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       capture_rate: rate.capture,
       // context
       swapback_changes_under_lock: swapBack?.changesUnderLock ?? null,
+      app_p99_latency_ms: mig.transactions ? mig.p99LatencyMs : null,
+      app_p99_latency_idle_ms: idle.transactions ? idle.p99LatencyMs : null,
       app_max_latency_swap_ms: sw ? maxLatencyIn(mig.txs, sw[0], sw[1]) : null,
       app_max_latency_swapback_ms: bw ? maxLatencyIn(mig.txs, bw[0], bw[1]) : null,
       swap_during_load: swapDuringLoad,
@@ -283,7 +285,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
     if (o.json) console.log(JSON.stringify({ ...out, pass: !missed.length, missed }));
     else {
       console.log(`cut-over under pgbench (tpcb-like, scale ${o.scale}, ${o.clients} clients as ${APP_ROLE}); baseline: the same load, no migration`);
-      console.log(`  tps ${fmtN(out.tps)} (idle ${fmtN(out.tps_idle)})   app_max_latency_ms ${fmtN(out.app_max_latency_ms)} (idle ${fmtN(out.app_max_latency_idle_ms)}; during the swap lock ${fmtN(out.app_max_latency_swap_ms)}, the swap-back lock ${fmtN(out.app_max_latency_swapback_ms)})`);
+      console.log(`  tps ${fmtN(out.tps)} (idle ${fmtN(out.tps_idle)})   app_max_latency_ms ${fmtN(out.app_max_latency_ms)} (idle ${fmtN(out.app_max_latency_idle_ms)}; p99 ${fmtN(out.app_p99_latency_ms)}, idle ${fmtN(out.app_p99_latency_idle_ms)}; during the swap lock ${fmtN(out.app_max_latency_swap_ms)}, the swap-back lock ${fmtN(out.app_max_latency_swapback_ms)})`);
       console.log(`  lock_held_ms ${fmtN(out.lock_held_ms)}   changes_under_lock ${fmtN(out.changes_under_lock)}   swapback_lock_held_ms ${fmtN(out.swapback_lock_held_ms)} (changes under it ${fmtN(out.swapback_changes_under_lock)})`);
       console.log(`  replay_rate ${fmtN(out.replay_rate, '/s')}   capture_rate ${fmtN(out.capture_rate, '/s')}`);
       console.log(`  app_failed ${appFailed} (${mig.failed} failed transactions, ${mig.aborted} aborted clients)   invariant_ok ${invariantOk}`);

@@ -98,6 +98,7 @@ export interface LoadResult {
   readonly errors: readonly string[];
   readonly tps: number;
   readonly maxLatencyMs: number;
+  readonly p99LatencyMs: number;
   readonly seconds: number;
   readonly exitCode: number | null;
   /** the load ended by its -T bound (not stopped by the bench) */
@@ -213,12 +214,19 @@ export class Load {
       errors: [...new Set(errors)].slice(0, 10),
       tps: seconds ? Math.round(txs.length / seconds) : 0,
       maxLatencyMs: Math.round(maxUs / 100) / 10,
+      p99LatencyMs: p99(txs.map((t) => t.end - t.start)),
       seconds: Math.round(seconds),
       exitCode: code,
       endedByBound: !this.stopRequestedAt,
       txs,
     };
   }
+}
+
+function p99(xs: number[]): number {
+  if (!xs.length) return 0;
+  xs.sort((a, b) => a - b);
+  return Math.round(xs[Math.min(xs.length - 1, Math.ceil(0.99 * xs.length) - 1)]! * 10) / 10;
 }
 
 /** The longest transaction that overlapped [from, to] (epoch ms), in ms. */
