@@ -183,6 +183,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
     let swapBack: LockReport | null = null;
     let backInvariant: Invariant | null = null;
     let swapBackDuringLoad = false;
+    let backRate: ReturnType<typeof rates> | null = null;
     if (swap.doneAt !== null) {
       const w = await waitForWrites(c, load, o.writesAfterSwap, deadline);
       say(`${w.toLocaleString('en-US')} application transactions after the swap; pgshift --rollback`);
@@ -198,6 +199,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       back = await rb.done;
       backInvariant = pending.back ? await pending.back : null;
       swapBack = lockReport(back.events, SWAPBACK_STEP);
+      backRate = rates(back.events, swapBack.lockedAt ?? swapBack.doneAt);
       swapBackDuringLoad = swapBack.doneAt !== null && (swapBack.lockedAt ?? swapBack.doneAt) < (load.exitedAt ?? Infinity);
       await waitForWrites(c, load, o.tail, deadline);
     }
@@ -238,6 +240,9 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       replay_rate: rate.replay,
       capture_rate: rate.capture,
       // context
+      applied_rate: rate.applied,
+      swapback_capture_rate: backRate?.capture ?? null,
+      swapback_replay_rate: backRate?.replay ?? null,
       swapback_changes_under_lock: swapBack?.changesUnderLock ?? null,
       app_p99_latency_ms: mig.transactions ? mig.p99LatencyMs : null,
       app_p99_latency_idle_ms: idle.transactions ? idle.p99LatencyMs : null,
@@ -287,7 +292,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       console.log(`cut-over under pgbench (tpcb-like, scale ${o.scale}, ${o.clients} clients as ${APP_ROLE}); baseline: the same load, no migration`);
       console.log(`  tps ${fmtN(out.tps)} (idle ${fmtN(out.tps_idle)})   app_max_latency_ms ${fmtN(out.app_max_latency_ms)} (idle ${fmtN(out.app_max_latency_idle_ms)}; p99 ${fmtN(out.app_p99_latency_ms)}, idle ${fmtN(out.app_p99_latency_idle_ms)}; during the swap lock ${fmtN(out.app_max_latency_swap_ms)}, the swap-back lock ${fmtN(out.app_max_latency_swapback_ms)})`);
       console.log(`  lock_held_ms ${fmtN(out.lock_held_ms)}   changes_under_lock ${fmtN(out.changes_under_lock)}   swapback_lock_held_ms ${fmtN(out.swapback_lock_held_ms)} (changes under it ${fmtN(out.swapback_changes_under_lock)})`);
-      console.log(`  replay_rate ${fmtN(out.replay_rate, '/s')}   capture_rate ${fmtN(out.capture_rate, '/s')}`);
+      console.log(`  replay_rate ${fmtN(out.replay_rate, '/s')}   capture_rate ${fmtN(out.capture_rate, '/s')}   (applied ${fmtN(out.applied_rate, '/s')}; swap-back: replay ${fmtN(out.swapback_replay_rate, '/s')}, capture ${fmtN(out.swapback_capture_rate, '/s')})`);
       console.log(`  app_failed ${appFailed} (${mig.failed} failed transactions, ${mig.aborted} aborted clients)   invariant_ok ${invariantOk}`);
       console.log(`  pgshift: phases 1-5 exit ${forward.code} in ${out.pgshift_seconds} s, rollback exit ${fmtN(out.pgshift_rollback_exit)} in ${fmtN(out.pgshift_rollback_seconds)} s; load ${mig.seconds} s, baseline ${idle.seconds} s`);
       for (const m of missed) console.log(`  ✗ ${m}`);

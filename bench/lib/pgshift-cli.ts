@@ -126,7 +126,7 @@ export function lockReport(events: readonly CliEvent[], stepId: string): LockRep
       if (m) { changesUnderLock = num(m[1]!); break; }
     }
   }
-  const granted = mine.find((e) => e.type === 'step-log' && /locks? (?:granted|taken|acquired)/i.test(e.message ?? ''));
+  const granted = mine.filter((e) => e.type === 'step-log' && /locks? (?:granted|taken|acquired)/i.test(e.message ?? '')).at(-1);
   return {
     lockHeldMs, changesUnderLock,
     lockedAt: granted ? Date.parse(granted.ts) : null,
@@ -137,27 +137,33 @@ export function lockReport(events: readonly CliEvent[], stepId: string): LockRep
 }
 
 /**
- * Capture and replay rates (changes/s) as pgshift reports them before the swap: fields of progress or data named
- * like captured/applied per second, or text such as "captured 1,234/s" and "applied 2,345/s". The last figures
- * reported before the swap step's lock are returned (null when pgshift reports none).
+ * Capture and replay rates (changes/s) as pgshift reports them before a lock: fields named like captured / applied /
+ * capacity per second (event, data or progress), or text such as "captured 1,234/s · applied 1,200/s (replay
+ * capacity ~5,000/s)". The last figures reported before `before` (epoch ms) are returned; null when none is reported.
+ * `replay` is what the replay can apply per second (its capacity) when reported, else what it applied per second.
  */
-export function rates(events: readonly CliEvent[], before: number | null): { capture: number | null; replay: number | null; samples: number } {
-  let capture: number | null = null, replay: number | null = null, samples = 0;
-  const capKeys = ['capturedPerSec', 'captureRate', 'capturePerSec', 'captureRatePerSec'];
-  const repKeys = ['appliedPerSec', 'applyRate', 'replayRate', 'applyPerSec', 'applyRatePerSec', 'replayPerSec'];
+export function rates(events: readonly CliEvent[], before: number | null): { capture: number | null; applied: number | null; capacity: number | null; replay: number | null; samples: number } {
+  let capture: number | null = null, applied: number | null = null, capacity: number | null = null, samples = 0;
+  const capKeys = ['capturedPerSec', 'captureRate', 'capturePerSec'];
+  const appKeys = ['appliedPerSec', 'applyRate', 'applyPerSec', 'replayRate', 'replayPerSec'];
+  const capaKeys = ['capacityPerSec', 'replayCapacity', 'applyCapacity'];
   for (const e of events) {
     if (before !== null && Date.parse(e.ts) > before) break;
-    let c: number | null = null, r: number | null = null;
-    for (const o of [e, e.data, (e as { progress?: unknown }).progress, (e as { lag?: unknown }).lag]) {
+    let c: number | null = null, a: number | null = null, k: number | null = null;
+    for (const o of [e, e.data, (e as { progress?: unknown }).progress]) {
       c ??= firstNumber(o, capKeys);
-      r ??= firstNumber(o, repKeys);
+      a ??= firstNumber(o, appKeys);
+      k ??= firstNumber(o, capaKeys);
     }
     const text = [e.message, e.summary, (e as { progress?: { detail?: string } }).progress?.detail].filter(Boolean).join(' ');
-    if (c === null) { const m = /captur(?:ed|e)[^\d;]{0,20}([\d,.]+) ?(?:changes?|rows?)?\/s/i.exec(text); if (m) c = num(m[1]!); }
-    if (r === null) { const m = /(?:applied|replay(?:ed)?|apply)[^\d;]{0,20}([\d,.]+) ?(?:changes?|rows?)?\/s/i.exec(text); if (m) r = num(m[1]!); }
+    const grab = (re: RegExp) => { const m = re.exec(text); return m ? num(m[1]!) : null; };
+    c ??= grab(/captured ~?([\d,.]+) ?(?:changes?|rows?)?\/s/i);
+    a ??= grab(/(?:applied|replayed) ~?([\d,.]+) ?(?:changes?|rows?)?\/s/i);
+    k ??= grab(/capacity ~?([\d,.]+) ?(?:changes?|rows?)?\/s/i);
     if (c !== null) capture = c;
-    if (r !== null) replay = r;
-    if (c !== null || r !== null) samples++;
+    if (a !== null) applied = a;
+    if (k !== null) capacity = k;
+    if (c !== null || a !== null || k !== null) samples++;
   }
-  return { capture, replay, samples };
+  return { capture, applied, capacity, replay: capacity ?? applied, samples };
 }
