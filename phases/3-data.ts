@@ -4,7 +4,9 @@ import { displayName, ident, qname } from '../source/db/quote.js';
 import { UserError } from '../source/engine/errors.js';
 import { chooseOrder, columnMap, resolvePair, type Pair } from '../source/copy/meta.js';
 import { batchCopy, batchStatement, targetIsEmpty, upperStatement, type Position } from '../source/copy/batch.js';
-import { captureLag, captureNames, catchUp, findCapture, installCapture, installStatements } from '../source/copy/online.js';
+import { captureLag, captureNames, captureReplayer, catchUp, findCapture, installCapture, installStatements, queueDiffering } from '../source/copy/online.js';
+import { startBackground } from '../source/copy/catchup.js';
+import { appTriggers, appTriggersKey, disableTriggerSql, triggerList, type AppTriggersArtifact } from '../source/copy/app-triggers.js';
 import { integrityReport, reportTables, type IntegrityReport } from '../source/copy/integrity.js';
 import { pruningCheck, pruningTable } from '../source/copy/pruning.js';
 import { finishDeferred, finishStatements, missingDeferred } from '../source/copy/finish.js';
@@ -117,31 +119,40 @@ function copyStep(t: TablePlan): Step {
       ctx.log(`batch copy, ${ctx.plan.copy.batchRows.toLocaleString('en-US')} rows per batch — ${SEED_LOOP_NOTE}`);
       const onRetry = (m: string) => ctx.log(/connection|terminat/i.test(m) ? `connection lost, reconnecting… (${m})` : m, 'warn');
 
-      if (online) {
-        const cap0 = await findCapture(ctx.db, t);
-        if (!cap0) {
-          const cp = await ctx.journal.getCheckpoint<Position>(id);
-          if (!cp && !(await targetIsEmpty(ctx.db, pair))) {
-            throw new UserError(
-              `${pair.target.display} already holds rows but this copy has no checkpoint: copying would insert rows twice`,
-              `check what is in ${pair.target.display}; if it is a leftover of an earlier attempt, empty it (TRUNCATE ${pair.target.display}) and run phase 3 again`,
-              1,
-            );
-          }
-          if (cp && cp.rowsDone > 0) {
+      await disableTargetTriggers(ctx, t, pair);
+      // change capture in BOTH modes, committed before the first batch: whatever is written during and after the copy
+      // is applied to the new table before the swap (batch mode used to compare counts under the lock, blind to updates)
+      let legacy = false;
+      const cap0 = await findCapture(ctx.db, t);
+      if (!cap0) {
+        const cp = await ctx.journal.getCheckpoint<Position>(id);
+        if (!cp && !(await targetIsEmpty(ctx.db, pair))) {
+          throw new UserError(
+            `${pair.target.display} already holds rows but this copy has no checkpoint: copying would insert rows twice`,
+            `check what is in ${pair.target.display}; if it is a leftover of an earlier attempt, empty it (TRUNCATE ${pair.target.display}) and run phase 3 again`,
+            1,
+          );
+        }
+        if (cp && cp.rowsDone > 0) {
+          if (online) {
             throw new UserError(
               `the copy of ${name} started without change capture (${cp.rowsDone} rows copied) and the plan now says online: changes made since are not logged`,
               'empty the target table and run phase 3 again, or finish in batch mode with writes stopped',
               1,
             );
           }
+          legacy = true;
+          ctx.log(`this copy started without change capture (${cp.rowsDone.toLocaleString('en-US')} rows copied): writes made since are not logged, so the swap compares row counts under its lock and refuses on any difference; empty ${pair.target.display} and run phase 3 again to copy with capture`, 'warn');
+        }
+        if (!legacy) {
           await installCapture(ctx.db, ctx.journal, t, pair, id, onRetry);
           ctx.log(`change capture installed and committed BEFORE the first batch: trigger ${CAPTURE_NAME} on ${pair.source.display} logs every changed primary key into pgshift.${captureNames(t).log} (TRUNCATE refused while it is on)`);
-        } else {
-          ctx.log(`change capture already on (pgshift.${cap0.names.log}): continuing`);
         }
-        ctx.log('online: the table stays live, so after each batch the copy rests as long as the batch took (50% duty cycle): application commits do not queue behind the copy\'s WAL');
+      } else {
+        ctx.log(`change capture already on (pgshift.${cap0.names.log}): continuing`);
       }
+      if (online) ctx.log('online: the table stays live, so after each batch the copy rests as long as the batch took (50% duty cycle): application commits do not queue behind the copy\'s WAL');
+      else if (!legacy) ctx.log('batch mode: writes during and after the copy are captured too and applied before the swap; the copy does not rest between batches');
 
       const res = await batchCopy(ctx.db, ctx.journal, pair, map, order, {
         stepId: id, batchRows: ctx.plan.copy.batchRows, pauseMs: ctx.plan.copy.pauseMs, throttle: ctx.plan.copy.throttle,
@@ -151,11 +162,11 @@ function copyStep(t: TablePlan): Step {
         return { status: 'skipped', summary: `stopped at a committed checkpoint: ${res.rows.toLocaleString('en-US')} rows in ${res.batches} batches; run again to continue from there` };
       }
       await ctx.db.ddl([`ANALYZE ${pair.target.q}`], { stepId: id, onRetry: (i) => onRetry(`ANALYZE: ${i.error}`) });
-      ctx.log(`ANALYZE ${pair.target.display}: autovacuum never analyzes a partitioned parent, so pgshift does it after the copy${online ? ' (before the last replay, so the capture lag left for the swap is small)' : ''}`);
+      ctx.log(`ANALYZE ${pair.target.display}: autovacuum never analyzes a partitioned parent, so pgshift does it after the copy (before the replay, so the replay's plans use the statistics)`);
       let replay = '';
-      if (online) {
-        const cap = await findCapture(ctx.db, t);
-        if (!cap) throw new Error(`the change capture of ${name} disappeared during the copy`);
+      let applied = 0;
+      const cap = await findCapture(ctx.db, t);
+      if (cap) {
         const threshold = Math.max(100, Math.floor(ctx.plan.copy.batchRows / 50));
         let lastLog = 0;
         const lag0 = await captureLag(ctx.db, cap);
@@ -170,14 +181,16 @@ function copyStep(t: TablePlan): Step {
             }
           },
         });
+        applied = r.applied;
         if (ctx.signal.aborted) return { status: 'skipped', summary: `copy done; replay stopped with ${r.lag} changes pending; run again to continue` };
-        replay = `; replayed ${r.applied.toLocaleString('en-US')} captured changes, capture lag now ${r.lag.toLocaleString('en-US')} (phase 5 drains the rest under lock)`;
+        startBackground(ctx.db, cap.names.artifact, captureReplayer(ctx.db, cap, null, onRetry), { batch: ctx.plan.copy.batchRows, reporter: { log: ctx.log } });
+        replay = `; replayed ${r.applied.toLocaleString('en-US')} captured changes, capture lag now ${r.lag.toLocaleString('en-US')} (kept applying in the background; phase 5 applies the small rest under its lock)`;
       }
       const secs = res.ms / 1000;
       const copied = res.rows - res.resumedFrom;
       const rate = secs > 0 ? Math.round(copied / secs) : 0;
       return {
-        status: res.already && !online ? 'already-done' : 'done',
+        status: res.already && applied === 0 ? 'already-done' : 'done',
         summary: res.already
           ? `already copied: ${res.rows.toLocaleString('en-US')} rows in ${res.batches} batches${replay}`
           : `${res.rows.toLocaleString('en-US')} rows in ${res.batches} batches${res.resumedFrom ? ` (resumed at ${res.resumedFrom.toLocaleString('en-US')})` : ''}, ${secs.toFixed(1)} s, ${rate.toLocaleString('en-US')} rows/s${res.pausedMs > 500 ? `, paused ${(res.pausedMs / 1000).toFixed(1)} s by the throttle` : ''}${replay}`,
@@ -188,6 +201,27 @@ function copyStep(t: TablePlan): Step {
 }
 
 const CAPTURE_NAME = 'pgshift_capture';
+
+/**
+ * The application's triggers on the new table are disabled before the first batch (their state recorded), so the
+ * copy and the replay never fire them; the swap restores them as they were, in its transaction.
+ */
+async function disableTargetTriggers(ctx: StepContext, t: TablePlan, pair: Pair): Promise<void> {
+  const now = await appTriggers(ctx.db, pair.target.oid);
+  const key = appTriggersKey(t);
+  let art = await ctx.journal.getArtifact<AppTriggersArtifact>(key);
+  if (!art) {
+    art = { target: now };
+    await ctx.journal.setArtifact(key, art);
+  }
+  const sql = disableTriggerSql(pair.target.q, now);
+  if (sql.length) {
+    await ctx.db.ddl(sql, { stepId: ctx.stepId, signal: ctx.signal });
+  }
+  if (art.target.length) {
+    ctx.log(`application trigger(s) ${triggerList(art.target)} on ${pair.target.display} stay disabled during the copy and the replay (pgshift's own writes do not fire them); the swap enables them as they were, in its transaction`);
+  }
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // finish: the secondary indexes and outbound FKs phase 2 deferred, built once the table is full
@@ -287,6 +321,7 @@ const integrityStep: Step = {
     ]).concat([`INSERT INTO pgshift.artifacts (key, …) VALUES ('integrity-report', …)`]);
   },
   async run(ctx) {
+    await resyncAfterFail(ctx);
     let report: IntegrityReport = await integrityReport(ctx.db, ctx.tables, {
       log: ctx.log, signal: ctx.signal, stepId: ctx.stepId,
       onProgress: (done, detail) => ctx.progress({ done, total: ctx.tables.length, unit: 'tables', detail }),
@@ -329,6 +364,29 @@ const integrityStep: Step = {
     };
   },
 };
+
+/**
+ * Phase 3 run again after a failed integrity report: for each table that failed, the rows that differ are queued in
+ * its change log and applied from the source (the source is the truth), then the report is made again. No rollback
+ * needed, nothing copied twice.
+ */
+async function resyncAfterFail(ctx: StepContext): Promise<void> {
+  const prev = await ctx.journal.getArtifact<IntegrityReport>('integrity-report');
+  if (!prev || prev.pass) return;
+  for (const t of ctx.tables) {
+    const entry = prev.tables.find((x) => x.table === displayName(t.schema, t.table));
+    if (!entry || entry.pass) continue;
+    const cap = await findCapture(ctx.db, t);
+    if (!cap) {
+      ctx.log(`${entry.table} failed the last integrity report and has no change capture to re-sync through: empty ${displayName(t.schema, t.targetName)} and run phase 3 again (or roll back)`, 'warn');
+      continue;
+    }
+    ctx.log(`${entry.table} failed the last integrity report (${entry.missing} missing, ${entry.extra} extra, ${entry.mismatched} changed): re-syncing — every differing row is queued in the change log and applied from the source`);
+    const queued = await queueDiffering(ctx.db, cap, ctx.stepId);
+    const r = await catchUp(ctx.db, cap, { batch: ctx.plan.copy.batchRows, threshold: 0, signal: ctx.signal, stepId: ctx.stepId, maxRounds: 1000 });
+    ctx.log(`${entry.table}: ${queued.toLocaleString('en-US')} differing row(s) queued, ${r.applied.toLocaleString('en-US')} change(s) applied; ${r.lag.toLocaleString('en-US')} pending; checking again`);
+  }
+}
 
 const pruningStep: Step = {
   id: PRUNING_STEP,

@@ -2,14 +2,16 @@ import type { ConfirmRequest, Phase, PlanContext, Step, StepContext, StepResult 
 import type { TablePlan } from '../source/plan/schema.js';
 import { ident, literal, qname } from '../source/db/quote.js';
 import { tableExists } from '../source/db/catalog.js';
-import { monitorSnapshot } from '../source/db/monitor.js';
-import { sleep } from '../source/db/session.js';
-import { captureInstalled, drainCapture, removeCapture } from '../source/copy/online.js';
+import { captureInstalled, captureReplayer, drainCapture, findCapture, removeCapture } from '../source/copy/online.js';
+import { ApplyMeter, applyBudget, converge, describeRates, startBackground, stopBackground } from '../source/copy/catchup.js';
+import { appTriggers, appTriggersKey, triggerList, type AppTriggersArtifact } from '../source/copy/app-triggers.js';
+import { columnMap } from '../source/copy/meta.js';
+import { sleep, type Tx } from '../source/db/session.js';
 import { fmtBytes, fmtDuration } from '../source/format.js';
 import type { DependencyRecord } from '../source/swap/deps.js';
 import {
   depsArtifactKey, isSwapped, validateForeignKey, lockHolders, outlineSwap, runSwap, structureArtifactKey, swapArtifactKey, relkind,
-  REVERSE_TRIGGER, REVERSE_LOG, reverseFunction, type StructureArtifact, type SwapArtifact,
+  REVERSE_TRIGGER, reverseFunction, reverseLogName, cutoverLockTimeout, lockedTx, type Blocker, type StructureArtifact, type SwapArtifact,
 } from '../source/swap/swap.js';
 
 const name = (t: TablePlan) => `${t.schema}.${t.table}`;
@@ -57,12 +59,30 @@ async function tableFacts(ctx: PlanContext, schema: string, table: string): Prom
   return { rows: Math.max(0, Number(r[0]!.rows)), bytes: Number(r[0]!.bytes) };
 }
 
+/** Tables a DROP or a swap locks besides the table itself: the targets of its foreign keys and the tables referencing it. */
+export async function fkNeighbours(ctx: PlanContext, schema: string, table: string): Promise<{ referenced: string[]; referencing: string[] }> {
+  const r = await ctx.db.read<{ referenced: string[] | null; referencing: string[] | null }>(
+    `WITH k AS (SELECT conrelid, confrelid FROM pg_constraint WHERE contype = 'f' AND conrelid <> confrelid AND to_regclass($1) IN (conrelid, confrelid)),
+          q AS (SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace)
+     SELECT (SELECT array_agg(DISTINCT q.q ORDER BY q.q) FROM k JOIN q ON q.oid = k.confrelid WHERE k.conrelid = to_regclass($1)) AS referenced,
+            (SELECT array_agg(DISTINCT q.q ORDER BY q.q) FROM k JOIN q ON q.oid = k.conrelid WHERE k.confrelid = to_regclass($1)) AS referencing`,
+    [qname(schema, table)],
+  );
+  return { referenced: r[0]?.referenced ?? [], referencing: r[0]?.referencing ?? [] };
+}
+
 function swapStep(t: TablePlan): Step {
   const id = `swap:${name(t)}`;
   const load = async (ctx: PlanContext) => ({
     deps: await ctx.journal.getArtifact<DependencyRecord>(depsArtifactKey(t)),
     structure: await ctx.journal.getArtifact<StructureArtifact>(structureArtifactKey(t)),
   });
+  const triggersOf = async (ctx: PlanContext) => {
+    const src = await ctx.db.read<{ oid: number }>(`SELECT to_regclass($1)::oid::int AS oid`, [qname(t.schema, t.table)]);
+    const old = src[0]?.oid ? await appTriggers(ctx.db, src[0].oid) : [];
+    const art = await ctx.journal.getArtifact<AppTriggersArtifact>(appTriggersKey(t));
+    return { old, new: art?.target ?? [] };
+  };
   return {
     id,
     phase: 5,
@@ -77,7 +97,7 @@ function swapStep(t: TablePlan): Step {
           `-- + index/constraint renames, views re-created, inbound FKs re-added NOT VALID, sequences moved (known after phase 4)`,
         ];
       }
-      return (await outlineSwap(ctx.db, t, deps, structure, await captureInstalled(ctx.db, t), ctx.plan.locks.timeoutMs)).statements;
+      return (await outlineSwap(ctx.db, t, deps, structure, await captureInstalled(ctx.db, t), ctx.plan.locks.timeoutMs, await triggersOf(ctx))).statements;
     },
     async destructive(ctx) {
       if (await isSwapped(ctx.db, t)) return null;
@@ -86,16 +106,28 @@ function swapStep(t: TablePlan): Step {
       const base = { kind: 'rename' as const, object: name(t), typed: false, protections: prot.lines };
       if (!deps) return { ...base, statements: [], impact: [], refusal: `no dependencies recorded for ${name(t)}: run phase 4 first (views and foreign keys must be known before the swap)` };
       if (!(await tableExists(ctx.db, t.schema, t.targetName))) return { ...base, statements: [], impact: [], refusal: `${t.schema}.${t.targetName} does not exist` };
-      const outline = await outlineSwap(ctx.db, t, deps, structure, await captureInstalled(ctx.db, t), ctx.plan.locks.timeoutMs);
+      const cap = await findCapture(ctx.db, t);
+      // the captured changes keep being applied while the operator reads this
+      if (cap) startBackground(ctx.db, cap.names.artifact, captureReplayer(ctx.db, cap, null), { batch: ctx.plan.copy.batchRows, reporter: { log: ctx.log } });
+      const trig = await triggersOf(ctx);
+      const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
+      const outline = await outlineSwap(ctx.db, t, deps, structure, !!cap, lt.ms, trig);
       const facts = await tableFacts(ctx, t.schema, t.table);
+      const locked = outline.locks.map((l) => l.replace(/^LOCK TABLE (.*) IN ACCESS EXCLUSIVE MODE$/, '$1'));
       const impact = [
         `${name(t)}: ~${facts.rows.toLocaleString('en-US')} rows, ${fmtBytes(facts.bytes)}; renamed to ${t.schema}.${t.oldName} and kept until the retention period ends (${ctx.plan.retention.days} days)`,
         `${t.schema}.${t.targetName} takes the name ${name(t)}; its indexes and constraints take the original names (${outline.newRenames.length} renames)`,
-        `every query on ${name(t)} waits while the exclusive lock is held (each attempt waits at most ${ctx.plan.locks.timeoutMs} ms for the lock, up to ${ctx.plan.locks.attempts} attempts)`,
+        `locks ACCESS EXCLUSIVE, in this order: ${locked.join(', ')} — every query on them waits while the lock is held (each attempt waits at most ${lt.ms} ms for the lock, up to ${ctx.plan.locks.attempts} attempts)`,
+        cap
+          ? `the captured changes keep being applied in the background; the lock is requested only when the rest is predicted to apply within ${ctx.plan.swap.maxLockMs} ms (swap.maxLockMs), and an attempt that overruns is rolled back and retried`
+          : `no change capture for this table (copied before pgshift captured in batch mode): row counts are compared under the lock`,
+        lt.note,
+        ...(trig.new.length ? [`application trigger(s) ${triggerList(trig.new)} of the new table (disabled during the copy and the replay) are enabled as they were, in the swap transaction`] : []),
+        ...(trig.old.length ? [`application trigger(s) ${triggerList(trig.old)} of ${t.schema}.${t.oldName} are disabled in the swap transaction (only a rollback's carry-back writes it then), and restored by a swap back`] : []),
         ...deps.views.map((v) => `view ${v.schema}.${v.name} is re-created and reads the new table`),
         ...deps.fks.map((f) => `foreign key ${f.schema}.${f.table}.${f.name} is dropped and re-added NOT VALID on (${f.newColumns.join(', ')}); validated in the next step`),
         ...deps.sequences.map((s) => `sequence ${s.seqSchema}.${s.seqName}: ${s.kind === 'serial' && s.ownedByOld ? 'OWNED BY the new column, ' : ''}set past the highest value`),
-        `after the commit every write to the new table is noted (trigger ${REVERSE_TRIGGER}) so a rollback can swap back without losing a row`,
+        `after the commit every key written to the new table is noted, one row per key (trigger ${REVERSE_TRIGGER}, SECURITY DEFINER: any role that may write the table may write through it) so a rollback can swap back without losing a row`,
       ];
       const req: Omit<ConfirmRequest, 'stepId'> = { ...base, statements: outline.statements, impact };
       if (!prot.reportOk) return { ...req, refusal: `swap before the copy is verified: ${prot.reportWhy}` };
@@ -109,71 +141,94 @@ function swapStep(t: TablePlan): Step {
       }
       const { deps, structure } = await load(ctx);
       if (!deps) return { status: 'done', failed: 'run phase 4 first' };
-      const online = await captureInstalled(ctx.db, t);
-      const tables = await offerToClearBlockers(ctx, t, deps);
-      ctx.log(
-        online
-          ? 'online mode: under the lock, the changes captured since the copy are applied to the new table, then the names switch'
-          : 'batch mode: under the lock, row counts and the highest key of both tables are compared; any difference means writes reached the old table after the copy, and the swap is refused',
-      );
-      const outline = await outlineSwap(ctx.db, t, deps, structure, online, ctx.plan.locks.timeoutMs);
+      const cap = await findCapture(ctx.db, t);
+      const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
+      ctx.log(lt.note);
+      const tables = await showLockHolders(ctx, t, deps);
+      const maxLockMs = ctx.plan.swap.maxLockMs;
+      let drain: (tx: Tx) => Promise<number> = async () => 0;
+      let catchUpAgain = async () => {};
+      if (cap) {
+        if (await stopBackground(ctx.db, cap.names.artifact)) ctx.log('background catch-up stopped: the swap catches up itself from here');
+        const onRetry = (m: string) => ctx.log(m, 'warn');
+        const rp = captureReplayer(ctx.db, cap, ctx.stepId, onRetry);
+        const meter = new ApplyMeter();
+        catchUpAgain = async () => {
+          const rep = await converge(rp, {
+            budgetMs: applyBudget(maxLockMs), batch: ctx.plan.copy.batchRows, timeoutMs: ctx.plan.swap.catchUpTimeoutSec * 1000,
+            signal: ctx.signal, reporter: ctx, meter, what: 'phase 5',
+          });
+          ctx.log(`caught up: ${describeRates(rep)}; the rest is predicted to apply in ${Math.round(rep.predictedLockMs)} ms (budget ${applyBudget(maxLockMs)} of swap.maxLockMs ${maxLockMs} ms): requesting the lock`);
+        };
+        await catchUpAgain();
+        if (ctx.signal.aborted) return { status: 'skipped', summary: 'stopped while catching up; nothing was locked or renamed' };
+        const map = await columnMap(ctx.db, { source: cap.source, target: cap.target, swapped: false });
+        drain = (tx) => drainCapture(tx, t, ctx.journal, map);
+        ctx.log('under the lock: the captured remainder is applied to the new table and the change log proven empty (no count of the table), then the names switch');
+      } else {
+        ctx.log(`no change capture for ${name(t)} (its copy predates capture in batch mode): under the lock, row counts and the highest key of both tables are compared, and the swap is refused on any difference — run phase 3 again on an empty new table to copy with capture`, 'warn');
+      }
+      const outline = await outlineSwap(ctx.db, t, deps, structure, !!cap, lt.ms, await triggersOf(ctx));
       const res = await runSwap(ctx.db, ctx.journal, t, outline, deps, {
-        online, stepId: ctx.stepId, lockTimeoutMs: ctx.plan.locks.timeoutMs, attempts: ctx.plan.locks.attempts, signal: ctx.signal,
-        log: (m, level) => ctx.log(m, level), drain: (tx) => drainCapture(tx, t, ctx.journal),
+        captured: !!cap, stepId: ctx.stepId, lockTimeoutMs: lt.ms, attempts: ctx.plan.locks.attempts, maxLockMs, signal: ctx.signal,
+        log: (m, level) => ctx.log(m, level), drain, catchUp: catchUpAgain, offer: (b) => offerBlocker(ctx, b),
       });
       const a = await ctx.journal.getArtifact<SwapArtifact>(swapArtifactKey(t));
-      await ctx.journal.setArtifact(swapArtifactKey(t), { ...a, lockHeldMs: res.lockHeldMs });
-      if (online) {
+      await ctx.journal.setArtifact(swapArtifactKey(t), { ...a, lockHeldMs: res.lockHeldMs, attempts: res.attempts, budgetMisses: res.budgetMisses });
+      ctx.log(`exclusive lock held ${res.lockHeldMs} ms (LOCK to COMMIT); ${res.drained} change(s) applied under the lock`);
+      if (res.lockHeldMs > maxLockMs) ctx.log(`the lock was held ${res.lockHeldMs} ms, over swap.maxLockMs ${maxLockMs} ms: the renames, views and foreign keys took the rest`, 'warn');
+      if (cap) {
         await removeCapture(ctx.db, t, ctx.stepId);
         ctx.log('capture trigger and change log removed');
       }
       return {
         status: 'done',
-        summary: `swapped in ${res.attempts} attempt(s); exclusive lock held ${res.lockHeldMs} ms (LOCK to COMMIT)${online ? `; ${res.drained} captured change(s) applied` : `; ${res.rows?.toLocaleString('en-US')} rows checked under the lock`}`,
+        summary: `swapped in ${res.attempts} attempt(s); exclusive lock held ${res.lockHeldMs} ms (LOCK to COMMIT)${cap ? `; ${res.drained} captured change(s) applied under the lock` : `; ${res.rows?.toLocaleString('en-US')} rows checked under the lock`}`,
         tables,
-        data: { lockHeldMs: res.lockHeldMs, attempts: res.attempts, drained: res.drained },
+        data: { lockHeldMs: res.lockHeldMs, attempts: res.attempts, drained: res.drained, changesUnderLock: res.drained, maxLockMs, budgetMisses: res.budgetMisses },
       };
     },
   };
 }
 
-/** Shows who would block the swap and offers to cancel (active) or terminate (idle in transaction) them; else waits. */
-async function offerToClearBlockers(ctx: StepContext, t: TablePlan, deps: DependencyRecord): Promise<StepResult['tables']> {
+/** Shows who holds locks on the tables right now (information only: nobody is offered for cancelling here). */
+async function showLockHolders(ctx: StepContext, t: TablePlan, deps: DependencyRecord): Promise<StepResult['tables']> {
   const rels = [qname(t.schema, t.table), qname(t.schema, t.targetName), ...deps.fks.map((f) => qname(f.schema, f.table))];
   const holders = await lockHolders(ctx.db, rels);
-  const snap = await monitorSnapshot(ctx.db.pool, ctx.plan.monitor.longQuerySeconds);
-  const long = snap.long.filter((a) => !a.pgshift && !holders.some((h) => h.pid === a.pid));
-  const tables = [];
-  if (holders.length || long.length) {
-    tables.push({
-      title: 'Sessions that would block the swap (locks on the tables) and long transactions',
-      columns: ['pid', 'user', 'application', 'state', 'lock', 'on', 'for', 'query'],
-      rows: [
-        ...holders.map((h) => [h.pid, h.user, h.app, h.state, h.mode, h.relation, fmtDuration(h.xactMs), h.query]),
-        ...long.map((a) => [a.pid, a.user, a.applicationName, a.state, '', '', fmtDuration(a.durationMs), a.query]),
-      ] as (string | number)[][],
-    });
-    ctx.log(`${holders.length} session(s) hold locks on ${name(t)} or its dependents: the swap's ACCESS EXCLUSIVE request waits for them, and every query arriving after it queues behind it — at most ${ctx.plan.locks.timeoutMs} ms per attempt`, 'warn');
+  if (!holders.length) return [];
+  ctx.log(`${holders.length} session(s) hold locks on ${name(t)} or its dependents: the swap's ACCESS EXCLUSIVE request waits for them, and every query arriving after it queues behind it — at most one lock_timeout per attempt; a session that keeps blocking the swap is offered for cancelling`, 'warn');
+  return [{
+    title: 'Sessions holding locks on the tables (pgshift waits for them; only one that keeps blocking is offered for cancel/terminate)',
+    columns: ['pid', 'user', 'application', 'state', 'lock', 'on', 'for', 'query'],
+    rows: holders.map((h) => [h.pid, h.user ?? '?', h.app ?? '', h.state ?? 'not visible', h.mode, h.relation, h.xactMs === null ? '?' : fmtDuration(h.xactMs), h.query ?? '']),
+  }];
+}
+
+/** A session that kept blocking the swap's lock request past the threshold: offer to cancel (active) or terminate it. */
+export async function offerBlocker(ctx: StepContext, b: Blocker): Promise<void> {
+  const idle = b.state?.startsWith('idle in transaction') ?? false;
+  const hidden = b.state === null;
+  const kind = idle || hidden ? 'terminate' : 'cancel';
+  const fn = kind === 'terminate' ? 'pg_terminate_backend' : 'pg_cancel_backend';
+  const answer = await ctx.confirm({
+    kind, object: `pid ${b.pid}`, typed: false, statements: [`SELECT ${fn}(${b.pid})`],
+    impact: [
+      `${b.user ?? 'another role'} (${b.app || 'no application name'}), ${b.state ?? 'state not visible to this role (no pg_read_all_stats)'}, has blocked the swap's lock request for ${fmtDuration(b.blockedMs)} so far` +
+        `${b.xactMs !== null ? `, in a transaction open for ${fmtDuration(b.xactMs)}` : ''}: ${b.query ?? '(query not visible)'}`,
+      kind === 'terminate' ? 'its open transaction is rolled back and its connection closed (cancel does nothing to an idle transaction)' : 'its current statement is cancelled (its transaction rolls back)',
+    ],
+    protections: ['if you decline, pgshift keeps retrying with lock_timeout: the application never waits more than one lock_timeout per attempt'],
+  });
+  if (!answer.confirmed) {
+    ctx.log(`pid ${b.pid} left alone: waiting with lock_timeout retries`);
+    return;
   }
-  for (const h of holders) {
-    const idle = h.state.startsWith('idle in transaction');
-    const kind = idle ? 'terminate' : 'cancel';
-    const sql = `SELECT ${idle ? 'pg_terminate_backend' : 'pg_cancel_backend'}(${h.pid})`;
-    const answer = await ctx.confirm({
-      kind, object: `pid ${h.pid}`, typed: false, statements: [sql],
-      impact: [
-        `${h.user} (${h.app || 'no application name'}), ${h.state}, holds ${h.mode} on ${h.relation} for ${fmtDuration(h.xactMs)}: ${h.query}`,
-        idle ? 'its open transaction is rolled back and its connection closed (cancel does nothing to an idle transaction)' : 'its current statement is cancelled (its transaction rolls back)',
-      ],
-      protections: ['if you decline, pgshift waits and retries with lock_timeout instead'],
-    });
-    if (answer.confirmed) {
-      const r = await ctx.db.query<{ ok: boolean }>(`SELECT ${idle ? 'pg_terminate_backend' : 'pg_cancel_backend'}($1::int) AS ok`, [h.pid], ctx.stepId);
-      ctx.log(`${kind} pid ${h.pid}: ${r.rows[0]?.ok ? 'signalled' : 'already gone'}`);
-      await sleep(200, ctx.signal);
-    } else ctx.log(`pid ${h.pid} left alone: waiting with lock_timeout retries`);
+  try {
+    const r = await ctx.db.query<{ ok: boolean }>(`SELECT ${fn}($1::int) AS ok`, [b.pid], ctx.stepId);
+    ctx.log(`${kind} pid ${b.pid}: ${r.rows[0]?.ok ? 'signalled' : 'already gone'}`);
+  } catch (e) {
+    ctx.log(`${kind} pid ${b.pid} refused: ${(e as Error).message} (signalling another role's backend needs pg_signal_backend or membership in that role); waiting with retries`, 'warn');
   }
-  return tables;
 }
 
 function validateStep(t: TablePlan): Step {
@@ -260,30 +315,42 @@ async function sequencesStillUsed(ctx: PlanContext, t: TablePlan): Promise<strin
 
 function dropStep(t: TablePlan): Step {
   const obj = `${t.schema}.${t.oldName}`;
-  const statements = (a: SwapArtifact | null) => [
+  /** DROP TABLE locks the old table and the tables its foreign keys point to (their RI triggers go): referenced first */
+  const statements = (a: SwapArtifact | null): string[] => [
     ...(a?.reverseKey ? [
       `DROP TRIGGER IF EXISTS ${ident(REVERSE_TRIGGER)} ON ${qname(t.schema, t.table)}`,
       `DROP FUNCTION IF EXISTS ${qname('pgshift', reverseFunction(t))}()`,
-      `DELETE FROM ${REVERSE_LOG} WHERE rel = ${literal(`${t.schema}.${t.table}`)}`,
+      `DROP TABLE IF EXISTS ${qname('pgshift', a.reverseLog ?? reverseLogName(t))}`,
     ] : []),
     `DROP TABLE ${qname(t.schema, t.oldName)}`,
+  ];
+  const locks = (fk: { referenced: string[]; referencing: string[] }) => [
+    ...fk.referenced.map((r) => `LOCK TABLE ${r} IN ACCESS EXCLUSIVE MODE`),
+    `LOCK TABLE ${qname(t.schema, t.oldName)} IN ACCESS EXCLUSIVE MODE`,
+    ...fk.referencing.map((r) => `LOCK TABLE ${r} IN ACCESS EXCLUSIVE MODE`),
   ];
   return {
     id: `drop:${obj}`,
     phase: 5,
     title: `Drop ${obj} once the retention period has passed`,
     async preview(ctx) {
-      return [`-- only after the integrity report passed and ${ctx.plan.retention.days} days after the swap (or --force-retention)`, ...statements(await ctx.journal.getArtifact<SwapArtifact>(swapArtifactKey(t)))];
+      const fk = await fkNeighbours(ctx, t.schema, t.oldName);
+      return [`-- only after the integrity report passed and ${ctx.plan.retention.days} days after the swap (or --force-retention)`, ...locks(fk), ...statements(await ctx.journal.getArtifact<SwapArtifact>(swapArtifactKey(t)))];
     },
     async destructive(ctx) {
       if (!(await tableExists(ctx.db, t.schema, t.oldName))) return null;
       const a = await ctx.journal.getArtifact<SwapArtifact>(swapArtifactKey(t));
       const prot = await protections(ctx, t);
       const facts = await tableFacts(ctx, t.schema, t.oldName);
+      const fk = await fkNeighbours(ctx, t.schema, t.oldName);
+      const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
       const base = {
-        kind: 'drop' as const, object: obj, typed: true, statements: statements(a),
+        kind: 'drop' as const, object: obj, typed: true, statements: [...locks(fk), ...statements(a)],
         impact: [
           `${obj}: ~${facts.rows.toLocaleString('en-US')} rows, ${fmtBytes(facts.bytes)} freed`,
+          `locks ACCESS EXCLUSIVE for a moment (catalog only) on ${[...fk.referenced, obj, ...fk.referencing].join(', ')}` +
+            (fk.referenced.length ? ` — ${fk.referenced.join(', ')}: the targets of its foreign keys, whose RI triggers are dropped with it; queries on them wait meanwhile` : ''),
+          lt.note,
           'after this, a rollback can no longer swap back: only a restore of the backup can bring the old table back',
         ],
         protections: prot.lines,
@@ -311,8 +378,19 @@ function dropStep(t: TablePlan): Step {
         return { status: 'done', failed: `sequence(s) ${used.join(', ')} are owned by ${obj} but still used by another table's default: DROP TABLE would drop them. Move ownership first (ALTER SEQUENCE … OWNED BY the new column)` };
       }
       ctx.log(`no sequence owned by ${obj} is used elsewhere (ownership moved at the swap)`);
-      await ctx.db.ddl(statements(a), { stepId: ctx.stepId, signal: ctx.signal });
-      return { status: 'done', summary: `dropped ${obj}; the reverse-change log of ${name(t)} is removed (rollback now means restoring the backup)` };
+      const fk = await fkNeighbours(ctx, t.schema, t.oldName);
+      const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
+      ctx.log(lt.note);
+      // the reverse trigger first, on its own (a short lock on the live table); then the old table with its FK targets
+      if (a.reverseKey) {
+        await lockedTx(ctx.db, async (tx) => {
+          for (const s of statements(a).slice(0, 3)) await tx.query(s);
+        }, { stepId: ctx.stepId, lockTimeoutMs: lt.ms, attempts: ctx.plan.locks.attempts, signal: ctx.signal, log: (m, l) => ctx.log(m, l), locks: [`LOCK TABLE ${qname(t.schema, t.table)} IN ACCESS EXCLUSIVE MODE`], blockerThresholdMs: Math.max(1000, 2 * lt.ms), offer: (b) => offerBlocker(ctx, b) });
+      }
+      const r = await lockedTx(ctx.db, async (tx) => {
+        await tx.query(`DROP TABLE ${qname(t.schema, t.oldName)}`);
+      }, { stepId: ctx.stepId, lockTimeoutMs: lt.ms, attempts: ctx.plan.locks.attempts, signal: ctx.signal, log: (m, l) => ctx.log(m, l), locks: locks(fk), blockerThresholdMs: Math.max(1000, 2 * lt.ms), offer: (b) => offerBlocker(ctx, b) });
+      return { status: 'done', summary: `dropped ${obj} (exclusive lock held ${r.lockHeldMs} ms, ${r.attempts} attempt(s)); the reverse-change log of ${name(t)} is removed (rollback now means restoring the backup)`, data: { lockHeldMs: r.lockHeldMs } };
     },
   };
 }

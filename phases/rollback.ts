@@ -13,9 +13,12 @@ import { takeSnapshot, diffSnapshots, createdObjects, type CatalogSnapshot } fro
 import { restoreBackup, restoreCommand, sha256File } from '../source/restore.js';
 import {
   isSwapped, validateForeignKey, swapArtifactKey, swapBackStatements, insertableColumns, depsArtifactKey, structureArtifactKey, relkind, type SwapArtifact,
+  applyReverse, reversePending, reverseCaptured, lockedTx, cutoverLockTimeout, CARRY_BACK,
 } from '../source/swap/swap.js';
+import { ApplyMeter, BudgetExceeded, applyBudget, converge, describeRates, startBackground, stopBackground, type Replayer } from '../source/copy/catchup.js';
+import { appTriggersKey, triggerList } from '../source/copy/app-triggers.js';
 import { SNAPSHOT_ARTIFACT } from './steps/snapshot.js';
-import { protections, type BackupArtifact } from './5-cleanup.js';
+import { offerBlocker, protections, type BackupArtifact } from './5-cleanup.js';
 
 /**
  * Rollback, from any point, in reverse order of what happened:
@@ -36,8 +39,20 @@ function swapBackStep(t: TablePlan): Step {
   const build = async (ctx: PlanContext) => {
     const a = await ctx.journal.getArtifact<SwapArtifact>(swapArtifactKey(t));
     if (!a) return null;
-    return { a, statements: swapBackStatements(t, a, await insertableColumns(ctx.db, t.schema, t.oldName)) };
+    const cols = await insertableColumns(ctx.db, t.schema, t.oldName);
+    return { a, cols, statements: swapBackStatements(t, a, cols) };
   };
+  const replayer = (ctx: StepContext, a: SwapArtifact, cols: { name: string; identityAlways: boolean }[]): Replayer => ({
+    label: `${name(t)} → ${t.schema}.${t.oldName}`,
+    pending: () => reversePending(ctx.db, t, a),
+    captured: () => reverseCaptured(ctx.db, t, a),
+    async apply(limit, signal) {
+      const t0 = performance.now();
+      // READ COMMITTED: a key written again meanwhile got a new version, its log row stays (see applyReverse)
+      const r = await ctx.db.tx((tx) => applyReverse(tx, t, a, cols, limit), { stepId: ctx.stepId, signal });
+      return { changes: r.changes, ms: performance.now() - t0 };
+    },
+  });
   return {
     id: `rollback:swap:${name(t)}`,
     phase: 'rollback',
@@ -50,39 +65,72 @@ function swapBackStep(t: TablePlan): Step {
       const b = await build(ctx);
       const prot = await protections(ctx, t);
       if (!b) return { kind: 'rollback', object: name(t), typed: false, statements: [], impact: [], protections: prot.lines, refusal: `${name(t)} looks swapped but the journal has no record of the swap: restore the backup instead` };
-      const pending = b.a.reverseKey
-        ? Number((await ctx.db.read<{ n: string }>(`SELECT count(DISTINCT pk) AS n FROM pgshift.swap_changes WHERE rel = $1`, [name(t)]))[0]!.n)
-        : null;
+      const pending = b.a.reverseKey ? await reversePending(ctx.db, t, b.a) : null;
+      // the reverse log keeps being carried to the old table while the operator reads this
+      if (b.a.reverseKey) startBackground(ctx.db, `reverse:${name(t)}`, replayer(ctx, b.a, b.cols), { batch: ctx.plan.copy.batchRows, reporter: { log: ctx.log } });
+      const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
+      const locked = b.statements.filter((x) => x.startsWith('LOCK TABLE')).map((l) => l.replace(/^LOCK TABLE (.*) IN ACCESS EXCLUSIVE MODE$/, '$1'));
       return {
         kind: 'rollback', object: name(t), typed: false, statements: b.statements, protections: prot.lines,
         impact: [
-          pending === null ? `no primary key: the old table is re-filled from the new one under the lock` : `${pending} row(s) written since the swap (${b.a.at}) are carried back to ${t.schema}.${t.oldName}`,
+          pending === null
+            ? `no primary key: the old table is re-filled from the new one under the lock`
+            : `${pending} key(s) written since the swap (${b.a.at}) are carried back to ${t.schema}.${t.oldName}: in the background now, and only the remainder under the lock once it fits swap.maxLockMs ${ctx.plan.swap.maxLockMs} ms`,
           `${name(t)} is the original table again; ${t.schema}.${t.targetName} is the partitioned copy again`,
+          ...((b.a.oldTriggers ?? []).length ? [`application trigger(s) ${triggerList(b.a.oldTriggers ?? [])} of the original table (disabled since the swap, so the carry-back does not fire them) are restored as they were`] : []),
           ...b.a.views.map((v) => `view ${v.schema}.${v.name} re-created against the original table`),
           ...b.a.fks.map((f) => `foreign key ${f.schema}.${f.table}.${f.name} back to (${f.columns.join(', ')}), NOT VALID, validated next`),
-          `every query on ${name(t)} waits while the exclusive lock is held`,
+          `locks ACCESS EXCLUSIVE, in this order: ${locked.join(', ')} — every query on them waits while the lock is held`,
+          lt.note,
         ],
       };
     },
     async run(ctx) {
       if (!(await isSwapped(ctx.db, t))) return { status: 'already-done', summary: `${name(t)} is not swapped` };
       const b = (await build(ctx))!;
-      let lockedAt = 0;
-      let attempts = 0;
-      await ctx.db.tx(async (tx) => {
-        attempts++;
-        let i = 0;
-        for (; b.statements[i]!.startsWith('LOCK TABLE'); i++) await tx.query(b.statements[i]!);
-        lockedAt = performance.now();
-        for (const s of b.statements.slice(i)) await tx.query(s);
+      const maxLockMs = ctx.plan.swap.maxLockMs;
+      const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
+      ctx.log(lt.note);
+      let catchUpAgain = async () => {};
+      if (b.a.reverseKey) {
+        if (await stopBackground(ctx.db, `reverse:${name(t)}`)) ctx.log('background carry-back stopped: the swap back catches up itself from here');
+        const rp = replayer(ctx, b.a, b.cols);
+        const meter = new ApplyMeter();
+        catchUpAgain = async () => {
+          const rep = await converge(rp, {
+            budgetMs: applyBudget(maxLockMs), batch: ctx.plan.copy.batchRows, timeoutMs: ctx.plan.swap.catchUpTimeoutSec * 1000,
+            signal: ctx.signal, reporter: ctx, meter, what: 'the rollback',
+          });
+          ctx.log(`carry-back caught up: ${describeRates(rep)}; the rest is predicted to apply in ${Math.round(rep.predictedLockMs)} ms (budget ${applyBudget(maxLockMs)} of swap.maxLockMs ${maxLockMs} ms): requesting the lock`);
+        };
+        await catchUpAgain();
+        if (ctx.signal.aborted) return { status: 'skipped', summary: 'stopped while carrying back; nothing was locked or renamed' };
+      }
+      let underLock = 0;
+      const locks = b.statements.filter((x) => x.startsWith('LOCK TABLE'));
+      const rest = b.statements.filter((x) => !x.startsWith('LOCK TABLE'));
+      const r = await lockedTx(ctx.db, async (tx, lockedAt) => {
+        underLock = 0;
+        for (const s of rest) {
+          if (s.startsWith(CARRY_BACK)) {
+            underLock = (await applyReverse(tx, t, b.a, b.cols, null)).changes;
+            const ms = performance.now() - lockedAt;
+            if (ms > maxLockMs) throw new BudgetExceeded(ms, maxLockMs, underLock);
+            ctx.log(`${underLock} key(s) carried back under the lock in ${Math.round(ms)} ms; reverse log empty`);
+          } else await tx.query(s);
+        }
       }, {
-        stepId: ctx.stepId, signal: ctx.signal,
-        onRetry: (i) => ctx.log(`lock not granted within ${ctx.plan.locks.timeoutMs} ms (${i.error}); retry ${i.attempt}/${i.attempts} in ${i.waitMs} ms`, 'warn'),
+        stepId: ctx.stepId, lockTimeoutMs: lt.ms, attempts: ctx.plan.locks.attempts, signal: ctx.signal, log: (m, l) => ctx.log(m, l), locks,
+        blockerThresholdMs: Math.max(1000, 2 * lt.ms), offer: (x) => offerBlocker(ctx, x), onBudgetMiss: async () => catchUpAgain(),
       });
-      const held = Math.round(performance.now() - lockedAt);
+      const held = r.lockHeldMs;
+      ctx.log(`exclusive lock held ${held} ms (LOCK to COMMIT); ${underLock} change(s) applied under the lock`);
       await ctx.journal.deleteArtifact(swapArtifactKey(t));
-      await ctx.journal.setArtifact(`swapped-back:${name(t)}`, { at: new Date().toISOString(), lockHeldMs: held, fks: b.a.fks });
-      return { status: 'done', summary: `swapped back in ${attempts} attempt(s); exclusive lock held ${held} ms`, data: { lockHeldMs: held } };
+      await ctx.journal.setArtifact(`swapped-back:${name(t)}`, { at: new Date().toISOString(), lockHeldMs: held, fks: b.a.fks, changesUnderLock: underLock });
+      return {
+        status: 'done', summary: `swapped back in ${r.attempts} attempt(s); exclusive lock held ${held} ms; ${underLock} change(s) applied under the lock`,
+        data: { lockHeldMs: held, changesUnderLock: underLock, attempts: r.attempts, budgetMisses: r.budgetMisses },
+      };
     },
   };
 }
@@ -381,7 +429,7 @@ function dropTargetStep(t: TablePlan): Step {
         for (const s of p.ddl) await tx.query(s);
         await tx.query(`DELETE FROM pgshift.checkpoints WHERE step_id = $1`, [copyStepId(t)]);
         await tx.query(`DELETE FROM pgshift.step_state WHERE step_id = ANY($1::text[])`, [undone]);
-        await tx.query(`DELETE FROM pgshift.artifacts WHERE key = ANY($1::text[])`, [[structureArtifactKey(t), depsArtifactKey(t), 'integrity-report']]);
+        await tx.query(`DELETE FROM pgshift.artifacts WHERE key = ANY($1::text[])`, [[structureArtifactKey(t), depsArtifactKey(t), appTriggersKey(t), 'integrity-report']]);
       }, {
         stepId: ctx.stepId, signal: ctx.signal,
         onRetry: (i) => ctx.log(`lock not granted (${i.error}); retry ${i.attempt}/${i.attempts} in ${i.waitMs} ms`, 'warn'),
@@ -511,7 +559,7 @@ const verifyStep: Step = {
       reset++;
     }
     for (const t of ctx.tables) {
-      for (const k of [depsArtifactKey(t), structureArtifactKey(t), swapArtifactKey(t), `swapped-back:${name(t)}`]) await ctx.journal.deleteArtifact(k);
+      for (const k of [depsArtifactKey(t), structureArtifactKey(t), swapArtifactKey(t), `swapped-back:${name(t)}`, appTriggersKey(t)]) await ctx.journal.deleteArtifact(k);
     }
     await ctx.journal.deleteArtifact('integrity-report');
     // the plan's SQL files were undone with the rest: a new run applies them again (a table left in place above will

@@ -4,7 +4,8 @@ import type { TablePlan } from '../plan/schema.js';
 import type { Journal } from '../engine/journal.js';
 import { ident, qname } from '../db/quote.js';
 import { sleep } from '../db/session.js';
-import { columnMap, columnsOf, listOf, primaryKeyOf, relByName, relByOid, rowsOf, type Pair, type Reader, type Rel } from './meta.js';
+import { stopBackground, type Replayer } from './catchup.js';
+import { columnMap, columnsOf, listOf, primaryKeyOf, relByName, relByOid, rowsOf, type ColumnMap, type Pair, type Reader, type Rel } from './meta.js';
 
 /**
  * Online copy: change capture on the source table, replayed onto the new table.
@@ -115,7 +116,10 @@ END`;
   return [
     `CREATE TABLE IF NOT EXISTS ${logQ} (${ident(SEQ)} bigserial PRIMARY KEY, ${pk.map((c) => `${ident(c.name)} ${c.type} NOT NULL`).join(', ')}, captured_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
     `CREATE OR REPLACE FUNCTION ${fnQ}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${tag}${body}\n${tag}`,
-    `CREATE OR REPLACE FUNCTION ${qname('pgshift', TRUNCATE_GUARD_FN)}() RETURNS trigger LANGUAGE plpgsql AS ${gtag}${guardBody}\n${gtag}`,
+    `CREATE OR REPLACE FUNCTION ${qname('pgshift', TRUNCATE_GUARD_FN)}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${gtag}${guardBody}\n${gtag}`,
+    // only triggers call them (a trigger's function is not checked for EXECUTE when it fires)
+    `REVOKE ALL ON FUNCTION ${fnQ}() FROM PUBLIC`,
+    `REVOKE ALL ON FUNCTION ${qname('pgshift', TRUNCATE_GUARD_FN)}() FROM PUBLIC`,
     `CREATE TRIGGER ${ident(CAPTURE_TRIGGER)} AFTER INSERT OR UPDATE OR DELETE ON ${pair.source.q} FOR EACH ROW EXECUTE FUNCTION ${fnQ}()`,
     `CREATE TRIGGER ${ident(TRUNCATE_TRIGGER)} BEFORE TRUNCATE ON ${pair.source.q} FOR EACH STATEMENT EXECUTE FUNCTION ${qname('pgshift', TRUNCATE_GUARD_FN)}()`,
   ];
@@ -185,9 +189,11 @@ export async function captureLag(r: Reader, cap: Capture): Promise<number> {
 /**
  * Applies logged changes inside `tx`: `limit` log entries in log order (null: all). The caller chooses the
  * isolation: REPEATABLE READ for a replay running beside writers, the swap's own transaction (source locked) for
- * the drain. Returns the number of log entries applied and of rows re-inserted.
+ * the drain. Set-based and coalesced: however many changes a key has in the batch, its row is deleted once and
+ * re-inserted once from the source. `map` (the column mapping) may be passed in to spare its catalog reads (under
+ * the swap lock). Returns the number of log entries applied and of rows re-inserted.
  */
-export async function applyChanges(tx: Tx, cap: Capture, limit: number | null): Promise<{ changes: number; rows: number }> {
+export async function applyChanges(tx: Tx, cap: Capture, limit: number | null, map?: ColumnMap): Promise<{ changes: number; rows: number }> {
   const [range] = (
     await tx.client.query<{ hi: string | null; n: string }>(
       limit === null
@@ -197,30 +203,67 @@ export async function applyChanges(tx: Tx, cap: Capture, limit: number | null): 
     )
   ).rows;
   if (!range || range.hi === null || Number(range.n) === 0) return { changes: 0, rows: 0 };
-  const map = await columnMap(tx, { source: cap.source, target: cap.target, swapped: false });
+  const m = map ?? (await columnMap(tx, { source: cap.source, target: cap.target, swapped: false }));
   const pkList = listOf(cap.pk);
   const eq = cap.pk.map((c) => `t.${ident(c)} = k.${ident(c)}`).join(' AND ');
   const keys = `SELECT DISTINCT ${pkList} FROM ${cap.logQ} WHERE ${ident(SEQ)} <= $1`;
   await tx.query(`DELETE FROM ${cap.target.q} t USING (${keys}) k WHERE ${eq}`, [range.hi]);
   const ins = await tx.query(
-    `INSERT INTO ${cap.target.q} (${listOf(map.columns)})${map.overriding ? ' OVERRIDING SYSTEM VALUE' : ''}
-     SELECT ${listOf(map.columns, 's.')} FROM ${cap.source.q} s WHERE (${listOf(cap.pk, 's.')}) IN (${keys.replace('DISTINCT ', '')})`,
+    `INSERT INTO ${cap.target.q} (${listOf(m.columns)})${m.overriding ? ' OVERRIDING SYSTEM VALUE' : ''}
+     SELECT ${listOf(m.columns, 's.')} FROM ${cap.source.q} s WHERE (${listOf(cap.pk, 's.')}) IN (${keys.replace('DISTINCT ', '')})`,
     [range.hi],
   );
   await tx.query(`DELETE FROM ${cap.logQ} WHERE ${ident(SEQ)} <= $1`, [range.hi]);
   return { changes: Number(range.n), rows: ins.rowCount ?? 0 };
 }
 
+/** Applies of one log run one at a time in this process (the background catch-up, the integrity drain, the swap's). */
+const applying = new WeakMap<Db, Map<string, Promise<unknown>>>();
+async function serialized<T>(db: Db, key: string, fn: () => Promise<T>): Promise<T> {
+  let m = applying.get(db);
+  if (!m) applying.set(db, (m = new Map()));
+  const prev = m.get(key) ?? Promise.resolve();
+  const next = prev.catch(() => {}).then(fn);
+  m.set(key, next);
+  try {
+    return await next;
+  } finally {
+    if (m.get(key) === next) m.delete(key);
+  }
+}
+
+/**
+ * One replay batch beside live writers: a short REPEATABLE READ transaction (see above why not READ COMMITTED).
+ * Two applies of the same log at once would only make each other fail with serialization errors: in this process
+ * they take turns.
+ */
+export async function applyBatch(
+  db: Db, cap: Capture, limit: number, opts: { stepId: string | null; signal?: AbortSignal; onRetry?: (m: string) => void; map?: ColumnMap },
+): Promise<{ changes: number; rows: number; ms: number }> {
+  return serialized(db, cap.logQ, () => applyBatchNow(db, cap, limit, opts));
+}
+
+async function applyBatchNow(
+  db: Db, cap: Capture, limit: number, opts: { stepId: string | null; signal?: AbortSignal; onRetry?: (m: string) => void; map?: ColumnMap },
+): Promise<{ changes: number; rows: number; ms: number }> {
+  const t0 = performance.now();
+  const r = await db.tx(async (tx) => {
+    await tx.client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+    return applyChanges(tx, cap, limit, opts.map);
+  }, { stepId: opts.stepId, signal: opts.signal, onRetry: opts.onRetry ? (i) => opts.onRetry!(`${i.error}; retry ${i.attempt}/${i.attempts} in ${i.waitMs} ms`) : undefined });
+  return { ...r, ms: performance.now() - t0 };
+}
+
 /**
  * Replays the log beside live writers until at most `threshold` changes are pending (or the signal stops it).
- * Each batch is one short REPEATABLE READ transaction (see above why not READ COMMITTED).
+ * Each batch is one short REPEATABLE READ transaction.
  */
 export async function catchUp(
   db: Db,
   cap: Capture,
   opts: {
     batch: number; threshold: number; signal: AbortSignal; stepId: string | null;
-    onBatch?: (info: { applied: number; lag: number }) => void;
+    onBatch?: (info: { applied: number; lag: number; changes: number; ms: number }) => void;
     onRetry?: (m: string) => void;
     maxRounds?: number;
   },
@@ -229,14 +272,11 @@ export async function catchUp(
   let rounds = 0;
   let lag = await captureLag(db, cap);
   while (lag > opts.threshold && !opts.signal.aborted && rounds < (opts.maxRounds ?? Infinity)) {
-    const r = await db.tx(async (tx) => {
-      await tx.client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
-      return applyChanges(tx, cap, opts.batch);
-    }, { stepId: opts.stepId, signal: opts.signal, onRetry: opts.onRetry ? (i) => opts.onRetry!(`${i.error}; retry ${i.attempt}/${i.attempts} in ${i.waitMs} ms`) : undefined });
+    const r = await applyBatch(db, cap, opts.batch, { stepId: opts.stepId, signal: opts.signal, onRetry: opts.onRetry });
     applied += r.changes;
     rounds++;
     lag = await captureLag(db, cap);
-    opts.onBatch?.({ applied, lag });
+    opts.onBatch?.({ applied, lag, changes: r.changes, ms: r.ms });
     if (r.changes === 0) await sleep(50, opts.signal);
   }
   return { applied, lag, rounds };
@@ -245,13 +285,59 @@ export async function catchUp(
 /**
  * CONTRACT (phase 5 calls it): inside the swap transaction, after the swap has locked the source table against
  * writes, apply every captured change still pending to the new table; returns how many changes it applied.
- * No-op (0) when the table was copied in batch mode (no capture installed).
+ * No-op (0) when no capture is installed. Then proves the log empty (no writer can commit to the locked source):
+ * the exact, cheap check the swap relies on instead of counting the table.
  */
-export async function drainCapture(tx: Tx, t: TablePlan, _journal: Journal): Promise<number> {
+export async function drainCapture(tx: Tx, t: TablePlan, _journal: Journal, map?: ColumnMap): Promise<number> {
   const cap = await findCapture(tx, t);
   if (!cap) return 0;
-  const r = await applyChanges(tx, cap, null);
+  const r = await applyChanges(tx, cap, null, map);
+  const left = await tx.client.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${cap.logQ}) AS any`);
+  if (left.rows[0]!.any) throw new Error(`captured changes of ${cap.source.display} are still pending after the drain under the lock: refusing to swap`);
   return r.changes;
+}
+
+/** How many changes were ever captured (the log's sequence): its growth per second is the capture rate. */
+export async function capturedTotal(r: Reader, cap: Capture): Promise<number> {
+  const seq = await rowsOf<{ s: string | null }>(r, `SELECT pg_get_serial_sequence($1, $2) AS s`, [cap.logQ, SEQ]);
+  if (!seq[0]?.s) return 0;
+  const v = await rowsOf<{ n: string }>(r, `SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS n FROM ${seq[0].s}`);
+  return Number(v[0]?.n ?? 0);
+}
+
+/**
+ * Re-sync after a failed integrity report: the key of every row that differs between the source and the new table
+ * (missing, extra, or different content) is added to the change log, so the next apply makes the new table equal
+ * to the source for it. Two full scans (hash joins), run only when asked. Returns the number of keys queued.
+ */
+export async function queueDiffering(db: Db, cap: Capture, stepId: string | null): Promise<number> {
+  const map = await columnMap(db, { source: cap.source, target: cap.target, swapped: false });
+  const pk = listOf(cap.pk);
+  const eq = cap.pk.map((c) => `n.${ident(c)} = s.${ident(c)}`).join(' AND ');
+  const r = await db.query(
+    `INSERT INTO ${cap.logQ} (${pk})
+     SELECT ${listOf(cap.pk, 's.')} FROM ${cap.source.q} s
+      WHERE NOT EXISTS (SELECT 1 FROM ${cap.target.q} n WHERE ${eq} AND ROW(${listOf(map.columns, 'n.')})::text = ROW(${listOf(map.columns, 's.')})::text)
+     UNION
+     SELECT ${listOf(cap.pk, 'n.')} FROM ${cap.target.q} n WHERE NOT EXISTS (SELECT 1 FROM ${cap.source.q} s WHERE ${eq})`,
+    [], stepId,
+  );
+  return r.rowCount ?? 0;
+}
+
+/** The capture as a Replayer (continuous catch-up, convergence before the swap lock). */
+export function captureReplayer(db: Db, cap: Capture, stepId: string | null, onRetry?: (m: string) => void): Replayer {
+  let map: ColumnMap | undefined;
+  return {
+    label: `${cap.source.display} → ${cap.target.display}`,
+    pending: () => captureLag(db, cap),
+    captured: () => capturedTotal(db, cap),
+    async apply(limit, signal) {
+      map ??= await columnMap(db, { source: cap.source, target: cap.target, swapped: false });
+      const r = await applyBatch(db, cap, limit, { stepId, signal, onRetry, map });
+      return { changes: r.changes, ms: r.ms };
+    },
+  };
 }
 
 /** Statements removeCapture runs (for previews and confirmations). */
@@ -269,6 +355,7 @@ export function removeStatements(t: TablePlan, sourceQ: string | null): string[]
 /** CONTRACT: drop the capture trigger, function and change log of a table (after the swap or on rollback). */
 export async function removeCapture(db: Db, t: TablePlan, stepId: string | null): Promise<void> {
   const names = captureNames(t);
+  await stopBackground(db, names.artifact);
   const cap = await findCapture(db, t);
   let sourceQ = cap?.source.q ?? null;
   if (!sourceQ) {

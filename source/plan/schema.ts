@@ -111,6 +111,15 @@ export const PlanSchema = z
       })
       .strict()
       .default({ timeoutMs: 2000, attempts: 10, backoffMs: 250, maxBackoffMs: 5000 }),
+    /** the cut-over (swap, swap back): the exclusive lock is only taken when the captured remainder fits maxLockMs */
+    swap: z
+      .object({
+        maxLockMs: z.number().int().min(10).max(60_000).default(100),
+        /** give up catching up (nothing locked or renamed) when writes outpace the replay this long */
+        catchUpTimeoutSec: z.number().int().min(1).max(86_400).default(600),
+      })
+      .strict()
+      .default({ maxLockMs: 100, catchUpTimeoutSec: 600 }),
   })
   .strict();
 

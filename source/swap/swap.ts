@@ -1,4 +1,7 @@
 import type { Db, Tx } from '../db/session.js';
+import { backoffDelay, isConnectionLoss, isLockTimeout, sleep } from '../db/session.js';
+import { BudgetExceeded } from '../copy/catchup.js';
+import { disableTriggerSql, restoreTriggerSql, type TriggerState } from '../copy/app-triggers.js';
 import type { TablePlan } from '../plan/schema.js';
 import type { Journal } from '../engine/journal.js';
 import { ident, literal, qname } from '../db/quote.js';
@@ -41,14 +44,25 @@ export interface SwapArtifact {
   readonly mode: 'batch' | 'online';
   readonly drained: number;
   readonly rows?: number;
+  /** the reverse log (schema pgshift), one row per key written since the swap */
+  readonly reverseLog?: string;
+  /** the old table's application triggers, disabled by the swap (restored by a swap back) */
+  readonly oldTriggers?: TriggerState[];
+  /** the new table's application triggers, enabled by the swap as they were (disabled again by a swap back) */
+  readonly newTriggers?: TriggerState[];
+  /** the lock budget and what was applied under the lock */
+  readonly maxLockMs?: number;
+  readonly budgetMisses?: number;
 }
 
 export const swapArtifactKey = (t: TablePlan) => `swap:${t.schema}.${t.table}`;
 export const depsArtifactKey = (t: TablePlan) => `dependencies:${t.schema}.${t.table}`;
 export const structureArtifactKey = (t: TablePlan) => `structure:${t.schema}.${t.table}`;
 
-export const REVERSE_LOG = 'pgshift.swap_changes';
 export const reverseFunction = (t: TablePlan) => `swap_reverse_${md5hex(`${t.schema}.${t.table}`).slice(0, 12)}`;
+/** The reverse-change log of a table: pgshift.rev_<table>_<hash>, one row per primary key written since the swap. */
+export const reverseLogName = (t: Pick<TablePlan, 'schema' | 'table'>) =>
+  `rev_${`${t.schema}_${t.table}`.toLowerCase().replace(/[^a-z0-9_]+/g, '_').slice(0, 40)}_${md5hex(`${t.schema}.${t.table}`).slice(0, 8)}`;
 export const REVERSE_TRIGGER = 'pgshift_swap_reverse';
 
 /** Refused preconditions inside the swap transaction: not retried (they are not lock timeouts). */
@@ -179,20 +193,31 @@ export async function primaryKey(db: Db, schema: string, table: string): Promise
   return r.length ? r.map((x) => ({ column: x.col, type: x.type })) : null;
 }
 
-/** Reverse-change log: after the swap, every row written to the new table is noted, so a swap back can carry it. */
+/**
+ * Reverse-change log: after the swap, every key written to the new table is noted (one row per key: an upsert that
+ * bumps the row's version), so a swap back carries exactly those rows. The trigger function runs as its owner
+ * (SECURITY DEFINER, pinned search_path, fully qualified names): an application role without any right on schema
+ * pgshift writes through it. Nobody may call it directly (REVOKE … FROM PUBLIC; a trigger's function is not checked
+ * for EXECUTE when it fires).
+ */
 export function reverseCaptureSql(t: TablePlan, key: { column: string; type: string }[], onTable: string): string[] {
   const fn = qname('pgshift', reverseFunction(t));
-  const obj = (rec: string) => `jsonb_build_object(${key.map((k) => `${literal(k.column)}, ${rec}.${ident(k.column)}`).join(', ')})`;
-  const rel = literal(`${t.schema}.${t.table}`);
+  const log = reverseLogName(t);
+  const logQ = qname('pgshift', log);
+  const seq = literal(qname('pgshift', `${log}_ver_seq`));
+  const cols = key.map((k) => ident(k.column));
+  const upsert = (rec: string) =>
+    `INSERT INTO ${logQ} (${cols.join(', ')}) VALUES (${cols.map((c) => `${rec}.${c}`).join(', ')}) ON CONFLICT (${cols.join(', ')}) DO UPDATE SET ver = pg_catalog.nextval(${seq}::pg_catalog.regclass);`;
   return [
-    `CREATE TABLE IF NOT EXISTS ${REVERSE_LOG} (id bigserial PRIMARY KEY, rel text NOT NULL, pk jsonb NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())`,
-    `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $pgshift$
+    `CREATE TABLE IF NOT EXISTS ${logQ} (${key.map((k) => `${ident(k.column)} ${k.type} NOT NULL`).join(', ')}, ver bigserial NOT NULL, PRIMARY KEY (${cols.join(', ')}))`,
+    `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $pgshift$
 BEGIN
-  IF TG_OP <> 'DELETE' THEN INSERT INTO ${REVERSE_LOG} (rel, pk) VALUES (${rel}, ${obj('NEW')}); END IF;
-  IF TG_OP <> 'INSERT' THEN INSERT INTO ${REVERSE_LOG} (rel, pk) VALUES (${rel}, ${obj('OLD')}); END IF;
+  IF TG_OP <> 'DELETE' THEN ${upsert('NEW')} END IF;
+  IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND (${cols.map((c) => `OLD.${c}`).join(', ')}) IS DISTINCT FROM (${cols.map((c) => `NEW.${c}`).join(', ')})) THEN ${upsert('OLD')} END IF;
   RETURN NULL;
 END
 $pgshift$`,
+    `REVOKE ALL ON FUNCTION ${fn}() FROM PUBLIC`,
     `CREATE TRIGGER ${ident(REVERSE_TRIGGER)} AFTER INSERT OR UPDATE OR DELETE ON ${qname(t.schema, onTable)} FOR EACH ROW EXECUTE FUNCTION ${fn}()`,
   ];
 }
@@ -202,28 +227,38 @@ export interface SwapOutline {
   readonly newRenames: Rename[];
   readonly oldRenames: Rename[];
   readonly reverseKey: { column: string; type: string }[] | null;
+  /** the LOCK TABLE statements, in the order they run */
+  readonly locks: string[];
+  readonly oldTriggers: TriggerState[];
+  readonly newTriggers: TriggerState[];
 }
 
-/** Every statement of the swap transaction, in order (drain / row check shown as comments where they run). */
-export async function outlineSwap(db: Db, t: TablePlan, deps: DependencyRecord, structure: StructureArtifact | null, online: boolean, lockTimeoutMs: number): Promise<SwapOutline> {
+/**
+ * Every statement of the swap transaction, in order (the apply of the captured remainder, or the legacy row check,
+ * shown as a comment where it runs). `triggers`: the old table's application triggers (disabled by the swap) and the
+ * new table's as the copy found them (restored by the swap).
+ */
+export async function outlineSwap(
+  db: Db, t: TablePlan, deps: DependencyRecord, structure: StructureArtifact | null, captured: boolean, lockTimeoutMs: number,
+  triggers: { old: TriggerState[]; new: TriggerState[] } = { old: [], new: [] },
+): Promise<SwapOutline> {
   const { newRenames, oldRenames } = await nameMapping(db, t, structure);
   const reverseKey = await primaryKey(db, t.schema, t.table);
   const T = qname(t.schema, t.table);
+  const locks = lockOrder(qname(t.schema, t.table), qname(t.schema, t.targetName), deps.fks);
   const s: string[] = [
     `BEGIN`,
     `SET LOCAL lock_timeout = ${Math.round(lockTimeoutMs)}`,
-    // referencing tables first: a writer inserting there takes its lock, then checks its FK on the table; locking in
-    // the same order (referencing, then referenced) means it finishes or waits, never deadlocks with the swap
-    ...lockReferencing(deps.fks),
-    `LOCK TABLE ${T} IN ACCESS EXCLUSIVE MODE`,
-    `LOCK TABLE ${qname(t.schema, t.targetName)} IN ACCESS EXCLUSIVE MODE`,
-    online
-      ? `-- apply every captured change still pending to ${t.schema}.${t.targetName} (drainCapture)`
-      : `-- check under the lock: same row count and same max key in ${t.schema}.${t.table} and ${t.schema}.${t.targetName}, else refuse`,
+    ...locks,
+    captured
+      ? `-- apply the captured changes still pending to ${t.schema}.${t.targetName} (a small remainder: the lock is only requested once it fits the budget), then check the change log is empty`
+      : `-- no change capture (copied before pgshift captured in batch mode): check under the lock that row count and highest key agree, else refuse`,
     `ALTER TABLE ${T} RENAME TO ${ident(t.oldName)}`,
     `ALTER TABLE ${qname(t.schema, t.targetName)} RENAME TO ${ident(t.table)}`,
     ...oldRenames.map((r) => renameSql(t.schema, t.oldName, r)),
     ...newRenames.map((r) => renameSql(t.schema, t.table, r)),
+    ...disableTriggerSql(qname(t.schema, t.oldName), triggers.old),
+    ...restoreTriggerSql(T, triggers.new),
     ...viewSql(deps.views),
   ];
   for (const fk of deps.fks) {
@@ -233,11 +268,19 @@ export async function outlineSwap(db: Db, t: TablePlan, deps: DependencyRecord, 
   s.push(...sequenceSql(t, deps, 'forward'));
   if (reverseKey) s.push(...reverseCaptureSql(t, reverseKey, t.table));
   s.push('COMMIT');
-  return { statements: s, newRenames, oldRenames, reverseKey };
+  return { statements: s, newRenames, oldRenames, reverseKey, locks, oldTriggers: triggers.old, newTriggers: triggers.new };
 }
 
-function lockReferencing(fks: readonly FkPlan[]): string[] {
-  return [...new Set(fks.map((f) => qname(f.schema, f.table)))].sort().map((r) => `LOCK TABLE ${r} IN ACCESS EXCLUSIVE MODE`);
+/**
+ * The order the swap (and the swap back) takes its locks: the table and its counterpart first, then the tables
+ * whose foreign keys reference it, sorted. An application's RI check takes its locks the same way (a write to the
+ * referenced table, then the referencing one checks against it; or the referencing row first, which already holds
+ * a lock on the referenced table and is let through ahead of our request), so the two can wait for each other but
+ * never deadlock; the referencing tables are locked because their foreign keys are dropped and re-added.
+ */
+export function lockOrder(table: string, counterpart: string, fks: readonly FkPlan[]): string[] {
+  const referencing = [...new Set(fks.map((f) => qname(f.schema, f.table)))].filter((r) => r !== table && r !== counterpart).sort();
+  return [table, counterpart, ...referencing].map((r) => `LOCK TABLE ${r} IN ACCESS EXCLUSIVE MODE`);
 }
 
 /**
@@ -269,19 +312,160 @@ export function sequenceSql(t: TablePlan, deps: DependencyRecord, direction: 'fo
   return out;
 }
 
-/** Sessions (not pgshift's) holding locks on these relations, with how long their transaction has run. */
-export async function lockHolders(db: Db, relations: readonly string[]): Promise<{ pid: number; state: string; app: string; user: string; mode: string; relation: string; xactMs: number; query: string }[]> {
+/**
+ * Sessions (not pgshift's) holding locks on these relations, with how long their transaction has run. A role
+ * without pg_read_all_stats sees NULL state/query/xact_start for other roles' sessions: those stay null here.
+ */
+export async function lockHolders(db: Db, relations: readonly string[]): Promise<{ pid: number; state: string | null; app: string | null; user: string | null; mode: string; relation: string; xactMs: number | null; query: string | null }[]> {
   return (
-    await db.read<{ pid: number; state: string; app: string; usename: string; mode: string; rel: string; xact_ms: string; query: string }>(
+    await db.read<{ pid: number; state: string | null; app: string | null; usename: string | null; mode: string; rel: string; xact_ms: string | null; query: string | null }>(
       `SELECT DISTINCT ON (l.pid) l.pid, a.state, a.application_name AS app, a.usename, l.mode, l.relation::regclass::text AS rel,
               (extract(epoch FROM clock_timestamp() - coalesce(a.xact_start, a.query_start)) * 1000)::bigint AS xact_ms, left(a.query, 200) AS query
-         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+         FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
         WHERE l.granted AND l.locktype = 'relation' AND l.relation = ANY (SELECT to_regclass(x) FROM unnest($1::text[]) x)
-          AND l.pid <> pg_backend_pid() AND a.application_name NOT LIKE 'pgshift%'
+          AND l.pid <> pg_backend_pid() AND coalesce(a.application_name, '') NOT LIKE 'pgshift%'
         ORDER BY l.pid, l.mode`,
       [relations],
     )
-  ).map((r) => ({ pid: r.pid, state: r.state, app: r.app, user: r.usename, mode: r.mode, relation: r.rel, xactMs: Number(r.xact_ms), query: r.query }));
+  ).map((r) => ({ pid: r.pid, state: r.state, app: r.app, user: r.usename, mode: r.mode, relation: r.rel, xactMs: r.xact_ms === null ? null : Number(r.xact_ms), query: r.query }));
+}
+
+/** A session that blocked pgshift's lock request (pg_blocking_pids of pgshift's waiting backend), and for how long. */
+export interface Blocker {
+  readonly pid: number;
+  readonly user: string | null;
+  readonly app: string | null;
+  /** null when pg_stat_activity hides it from this role (no pg_read_all_stats) */
+  readonly state: string | null;
+  readonly query: string | null;
+  readonly xactMs: number | null;
+  /** total time pgshift's lock requests waited behind it, over every attempt */
+  blockedMs: number;
+}
+
+/** Polls pg_blocking_pids(pid) while pgshift's backend waits for its locks; adds the time waited to each blocker. */
+function watchBlockers(db: Db, pid: number, tally: Map<string, Blocker>): { stop(): Promise<void> } {
+  let stopped = false;
+  const loop = (async () => {
+    let last = performance.now();
+    while (!stopped) {
+      await sleep(50);
+      if (stopped) break;
+      const rows = await db.read<{ pid: number; usename: string | null; app: string | null; state: string | null; query: string | null; xact_ms: string | null; started: string | null }>(
+        `SELECT b.pid, a.usename, a.application_name AS app, a.state, left(a.query, 200) AS query,
+                (extract(epoch FROM clock_timestamp() - a.xact_start) * 1000)::bigint AS xact_ms, a.backend_start::text AS started
+           FROM unnest(pg_blocking_pids($1)) AS b(pid) LEFT JOIN pg_stat_activity a ON a.pid = b.pid`,
+        [pid],
+      ).catch(() => []);
+      const now = performance.now();
+      for (const r of rows) {
+        const key = `${r.pid}:${r.started ?? ''}`;
+        const b = tally.get(key) ?? { pid: r.pid, user: r.usename, app: r.app, state: r.state, query: r.query, xactMs: null, blockedMs: 0 };
+        b.blockedMs += now - last;
+        tally.set(key, { ...b, state: r.state, query: r.query, xactMs: r.xact_ms === null ? null : Number(r.xact_ms) });
+      }
+      last = now;
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
+export interface LockedTxOptions {
+  readonly stepId: string;
+  readonly lockTimeoutMs: number;
+  readonly attempts: number;
+  readonly signal?: AbortSignal;
+  readonly log: (m: string, level?: 'info' | 'warn') => void;
+  /** the LOCK TABLE statements, run first (while they wait, the sessions blocking them are tallied) */
+  readonly locks: readonly string[];
+  /** a blocker that kept pgshift's lock requests waiting this long (over all attempts) is offered to the operator */
+  readonly blockerThresholdMs: number;
+  readonly offer?: (b: Blocker) => Promise<void>;
+  /** a BudgetExceeded from the body: catch up again (the caller's), then retry; at most maxBudgetMisses times */
+  readonly onBudgetMiss?: (e: BudgetExceeded) => Promise<void>;
+  readonly maxBudgetMisses?: number;
+}
+
+/**
+ * One short exclusive transaction: SET LOCAL lock_timeout, the LOCK statements, then `body` (given the time the
+ * locks were granted). Retried with backoff and jitter when a lock is not granted in time, on a deadlock, or on a
+ * lost connection: pgshift gives up and lets the application through, never the reverse. Returns how long the
+ * locks were held (LOCK granted to COMMIT).
+ */
+export async function lockedTx<T>(db: Db, body: (tx: Tx, lockedAt: number) => Promise<T>, o: LockedTxOptions): Promise<{ out: T; attempts: number; lockHeldMs: number; budgetMisses: number }> {
+  const tally = new Map<string, Blocker>();
+  const offered = new Set<string>();
+  let budgetMisses = 0;
+  for (let attempt = 1; ; attempt++) {
+    let lockedAt = 0;
+    try {
+      const out = await db.tx(async (tx) => {
+        const pid = (await tx.client.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]!.p;
+        const t0 = performance.now();
+        const watch = watchBlockers(db, pid, tally);
+        try {
+          for (const l of o.locks) await tx.query(l);
+        } finally {
+          await watch.stop();
+        }
+        lockedAt = performance.now();
+        o.log(`attempt ${attempt}: ACCESS EXCLUSIVE locks granted after ${Math.round(lockedAt - t0)} ms; every query on these tables now waits until COMMIT`);
+        return body(tx, lockedAt);
+      }, { stepId: o.stepId, lockTimeoutMs: o.lockTimeoutMs, attempts: 1, signal: o.signal });
+      return { out, attempts: attempt, lockHeldMs: Math.round(performance.now() - lockedAt), budgetMisses };
+    } catch (e) {
+      if (e instanceof BudgetExceeded) {
+        budgetMisses++;
+        o.log(`${e.message}: rolled back, nothing renamed, the lock released; catching up again before the next attempt (${budgetMisses}/${o.maxBudgetMisses ?? 5})`, 'warn');
+        if (budgetMisses >= (o.maxBudgetMisses ?? 5) || !o.onBudgetMiss) {
+          throw new UserError(
+            `the changes left under the lock never fitted the ${e.budget} ms budget (${budgetMisses} attempts, last ${Math.round(e.ms)} ms for ${e.changes} changes): nothing was renamed`,
+            'run it at a quieter moment, raise copy.batchRows, or raise swap.maxLockMs if a longer lock is acceptable',
+            1,
+          );
+        }
+        await o.onBudgetMiss(e);
+        attempt--;
+        continue;
+      }
+      const retryable = isLockTimeout(e) || isConnectionLoss(e);
+      if (!retryable || attempt >= o.attempts || o.signal?.aborted) throw e;
+      const waitMs = backoffDelay(attempt, db.locks.backoffMs, db.locks.maxBackoffMs);
+      const code = (e as { code?: string }).code;
+      o.log(
+        `${code === '40P01' ? 'deadlock detected by pgshift' : `lock not granted within ${o.lockTimeoutMs} ms`} (${(e as Error).message}); everything rolled back, writers released; retry ${attempt + 1}/${o.attempts} in ${waitMs} ms`,
+        'warn',
+      );
+      for (const [key, b] of tally) {
+        if (b.blockedMs >= o.blockerThresholdMs && !offered.has(key) && o.offer) {
+          offered.add(key);
+          await o.offer(b);
+        }
+      }
+      await sleep(waitMs, o.signal);
+    }
+  }
+}
+
+/**
+ * The lock_timeout for the swap, the swap back and the drop: below the server's deadlock_timeout, so that in any
+ * lock cycle with an application transaction pgshift's wait ends first (it then retries) and the application's
+ * deadlock check never has to kill the application's statement.
+ */
+export async function cutoverLockTimeout(db: Db, planMs: number): Promise<{ ms: number; deadlockMs: number; note: string }> {
+  const r = await db.read<{ ms: string }>(`SELECT setting AS ms FROM pg_settings WHERE name = 'deadlock_timeout'`).catch(() => []);
+  const deadlockMs = Number(r[0]?.ms ?? 1000);
+  const cap = Math.max(50, Math.floor(deadlockMs / 2));
+  const ms = Math.min(planMs, cap);
+  const note = ms < planMs
+    ? `lock_timeout ${ms} ms for these locks (plan: ${planMs} ms), below the server's deadlock_timeout ${deadlockMs} ms: in a lock cycle pgshift gives up and retries, the application's statement never fails`
+    : `lock_timeout ${ms} ms < deadlock_timeout ${deadlockMs} ms: in a lock cycle pgshift gives up and retries, the application's statement never fails`;
+  return { ms, deadlockMs, note };
 }
 
 /** Under the lock, batch mode: the copy must still be complete (no write reached the old table after it). */
@@ -316,9 +500,15 @@ export interface SwapRunResult {
   readonly attempts: number;
   readonly drained: number;
   readonly rows?: number;
+  readonly budgetMisses: number;
 }
 
-/** The swap transaction itself (db.tx: SET LOCAL lock_timeout, retried with backoff and jitter on 55P03). */
+/**
+ * The swap transaction: the locks (lockedTx: lock_timeout, retries, blockers tallied), then under them the captured
+ * remainder applied and the log proven empty (or, without a capture, the legacy count check), then the renames. When
+ * the apply under the lock overran `maxLockMs`, the transaction is rolled back (nothing renamed), the caller catches
+ * up again, and it is tried again.
+ */
 export async function runSwap(
   db: Db,
   journal: Journal,
@@ -326,71 +516,114 @@ export async function runSwap(
   outline: SwapOutline,
   deps: DependencyRecord,
   opts: {
-    online: boolean;
+    captured: boolean;
     stepId: string;
     lockTimeoutMs: number;
     attempts: number;
+    maxLockMs: number;
     signal?: AbortSignal;
     log: (m: string, level?: 'info' | 'warn') => void;
     drain: (tx: Tx) => Promise<number>;
+    catchUp: () => Promise<void>;
+    offer?: (b: Blocker) => Promise<void>;
   },
 ): Promise<SwapRunResult> {
-  let attempts = 0;
-  let lockedAt = 0;
   let drained = 0;
   let rows: number | undefined;
-  const body = outline.statements.filter((s) => s !== 'BEGIN' && s !== 'COMMIT' && !s.startsWith('SET LOCAL') && !s.startsWith('--'));
-  await db.tx(
-    async (tx) => {
-      attempts++;
-      const t0 = performance.now();
-      let i = 0;
-      for (; body[i]!.startsWith('LOCK TABLE'); i++) await tx.query(body[i]!);
-      lockedAt = performance.now();
-      opts.log(`attempt ${attempts}: ACCESS EXCLUSIVE locks granted after ${Math.round(lockedAt - t0)} ms; every query on ${t.schema}.${t.table} now waits until COMMIT`);
-      if (opts.online) {
-        drained = await opts.drain(tx);
-      } else {
-        rows = await checkBatchComplete(tx, t, outline.reverseKey);
-      }
-      for (const s of body.slice(i)) await tx.query(s);
-      await journal.setArtifact(swapArtifactKey(t), {
-        at: new Date().toISOString(), lockHeldMs: -1, attempts, table: `${t.schema}.${t.table}`, oldName: t.oldName, targetName: t.targetName,
-        oldRenames: outline.oldRenames, newRenames: outline.newRenames, fks: deps.fks, views: deps.views, sequences: deps.sequences,
-        reverseKey: outline.reverseKey, mode: opts.online ? 'online' : 'batch', drained, rows,
-      } satisfies SwapArtifact, tx);
-    },
-    {
-      stepId: opts.stepId, lockTimeoutMs: opts.lockTimeoutMs, attempts: opts.attempts, signal: opts.signal,
-      onRetry: (i) => opts.log(`lock not granted within ${opts.lockTimeoutMs} ms (${i.error}); everything rolled back, writers released; retry ${i.attempt}/${i.attempts} in ${i.waitMs} ms`, 'warn'),
-    },
+  const body = outline.statements.filter((s) => s !== 'BEGIN' && s !== 'COMMIT' && !s.startsWith('SET LOCAL') && !s.startsWith('--') && !s.startsWith('LOCK TABLE'));
+  const r = await lockedTx(db, async (tx, lockedAt) => {
+    if (opts.captured) {
+      drained = await opts.drain(tx);
+      const ms = performance.now() - lockedAt;
+      if (ms > opts.maxLockMs) throw new BudgetExceeded(ms, opts.maxLockMs, drained);
+      opts.log(`${drained} captured change(s) applied under the lock in ${Math.round(ms)} ms; change log empty`);
+    } else {
+      rows = await checkBatchComplete(tx, t, outline.reverseKey);
+    }
+    for (const s of body) await tx.query(s);
+    await journal.setArtifact(swapArtifactKey(t), {
+      at: new Date().toISOString(), lockHeldMs: -1, attempts: 0, table: `${t.schema}.${t.table}`, oldName: t.oldName, targetName: t.targetName,
+      oldRenames: outline.oldRenames, newRenames: outline.newRenames, fks: deps.fks, views: deps.views, sequences: deps.sequences,
+      reverseKey: outline.reverseKey, mode: opts.captured ? 'online' : 'batch', drained, rows,
+      reverseLog: outline.reverseKey ? reverseLogName(t) : undefined, oldTriggers: outline.oldTriggers, newTriggers: outline.newTriggers, maxLockMs: opts.maxLockMs,
+    } satisfies SwapArtifact, tx);
+  }, {
+    stepId: opts.stepId, lockTimeoutMs: opts.lockTimeoutMs, attempts: opts.attempts, signal: opts.signal, log: opts.log, locks: outline.locks,
+    blockerThresholdMs: Math.max(1000, 2 * opts.lockTimeoutMs), offer: opts.offer, onBudgetMiss: async () => opts.catchUp(),
+  });
+  return { lockHeldMs: r.lockHeldMs, attempts: r.attempts, drained, rows, budgetMisses: r.budgetMisses };
+}
+
+/** Apply of the reverse log to the old table, `limit` keys in version order (null: all), in the caller's transaction. */
+export async function applyReverse(
+  tx: Tx, t: TablePlan, a: SwapArtifact, columns: { name: string; identityAlways: boolean }[], limit: number | null,
+): Promise<{ changes: number; rows: number }> {
+  const k = a.reverseKey!;
+  const logQ = qname('pgshift', a.reverseLog ?? reverseLogName(t));
+  const T = qname(t.schema, t.table); // the new table while swapped
+  const O = qname(t.schema, t.oldName);
+  const sel = await tx.client.query<Record<string, string>>(
+    `SELECT ${k.map((x, i) => `${ident(x.column)}::text AS k${i}`).join(', ')}, ver::text AS ver FROM ${logQ} ORDER BY ver${limit === null ? '' : ' LIMIT $1'}`,
+    limit === null ? [] : [limit],
   );
-  const lockHeldMs = Math.round(performance.now() - lockedAt);
-  return { lockHeldMs, attempts, drained, rows };
+  if (!sel.rows.length) return { changes: 0, rows: 0 };
+  const arrays = k.map((_, i) => sel.rows.map((r) => r[`k${i}`]!));
+  const vers = sel.rows.map((r) => r.ver!);
+  const keys = `SELECT * FROM unnest(${k.map((x, i) => `$${i + 1}::text[]::${x.type}[]`).join(', ')}) AS p(${k.map((x) => ident(x.column)).join(', ')})`;
+  const match = (alias: string) => k.map((x) => `${alias}.${ident(x.column)} = p.${ident(x.column)}`).join(' AND ');
+  const cols = columns.map((c) => ident(c.name)).join(', ');
+  const overriding = columns.some((c) => c.identityAlways) ? ' OVERRIDING SYSTEM VALUE' : '';
+  await tx.query(`DELETE FROM ${O} o USING (${keys}) p WHERE ${match('o')}`, arrays);
+  const ins = await tx.query(
+    `INSERT INTO ${O} (${cols})${overriding} SELECT ${cols} FROM ${T} n WHERE (${k.map((x) => `n.${ident(x.column)}`).join(', ')}) IN (SELECT ${k.map((x) => `p.${ident(x.column)}`).join(', ')} FROM (${keys}) p)`,
+    arrays,
+  );
+  // only the versions carried: a key written again meanwhile has a new version and stays for the next batch
+  await tx.query(
+    `DELETE FROM ${logQ} l USING (SELECT * FROM unnest(${k.map((x, i) => `$${i + 1}::text[]::${x.type}[]`).join(', ')}, $${k.length + 1}::bigint[]) AS p(${k.map((x) => ident(x.column)).join(', ')}, ver)) p
+      WHERE ${match('l')} AND l.ver = p.ver`,
+    [...arrays, vers],
+  );
+  return { changes: sel.rows.length, rows: ins.rowCount ?? 0 };
+}
+
+/** Pending keys in the reverse log (0 when it does not exist). */
+export async function reversePending(db: Db, t: TablePlan, a: SwapArtifact): Promise<number> {
+  const logQ = qname('pgshift', a.reverseLog ?? reverseLogName(t));
+  const ex = await db.read<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [logQ]);
+  if (!ex[0]!.ok) return 0;
+  const r = await db.read<{ n: string }>(`SELECT count(*) AS n FROM ${logQ}`);
+  return Number(r[0]!.n);
+}
+
+/** Total versions ever given out by the reverse log (its sequence): the capture rate is its growth. */
+export async function reverseCaptured(db: Db, t: TablePlan, a: SwapArtifact): Promise<number> {
+  const seq = qname('pgshift', `${a.reverseLog ?? reverseLogName(t)}_ver_seq`);
+  const r = await db.read<{ n: string }>(`SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS n FROM ${seq}`).catch(() => [{ n: '0' }]);
+  return Number(r[0]!.n);
 }
 
 /**
  * The swap back (rollback after the swap), in one transaction: rows written to the new table since the swap are
- * carried into the old one (from the reverse-change log, or a full resync when the table had no primary key), names
- * go back, views are re-created against the old table, the original foreign keys come back NOT VALID (validated
- * after commit), sequence ownership returns.
+ * carried into the old one (from the reverse log: most of it before the lock, the remainder under it; or a full
+ * resync when the table had no primary key), names go back, the old table's application triggers are restored and
+ * the new table's disabled again, views are re-created against the old table, the original foreign keys come back
+ * NOT VALID (validated after commit), sequence ownership returns. Lines starting with `-- carry-back` stand for
+ * applyReverse, run where they appear.
  */
+export const CARRY_BACK = '-- carry-back';
 export function swapBackStatements(t: TablePlan, a: SwapArtifact, columns: { name: string; identityAlways: boolean }[]): string[] {
   const T = qname(t.schema, t.table); // the new table while swapped
   const O = qname(t.schema, t.oldName);
   const cols = columns.map((c) => ident(c.name)).join(', ');
   const overriding = columns.some((c) => c.identityAlways) ? ' OVERRIDING SYSTEM VALUE' : '';
-  const s: string[] = [...lockReferencing(a.fks), `LOCK TABLE ${T} IN ACCESS EXCLUSIVE MODE`, `LOCK TABLE ${O} IN ACCESS EXCLUSIVE MODE`];
-  const rel = literal(`${t.schema}.${t.table}`);
+  const s: string[] = [...lockOrder(T, O, a.fks)];
   if (a.reverseKey?.length) {
-    const k = a.reverseKey;
-    const changed = `(SELECT DISTINCT ${k.map((x) => `(pk->>${literal(x.column)})::${x.type} AS ${ident(x.column)}`).join(', ')} FROM ${REVERSE_LOG} WHERE rel = ${rel})`;
-    const match = (alias: string) => k.map((x) => `${alias}.${ident(x.column)} = c.${ident(x.column)}`).join(' AND ');
-    s.push(`DELETE FROM ${O} o USING ${changed} c WHERE ${match('o')}`);
-    s.push(`INSERT INTO ${O} (${cols})${overriding} SELECT ${cols} FROM ${T} n WHERE EXISTS (SELECT 1 FROM ${changed} c WHERE ${match('n')})`);
-    s.push(`DELETE FROM ${REVERSE_LOG} WHERE rel = ${rel}`);
+    const logQ = qname('pgshift', a.reverseLog ?? reverseLogName(t));
+    s.push(`${CARRY_BACK}: the keys still in ${logQ} (most were carried before the lock): DELETE them from ${O}, INSERT … SELECT their current rows from ${T}, DELETE those log versions`);
     s.push(`DROP TRIGGER IF EXISTS ${ident(REVERSE_TRIGGER)} ON ${T}`);
     s.push(`DROP FUNCTION IF EXISTS ${qname('pgshift', reverseFunction(t))}()`);
+    s.push(`DROP TABLE IF EXISTS ${logQ}`);
   } else {
     s.push(`DELETE FROM ${O}`);
     s.push(`INSERT INTO ${O} (${cols})${overriding} SELECT ${cols} FROM ${T}`);
@@ -400,6 +633,8 @@ export function swapBackStatements(t: TablePlan, a: SwapArtifact, columns: { nam
   s.push(`ALTER TABLE ${O} RENAME TO ${ident(t.table)}`);
   for (const r of a.newRenames) s.push(renameSql(t.schema, t.targetName, r, true));
   for (const r of a.oldRenames) s.push(renameSql(t.schema, t.table, r, true));
+  s.push(...restoreTriggerSql(qname(t.schema, t.table), a.oldTriggers ?? []));
+  s.push(...disableTriggerSql(qname(t.schema, t.targetName), a.newTriggers ?? []));
   s.push(...viewSql(a.views));
   for (const fk of a.fks) {
     s.push(

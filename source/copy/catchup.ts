@@ -1,0 +1,234 @@
+import type { Db } from '../db/session.js';
+import { sleep } from '../db/session.js';
+import { UserError } from '../engine/errors.js';
+import type { LogLevel, Progress } from '../engine/types.js';
+
+/**
+ * Continuous catch-up: a change log (the forward capture of phase 3, or the swap's reverse log) is applied to the
+ * other table in short transactions while the operator and the other steps go on, so that when the exclusive lock
+ * is finally taken only a small remainder is left to apply under it.
+ *
+ *  - `Replayer` is what a log offers: how many changes are pending, how many were ever captured (its sequence: the
+ *    growth per second is the capture rate), and one set-based, coalescing apply batch.
+ *  - `ApplyMeter` measures the apply cost per change from the batches actually run, and predicts how long the
+ *    remainder would hold the lock.
+ *  - `converge` applies until the predicted remainder fits the lock budget (`swap.maxLockMs`), or gives up after a
+ *    timeout saying both rates and what to do: never a silent or endless wait.
+ *  - `startBackground` keeps applying between steps (integrity check, phase 4, the operator's confirmation).
+ */
+
+export interface Replayer {
+  /** e.g. "public.orders → public.orders_partitioned" */
+  readonly label: string;
+  pending(): Promise<number>;
+  /** total ever captured (monotonic): its growth per second is the capture rate */
+  captured(): Promise<number>;
+  /** one apply batch beside live writers */
+  apply(limit: number, signal?: AbortSignal): Promise<{ changes: number; ms: number }>;
+}
+
+/** Apply cost per change, from the batches run (conservative: a batch's fixed cost is counted in). */
+export class ApplyMeter {
+  private samples: { changes: number; ms: number }[] = [];
+  add(changes: number, ms: number): void {
+    if (changes <= 0) return;
+    this.samples.push({ changes, ms });
+    if (this.samples.length > 20) this.samples.shift();
+  }
+  get measured(): boolean {
+    return this.samples.length > 0;
+  }
+  /** ms per change */
+  get perChange(): number {
+    const c = this.samples.reduce((a, s) => a + s.changes, 0);
+    const m = this.samples.reduce((a, s) => a + s.ms, 0);
+    return c > 0 ? m / c : Infinity;
+  }
+  /** changes per second the replay can apply */
+  get capacity(): number {
+    return this.measured ? 1000 / this.perChange : 0;
+  }
+  /** predicted ms to apply n changes in one go (plus a few round trips) */
+  predict(n: number): number {
+    if (n <= 0) return 0;
+    return this.measured ? 3 + n * this.perChange : Infinity;
+  }
+}
+
+/** A rate over a sliding window of (time, total) samples. */
+export class RateWindow {
+  private pts: { t: number; v: number }[] = [];
+  constructor(private readonly windowMs = 5000) {}
+  add(v: number, t = performance.now()): void {
+    this.pts.push({ t, v });
+    while (this.pts.length > 2 && t - this.pts[0]!.t > this.windowMs) this.pts.shift();
+  }
+  perSec(): number {
+    if (this.pts.length < 2) return 0;
+    const a = this.pts[0]!, b = this.pts[this.pts.length - 1]!;
+    return b.t > a.t ? ((b.v - a.v) * 1000) / (b.t - a.t) : 0;
+  }
+}
+
+export interface CatchUpReport {
+  readonly pending: number;
+  readonly capturedPerSec: number;
+  readonly appliedPerSec: number;
+  /** what the replay could apply per second, from the measured cost per change */
+  readonly capacityPerSec: number;
+  readonly predictedLockMs: number;
+}
+
+export interface Reporter {
+  log(message: string, level?: LogLevel): void;
+  progress?(p: Progress): void;
+}
+
+const n0 = (x: number) => Math.round(x).toLocaleString('en-US');
+
+export function describeRates(r: CatchUpReport): string {
+  return `${n0(r.pending)} pending · captured ${n0(r.capturedPerSec)}/s · applied ${n0(r.appliedPerSec)}/s (replay capacity ~${n0(r.capacityPerSec)}/s)`;
+}
+
+export class BudgetExceeded extends Error {
+  constructor(readonly ms: number, readonly budget: number, readonly changes: number) {
+    super(`applying ${changes} change(s) under the lock took ${Math.round(ms)} ms, over the ${budget} ms budget`);
+    this.name = 'BudgetExceeded';
+  }
+}
+
+/** The budget for the apply itself under the lock: the rest of the lock time goes to the renames, views and FKs. */
+export const applyBudget = (maxLockMs: number) => Math.max(5, Math.floor(maxLockMs * 0.6));
+
+/**
+ * Applies the log until the remainder is predicted to apply within `budgetMs`; returns the state then. Throws a
+ * UserError after `timeoutMs` when the writes outpace the replay (with both rates and what to do).
+ */
+export async function converge(
+  rp: Replayer,
+  opts: { budgetMs: number; batch: number; timeoutMs: number; signal?: AbortSignal; reporter: Reporter; meter?: ApplyMeter; what: string },
+): Promise<CatchUpReport> {
+  const meter = opts.meter ?? new ApplyMeter();
+  const cap = new RateWindow(), app = new RateWindow();
+  let applied = 0;
+  const t0 = performance.now();
+  let lastLog = 0;
+  let lastWarn = 0;
+  cap.add(await rp.captured());
+  app.add(0);
+  for (;;) {
+    const pending = await rp.pending();
+    const now = performance.now();
+    cap.add(await rp.captured(), now);
+    app.add(applied, now);
+    const rep: CatchUpReport = {
+      pending, capturedPerSec: cap.perSec(), appliedPerSec: app.perSec(), capacityPerSec: meter.capacity, predictedLockMs: meter.predict(pending),
+    };
+    if (pending === 0 || rep.predictedLockMs <= opts.budgetMs) return rep;
+    if (opts.signal?.aborted) return rep;
+    if (now - lastLog > 2000) {
+      lastLog = now;
+      opts.reporter.log(`catch-up ${rp.label}: ${describeRates(rep)}; the lock is taken once the rest applies in ≤ ${opts.budgetMs} ms (predicted ${Number.isFinite(rep.predictedLockMs) ? Math.round(rep.predictedLockMs) : '?'} ms)`);
+    }
+    opts.reporter.progress?.({ done: applied, unit: 'changes', detail: `catch-up: ${describeRates(rep)}` });
+    const elapsed = now - t0;
+    if (elapsed > 10_000 && rep.capturedPerSec > 0.9 * Math.max(rep.capacityPerSec, 1) && now - lastWarn > 10_000) {
+      lastWarn = now;
+      opts.reporter.log(
+        `writes outpace the replay of ${rp.label}: captured ${n0(rep.capturedPerSec)}/s, replay capacity ~${n0(rep.capacityPerSec)}/s; ${n0(pending)} pending. ` +
+          `Raise copy.batchRows (bigger apply batches), pick a quieter moment, or stop now and run ${opts.what} later; gives up after ${Math.round(opts.timeoutMs / 1000)} s`,
+        'warn',
+      );
+    }
+    if (elapsed > opts.timeoutMs) {
+      throw new UserError(
+        `the replay of ${rp.label} did not catch up within ${Math.round(opts.timeoutMs / 1000)} s: ${describeRates(rep)}; the rest would hold the lock ~${Number.isFinite(rep.predictedLockMs) ? Math.round(rep.predictedLockMs) : '?'} ms, over the ${opts.budgetMs} ms budget. Nothing was locked or renamed`,
+        `raise copy.batchRows (bigger apply batches), run ${opts.what} at a quieter moment, or raise swap.maxLockMs if a longer lock is acceptable`,
+        1,
+      );
+    }
+    const r = await rp.apply(opts.batch, opts.signal);
+    meter.add(r.changes, r.ms);
+    applied += r.changes;
+    if (r.changes === 0) await sleep(20, opts.signal);
+  }
+}
+
+interface Background {
+  stop(): Promise<void>;
+  readonly startedAt: number;
+}
+
+const running = new WeakMap<Db, Map<string, Background>>();
+
+/**
+ * Keeps applying the log in the background (one short transaction per batch) until stopBackground; a line with the
+ * lag and both rates every `logEveryMs`. Stops by itself when the pool closes or after repeated errors (logged).
+ * Starting it twice for the same key keeps the first one.
+ */
+export function startBackground(db: Db, key: string, rp: Replayer, opts: { batch: number; reporter: Reporter; logEveryMs?: number }): void {
+  let map = running.get(db);
+  if (!map) running.set(db, (map = new Map()));
+  if (map.has(key)) return;
+  const ctl = new AbortController();
+  const meter = new ApplyMeter();
+  const loop = (async () => {
+    const cap = new RateWindow(10_000), app = new RateWindow(10_000);
+    let applied = 0, errors = 0, lastLog = performance.now();
+    opts.reporter.log(`background catch-up of ${rp.label} started: captured changes keep being applied until the swap`);
+    while (!ctl.signal.aborted && !db.pool.ending) {
+      try {
+        const pending = await rp.pending();
+        const now = performance.now();
+        cap.add(await rp.captured(), now);
+        app.add(applied, now);
+        if (now - lastLog > (opts.logEveryMs ?? 5000)) {
+          lastLog = now;
+          opts.reporter.log(`background catch-up ${rp.label}: ${describeRates({ pending, capturedPerSec: cap.perSec(), appliedPerSec: app.perSec(), capacityPerSec: meter.capacity, predictedLockMs: meter.predict(pending) })}`);
+        }
+        if (pending > 0) {
+          const r = await rp.apply(opts.batch, ctl.signal);
+          meter.add(r.changes, r.ms);
+          applied += r.changes;
+          if (r.changes === 0) await sleep(50, ctl.signal);
+        } else await sleep(100, ctl.signal);
+        errors = 0;
+      } catch (e) {
+        if (ctl.signal.aborted || db.pool.ending) break;
+        errors++;
+        if (errors === 1 || errors % 10 === 0) opts.reporter.log(`background catch-up of ${rp.label}: ${(e as Error).message} (retrying)`, 'warn');
+        if (errors >= 30) {
+          opts.reporter.log(`background catch-up of ${rp.label} stopped after ${errors} errors; the swap catches up itself before locking`, 'warn');
+          break;
+        }
+        await sleep(500, ctl.signal);
+      }
+    }
+  })();
+  const entry: Background = {
+    startedAt: performance.now(),
+    async stop() {
+      ctl.abort();
+      await loop.catch(() => {});
+    },
+  };
+  map.set(key, entry);
+  void loop.finally(() => {
+    const m = running.get(db);
+    if (m?.get(key) === entry) m.delete(key);
+  });
+}
+
+/** Stops the background catch-up of `key` (waits for its batch in flight); true when one was running. */
+export async function stopBackground(db: Db, key: string): Promise<boolean> {
+  const map = running.get(db);
+  const b = map?.get(key);
+  if (!b) return false;
+  map!.delete(key);
+  await b.stop();
+  return true;
+}
+
+export function backgroundRunning(db: Db, key: string): boolean {
+  return running.get(db)?.has(key) ?? false;
+}
