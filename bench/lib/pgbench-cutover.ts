@@ -226,6 +226,25 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
     const window = (r: LockReport | null) => (r?.doneAt ? [r.lockedAt ?? r.doneAt - (r.lockHeldMs ?? 0), r.doneAt] as const : null);
     const sw = window(swap), bw = swapBack ? window(swapBack) : null;
     const appFailed = mig.failed + mig.aborted;
+    // where the longest application transactions happened: per pgshift step (and the load outside any step)
+    const byStep: Record<string, number | null> = {};
+    const stepWindows: [number, number][] = [];
+    for (const run of [forward, back]) {
+      if (!run) continue;
+      const started = new Map<string, number>();
+      for (const e of run.events) {
+        if (e.type === 'step-started' && e.stepId) started.set(e.stepId, Date.parse(e.ts));
+        if ((e.type === 'step-done' || e.type === 'step-failed') && e.stepId && started.has(e.stepId)) {
+          const w: [number, number] = [started.get(e.stepId)!, Date.parse(e.ts)];
+          stepWindows.push(w);
+          byStep[e.stepId] = maxLatencyIn(mig.txs, w[0], w[1]);
+          started.delete(e.stepId);
+        }
+      }
+    }
+    let outside = 0;
+    for (const t of mig.txs) if (!stepWindows.some(([a, b]) => t.end >= a && t.start <= b)) outside = Math.max(outside, t.end - t.start);
+    byStep['(no pgshift step running)'] = Math.round(outside * 10) / 10;
     const invariantOk = !!swapInvariant?.ok && !!backInvariant?.ok && atRest.ok && idleInvariant.ok && invariants.every((i) => i.ok);
     const out = {
       tps: mig.tps,
@@ -248,6 +267,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       app_p99_latency_idle_ms: idle.transactions ? idle.p99LatencyMs : null,
       app_max_latency_swap_ms: sw ? maxLatencyIn(mig.txs, sw[0], sw[1]) : null,
       app_max_latency_swapback_ms: bw ? maxLatencyIn(mig.txs, bw[0], bw[1]) : null,
+      app_max_latency_by_step: byStep,
       swap_during_load: swapDuringLoad,
       swapback_during_load: swapBackDuringLoad,
       app_transactions: mig.transactions,
@@ -291,6 +311,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
     else {
       console.log(`cut-over under pgbench (tpcb-like, scale ${o.scale}, ${o.clients} clients as ${APP_ROLE}); baseline: the same load, no migration`);
       console.log(`  tps ${fmtN(out.tps)} (idle ${fmtN(out.tps_idle)})   app_max_latency_ms ${fmtN(out.app_max_latency_ms)} (idle ${fmtN(out.app_max_latency_idle_ms)}; p99 ${fmtN(out.app_p99_latency_ms)}, idle ${fmtN(out.app_p99_latency_idle_ms)}; during the swap lock ${fmtN(out.app_max_latency_swap_ms)}, the swap-back lock ${fmtN(out.app_max_latency_swapback_ms)})`);
+      console.log(`  longest application transaction by pgshift step: ${Object.entries(byStep).filter(([, v]) => v !== null).sort((a, b) => b[1]! - a[1]!).slice(0, 5).map(([k, v]) => `${k} ${v} ms`).join(', ')}`);
       console.log(`  lock_held_ms ${fmtN(out.lock_held_ms)}   changes_under_lock ${fmtN(out.changes_under_lock)}   swapback_lock_held_ms ${fmtN(out.swapback_lock_held_ms)} (changes under it ${fmtN(out.swapback_changes_under_lock)})`);
       console.log(`  replay_rate ${fmtN(out.replay_rate, '/s')}   capture_rate ${fmtN(out.capture_rate, '/s')}   (applied ${fmtN(out.applied_rate, '/s')}; swap-back: replay ${fmtN(out.swapback_replay_rate, '/s')}, capture ${fmtN(out.swapback_capture_rate, '/s')})`);
       console.log(`  app_failed ${appFailed} (${mig.failed} failed transactions, ${mig.aborted} aborted clients)   invariant_ok ${invariantOk}`);
