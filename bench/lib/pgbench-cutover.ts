@@ -120,7 +120,19 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
   const server = await startEmbedded({});
   const cleanups: (() => void)[] = [];
   const admin = new pg.Client({ connectionString: server.url });
+  // a connection ended by the server's shutdown (Ctrl+C) is not a crash
+  admin.on('error', () => {});
   let exit = 1;
+  // Ctrl+C: children (pgbench, pgshift) killed, the server stopped, nothing left running
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+    say('interrupted: stopping pgbench, pgshift and the server');
+    for (const f of [...cleanups].reverse()) f();
+    void server.stop().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     await admin.connect();
     const dbName = 'bench_pgbench';
@@ -134,6 +146,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
     });
     if (init.status !== 0) throw new Error(`pgbench -i failed: ${init.stderr}`);
     const c = new pg.Client({ connectionString: url, application_name: 'bench-observer' });
+    c.on('error', () => {});
     await c.connect();
     cleanups.push(() => void c.end().catch(() => {}));
     const appPassword = crypto.randomBytes(12).toString('hex');
@@ -144,6 +157,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
     const { file: planFile, swapBudget } = writePlan(dir, o);
     const loadOpts = { dir, script, host: '127.0.0.1', port: server.port, database: dbName, password: appPassword, clients: o.clients, threads: o.threads };
     const ic = new pg.Client({ connectionString: url, application_name: 'bench-invariant' });
+    ic.on('error', () => {});
     await ic.connect();
     cleanups.push(() => void ic.end().catch(() => {}));
     const invariants: (Invariant & { startedAt: number })[] = [];
@@ -320,7 +334,13 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       console.log(missed.length ? `MISSED ${missed.length} target(s); logs in ${dir}` : 'all targets met');
     }
     return exit;
+  } catch (e) {
+    // after Ctrl+C the flow fails on closed connections: the signal handler finishes the cleanup and exits 130
+    if (interrupted) await new Promise(() => {});
+    throw e;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     for (const f of cleanups.reverse()) f();
     await admin.end().catch(() => {});
     await server.stop();
