@@ -70,13 +70,13 @@ async function previewCopy(ctx: PlanContext, t: TablePlan): Promise<string[]> {
     const map = await columnMap(ctx.db, pair);
     const order = await chooseOrder(ctx.db, pair, t.key, ctx.plan.copy.batchRows);
     out.push(`-- order: ${order.reason}`);
-    if (ctx.plan.copy.mode === 'online') {
+    {
       const cols = await ctx.db.read<{ attname: string; type: string }>(
         `SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type FROM pg_index i, unnest(i.indkey) WITH ORDINALITY k(n, o)
            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.o`,
         [pair.source.oid],
       );
-      out.push('-- online: change capture, installed and committed before the first batch');
+      out.push(`-- change capture (${ctx.plan.copy.mode} mode), installed and committed before the first batch; the application's triggers on the new table are disabled until the swap`);
       out.push(...installStatements(pair, cols.map((c) => ({ name: c.attname, type: c.type })), captureNames(t)));
     }
     out.push(`-- upper bound, fixed at the start`);
@@ -84,7 +84,7 @@ async function previewCopy(ctx: PlanContext, t: TablePlan): Promise<string[]> {
     out.push(`-- each batch, one transaction with its checkpoint (SET LOCAL lock_timeout = ${ctx.plan.locks.timeoutMs}), $${order.columns.length * 2 + 1} = ${ctx.plan.copy.batchRows}`);
     out.push(batchStatement(pair, map, order, false));
     out.push(`INSERT INTO pgshift.checkpoints (step_id, run_id, position, rows_done) VALUES (…) ON CONFLICT (step_id) DO UPDATE …`);
-    if (ctx.plan.copy.mode === 'online') out.push('-- then replay the change log (REPEATABLE READ, batch by batch): DELETE new rows by pk, re-INSERT the current source rows, DELETE the log entries');
+    out.push('-- then replay the change log (REPEATABLE READ, batch by batch, one row per key): DELETE new rows by pk, re-INSERT the current source rows, DELETE the log entries; kept up in the background until the swap');
     out.push(`ANALYZE ${pair.target.q}`);
   } catch (e) {
     out.push(`-- cannot plan the copy yet: ${(e as Error).message}`);

@@ -2,7 +2,7 @@ import type { ConfirmRequest, Phase, PlanContext, Step, StepContext, StepResult 
 import type { TablePlan } from '../source/plan/schema.js';
 import { ident, literal, qname } from '../source/db/quote.js';
 import { tableExists } from '../source/db/catalog.js';
-import { captureInstalled, captureReplayer, drainCapture, findCapture, removeCapture } from '../source/copy/online.js';
+import { captureInstalled, captureReplayer, drainKnown, findCapture, removeCapture } from '../source/copy/online.js';
 import { ApplyMeter, applyBudget, converge, describeRates, startBackground, stopBackground } from '../source/copy/catchup.js';
 import { appTriggers, appTriggersKey, triggerList, type AppTriggersArtifact } from '../source/copy/app-triggers.js';
 import { columnMap } from '../source/copy/meta.js';
@@ -163,7 +163,7 @@ function swapStep(t: TablePlan): Step {
         await catchUpAgain();
         if (ctx.signal.aborted) return { status: 'skipped', summary: 'stopped while catching up; nothing was locked or renamed' };
         const map = await columnMap(ctx.db, { source: cap.source, target: cap.target, swapped: false });
-        drain = (tx) => drainCapture(tx, t, ctx.journal, map);
+        drain = (tx) => drainKnown(tx, cap, map);
         ctx.log('under the lock: the captured remainder is applied to the new table and the change log proven empty (no count of the table), then the names switch');
       } else {
         ctx.log(`no change capture for ${name(t)} (its copy predates capture in batch mode): under the lock, row counts and the highest key of both tables are compared, and the swap is refused on any difference — run phase 3 again on an empty new table to copy with capture`, 'warn');

@@ -27,7 +27,11 @@ export interface Replayer {
   apply(limit: number, signal?: AbortSignal): Promise<{ changes: number; ms: number }>;
 }
 
-/** Apply cost per change, from the batches run (conservative: a batch's fixed cost is counted in). */
+/**
+ * Apply cost, from the batches run: a fixed part per batch (round trips, commit; the cheapest batch bounds it) and
+ * a part per change (the slope over the batches). Under the lock only the per-change part and a few round trips
+ * count: that is what predict() returns.
+ */
 export class ApplyMeter {
   private samples: { changes: number; ms: number }[] = [];
   add(changes: number, ms: number): void {
@@ -38,20 +42,25 @@ export class ApplyMeter {
   get measured(): boolean {
     return this.samples.length > 0;
   }
-  /** ms per change */
+  /** ms per change (the marginal cost) */
   get perChange(): number {
+    if (!this.samples.length) return Infinity;
+    const fixed = Math.min(...this.samples.map((s) => s.ms)) * 0.8;
     const c = this.samples.reduce((a, s) => a + s.changes, 0);
-    const m = this.samples.reduce((a, s) => a + s.ms, 0);
-    return c > 0 ? m / c : Infinity;
+    const m = this.samples.reduce((a, s) => a + Math.max(0, s.ms - fixed), 0);
+    const slope = m / c;
+    // a single batch size (or equal costs) says nothing about the slope: fall back to the whole cost per change
+    const ratio = Math.min(...this.samples.map((s) => s.ms / s.changes));
+    return slope > 0.001 ? slope : ratio;
   }
-  /** changes per second the replay can apply */
+  /** changes per second the replay can apply when it has a backlog */
   get capacity(): number {
     return this.measured ? 1000 / this.perChange : 0;
   }
-  /** predicted ms to apply n changes in one go (plus a few round trips) */
+  /** predicted ms to apply n changes under the lock (plus a few round trips) */
   predict(n: number): number {
     if (n <= 0) return 0;
-    return this.measured ? 3 + n * this.perChange : Infinity;
+    return this.measured ? 5 + n * this.perChange : Infinity;
   }
 }
 
@@ -114,6 +123,7 @@ export async function converge(
   const t0 = performance.now();
   let lastLog = 0;
   let lastWarn = 0;
+  let lastPending: number | null = null;
   cap.add(await rp.captured());
   app.add(0);
   for (;;) {
@@ -124,7 +134,11 @@ export async function converge(
     const rep: CatchUpReport = {
       pending, capturedPerSec: cap.perSec(), appliedPerSec: app.perSec(), capacityPerSec: meter.capacity, predictedLockMs: meter.predict(pending),
     };
-    if (pending === 0 || rep.predictedLockMs <= opts.budgetMs) return rep;
+    // ready when the rest is a small part of the budget; or within the budget and no longer shrinking (steady state:
+    // what arrives while one batch applies); predictions err, so the aim is far below the budget
+    if (pending === 0 || rep.predictedLockMs <= opts.budgetMs / 4) return rep;
+    if (rep.predictedLockMs <= opts.budgetMs && lastPending !== null && pending >= lastPending * 0.8) return rep;
+    lastPending = pending;
     if (opts.signal?.aborted) return rep;
     if (now - lastLog > 2000) {
       lastLog = now;
@@ -147,10 +161,23 @@ export async function converge(
         1,
       );
     }
-    const r = await rp.apply(opts.batch, opts.signal);
-    meter.add(r.changes, r.ms);
-    applied += r.changes;
-    if (r.changes === 0) await sleep(20, opts.signal);
+    // the deadline also ends an apply that waits (a row lock held on the table, lock_timeout retries)
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), Math.max(0, opts.timeoutMs - (performance.now() - t0)));
+    const stop = () => deadline.abort();
+    opts.signal?.addEventListener('abort', stop, { once: true });
+    try {
+      const r = await rp.apply(opts.batch, deadline.signal);
+      meter.add(r.changes, r.ms);
+      applied += r.changes;
+      if (r.changes === 0) await sleep(20, opts.signal);
+    } catch (e) {
+      if (!deadline.signal.aborted) throw e;
+      // the next round reports the timeout (or the operator's stop) with both rates
+    } finally {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', stop);
+    }
   }
 }
 

@@ -291,6 +291,11 @@ export async function catchUp(
 export async function drainCapture(tx: Tx, t: TablePlan, _journal: Journal, map?: ColumnMap): Promise<number> {
   const cap = await findCapture(tx, t);
   if (!cap) return 0;
+  return drainKnown(tx, cap, map);
+}
+
+/** drainCapture for a capture already found (no catalog reads under the lock when `map` is given too). */
+export async function drainKnown(tx: Tx, cap: Capture, map?: ColumnMap): Promise<number> {
   const r = await applyChanges(tx, cap, null, map);
   const left = await tx.client.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${cap.logQ}) AS any`);
   if (left.rows[0]!.any) throw new Error(`captured changes of ${cap.source.display} are still pending after the drain under the lock: refusing to swap`);

@@ -1,4 +1,6 @@
+import type pg from 'pg';
 import type { Db, Tx } from '../db/session.js';
+import { redact } from '../db/connection.js';
 import { backoffDelay, isConnectionLoss, isLockTimeout, sleep } from '../db/session.js';
 import { BudgetExceeded } from '../copy/catchup.js';
 import { disableTriggerSql, restoreTriggerSql, type TriggerState } from '../copy/app-triggers.js';
@@ -403,22 +405,45 @@ export async function lockedTx<T>(db: Db, body: (tx: Tx, lockedAt: number) => Pr
   let budgetMisses = 0;
   for (let attempt = 1; ; attempt++) {
     let lockedAt = 0;
+    // statements under the lock are journaled after the transaction ends: a journal write per statement (an
+    // autocommit with its WAL flush on another connection) would otherwise lengthen the time the lock is held
+    const buffered: { sql: string; ms: number; rows: number | null; error?: string }[] = [];
     try {
-      const out = await db.tx(async (tx) => {
-        const pid = (await tx.client.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]!.p;
+      const out = await db.tx(async (tx0) => {
+        const tx: Tx = {
+          client: tx0.client,
+          async query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>> {
+            const q0 = performance.now();
+            try {
+              const r = await tx0.client.query<R>(sql, params as unknown[]);
+              buffered.push({ sql, ms: performance.now() - q0, rows: r.rowCount ?? null });
+              return r;
+            } catch (e) {
+              buffered.push({ sql, ms: performance.now() - q0, rows: null, error: redact((e as Error).message) });
+              throw e;
+            }
+          },
+        };
+        // durable as soon as any later commit flushes the WAL (every application commit does): no flush wait under the lock
+        await tx0.client.query('SET LOCAL synchronous_commit = off');
+        const pid = (await tx0.client.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]!.p;
         const t0 = performance.now();
         const watch = watchBlockers(db, pid, tally);
         try {
           for (const l of o.locks) await tx.query(l);
         } finally {
-          await watch.stop();
+          // not awaited: the watcher may be in its sleep or its query, and the locks are held now
+          void watch.stop();
         }
         lockedAt = performance.now();
         o.log(`attempt ${attempt}: ACCESS EXCLUSIVE locks granted after ${Math.round(lockedAt - t0)} ms; every query on these tables now waits until COMMIT`);
         return body(tx, lockedAt);
       }, { stepId: o.stepId, lockTimeoutMs: o.lockTimeoutMs, attempts: 1, signal: o.signal });
-      return { out, attempts: attempt, lockHeldMs: Math.round(performance.now() - lockedAt), budgetMisses };
+      const lockHeldMs = Math.round(performance.now() - lockedAt);
+      await flush(db, o.stepId, buffered);
+      return { out, attempts: attempt, lockHeldMs, budgetMisses };
     } catch (e) {
+      await flush(db, o.stepId, buffered);
       if (e instanceof BudgetExceeded) {
         budgetMisses++;
         o.log(`${e.message}: rolled back, nothing renamed, the lock released; catching up again before the next attempt (${budgetMisses}/${o.maxBudgetMisses ?? 5})`, 'warn');
@@ -450,6 +475,10 @@ export async function lockedTx<T>(db: Db, body: (tx: Tx, lockedAt: number) => Pr
       await sleep(waitMs, o.signal);
     }
   }
+}
+
+async function flush(db: Db, stepId: string, buffered: { sql: string; ms: number; rows: number | null; error?: string }[]): Promise<void> {
+  for (const b of buffered.splice(0)) await db.sink?.recordStatement({ stepId, ...b }).catch(() => {});
 }
 
 /**

@@ -1,0 +1,78 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import fs from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import { freshDatabase, type FreshDb } from './helpers/db.js';
+import { tmpDir } from './fixtures/copy-helpers.js';
+import { createBank, createRoles, invariant, openBank, startApp, writeBankPlan, type Roles } from './fixtures/cutover.js';
+
+/**
+ * When the replay cannot keep up (here: a session holds a row lock on the new table, so no apply can commit while
+ * the application keeps writing), the swap never waits silently nor forever: after swap.catchUpTimeoutSec it stops
+ * with both rates and what to do, nothing locked or renamed; once the replay can go on, the swap succeeds.
+ */
+describe('cut-over when the replay cannot keep up', () => {
+  let db: FreshDb;
+  let roles: Roles;
+  let dir: string;
+  const BRANCHES = 2, PER = 500;
+
+  beforeAll(async () => {
+    db = await freshDatabase('cutover_outpace');
+    roles = await createRoles(db.client, db.url, db.name);
+    await createBank(db.client, roles, { branches: BRANCHES, accountsPerBranch: PER });
+    dir = tmpDir('cutover-outpace');
+  });
+  afterAll(async () => {
+    await db?.drop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('gives up after catchUpTimeoutSec with captured/s and applied/s, renames nothing; succeeds once the replay can go on', async () => {
+    const plan = writeBankPlan(path.join(dir, 'p'), {
+      copy: { mode: 'online', batchRows: 200 }, swap: { maxLockMs: 100, catchUpTimeoutSec: 3 },
+      locks: { timeoutMs: 300, attempts: 30, backoffMs: 50, maxBackoffMs: 200 },
+    });
+    const prep = await openBank(db.url, plan);
+    try {
+      for (const p of [2, 3, 4] as const) expect((await prep.engine.run({ phases: [p] })).status, prep.logs().slice(-20).join('\n')).toBe('completed');
+    } finally {
+      await prep.engine.close();
+    }
+    const holder = new pg.Client({ connectionString: db.url, application_name: 'row-lock-holder' });
+    await holder.connect();
+    await holder.query('BEGIN');
+    await holder.query('SELECT 1 FROM public.accounts_partitioned WHERE aid = 1 FOR UPDATE');
+    await db.client.query('UPDATE public.accounts SET abalance = abalance + 0 WHERE aid = 1');
+    const app = startApp(roles.appUrl, { accounts: BRANCHES * PER, branches: BRANCHES, seed: 5 });
+    const run = await openBank(db.url, plan);
+    try {
+      await app.progress(10);
+      const t0 = performance.now();
+      const o = await run.engine.run({ phases: [5], only: ['swap:public.accounts'] });
+      const took = performance.now() - t0;
+      expect(o.status).toBe('failed');
+      expect(o.message).toMatch(/the replay of public\.accounts → public\.accounts_partitioned did not catch up within 3 s: [\d,]+ pending · captured [\d,]+\/s · applied 0\/s/);
+      expect(o.message).toMatch(/Nothing was locked or renamed/);
+      expect(o.hint).toMatch(/raise copy\.batchRows \(bigger apply batches\), run phase 5 at a quieter moment, or raise swap\.maxLockMs/);
+      expect(took).toBeLessThan(30_000);
+      const k = await db.client.query(`SELECT relkind FROM pg_class WHERE oid = 'public.accounts'::regclass`);
+      expect(k.rows[0].relkind).toBe('r');
+      // the replay can go on again: the swap catches up and succeeds
+      await holder.query('COMMIT');
+      await app.progress(10);
+      const o2 = await run.engine.run({ phases: [5], only: ['swap:public.accounts'] });
+      expect(o2.status, run.logs().slice(-20).join('\n')).toBe('completed');
+      await app.progress(10);
+    } finally {
+      await app.stop();
+      await holder.end();
+      await run.engine.close();
+    }
+    expect(app.stats.errors).toEqual([]);
+    const k = await db.client.query(`SELECT relkind FROM pg_class WHERE oid = 'public.accounts'::regclass`);
+    expect(k.rows[0].relkind).toBe('p');
+    const inv = await invariant(db.client);
+    expect(inv.ok, JSON.stringify(inv)).toBe(true);
+  });
+});
