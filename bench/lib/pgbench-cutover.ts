@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import { startEmbedded } from '../../source/demo/embedded.js';
 import { PlanSchema } from '../../source/plan/schema.js';
-import { APP_ROLE, Load, checkInvariant, createAppRole, maxLatencyIn, tpcbScript, type Invariant, type LoadResult } from './pgbench.js';
+import { APP_ROLE, Load, WaitSampler, checkInvariant, createAppRole, longest, maxLatencyIn, tpcbScript, type Invariant, type LoadResult } from './pgbench.js';
 import { lockReport, rates, runPgshift, type CliEvent, type CliRun, type LockReport } from './pgshift-cli.js';
 
 /**
@@ -160,6 +160,10 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
     ic.on('error', () => {});
     await ic.connect();
     cleanups.push(() => void ic.end().catch(() => {}));
+    const wc = new pg.Client({ connectionString: url, application_name: 'bench-wait-sampler' });
+    wc.on('error', () => {});
+    await wc.connect();
+    cleanups.push(() => void wc.end().catch(() => {}));
     const invariants: (Invariant & { startedAt: number })[] = [];
     const inv = async (at: string) => {
       const startedAt = Date.now();
@@ -174,6 +178,8 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
     say(`load: pgbench -f tpcb-like, ${o.clients} clients as ${APP_ROLE} (not a superuser), at most ${o.maxSeconds} s`);
     const load = new Load({ ...loadOpts, name: 'migration', seconds: o.maxSeconds });
     cleanups.push(() => load.kill());
+    const migWaits = new WaitSampler(wc, dbName);
+    migWaits.start();
     const deadline = load.startedAt + o.maxSeconds * 1000;
     await waitForWrites(c, load, 500, deadline);
     say(`pgshift --until 5 --confirm ${TABLE} (online copy, swap${swapBudget ? `, swap.maxLockMs ${o.maxLockMs}` : '; this plan format has no swap.maxLockMs'}, lock_timeout ${o.lockTimeoutMs} ms)`);
@@ -219,6 +225,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
     }
     say(load.running ? 'stopping the load (terminating the application role\'s sessions)' : 'the load ended on its own');
     const mig = await load.stop(c);
+    await migWaits.stop();
     const atRest = await inv('at rest, after the migration load');
 
     // ── the baseline: the same pgbench, no migration
@@ -226,6 +233,8 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
     say(`baseline: the same pgbench for ${idleSeconds} s, no migration`);
     const idleLoad = new Load({ ...loadOpts, name: 'baseline', seconds: idleSeconds });
     cleanups.push(() => idleLoad.kill());
+    const idleWaits = new WaitSampler(wc, dbName);
+    idleWaits.start();
     // the checks made under the migration load (a full scan each) are made at the same offsets of the baseline
     const mirrored = invariants.filter((i) => i.startedAt > load.startedAt && i.startedAt < (load.exitedAt ?? Infinity) && i.at !== 'at rest, after the migration load');
     for (const m of mirrored) {
@@ -234,12 +243,16 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       if (idleLoad.running) await inv(`baseline, at the offset of "${m.at}"`);
     }
     const idle = await idleLoad.done;
+    await idleWaits.stop();
     const idleInvariant = await inv('after the baseline');
 
     // ── figures and targets
     const window = (r: LockReport | null) => (r?.doneAt ? [r.lockedAt ?? r.doneAt - (r.lockHeldMs ?? 0), r.doneAt] as const : null);
     const sw = window(swap), bw = swapBack ? window(swapBack) : null;
     const appFailed = mig.failed + mig.aborted;
+    // what the application waited on during its longest transaction (sampled), in both runs
+    const worst = longest(mig.txs), worstIdle = longest(idle.txs);
+    const waitsAt = (w: WaitSampler, t: { start: number; end: number } | null) => (t ? w.waitsIn(t.start, t.end) : {});
     // where the longest application transactions happened: per pgshift step (and the load outside any step)
     const byStep: Record<string, number | null> = {};
     const stepWindows: [number, number][] = [];
@@ -282,6 +295,9 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       app_max_latency_swap_ms: sw ? maxLatencyIn(mig.txs, sw[0], sw[1]) : null,
       app_max_latency_swapback_ms: bw ? maxLatencyIn(mig.txs, bw[0], bw[1]) : null,
       app_max_latency_by_step: byStep,
+      app_max_latency_at: worst ? new Date(worst.start).toISOString() : null,
+      app_max_latency_waits: waitsAt(migWaits, worst),
+      app_max_latency_idle_waits: waitsAt(idleWaits, worstIdle),
       swap_during_load: swapDuringLoad,
       swapback_during_load: swapBackDuringLoad,
       app_transactions: mig.transactions,
@@ -326,6 +342,8 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       console.log(`cut-over under pgbench (tpcb-like, scale ${o.scale}, ${o.clients} clients as ${APP_ROLE}); baseline: the same load, no migration`);
       console.log(`  tps ${fmtN(out.tps)} (idle ${fmtN(out.tps_idle)})   app_max_latency_ms ${fmtN(out.app_max_latency_ms)} (idle ${fmtN(out.app_max_latency_idle_ms)}; p99 ${fmtN(out.app_p99_latency_ms)}, idle ${fmtN(out.app_p99_latency_idle_ms)}; during the swap lock ${fmtN(out.app_max_latency_swap_ms)}, the swap-back lock ${fmtN(out.app_max_latency_swapback_ms)})`);
       console.log(`  longest application transaction by pgshift step: ${Object.entries(byStep).filter(([, v]) => v !== null).sort((a, b) => b[1]! - a[1]!).slice(0, 5).map(([k, v]) => `${k} ${v} ms`).join(', ')}`);
+      const w = (x: Record<string, number>) => Object.entries(x).slice(0, 4).map(([k, n]) => `${k} ×${n}`).join(', ') || 'no sample';
+      console.log(`  the application waited on (session samples during its longest transaction): ${w(out.app_max_latency_waits)}; idle: ${w(out.app_max_latency_idle_waits)}`);
       console.log(`  lock_held_ms ${fmtN(out.lock_held_ms)}   changes_under_lock ${fmtN(out.changes_under_lock)}   swapback_lock_held_ms ${fmtN(out.swapback_lock_held_ms)} (changes under it ${fmtN(out.swapback_changes_under_lock)})`);
       console.log(`  replay_rate ${fmtN(out.replay_rate, '/s')}   capture_rate ${fmtN(out.capture_rate, '/s')}   (applied ${fmtN(out.applied_rate, '/s')}; swap-back: replay ${fmtN(out.swapback_replay_rate, '/s')}, capture ${fmtN(out.swapback_capture_rate, '/s')})`);
       console.log(`  app_failed ${appFailed} (${mig.failed} failed transactions, ${mig.aborted} aborted clients)   invariant_ok ${invariantOk}`);

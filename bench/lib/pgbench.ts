@@ -235,3 +235,61 @@ export function maxLatencyIn(txs: LoadResult['txs'], from: number, to: number): 
   for (const t of txs) if (t.end >= from && t.start <= to) m = Math.max(m, t.end - t.start);
   return m < 0 ? null : Math.round(m * 10) / 10;
 }
+
+/**
+ * What the application's sessions wait on, sampled every `everyMs` from pg_stat_activity on its own connection:
+ * wait_event_type:wait_event, and for a lock wait the application_name of the sessions blocking it
+ * (pg_blocking_pids), so a latency peak can be told apart: pgshift's lock, the application's own row locks, or I/O.
+ */
+export class WaitSampler {
+  readonly samples: { at: number; waits: Record<string, number> }[] = [];
+  private stopped = false;
+  private loop: Promise<void> | null = null;
+
+  constructor(private readonly c: pg.ClientBase, private readonly database: string, private readonly everyMs = 200) {}
+
+  start(): void {
+    this.loop = (async () => {
+      while (!this.stopped) {
+        const t0 = Date.now();
+        try {
+          const r = await this.c.query<{ k: string; n: string }>(
+            `SELECT coalesce(a.wait_event_type || ':' || a.wait_event, 'CPU/running')
+                    || coalesce(' ← ' || (SELECT string_agg(DISTINCT coalesce(nullif(b.application_name, ''), 'pid ' || b.pid), ', ')
+                                          FROM pg_stat_activity b WHERE b.pid = ANY (pg_blocking_pids(a.pid))), '') AS k, count(*) AS n
+               FROM pg_stat_activity a
+              WHERE a.usename = $1 AND a.datname = $2 AND a.state = 'active'
+              GROUP BY 1`,
+            [APP_ROLE, this.database],
+          );
+          this.samples.push({ at: t0, waits: Object.fromEntries(r.rows.map((x) => [x.k, Number(x.n)])) });
+        } catch {
+          if (this.stopped) break;
+        }
+        await new Promise((res) => setTimeout(res, Math.max(0, this.everyMs - (Date.now() - t0))));
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+  }
+
+  /** Session-samples per wait between from and to (epoch ms), most frequent first. */
+  waitsIn(from: number, to: number): Record<string, number> {
+    const sum: Record<string, number> = {};
+    for (const s of this.samples) {
+      if (s.at < from || s.at > to) continue;
+      for (const [k, n] of Object.entries(s.waits)) sum[k] = (sum[k] ?? 0) + n;
+    }
+    return Object.fromEntries(Object.entries(sum).sort((a, b) => b[1] - a[1]));
+  }
+}
+
+/** The longest transaction (start, end, ms). */
+export function longest(txs: LoadResult['txs']): { start: number; end: number; ms: number } | null {
+  let best: { start: number; end: number } | null = null;
+  for (const t of txs) if (!best || t.end - t.start > best.end - best.start) best = t;
+  return best ? { ...best, ms: Math.round((best.end - best.start) * 10) / 10 } : null;
+}
