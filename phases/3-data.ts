@@ -72,7 +72,7 @@ async function previewCopy(ctx: PlanContext, t: TablePlan): Promise<string[]> {
     out.push(`-- order: ${order.reason}`);
     {
       const cols = await ctx.db.read<{ attname: string; type: string }>(
-        `SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type FROM pg_index i, unnest(i.indkey) WITH ORDINALITY k(n, o)
+        `SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(n, o)
            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.o`,
         [pair.source.oid],
       );
@@ -212,7 +212,7 @@ async function disableTargetTriggers(ctx: StepContext, t: TablePlan, pair: Pair)
   let art = await ctx.journal.getArtifact<AppTriggersArtifact>(key);
   if (!art) {
     art = { target: now };
-    await ctx.journal.setArtifact(key, art);
+    if (now.length) await ctx.journal.setArtifact(key, art);
   }
   const sql = disableTriggerSql(pair.target.q, now);
   if (sql.length) {

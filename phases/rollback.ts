@@ -18,7 +18,7 @@ import {
 import { ApplyMeter, BudgetExceeded, applyBudget, converge, describeRates, startBackground, stopBackground, type Replayer } from '../source/copy/catchup.js';
 import { appTriggersKey, triggerList } from '../source/copy/app-triggers.js';
 import { SNAPSHOT_ARTIFACT } from './steps/snapshot.js';
-import { offerBlocker, protections, type BackupArtifact } from './5-cleanup.js';
+import { fkNeighbours, offerBlocker, protections, type BackupArtifact } from './5-cleanup.js';
 
 /**
  * Rollback, from any point, in reverse order of what happened:
@@ -42,14 +42,14 @@ function swapBackStep(t: TablePlan): Step {
     const cols = await insertableColumns(ctx.db, t.schema, t.oldName);
     return { a, cols, statements: swapBackStatements(t, a, cols) };
   };
-  const replayer = (ctx: StepContext, a: SwapArtifact, cols: { name: string; identityAlways: boolean }[]): Replayer => ({
+  const replayer = (ctx: StepContext, a: SwapArtifact, cols: { name: string; identityAlways: boolean }[], lockTimeoutMs: number): Replayer => ({
     label: `${name(t)} → ${t.schema}.${t.oldName}`,
     pending: () => reversePending(ctx.db, t, a),
     captured: () => reverseCaptured(ctx.db, t, a),
     async apply(limit, signal) {
       const t0 = performance.now();
       // READ COMMITTED: a key written again meanwhile got a new version, its log row stays (see applyReverse)
-      const r = await ctx.db.tx((tx) => applyReverse(tx, t, a, cols, limit), { stepId: ctx.stepId, signal });
+      const r = await ctx.db.tx((tx) => applyReverse(tx, t, a, cols, limit), { stepId: ctx.stepId, signal, lockTimeoutMs });
       return { changes: r.changes, ms: performance.now() - t0 };
     },
   });
@@ -67,8 +67,8 @@ function swapBackStep(t: TablePlan): Step {
       if (!b) return { kind: 'rollback', object: name(t), typed: false, statements: [], impact: [], protections: prot.lines, refusal: `${name(t)} looks swapped but the journal has no record of the swap: restore the backup instead` };
       const pending = b.a.reverseKey ? await reversePending(ctx.db, t, b.a) : null;
       // the reverse log keeps being carried to the old table while the operator reads this
-      if (b.a.reverseKey) startBackground(ctx.db, `reverse:${name(t)}`, replayer(ctx, b.a, b.cols), { batch: ctx.plan.copy.batchRows, reporter: { log: ctx.log } });
       const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
+      if (b.a.reverseKey) startBackground(ctx.db, `reverse:${name(t)}`, replayer(ctx, b.a, b.cols, lt.ms), { batch: ctx.plan.copy.batchRows, reporter: { log: ctx.log } });
       const locked = b.statements.filter((x) => x.startsWith('LOCK TABLE')).map((l) => l.replace(/^LOCK TABLE (.*) IN ACCESS EXCLUSIVE MODE$/, '$1'));
       return {
         kind: 'rollback', object: name(t), typed: false, statements: b.statements, protections: prot.lines,
@@ -94,7 +94,7 @@ function swapBackStep(t: TablePlan): Step {
       let catchUpAgain = async () => {};
       if (b.a.reverseKey) {
         if (await stopBackground(ctx.db, `reverse:${name(t)}`)) ctx.log('background carry-back stopped: the swap back catches up itself from here');
-        const rp = replayer(ctx, b.a, b.cols);
+        const rp = replayer(ctx, b.a, b.cols, lt.ms);
         const meter = new ApplyMeter();
         catchUpAgain = async () => {
           const rep = await converge(rp, {
@@ -404,10 +404,17 @@ function dropTargetStep(t: TablePlan): Step {
       if (!statements.length) return null;
       if (await isSwapped(ctx.db, t)) return { kind: 'rollback', object: obj, typed: true, statements, impact: [], protections: [], refusal: `${name(t)} is still swapped: swap back first` };
       const cp = await ctx.journal.getCheckpoint<unknown>(copyStepId(t));
+      const fk = p.tableExists ? await fkNeighbours(ctx, t.schema, t.targetName) : { referenced: [], referencing: [] };
+      const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
       return {
         kind: 'rollback', object: obj, typed: true, statements,
         impact: [
           ...(p.tableExists ? [`${obj} and its ${p.partitions} partition(s) are dropped: a copy; the data is in ${name(t)}, which this does not touch`] : []),
+          ...(p.tableExists
+            ? [`DROP TABLE locks ACCESS EXCLUSIVE for a moment (catalog only) on ${[obj, ...fk.referenced, ...fk.referencing].join(', ')}` +
+                (fk.referenced.length ? ` — ${fk.referenced.join(', ')}: the targets of its foreign keys, whose RI triggers are dropped with it; queries on them wait meanwhile` : ''),
+               lt.note]
+            : []),
           ...p.notes,
           ...(cp ? [`the copy checkpoint of ${name(t)} (${cp.rowsDone.toLocaleString('en-US')} rows) is cleared: a new run copies from the first row`] : []),
         ],
@@ -424,6 +431,7 @@ function dropTargetStep(t: TablePlan): Step {
         ctx.log(`change capture of ${name(t)} removed`);
       }
       const undone = undoneSteps(t);
+      const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
       // the table and the journal's memory of it go together: a copy checkpoint must never outlive the rows it counts
       await ctx.db.tx(async (tx) => {
         for (const s of p.ddl) await tx.query(s);
@@ -431,7 +439,7 @@ function dropTargetStep(t: TablePlan): Step {
         await tx.query(`DELETE FROM pgshift.step_state WHERE step_id = ANY($1::text[])`, [undone]);
         await tx.query(`DELETE FROM pgshift.artifacts WHERE key = ANY($1::text[])`, [[structureArtifactKey(t), depsArtifactKey(t), appTriggersKey(t), 'integrity-report']]);
       }, {
-        stepId: ctx.stepId, signal: ctx.signal,
+        stepId: ctx.stepId, signal: ctx.signal, lockTimeoutMs: lt.ms, attempts: Math.max(ctx.plan.locks.attempts, 20),
         onRetry: (i) => ctx.log(`lock not granted (${i.error}); retry ${i.attempt}/${i.attempts} in ${i.waitMs} ms`, 'warn'),
       });
       for (const n of p.notes) ctx.log(n);

@@ -73,6 +73,8 @@ describe('cut-over beside RI-checking writers: 0 failed application statements',
     const drop = run.requests.find((r) => r.kind === 'drop' && r.object === 'public.accounts_old')!;
     expect(drop.impact.join('\n')).toMatch(/locks ACCESS EXCLUSIVE for a moment \(catalog only\) on public\.branches, public\.accounts_old/);
     expect(drop.statements[0]).toBe('LOCK TABLE public.branches IN ACCESS EXCLUSIVE MODE');
+    const dropNew = run.requests.find((r) => r.kind === 'rollback' && r.object === 'public.accounts_partitioned')!;
+    expect(dropNew.impact.join('\n')).toMatch(/DROP TABLE locks ACCESS EXCLUSIVE for a moment \(catalog only\) on public\.accounts_partitioned, public\.branches — public\.branches: the targets of its foreign keys/);
     const swap = run.requests.find((r) => r.kind === 'rename' && r.object === 'public.accounts')!;
     expect(swap.statements.filter((s) => s.startsWith('LOCK TABLE'))).toEqual([
       'LOCK TABLE "public"."accounts" IN ACCESS EXCLUSIVE MODE',

@@ -202,6 +202,7 @@ export function startBackground(db: Db, key: string, rp: Replayer, opts: { batch
   const loop = (async () => {
     const cap = new RateWindow(10_000), app = new RateWindow(10_000);
     let applied = 0, errors = 0, lastLog = performance.now();
+    let lastPending: number | null = null;
     opts.reporter.log(`background catch-up of ${rp.label} started: captured changes keep being applied until the swap`);
     while (!ctl.signal.aborted && !db.pool.ending) {
       try {
@@ -211,7 +212,15 @@ export function startBackground(db: Db, key: string, rp: Replayer, opts: { batch
         app.add(applied, now);
         if (now - lastLog > (opts.logEveryMs ?? 5000)) {
           lastLog = now;
-          opts.reporter.log(`background catch-up ${rp.label}: ${describeRates({ pending, capturedPerSec: cap.perSec(), appliedPerSec: app.perSec(), capacityPerSec: meter.capacity, predictedLockMs: meter.predict(pending) })}`);
+          const rep = { pending, capturedPerSec: cap.perSec(), appliedPerSec: app.perSec(), capacityPerSec: meter.capacity, predictedLockMs: meter.predict(pending) };
+          const growing = lastPending !== null && pending > lastPending && pending > opts.batch && rep.capturedPerSec > rep.appliedPerSec;
+          opts.reporter.log(
+            growing
+              ? `writes outpace the replay of ${rp.label}: ${describeRates(rep)} and growing; the swap will wait for it to catch up (and give up after swap.catchUpTimeoutSec). Raise copy.batchRows (bigger apply batches) or pick a quieter moment`
+              : `background catch-up ${rp.label}: ${describeRates(rep)}`,
+            growing ? 'warn' : 'info',
+          );
+          lastPending = pending;
         }
         if (pending > 0) {
           const r = await rp.apply(opts.batch, ctl.signal);

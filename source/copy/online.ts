@@ -121,6 +121,8 @@ END`;
     `REVOKE ALL ON FUNCTION ${fnQ}() FROM PUBLIC`,
     `REVOKE ALL ON FUNCTION ${qname('pgshift', TRUNCATE_GUARD_FN)}() FROM PUBLIC`,
     `CREATE TRIGGER ${ident(CAPTURE_TRIGGER)} AFTER INSERT OR UPDATE OR DELETE ON ${pair.source.q} FOR EACH ROW EXECUTE FUNCTION ${fnQ}()`,
+    // fires in every session, also one with session_replication_role = replica (a replication apply, a restore)
+    `ALTER TABLE ${pair.source.q} ENABLE ALWAYS TRIGGER ${ident(CAPTURE_TRIGGER)}`,
     `CREATE TRIGGER ${ident(TRUNCATE_TRIGGER)} BEFORE TRUNCATE ON ${pair.source.q} FOR EACH STATEMENT EXECUTE FUNCTION ${qname('pgshift', TRUNCATE_GUARD_FN)}()`,
   ];
 }
@@ -146,11 +148,9 @@ export async function installCapture(db: Db, journal: Journal, t: TablePlan, pai
   await db.tx(async (tx) => {
     installed = false;
     if (await triggerOn(tx, pair.source.oid, CAPTURE_TRIGGER)) return;
-    await tx.query(`CREATE SCHEMA IF NOT EXISTS pgshift`);
-    for (const s of stmts) {
-      if (s.includes(ident(TRUNCATE_TRIGGER)) && (await triggerOn(tx, pair.source.oid, TRUNCATE_TRIGGER))) continue;
-      await tx.query(s);
-    }
+    const guard = await triggerOn(tx, pair.source.oid, TRUNCATE_TRIGGER);
+    // one round trip (and one journal entry) for the whole install: the sooner the first batch starts
+    await tx.query([`CREATE SCHEMA IF NOT EXISTS pgshift`, ...stmts.filter((s) => !(guard && s.includes(ident(TRUNCATE_TRIGGER))))].join(';\n'));
     const art: CaptureArtifact = { log: names.log, fn: names.fn, sourceOid: pair.source.oid, targetOid: pair.target.oid, pk: pkNames, installedAt: new Date().toISOString() };
     await journal.setArtifact(names.artifact, art, tx);
     installed = true;
@@ -296,6 +296,12 @@ export async function drainCapture(tx: Tx, t: TablePlan, _journal: Journal, map?
 
 /** drainCapture for a capture already found (no catalog reads under the lock when `map` is given too). */
 export async function drainKnown(tx: Tx, cap: Capture, map?: ColumnMap): Promise<number> {
+  const on = await tx.client.query<{ e: string | null }>(`SELECT (SELECT tgenabled::text FROM pg_trigger WHERE tgrelid = $1 AND tgname = $2) AS e`, [cap.source.oid, CAPTURE_TRIGGER]);
+  if (on.rows[0]!.e !== 'A' && on.rows[0]!.e !== 'O') {
+    throw new Error(
+      `the capture trigger ${CAPTURE_TRIGGER} on ${cap.source.display} is ${on.rows[0]!.e === null ? 'gone' : 'disabled'}: writes since may be missing from the new table; refusing to swap (run phase 3 again: its integrity check re-syncs what differs)`,
+    );
+  }
   const r = await applyChanges(tx, cap, null, map);
   const left = await tx.client.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${cap.logQ}) AS any`);
   if (left.rows[0]!.any) throw new Error(`captured changes of ${cap.source.display} are still pending after the drain under the lock: refusing to swap`);

@@ -221,6 +221,7 @@ END
 $pgshift$`,
     `REVOKE ALL ON FUNCTION ${fn}() FROM PUBLIC`,
     `CREATE TRIGGER ${ident(REVERSE_TRIGGER)} AFTER INSERT OR UPDATE OR DELETE ON ${qname(t.schema, onTable)} FOR EACH ROW EXECUTE FUNCTION ${fn}()`,
+    `ALTER TABLE ${qname(t.schema, onTable)} ENABLE ALWAYS TRIGGER ${ident(REVERSE_TRIGGER)}`,
   ];
 }
 
@@ -559,7 +560,11 @@ export async function runSwap(
 ): Promise<SwapRunResult> {
   let drained = 0;
   let rows: number | undefined;
-  const body = outline.statements.filter((s) => s !== 'BEGIN' && s !== 'COMMIT' && !s.startsWith('SET LOCAL') && !s.startsWith('--') && !s.startsWith('LOCK TABLE'));
+  // the reverse log and its function need no lock on the table: created before it (only CREATE TRIGGER runs under it)
+  const early = (s: string) => s.startsWith(`CREATE TABLE IF NOT EXISTS "pgshift".`) || s.startsWith(`CREATE OR REPLACE FUNCTION "pgshift".`) || s.startsWith(`REVOKE ALL ON FUNCTION "pgshift".`);
+  const pre = outline.statements.filter(early);
+  if (pre.length) await db.ddl(pre, { stepId: opts.stepId, signal: opts.signal });
+  const body = outline.statements.filter((s) => s !== 'BEGIN' && s !== 'COMMIT' && !s.startsWith('SET LOCAL') && !s.startsWith('--') && !s.startsWith('LOCK TABLE') && !early(s));
   const r = await lockedTx(db, async (tx, lockedAt) => {
     if (opts.captured) {
       drained = await opts.drain(tx);
@@ -592,7 +597,9 @@ export async function applyReverse(
   const T = qname(t.schema, t.table); // the new table while swapped
   const O = qname(t.schema, t.oldName);
   const sel = await tx.client.query<Record<string, string>>(
-    `SELECT ${k.map((x, i) => `${ident(x.column)}::text AS k${i}`).join(', ')}, ver::text AS ver FROM ${logQ} ORDER BY ver${limit === null ? '' : ' LIMIT $1'}`,
+    // beside live writers, log rows an application transaction is upserting right now are skipped (their version
+    // changes anyway): the carry-back never waits for an application's lock, so it can never deadlock with one
+    `SELECT ${k.map((x, i) => `${ident(x.column)}::text AS k${i}`).join(', ')}, ver::text AS ver FROM ${logQ} ORDER BY ver${limit === null ? '' : ' LIMIT $1 FOR UPDATE SKIP LOCKED'}`,
     limit === null ? [] : [limit],
   );
   if (!sel.rows.length) return { changes: 0, rows: 0 };
