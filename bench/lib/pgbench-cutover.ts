@@ -298,6 +298,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       app_max_latency_at: worst ? new Date(worst.start).toISOString() : null,
       app_max_latency_waits: waitsAt(migWaits, worst),
       app_max_latency_idle_waits: waitsAt(idleWaits, worstIdle),
+      app_blocked_by_pgshift: migWaits.blockedBy(/^pgshift/),
       swap_during_load: swapDuringLoad,
       swapback_during_load: swapBackDuringLoad,
       app_transactions: mig.transactions,
@@ -344,6 +345,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       console.log(`  longest application transaction by pgshift step: ${Object.entries(byStep).filter(([, v]) => v !== null).sort((a, b) => b[1]! - a[1]!).slice(0, 5).map(([k, v]) => `${k} ${v} ms`).join(', ')}`);
       const w = (x: Record<string, number>) => Object.entries(x).slice(0, 4).map(([k, n]) => `${k} ×${n}`).join(', ') || 'no sample';
       console.log(`  the application waited on (session samples during its longest transaction): ${w(out.app_max_latency_waits)}; idle: ${w(out.app_max_latency_idle_waits)}`);
+      console.log(`  blocked by a pgshift session: longest stretch ~${out.app_blocked_by_pgshift.longestMs} ms (200 ms samples), ${out.app_blocked_by_pgshift.sessionSamples} session-samples in all`);
       console.log(`  lock_held_ms ${fmtN(out.lock_held_ms)}   changes_under_lock ${fmtN(out.changes_under_lock)}   swapback_lock_held_ms ${fmtN(out.swapback_lock_held_ms)} (changes under it ${fmtN(out.swapback_changes_under_lock)})`);
       console.log(`  replay_rate ${fmtN(out.replay_rate, '/s')}   capture_rate ${fmtN(out.capture_rate, '/s')}   (applied ${fmtN(out.applied_rate, '/s')}; swap-back: replay ${fmtN(out.swapback_replay_rate, '/s')}, capture ${fmtN(out.swapback_capture_rate, '/s')})`);
       console.log(`  app_failed ${appFailed} (${mig.failed} failed transactions, ${mig.aborted} aborted clients)   invariant_ok ${invariantOk}`);

@@ -276,6 +276,25 @@ export class WaitSampler {
     await this.loop;
   }
 
+  /**
+   * The longest stretch of consecutive samples in which some application session waited on a lock held by a session
+   * whose application_name matches `who` (e.g. /^pgshift/), in ms (sample resolution), and how many session-samples
+   * waited on it in all.
+   */
+  blockedBy(who: RegExp): { longestMs: number; sessionSamples: number } {
+    let run = 0, best = 0, total = 0, start = 0;
+    for (const s of this.samples) {
+      const n = Object.entries(s.waits).filter(([k]) => { const b = k.split(' ← ')[1]; return !!b && b.split(', ').some((x) => who.test(x)); }).reduce((a, [, v]) => a + v, 0);
+      total += n;
+      if (n > 0) {
+        if (!run) start = s.at;
+        run++;
+        best = Math.max(best, s.at - start + this.everyMs);
+      } else run = 0;
+    }
+    return { longestMs: best, sessionSamples: total };
+  }
+
   /** Session-samples per wait between from and to (epoch ms), most frequent first. */
   waitsIn(from: number, to: number): Record<string, number> {
     const sum: Record<string, number> = {};
