@@ -4,6 +4,9 @@
  * how long the exclusive lock was held and the longest wait any writer statement saw. Again with a blocker holding
  * ACCESS SHARE on the table for 10 s: the swap retries under lock_timeout, and writers must never wait much more
  * than lock_timeout per attempt.   npm run bench:cutover [-- --json] [-- --rows N]
+ *
+ * With `--load pgbench`: the cut-over of pgbench_accounts under pgbench's tpcb-like load, driven through the CLI, with
+ * the swap-back, beside the same load without a migration (bench/lib/pgbench-cutover.ts; issue 9's targets).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,6 +19,24 @@ import { resolveConnection } from '../source/db/connection.js';
 import { loadPlan } from '../source/plan/load.js';
 import { buildFixture, examplePlan, writeIntegrityReport } from './lib/swap-fixture.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
+
+const loadArg = process.argv.indexOf('--load');
+if (loadArg > 0) {
+  const kind = process.argv[loadArg + 1];
+  if (kind !== 'pgbench') {
+    console.error(`--load expects "pgbench", got "${kind ?? ''}"`);
+    process.exit(2);
+  }
+  const { parsePgbenchOptions, runPgbenchCutover } = await import('./lib/pgbench-cutover.js');
+  let opts;
+  try {
+    opts = parsePgbenchOptions(process.argv.slice(2));
+  } catch (e) {
+    console.error((e as Error).message);
+    process.exit(2);
+  }
+  process.exit(await runPgbenchCutover(opts));
+}
 
 const json = process.argv.includes('--json');
 const rowsArg = process.argv.indexOf('--rows');
