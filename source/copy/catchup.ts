@@ -32,6 +32,9 @@ export interface Replayer {
  * a part per change (the slope over the batches). Under the lock only the per-change part and a few round trips
  * count: that is what predict() returns.
  */
+/** How long one background apply transaction may hold the rows it applies while writers go on (ms). */
+export const APPLY_TXN_MS = 50;
+
 export class ApplyMeter {
   private samples: { changes: number; ms: number }[] = [];
   add(changes: number, ms: number): void {
@@ -56,6 +59,15 @@ export class ApplyMeter {
   /** changes per second the replay can apply when it has a backlog */
   get capacity(): number {
     return this.measured ? 1000 / this.perChange : 0;
+  }
+  /**
+   * Keys per apply transaction beside live writers: a batch holds its rows (and the log rows it took) until it
+   * commits, so an application writing one of those keys waits for it. Sized so a transaction takes about
+   * `targetMs` at the measured cost, never more than `max`; before any measurement a modest first batch.
+   */
+  batchFor(max: number, targetMs = APPLY_TXN_MS): number {
+    if (!this.measured) return Math.min(max, 500);
+    return Math.max(20, Math.min(max, Math.floor(targetMs / this.perChange)));
   }
   /** predicted ms to apply n changes under the lock (plus a few round trips) */
   predict(n: number): number {
@@ -167,7 +179,7 @@ export async function converge(
     const stop = () => deadline.abort();
     opts.signal?.addEventListener('abort', stop, { once: true });
     try {
-      const r = await rp.apply(opts.batch, deadline.signal);
+      const r = await rp.apply(meter.batchFor(opts.batch), deadline.signal);
       meter.add(r.changes, r.ms);
       applied += r.changes;
       if (r.changes === 0) await sleep(20, opts.signal);
@@ -223,7 +235,7 @@ export function startBackground(db: Db, key: string, rp: Replayer, opts: { batch
           lastPending = pending;
         }
         if (pending > 0) {
-          const r = await rp.apply(opts.batch, ctl.signal);
+          const r = await rp.apply(meter.batchFor(opts.batch), ctl.signal);
           meter.add(r.changes, r.ms);
           applied += r.changes;
           if (r.changes === 0) await sleep(50, ctl.signal);
