@@ -7,7 +7,7 @@ import type { Key } from 'ink';
 export type MainAction =
   | 'up' | 'down' | 'prev-phase' | 'next-phase' | 'run-step' | 'run-phase' | 'preview' | 'skip' | 'monitors'
   | 'rollback' | 'help' | 'quit' | 'interrupt' | 'phase-1' | 'phase-2' | 'phase-3' | 'phase-4' | 'phase-5'
-  | 'page-up' | 'page-down';
+  | 'page-up' | 'page-down' | 'copy-pause' | 'copy-batch-up' | 'copy-batch-down' | 'copy-rest-up' | 'copy-rest-down';
 
 export type MonitorAction = 'up' | 'down' | 'cancel-backend' | 'terminate-backend' | 'close' | 'interrupt' | 'help';
 
@@ -41,6 +41,11 @@ export const MAIN_KEYS: readonly Binding<MainAction>[] = [
   { action: 'rollback', label: 'r', help: 'go to the Rollback phase (nothing runs until you start it, and it asks first)', match: ch('r'), hint: true },
   { action: 'help', label: '?', help: 'this help', match: ch('?'), hint: true },
   { action: 'quit', label: 'q', help: 'quit (asks; a running batch finishes and commits its checkpoint first)', match: ch('q'), hint: true },
+  { action: 'copy-pause', label: 'P', help: 'pause / resume the running copy (after its batch commits; journaled in pgshift.control, like `pgshift control`)', match: ch('P') },
+  { action: 'copy-batch-up', label: '+', help: 'running copy: double the rows per batch (journaled)', match: ch('+') },
+  { action: 'copy-batch-down', label: '-', help: 'running copy: halve the rows per batch (journaled)', match: ch('-') },
+  { action: 'copy-rest-up', label: ']', help: 'running copy: rest 100 ms more between batches (journaled)', match: ch(']') },
+  { action: 'copy-rest-down', label: '[', help: 'running copy: rest 100 ms less between batches (journaled)', match: ch('[') },
   { action: 'phase-1', label: '1', help: 'phase 1 Preparation', match: ch('1') },
   { action: 'phase-2', label: '2', help: 'phase 2 Structure', match: ch('2') },
   { action: 'phase-3', label: '3', help: 'phase 3 Data', match: ch('3') },
