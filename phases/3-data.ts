@@ -140,7 +140,7 @@ function copyStep(t: TablePlan): Step {
         } else {
           ctx.log(`change capture already on (pgshift.${cap0.names.log}): continuing`);
         }
-        ctx.log('online: the table stays live, so after each batch the copy rests as long as the batch took (50% duty cycle): application commits do not queue behind the copy\'s WAL');
+        ctx.log('online: the table stays live, so the copy paces itself on the writers\' commit latency (a canary commit): it rests after each batch when application commits slow down behind the copy\'s WAL, and takes the room back when they recover');
       }
 
       const res = await batchCopy(ctx.db, ctx.journal, pair, map, order, {
