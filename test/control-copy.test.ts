@@ -173,4 +173,48 @@ describe('live control of a running copy (pgshift control, through pgshift.contr
     expect(r.rows[0].result).toMatch(/^expired: issued before run \d+ started, not applied$/);
     expect((await checkpoint())!.n).toBe(ROWS);
   });
+
+  it('says WAITING FOR LOCK with the holder while a session holds a lock the copy needs, then goes on', async () => {
+    await db.client.query(`TRUNCATE public.petri_observations_partitioned`);
+    await db.client.query(`DO $$ BEGIN IF to_regclass('pgshift.checkpoints') IS NOT NULL THEN DELETE FROM pgshift.checkpoints; DELETE FROM pgshift.step_state; END IF; END $$`);
+    const app = new URL(db.url);
+    app.username = 'ctl_app';
+    app.password = 'app';
+    const file = writePlan(path.join(dir, 'c'), {
+      partition: [PETRI_ENTRY], copy: { batchRows: 4000 }, pruning: { queries: [] },
+      locks: { timeoutMs: 200, attempts: 100, backoffMs: 50, maxBackoffMs: 200 },
+    });
+    const o = await openEngine(db.url, file);
+    // the application's role holds SHARE on the new table (as a long report with LOCK would): the copy's INSERT waits
+    const holder = new pg.Client({ connectionString: app.toString(), application_name: 'report-job' });
+    holder.on('error', () => {});
+    await holder.connect();
+    const pid = Number((await holder.query('SELECT pg_backend_pid() AS p')).rows[0].p);
+    await holder.query('BEGIN');
+    await holder.query('LOCK TABLE public.petri_observations_partitioned IN SHARE MODE');
+    const ac = new AbortController();
+    const running = o.engine.run({ phases: [3], only: [STEP], signal: ac.signal });
+    try {
+      const waiting = await (async () => {
+        for (;;) {
+          const e = o.events.find((x) => x.type === 'step-progress' && x.progress.state === 'waiting-lock');
+          if (e && e.type === 'step-progress') return e;
+          await new Promise((r) => setTimeout(r, 20)); // the copy retries under lock_timeout meanwhile
+        }
+      })();
+      expect(waiting.progress.reason).toMatch(new RegExp(`^pid ${pid} \\(report-job\\) holds Share on public\\.petri_observations_partitioned · retry \\d+/100$`));
+      expect((await checkpoint())!.n).toBe(0);
+      await holder.query('ROLLBACK');
+      const out = await running;
+      expect(out.status, o.logs().join('\n')).toBe('completed');
+      expect((await checkpoint())!.n).toBe(ROWS);
+      const last = o.events.filter((x) => x.type === 'step-progress').at(-1);
+      expect(last && last.type === 'step-progress' && last.progress.state).toBe('running');
+    } finally {
+      ac.abort();
+      await running.catch(() => {});
+      await o.engine.close();
+      await holder.end().catch(() => {});
+    }
+  });
 });

@@ -153,8 +153,9 @@ class StaleCheckpoint extends Error {
 async function lockHolders(db: Db, oids: number[]): Promise<string> {
   try {
     const rows = await db.read<{ pid: number; mode: string; rel: string; app: string }>(
-      `SELECT l.pid, l.mode, l.relation::regclass::text AS rel, COALESCE(a.application_name, '') AS app
-         FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+      `SELECT l.pid, l.mode, n.nspname || '.' || c.relname AS rel, COALESCE(a.application_name, '') AS app
+         FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
+         LEFT JOIN pg_stat_activity a ON a.pid = l.pid
         WHERE l.granted AND l.locktype = 'relation' AND l.relation = ANY($1::oid[]) AND l.pid <> pg_backend_pid()
           AND l.mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
         ORDER BY l.pid LIMIT 3`,
