@@ -272,10 +272,9 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
       const b0 = performance.now();
       let r: { pos: Position; rowsDone: number; n: number };
       try {
+        // the checkpoint commits with the rows in this transaction: a lost commit loses both, so the copy's own
+        // commits need not wait for the WAL flush (asyncCommit: synchronous_commit off for this transaction only)
         r = await db.tx(async (tx) => {
-          // the checkpoint commits with the rows in this transaction: a lost commit loses both, so the copy's own
-          // commits need not wait for the WAL flush (synchronous_commit is off for this transaction only)
-          await tx.client.query('SET LOCAL synchronous_commit = off');
           let p = pos;
           let before = rowsDone;
           if (stale) {
@@ -294,7 +293,7 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
             ? { ...p, done: true }
             : { ...p, last: order.columns.map((_, i) => String(row[`p${i}`])), batches: p.batches + 1, lastPartition: (row.part as string | null) ?? null };
           return { pos: next, rowsDone: before + n, n };
-        }, { stepId, signal: opts.signal, onRetry: retry });
+        }, { stepId, signal: opts.signal, onRetry: retry, asyncCommit: true });
       } catch (e) {
         const err = e as { code?: string; message?: string };
         if (e instanceof StaleCheckpoint && stale < 3) {
