@@ -271,6 +271,7 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
       const limit = Math.max(100, Math.floor(rows * gate.factor));
       const b0 = performance.now();
       let r: { pos: Position; rowsDone: number; n: number };
+      if (control) control.inBatch = true;
       try {
         // the checkpoint commits with the rows in this transaction: a lost commit loses both, so the copy's own
         // commits need not wait for the WAL flush (asyncCommit: synchronous_commit off for this transaction only)
@@ -295,6 +296,7 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
           return { pos: next, rowsDone: before + n, n };
         }, { stepId, signal: opts.signal, onRetry: retry, asyncCommit: true });
       } catch (e) {
+        if (control) control.inBatch = false;
         const err = e as { code?: string; message?: string };
         if (e instanceof StaleCheckpoint && stale < 3) {
           opts.log(e.message, 'warn');
@@ -310,6 +312,7 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
         }
         throw e;
       }
+      if (control) control.inBatch = false;
       stale = 0;
       pos = r.pos;
       rowsDone = r.rowsDone;
@@ -340,7 +343,7 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
       }
     }
   } finally {
-    await Promise.all([throttle?.stop(), pacer?.stop()]);
+    await Promise.all([throttle?.stop(), pacer?.stop(), control?.settle()]);
   }
   return {
     rows: rowsDone, batches, ms: performance.now() - t0, stopped: !done, already: false, resumedFrom,

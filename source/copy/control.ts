@@ -112,6 +112,8 @@ export class CopyControl {
   private ok = true;
   /** batches committed so far: recorded with each applied command */
   batch = 0;
+  /** a batch is in flight (a look in the background may overlap it): a pause then takes effect after it */
+  inBatch = false;
 
   constructor(
     private readonly db: Db,
@@ -150,40 +152,66 @@ export class CopyControl {
     }
   }
 
-  /** At a batch boundary: applies pending commands when the last look is older than POLL_MS (or `force`). */
+  private inflight: Promise<void> | null = null;
+
+  /**
+   * At a batch boundary: returns the state now and, when the last look is older than POLL_MS, looks again in the
+   * background (the batch does not wait for that round trip; what it finds applies from the next boundary).
+   * `force` (while paused) waits for a fresh look.
+   */
   async check(force = false): Promise<ControlState> {
     if (!this.ok) return this.current;
     const now = performance.now();
-    if (!force && now - this.lastPoll < POLL_MS) return this.current;
-    this.lastPoll = now;
+    if (force) {
+      if (this.inflight) await this.inflight;
+      this.lastPoll = now;
+      await this.poll();
+      return this.current;
+    }
+    if (!this.inflight && now - this.lastPoll >= POLL_MS) {
+      this.lastPoll = now;
+      this.inflight = this.poll().finally(() => {
+        this.inflight = null;
+      });
+    }
+    return this.current;
+  }
+
+  /** Waits for a look in progress (the copy's end, so no command is left half-applied). */
+  async settle(): Promise<void> {
+    if (this.inflight) await this.inflight;
+  }
+
+  private async poll(): Promise<void> {
     let rows: { id: string; command: ControlCommand; value: number | null; issued_by: string; issued_from: string }[];
     try {
       rows = await this.db.read(
         `SELECT id, command, value, issued_by, issued_from FROM pgshift.control WHERE applied_at IS NULL ORDER BY id`,
       );
     } catch {
-      return this.current; // a failed look must not stop the copy; the next boundary looks again
+      return; // a failed look must not stop the copy; the next boundary looks again
     }
     for (const r of rows) {
+      const boundary = this.batch + (this.inBatch ? 1 : 0);
       const who = `${r.issued_by} (${r.issued_from})`;
       let result: string;
       switch (r.command) {
         case 'pause':
-          result = this.state.paused ? 'applied: already paused' : `applied: paused after batch ${this.batch}`;
+          result = this.state.paused ? 'applied: already paused' : `applied: paused after batch ${boundary}`;
           this.state.paused = true;
           this.state.pausedBy = who;
           break;
         case 'resume':
-          result = this.state.paused ? `applied: resumed after batch ${this.batch}` : 'applied: was not paused';
+          result = this.state.paused ? `applied: resumed after batch ${boundary}` : 'applied: was not paused';
           this.state.paused = false;
           this.state.pausedBy = null;
           break;
         case 'batch':
-          result = `applied: batches of ${r.value!.toLocaleString('en-US')} rows from batch ${this.batch + 1}`;
+          result = `applied: batches of ${r.value!.toLocaleString('en-US')} rows from batch ${boundary + 1}`;
           this.state.batchRows = r.value;
           break;
         case 'throttle':
-          result = `applied: ${r.value} ms rest between batches from batch ${this.batch + 1}`;
+          result = `applied: ${r.value} ms rest between batches from batch ${boundary + 1}`;
           this.state.pauseMs = r.value;
           break;
       }
@@ -193,6 +221,5 @@ export class CopyControl {
       );
       this.log(`control #${r.id} from ${who}: ${r.command}${r.value === null ? '' : ` ${r.value}`} — ${result}`, r.command === 'pause' ? 'warn' : 'info');
     }
-    return this.current;
   }
 }
