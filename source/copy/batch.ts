@@ -272,6 +272,7 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
       const b0 = performance.now();
       let r: { pos: Position; rowsDone: number; n: number };
       if (control) control.inBatch = true;
+      if (pacer) pacer.busy = true;
       try {
         // the checkpoint commits with the rows in this transaction: a lost commit loses both, so the copy's own
         // commits need not wait for the WAL flush (asyncCommit: synchronous_commit off for this transaction only)
@@ -297,6 +298,7 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
         }, { stepId, signal: opts.signal, onRetry: retry, asyncCommit: true });
       } catch (e) {
         if (control) control.inBatch = false;
+        if (pacer) pacer.busy = false;
         const err = e as { code?: string; message?: string };
         if (e instanceof StaleCheckpoint && stale < 3) {
           opts.log(e.message, 'warn');
@@ -313,6 +315,7 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
         throw e;
       }
       if (control) control.inBatch = false;
+      if (pacer) pacer.busy = false;
       stale = 0;
       pos = r.pos;
       rowsDone = r.rowsDone;

@@ -12,9 +12,11 @@ import type { LogLevel } from '../engine/types.js';
  * is assigned, so the COMMIT writes a commit record and waits for its flush, with synchronous_commit on, like any
  * writer's). The idle latency is measured before the first batch; then, after each batch, the copy rests
  * `rest × the batch's duration`:
- *  - the canary's recent latency (median of the last probes) above `limit × idle` → rest doubles (from 0.25, up to
- *    MAX_REST): the writers go first;
- *  - below `relax × idle` → rest shrinks by a step (additive decrease): the copy takes back the room it can.
+ *  - the canary's latency while batches run (median of the last probes) above `limit ×` its latency while the copy
+ *    rests (or, before any rest, at idle) → rest doubles (from 0.25, up to MAX_REST): the writers go first;
+ *  - below `relax ×` that → rest shrinks by a step (additive decrease): the copy takes back the room it can.
+ * Comparing with the latency during the copy's own rests, not only with the idle figure, keeps a machine that got
+ * busier for other reasons from being blamed on the copy.
  * Lock waits behind the copy are the Throttle's business (it pauses the copy outright); the two compose.
  * Every change of state is logged once with its reason, and the reason goes on the progress line.
  */
@@ -57,6 +59,10 @@ export class Pacer {
   private probing = false;
   private stopped = false;
   private recent: number[] = [];
+  /** probes taken while the copy rests: the writers' latency without the copy, as the machine is now */
+  private resting: number[] = [];
+  /** a batch is in flight (set by the copy loop): probes then measure the copy's effect */
+  busy = false;
   idleMs = 0;
   rest: number;
   reason = '';
@@ -104,26 +110,40 @@ export class Pacer {
     this.opts.log(`pace: writers' commit latency at rest ${this.idleMs.toFixed(2)} ms (canary); the copy slows when it exceeds ${this.limit} × that`);
     const tick = async () => {
       if (this.stopped) return;
+      const during = this.busy;
       const ms = await this.probe();
-      if (ms !== null) {
+      if (ms !== null && during && this.busy) {
         this.recent.push(ms);
         if (this.recent.length > PACE_DEFAULTS.window) this.recent.shift();
         if (this.recent.length >= PACE_DEFAULTS.window) this.adjust();
+      } else if (ms !== null && !during && !this.busy) {
+        this.resting.push(ms);
+        if (this.resting.length > PACE_DEFAULTS.window) this.resting.shift();
       }
       if (!this.stopped) this.timer = setTimeout(tick, this.opts.probeMs ?? PACE_DEFAULTS.probeMs);
     };
     this.timer = setTimeout(tick, 0);
   }
 
+  /**
+   * The reference the copy is judged against: the latency measured while the copy rests, when there are such
+   * probes (a machine that got busier for other reasons raises both, and the copy is not blamed for it), else the
+   * latency measured before the first batch.
+   */
+  get baselineMs(): number {
+    return this.resting.length >= 3 ? Math.max(this.idleMs, median(this.resting)) : this.idleMs;
+  }
+
   private adjust(): void {
     const m = median(this.recent);
     const before = this.rest;
-    this.rest = nextRest(this.rest, m, this.idleMs, { ...PACE_DEFAULTS, limit: this.limit });
+    const base = this.baselineMs;
+    this.rest = nextRest(this.rest, m, base, { ...PACE_DEFAULTS, limit: this.limit });
     if (this.rest > before) {
-      this.reason = `writers' commit latency ${m.toFixed(1)} ms > ${this.limit} × idle ${this.idleMs.toFixed(1)} ms: resting ${this.rest.toFixed(2)} × each batch`;
+      this.reason = `writers' commit latency ${m.toFixed(1)} ms during batches > ${this.limit} × ${base.toFixed(1)} ms without them: resting ${this.rest.toFixed(2)} × each batch`;
       this.recent = []; // judge the new pace on fresh probes
     } else if (this.rest === 0) this.reason = '';
-    else if (this.rest < before) this.reason = `writers' commit latency back to ${m.toFixed(1)} ms (idle ${this.idleMs.toFixed(1)} ms): resting ${this.rest.toFixed(2)} × each batch`;
+    else if (this.rest < before) this.reason = `writers' commit latency back to ${m.toFixed(1)} ms (${base.toFixed(1)} ms without the copy): resting ${this.rest.toFixed(2)} × each batch`;
     const key = this.rest > before ? 'up' : this.rest === 0 ? 'clear' : '';
     if (key && key !== this.lastLogged) {
       this.lastLogged = key;
