@@ -3,7 +3,7 @@ import type { TablePlan } from '../source/plan/schema.js';
 import { displayName, ident, qname } from '../source/db/quote.js';
 import { UserError } from '../source/engine/errors.js';
 import { chooseOrder, columnMap, resolvePair, type Pair } from '../source/copy/meta.js';
-import { batchCopy, batchStatement, targetIsEmpty, upperStatement, type Position } from '../source/copy/batch.js';
+import { batchCopy, batchStatement, runProcedureName, targetIsEmpty, upperStatement, type Position } from '../source/copy/batch.js';
 import { captureLag, captureNames, catchUp, findCapture, installCapture, installStatements } from '../source/copy/online.js';
 import { integrityReport, reportTables, type IntegrityReport } from '../source/copy/integrity.js';
 import { pruningCheck, pruningTable } from '../source/copy/pruning.js';
@@ -81,6 +81,7 @@ async function previewCopy(ctx: PlanContext, t: TablePlan): Promise<string[]> {
     out.push(upperStatement(pair, order));
     out.push(`-- each batch, one transaction with its checkpoint (SET LOCAL lock_timeout = ${ctx.plan.locks.timeoutMs}), $${order.columns.length * 2 + 1} = ${ctx.plan.copy.batchRows}`);
     out.push(batchStatement(pair, map, order, false));
+    out.push(`-- with no rest between batches, runs of them (up to 250 ms, each batch its own transaction) go through one CALL of pgshift.${runProcedureName(copyStepId(t))}(…), created before the copy and dropped after: CREATE OR REPLACE PROCEDURE … LANGUAGE plpgsql (EXECUTE of the statement above, COMMIT after each batch)`);
     out.push(`INSERT INTO pgshift.checkpoints (step_id, run_id, position, rows_done) VALUES (…) ON CONFLICT (step_id) DO UPDATE …`);
     if (ctx.plan.copy.mode === 'online') out.push('-- then replay the change log (REPEATABLE READ, batch by batch): DELETE new rows by pk, re-INSERT the current source rows, DELETE the log entries');
     out.push(`ANALYZE ${pair.target.q}`);
