@@ -22,7 +22,7 @@ import type { LogLevel } from '../engine/types.js';
  */
 
 const PROBE_SQL = 'BEGIN; SELECT txid_current(); COMMIT';
-export const PACE_DEFAULTS = { probeMs: 100, window: 5, limit: 2, relax: 1.4, maxRest: 3, step: 0.1, floorMs: 0.5 } as const;
+export const PACE_DEFAULTS = { probeMs: 100, window: 5, limit: 3, relax: 1.5, maxRest: 1.5, step: 0.1, floorMs: 0.5 } as const;
 
 export interface PaceOptions {
   readonly log: (message: string, level?: LogLevel) => void;
