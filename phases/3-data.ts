@@ -3,7 +3,7 @@ import type { TablePlan } from '../source/plan/schema.js';
 import { displayName, ident, qname } from '../source/db/quote.js';
 import { UserError } from '../source/engine/errors.js';
 import { chooseOrder, columnMap, resolvePair, type Pair } from '../source/copy/meta.js';
-import { batchCopy, batchStatement, targetIsEmpty, upperStatement, type Position } from '../source/copy/batch.js';
+import { batchCopy, batchStatement, runProcedureName, targetIsEmpty, upperStatement, type Position } from '../source/copy/batch.js';
 import { captureLag, captureNames, captureReplayer, catchUp, findCapture, installCapture, installStatements, queueDiffering } from '../source/copy/online.js';
 import { startBackground } from '../source/copy/catchup.js';
 import { appTriggers, appTriggersKey, disableTriggerSql, triggerList, type AppTriggersArtifact } from '../source/copy/app-triggers.js';
@@ -83,6 +83,7 @@ async function previewCopy(ctx: PlanContext, t: TablePlan): Promise<string[]> {
     out.push(upperStatement(pair, order));
     out.push(`-- each batch, one transaction with its checkpoint (SET LOCAL lock_timeout = ${ctx.plan.locks.timeoutMs}), $${order.columns.length * 2 + 1} = ${ctx.plan.copy.batchRows}`);
     out.push(batchStatement(pair, map, order, false));
+    out.push(`-- with no rest between batches, runs of them (up to 250 ms, each batch its own transaction) go through one CALL of pgshift.${runProcedureName(copyStepId(t))}(…), created before the copy and dropped after: CREATE OR REPLACE PROCEDURE … LANGUAGE plpgsql (EXECUTE of the statement above, COMMIT after each batch)`);
     out.push(`INSERT INTO pgshift.checkpoints (step_id, run_id, position, rows_done) VALUES (…) ON CONFLICT (step_id) DO UPDATE …`);
     out.push('-- then replay the change log (REPEATABLE READ, batch by batch, one row per key): DELETE new rows by pk, re-INSERT the current source rows, DELETE the log entries; kept up in the background until the swap');
     out.push(`ANALYZE ${pair.target.q}`);
@@ -151,7 +152,7 @@ function copyStep(t: TablePlan): Step {
       } else {
         ctx.log(`change capture already on (pgshift.${cap0.names.log}): continuing`);
       }
-      if (online) ctx.log('online: the table stays live, so after each batch the copy rests as long as the batch took (50% duty cycle): application commits do not queue behind the copy\'s WAL');
+      if (online) ctx.log('online: the table stays live, so the copy paces itself on the writers\' commit latency (a canary commit): it rests after each batch when application commits slow down behind the copy\'s WAL, and takes the room back when they recover');
       else if (!legacy) ctx.log('batch mode: writes during and after the copy are captured too and applied before the swap; the copy does not rest between batches');
 
       const res = await batchCopy(ctx.db, ctx.journal, pair, map, order, {
@@ -324,7 +325,7 @@ const integrityStep: Step = {
     await resyncAfterFail(ctx);
     let report: IntegrityReport = await integrityReport(ctx.db, ctx.tables, {
       log: ctx.log, signal: ctx.signal, stepId: ctx.stepId,
-      onProgress: (done, detail) => ctx.progress({ done, total: ctx.tables.length, unit: 'tables', detail }),
+      onRows: (p) => ctx.progress({ ...p, unit: 'rows hashed' }),
     });
     // the swap trusts a passing report: it must not pass while the deferred indexes / FKs are not built yet
     const unfinished: string[] = [];
@@ -349,7 +350,8 @@ const integrityStep: Step = {
       for (const u of unfinished) ctx.log(u, 'error');
     }
     await ctx.journal.setArtifact('integrity-report', report);
-    ctx.progress({ done: ctx.tables.length, total: ctx.tables.length, unit: 'tables' });
+    const hashed = report.tables.reduce((a, x) => a + x.oldRows + x.newRows, 0);
+    ctx.progress({ done: hashed, total: hashed, unit: 'rows hashed' });
     const bad = report.tables.filter((x) => !x.pass);
     const summary = report.pass
       ? `PASS: ${report.tables.map((x) => `${x.table} ${x.oldRows.toLocaleString('en-US')} = ${x.newRows.toLocaleString('en-US')} rows, content identical`).join('; ')}`

@@ -10,7 +10,8 @@ import { loadPlan, planJsonSchema } from './plan/load.js';
 import { renderTable, fmtDuration } from './format.js';
 import { VERSION } from './version.js';
 import { Journal } from './engine/journal.js';
-import { Db } from './db/session.js';
+import { Db, sleep } from './db/session.js';
+import { controlRow, liveRun, parseControl, sendControl } from './copy/control.js';
 
 export type { Io, RunSetup } from './run.js';
 export { exitFor } from './engine/errors.js';
@@ -26,6 +27,7 @@ Usage:
   pgshift status [--db URL] [--json]          the journal: runs, steps, confirmations
   pgshift report [--format md|json] [--db URL] the integrity report for the change ticket
   pgshift demo [--rows N] [--headless] [--keep] [--db URL]
+  pgshift control pause|resume|batch ROWS|throttle MS [--db URL]   steer a running copy
   pgshift schema                              print the plan file's JSON Schema
 
 Run options:
@@ -61,6 +63,15 @@ off a terminal it refuses unless --headless). --headless runs the whole plan end
 auto-confirmed (a throwaway database) and journaled as such; exit 0 only if every step and check passed.
 With --db it fills that empty database instead, so the demo runs on any server version.`,
   schema: `pgshift schema — print the JSON Schema of the plan file (for editor completion).`,
+  control: `pgshift control pause | resume | batch ROWS | throttle MS [--db URL] [--operator NAME] [--no-wait]
+
+Steers the copy running against that database, from any terminal (the wizard's keys do the same):
+  pause          finish the running batch (its checkpoint commits), then copy nothing and hold no lock
+  resume         continue from the checkpoint
+  batch ROWS     rows per batch from the next batch on (100 to 1,000,000)
+  throttle MS    rest MS milliseconds between batches (0 to 600,000; 0 = the plan's pause)
+Each command is a row in pgshift.control (who, from where, when, and what the copy did with it). Waits up to
+10 s for the copy to apply it and says so; a command no copy applies stays queued for this run only.`,
 };
 
 const RUN_OPTIONS = {
@@ -89,14 +100,16 @@ const OPTIONS: Record<string, ParseArgsConfig['options']> = {
     db: RUN_OPTIONS.db, until: RUN_OPTIONS.until, help: RUN_OPTIONS.help,
   },
   schema: { help: RUN_OPTIONS.help },
+  control: { db: RUN_OPTIONS.db, operator: RUN_OPTIONS.operator, 'no-wait': { type: 'boolean' }, help: RUN_OPTIONS.help },
 };
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
-function parse(command: string, args: string[]): Values {
+function parse(command: string, args: string[], positionalsOut?: string[]): Values {
   try {
     const { values, positionals } = parseArgs({ args, options: OPTIONS[command]!, strict: true, allowPositionals: true });
-    if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}"`, `see pgshift ${command === 'run' ? '' : command + ' '}--help`, 2);
+    if (positionalsOut) positionalsOut.push(...positionals);
+    else if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}"`, `see pgshift ${command === 'run' ? '' : command + ' '}--help`, 2);
     return values as Values;
   } catch (e) {
     if (e instanceof UserError) throw e;
@@ -378,6 +391,31 @@ async function cmdDemo(args: string[], io: Io): Promise<number> {
   }, io);
 }
 
+async function cmdControl(args: string[], io: Io): Promise<number> {
+  const words: string[] = [];
+  const v = parse('control', args, words);
+  if (v.help) return (io.out(HELP.control!), 0);
+  const cmd = parseControl(words);
+  return withDb(v, io, async (db) => {
+    const by = (v.operator as string | undefined) ?? operatorName();
+    const id = await sendControl(db, { ...cmd, by, from: 'pgshift control' });
+    const what = `${cmd.command}${cmd.value === null ? '' : ` ${cmd.value}`}`;
+    const live = await liveRun(db);
+    io.out(`control #${id}: ${what} (by ${by}) written to pgshift.control${live ? `; run ${live.runId} (${live.operator}) is live` : '; no pgshift run is live on this database right now'}`);
+    if (v['no-wait']) return 0;
+    for (let i = 0; i < 50; i++) {
+      const r = await controlRow(db, id);
+      if (r?.applied_at) {
+        io.out(`control #${id}: ${r.result ?? 'applied'} (run ${r.applied_run ?? '?'})`);
+        return 0;
+      }
+      await sleep(200);
+    }
+    io.out(`control #${id}: not applied within 10 s: it stays queued and the copy applies it at its next batch; a command older than the next run is never applied`);
+    return 0;
+  });
+}
+
 export async function main(argv: string[], io: Io): Promise<number> {
   const [first, ...rest] = argv;
   try {
@@ -386,6 +424,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       case 'status': return await cmdStatus(rest, io);
       case 'report': return await cmdReport(rest, io);
       case 'demo': return await cmdDemo(rest, io);
+      case 'control': return await cmdControl(rest, io);
       case 'schema': {
         const v = parse('schema', rest);
         if (v.help) return (io.out(HELP.schema!), 0);
@@ -395,7 +434,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       case 'help': io.out(HELP.main!); return 0;
       default:
         if (first !== undefined && !first.startsWith('-')) {
-          throw new UserError(`unknown command "${first}"`, 'commands: plan, status, report, demo, schema (see pgshift --help)', 2);
+          throw new UserError(`unknown command "${first}"`, 'commands: plan, status, report, demo, control, schema (see pgshift --help)', 2);
         }
         return await cmdRun(argv, io);
     }

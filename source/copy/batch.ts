@@ -1,30 +1,42 @@
 import type { Db, Tx } from '../db/session.js';
-import { sleep } from '../db/session.js';
+import { backoffDelay, isConnectionLoss, isLockTimeout, sleep } from '../db/session.js';
 import type { Journal } from '../engine/journal.js';
 import type { LogLevel, Progress } from '../engine/types.js';
 import { UserError } from '../engine/errors.js';
-import { ident } from '../db/quote.js';
-import { estimateRows, listOf, rowOf, paramsFrom, type ColumnMap, type CopyOrder, type Pair } from './meta.js';
+import crypto from 'node:crypto';
+import { ident, qname } from '../db/quote.js';
+import { columnsOf, estimateRows, listOf, rowOf, paramsFrom, type ColumnMap, type CopyOrder, type Pair } from './meta.js';
 import { Throttle } from './throttle.js';
+import { Pacer } from './pace.js';
+import { CopyControl } from './control.js';
 
 /**
  * The batch copy. Not the seed's loop: its `LIMIT … OFFSET` inside one DO block is one transaction (nothing
  * commits until the end, pg_sleep releases nothing) and each batch re-reads every earlier row (quadratic).
  * Here each batch is one short transaction through db.tx (SET LOCAL lock_timeout, retried with backoff on lock
- * timeouts and lost connections):
+ * timeouts and lost connections) carrying ONE statement (batchStatement) that
+ *   - inserts the next rows: INSERT INTO new SELECT … FROM old WHERE (key, pk) > ($cursor) AND (key, pk) <= ($upper)
+ *     ORDER BY key, pk LIMIT n RETURNING key, pk (rows never travel through Node);
+ *   - moves the checkpoint to the last row, guarded by the rows_done the loop expects (a stale cursor moves
+ *     nothing: the loop rolls the batch back and re-reads the checkpoint FOR UPDATE);
+ *   - journals itself in pgshift.statements with its own duration and row count.
+ * So the checkpoint is committed with its rows, and a batch costs one round trip that matters, no separate
+ * journal commit. The transaction runs with synchronous_commit off: its commit does not wait for the WAL flush.
+ * That is safe for a copy: the rows and the checkpoint are in one transaction, so a server crash that loses the
+ * last commits loses both together, and the resumed run redoes those batches from the older checkpoint (the source
+ * still holds every row). Nothing the application committed depends on it.
  *
- *   SELECT position FROM pgshift.checkpoints WHERE step_id = … FOR UPDATE        -- the cursor, from the database
- *   WITH ins AS (INSERT INTO new (cols) SELECT cols FROM old
- *                 WHERE (key, pk) > ($cursor) AND (key, pk) <= ($upper) ORDER BY key, pk LIMIT n
- *                RETURNING key, pk, tableoid)
- *   SELECT count, last (key, pk), partition of the last row                       -- rows never travel through Node
- *   INSERT … INTO pgshift.checkpoints …                                           -- same transaction as the rows
+ * The cursor is kept in Node between batches; after a retry (lost connection: the COMMIT may or may not have
+ * reached the server) it is re-read from the checkpoint inside the retried transaction, FOR UPDATE, so the copy
+ * continues from what is really committed: no duplicate, no gap. A SIGKILL mid-batch leaves the batch uncommitted
+ * (the server rolls it back); the resumed run starts from the last committed checkpoint. The upper bound is the
+ * largest (key, pk) at the copy's start: rows written later are the change capture's business (online mode); a
+ * copy chasing new inserts might never end.
  *
- * The cursor is read from the checkpoint inside the batch's own transaction, so a retry after a lost connection
- * (where the COMMIT may or may not have reached the server) continues from what is really committed: no
- * duplicate, no gap. A SIGKILL mid-batch leaves the batch uncommitted (the server rolls it back); the resumed run
- * starts from the last committed checkpoint. The upper bound is the largest (key, pk) at the copy's start: rows
- * written later are the change capture's business (online mode); a copy chasing new inserts might never end.
+ * Between batches the loop looks at the live controls (control.ts: pause, resume, batch size, rest; from
+ * `pgshift control` or the wizard), the throttle (throttle.ts: lock waits and long queries, sampled on a timer, not
+ * per batch) and, online, the pacer (pace.ts: the writers' commit latency), and reports its state on the progress
+ * line: running, throttled (why), waiting for a lock (holder), paused (by whom).
  */
 
 export interface Position {
@@ -44,11 +56,16 @@ export interface BatchCopyOptions {
   readonly throttle: { readonly lockWaitMs: number; readonly longQuerySeconds: number } | null;
   readonly signal: AbortSignal;
   /**
-   * Online mode: after each batch, also rest `yieldFactor` × the batch's duration (1 = a 50% duty cycle). A copy
-   * running flat out fills the WAL and the disk queue, and every application commit waits behind that flush: in
-   * the benchmark the writer's p99 rose ~8× with no rest and ~1.5× at a 50% duty cycle.
+   * Online mode (> 0): the copy paces itself on the writers' measured commit latency (pace.ts), starting at a rest
+   * of `yieldFactor` × each batch's duration. A copy running flat out fills the WAL and the disk queue, and every
+   * application commit waits behind that flush; a fixed duty cycle is either too slow or too rough, so the rest
+   * follows what a canary commit measures. 0 / absent (batch mode): no rest beyond pauseMs.
    */
   readonly yieldFactor?: number;
+  /** live control through pgshift.control (default on) */
+  readonly control?: boolean;
+  /** runs of batches in one CALL when nothing happens between batches (default on) */
+  readonly runs?: boolean;
   readonly log: (message: string, level?: LogLevel) => void;
   readonly progress: (p: Progress) => void;
 }
@@ -64,24 +81,114 @@ export interface BatchCopyResult {
   readonly pausedMs: number;
 }
 
+/**
+ * One batch, one statement, one round trip that matters: inserts the next rows, moves the checkpoint (guarded by
+ * the rows_done the loop expects, so a stale cursor moves nothing and the caller rolls back), and journals itself
+ * (pgshift.statements, with the statement's own duration), all in the batch's transaction: no separate journal
+ * commit, no separate checkpoint round trip. Parameters: [cursor…] upper… limit, then step_id, expected rows_done,
+ * run_id, the statement's text (for the journal).
+ */
 export function batchStatement(pair: Pair, map: ColumnMap, order: CopyOrder, first: boolean): string {
   const o = order.columns;
   const n = o.length;
   const lower = first ? '' : `${rowOf(o)} > (${paramsFrom(1, n)}) AND `;
   const upperAt = first ? 1 : n + 1;
   const limitAt = upperAt + n;
+  const step = `$${limitAt + 1}`;
+  const expected = `$${limitAt + 2}`;
+  const run = `$${limitAt + 3}`;
+  const text = `$${limitAt + 4}`;
   return `WITH ins AS (
   INSERT INTO ${pair.target.q} (${listOf(map.columns)})${map.overriding ? ' OVERRIDING SYSTEM VALUE' : ''}
   SELECT ${listOf(map.columns)} FROM ${pair.source.q}
    WHERE ${lower}${rowOf(o)} <= (${paramsFrom(upperAt, n)})
    ORDER BY ${listOf(o)} LIMIT $${limitAt}
   RETURNING ${listOf(o)}, tableoid
-)
-SELECT c.n, l.* FROM (SELECT count(*)::int AS n FROM ins) c
-LEFT JOIN LATERAL (
-  SELECT ${o.map((c, i) => `${ident(c)}::text AS p${i}`).join(', ')}, (SELECT relname FROM pg_class WHERE oid = ins.tableoid) AS part
+), c AS (SELECT count(*)::int AS n FROM ins),
+l AS (
+  SELECT ${o.map((c, i) => `${ident(c)}::text AS p${i}`).join(', ')}, (SELECT relname::text FROM pg_class WHERE oid = ins.tableoid) AS part
     FROM ins ORDER BY ${o.map((c) => `${ident(c)} DESC`).join(', ')} LIMIT 1
-) l ON true`;
+), cp AS (
+  UPDATE pgshift.checkpoints k
+     SET position = CASE WHEN c.n = 0 THEN k.position || '{"done": true}'::jsonb
+                    ELSE k.position || jsonb_build_object('last', jsonb_build_array(${o.map((_, i) => `l.p${i}`).join(', ')}),
+                                                          'batches', (k.position->>'batches')::int + 1, 'lastPartition', l.part) END,
+         rows_done = k.rows_done + c.n, run_id = ${run}::bigint, updated_at = now()
+    FROM c LEFT JOIN l ON true
+   WHERE k.step_id = ${step}::text AND k.rows_done = ${expected}::bigint
+  RETURNING k.rows_done
+), j AS (
+  INSERT INTO pgshift.statements (run_id, step_id, sql, duration_ms, rows)
+  SELECT ${run}::bigint, ${step}::text, ${text}::text, round((extract(epoch FROM clock_timestamp() - transaction_timestamp()) * 1000)::numeric, 3), c.n FROM c
+)
+SELECT c.n, ${o.map((_, i) => `l.p${i}`).join(', ')}, l.part, (SELECT count(*)::int FROM cp) AS moved FROM c LEFT JOIN l ON true`;
+}
+
+/**
+ * Runs of batches: when nothing has to happen between batches (no rest, no pacing, no throttle), one CALL runs
+ * batches for up to RUN_MS (at most RUN_BATCHES), each batch its own transaction (the procedure COMMITs after
+ * each: rows, checkpoint and journal row together), each with SET LOCAL lock_timeout and synchronous_commit off
+ * (set_config(…, true) at the start of every transaction). The batch is the same statement, run by EXECUTE …
+ * USING (planned for its values every time, never a generic plan). On a busy machine every round trip waits its
+ * turn for a CPU twice (client and server); a run saves two round trips a batch. Between runs the loop looks at the
+ * controls, the throttle and the signal as it does between batches, so a pause or a stop waits at most one run.
+ * The procedure lives in schema pgshift, named after the step, and is dropped when the copy ends.
+ */
+export const RUN_MS = 250;
+export const RUN_BATCHES = 50;
+
+export function runProcedureName(stepId: string): string {
+  return `copy_run_${crypto.createHash('md5').update(stepId).digest('hex').slice(0, 12)}`;
+}
+
+export function runProcedureDdl(name: string, types: readonly string[]): string {
+  const n = types.length;
+  const idx = [...Array(n).keys()];
+  const cs = idx.map((i) => `pgshift_c${i}`);
+  const us = idx.map((i) => `pgshift_u${i}`);
+  const ps = idx.map((i) => `v_p${i}`);
+  const into = `INTO v_n, ${ps.join(', ')}, v_part, v_moved`;
+  const tail = 'lim, step, expected, run';
+  const body = `
+DECLARE
+  v_n int; v_moved int; v_part text; v_t0 timestamptz := clock_timestamp(); v_k int := 0;
+  ${ps.map((p) => `${p} text;`).join(' ')}
+BEGIN
+  done := false;
+  LOOP
+    PERFORM set_config('lock_timeout', lock_ms::text, true), set_config('synchronous_commit', 'off', true);
+    IF pgshift_c0 IS NULL THEN
+      EXECUTE first_sql ${into} USING ${us.join(', ')}, ${tail}, first_sql;
+    ELSE
+      EXECUTE next_sql ${into} USING ${cs.join(', ')}, ${us.join(', ')}, ${tail}, next_sql;
+    END IF;
+    IF v_moved IS DISTINCT FROM 1 THEN
+      RAISE EXCEPTION 'pgshift: the checkpoint moved under this batch' USING ERRCODE = 'PGS01';
+    END IF;
+    expected := expected + v_n;
+    IF v_n = 0 THEN
+      done := true;
+      COMMIT;
+      RETURN;
+    END IF;
+    batches := batches + 1;
+    last_part := v_part;
+    last_text := ARRAY[${ps.join(', ')}];
+    ${idx.map((i) => `pgshift_c${i} := v_p${i}::${types[i]};`).join('\n    ')}
+    COMMIT;
+    v_k := v_k + 1;
+    EXIT WHEN v_k >= max_batches OR clock_timestamp() - v_t0 >= max_ms * interval '1 millisecond';
+  END LOOP;
+END`;
+  let tag = '$pgshift$';
+  while (body.includes(tag)) tag = tag.replace(/\$$/, '_$');
+  const args = [
+    ...idx.map((i) => `INOUT pgshift_c${i} ${types[i]}`), ...idx.map((i) => `pgshift_u${i} ${types[i]}`),
+    'lim integer', 'step text', 'INOUT expected bigint', 'run bigint', 'next_sql text', 'first_sql text',
+    'max_batches integer', 'max_ms integer', 'lock_ms integer', 'INOUT batches integer', 'INOUT last_part text', 'INOUT done boolean',
+    'INOUT last_text text[]',
+  ];
+  return `CREATE OR REPLACE PROCEDURE ${qname('pgshift', name)}(${args.join(', ')}) LANGUAGE plpgsql AS ${tag}${body}\n${tag}`;
 }
 
 export function upperStatement(pair: Pair, order: CopyOrder): string {
@@ -106,6 +213,31 @@ export async function targetIsEmpty(db: Db, pair: Pair): Promise<boolean> {
  * Copies old → new by keyset batches from the checkpoint on. Throws UserError on a non-empty target without
  * checkpoint (never double-insert). Returns when done, or stopped by the signal with a clean checkpoint.
  */
+class StaleCheckpoint extends Error {
+  constructor() {
+    super('the checkpoint moved under this batch (a retried batch had committed): re-reading it');
+  }
+}
+
+/** Who holds a lock the copy's tables are waiting for: for the WAITING FOR LOCK line. */
+async function lockHolders(db: Db, oids: number[]): Promise<string> {
+  try {
+    const rows = await db.read<{ pid: number; mode: string; rel: string; app: string }>(
+      `SELECT l.pid, l.mode, n.nspname || '.' || c.relname AS rel, COALESCE(a.application_name, '') AS app
+         FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
+         LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.granted AND l.locktype = 'relation' AND l.relation = ANY($1::oid[]) AND l.pid <> pg_backend_pid()
+          AND l.mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+        ORDER BY l.pid LIMIT 3`,
+      [oids],
+    );
+    if (!rows.length) return 'a lock on the copied tables (holder not visible: it may have ended, or pg_read_all_stats is missing)';
+    return rows.map((r) => `pid ${r.pid}${r.app ? ` (${r.app})` : ''} holds ${r.mode.replace(/Lock$/, '')} on ${r.rel}`).join('; ');
+  } catch {
+    return 'a lock on the copied tables';
+  }
+}
+
 export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: ColumnMap, order: CopyOrder, opts: BatchCopyOptions): Promise<BatchCopyResult> {
   const t0 = performance.now();
   const { stepId } = opts;
@@ -156,61 +288,189 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
   const total = await estimateRows(db, pair.source.oid);
   const firstSql = batchStatement(pair, map, order, true);
   const nextSql = batchStatement(pair, map, order, false);
+  let runProc: string | null = null;
+  if (opts.runs !== false && db.info && (await db.read<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`))[0]!.v >= 110000) {
+    const cols = await columnsOf(db, pair.source.oid);
+    const types = order.columns.map((c) => cols.find((x) => x.name === c)!.type);
+    const name = runProcedureName(stepId);
+    try {
+      await db.ddl([runProcedureDdl(name, types)], { stepId });
+      runProc = qname('pgshift', name);
+    } catch (e) {
+      opts.log(`runs of batches unavailable (${(e as Error).message}): one round trip per batch`, 'warn');
+    }
+  }
+  let runFailures = 0;
+  const callRun = async (p: Position, before: number, limit: number): Promise<{ pos: Position; rowsDone: number; n: number }> => {
+    const client = await db.pool.connect();
+    try {
+      const params = [
+        ...(p.last ?? order.columns.map(() => null)), ...p.upper!, limit, stepId, before, runId, nextSql, firstSql,
+        RUN_BATCHES, RUN_MS, Math.round(db.locks.timeoutMs), p.batches, p.lastPartition ?? null, false, p.last ?? null,
+      ];
+      const res = await client.query<{ expected: string; batches: number; last_part: string | null; done: boolean; last_text: string[] | null }>(
+        `CALL ${runProc}(${params.map((_, i) => `$${i + 1}`).join(', ')})`, params,
+      );
+      client.release();
+      const row = res.rows[0]!;
+      const rowsAfter = Number(row.expected);
+      return {
+        pos: { ...p, last: row.last_text ?? p.last, batches: row.batches, lastPartition: row.last_part ?? p.lastPartition ?? null, done: row.done },
+        rowsDone: rowsAfter, n: rowsAfter - before,
+      };
+    } catch (e) {
+      client.release(isConnectionLoss(e) ? (e as Error) : undefined);
+      throw e;
+    }
+  };
+  const runId = journal.runId;
 
   const throttle = opts.throttle ? new Throttle(db.info.config, { ...opts.throttle, log: opts.log }) : null;
-  await throttle?.start();
+  const online = (opts.yieldFactor ?? 0) > 0;
+  const pacer = online ? new Pacer(db.info.config, { log: opts.log, initialRest: opts.yieldFactor }) : null;
+  const control = opts.control === false ? null : new CopyControl(db, runId, stepId, opts.log);
+  await Promise.all([throttle?.start(), pacer?.start(), control?.start()]);
+  let pos: Position = cp.position;
   let rowsDone = cp.rowsDone;
   let batches = cp.position.batches;
   let done = cp.position.done;
   let lastPart: string | null = cp.position.lastPartition ?? null;
+  let stale = 0;
+  let waitingLock: string | null = null;
+  let pausedMs = 0;
+  const where = () => (lastPart ? `partition ${lastPart} · batch ${batches}` : `batch ${batches}`);
+  const report = (state: Progress['state'], reason?: string, detail?: string) =>
+    opts.progress({
+      done: rowsDone, total: done ? rowsDone : total && total > rowsDone ? total : undefined, unit: 'rows',
+      detail: detail ?? (done ? `all ${batches} batches committed` : where()), state, reason,
+    });
+  const retry = (i: { error: string; code?: string; attempt: number; attempts: number; waitMs: number }) => {
+    onRetry(`batch ${batches + 1}`)(i);
+    stale = Math.max(stale, 1); // the cursor is re-read from the checkpoint (FOR UPDATE) in the retried transaction
+    if (['55P03', '40P01'].includes(i.code ?? '')) {
+      void lockHolders(db, [pair.source.oid, pair.target.oid]).then((h) => {
+        waitingLock = `${h} · retry ${i.attempt}/${i.attempts}`;
+        report('waiting-lock', waitingLock);
+      });
+    }
+  };
   try {
-    opts.progress({ done: rowsDone, total, unit: 'rows', detail: lastPart ? `partition ${lastPart} · batch ${batches}` : 'starting' });
+    report('running', undefined, lastPart ? where() : 'starting');
     while (!done) {
       if (opts.signal.aborted) break;
+      let ctl = control ? await control.check() : null;
+      if (ctl?.paused) {
+        const p0 = performance.now();
+        report('paused', `paused by ${ctl.pausedBy ?? 'the operator'}: no batch runs, no lock held; resume with \`pgshift control resume\` (or P in the wizard)`);
+        while (ctl.paused && !opts.signal.aborted) {
+          await sleep(200, opts.signal);
+          ctl = await control!.check(true);
+        }
+        pausedMs += performance.now() - p0;
+        if (opts.signal.aborted) break;
+        report('running');
+      }
       const gate = throttle ? await throttle.gate(opts.signal) : { factor: 1, pauseMs: 0 };
       if (opts.signal.aborted) break;
-      const limit = Math.max(100, Math.floor(opts.batchRows * gate.factor));
+      const rows = ctl?.batchRows ?? opts.batchRows;
+      const limit = Math.max(100, Math.floor(rows * gate.factor));
       const b0 = performance.now();
-      const r = await db.tx(async (tx) => {
-        const c = await readCheckpoint(tx, stepId);
-        if (!c) throw new Error(`the checkpoint of ${stepId} disappeared during the copy`);
-        const pos = c.position;
-        if (pos.done) return { pos, rowsDone: c.rowsDone, n: 0 };
-        const params = pos.last ? [...pos.last, ...pos.upper!, limit] : [...pos.upper!, limit];
-        const res = await tx.query<Record<string, string | number | null>>(pos.last ? nextSql : firstSql, params);
-        const row = res.rows[0]!;
-        const n = Number(row.n);
-        const next: Position = n === 0
-          ? { ...pos, done: true }
-          : { ...pos, last: order.columns.map((_, i) => String(row[`p${i}`])), batches: pos.batches + 1, lastPartition: (row.part as string | null) ?? null };
-        await journal.setCheckpoint(tx, stepId, next, c.rowsDone + n);
-        return { pos: next, rowsDone: c.rowsDone + n, n };
-      }, { stepId, signal: opts.signal, onRetry: onRetry(`batch ${batches + 1}`) }).catch((e: { code?: string; message?: string }) => {
-        if (e?.code === '23514' && /no partition of relation/.test(e.message ?? '')) {
+      let r: { pos: Position; rowsDone: number; n: number };
+      if (control) control.inBatch = true;
+      if (pacer) pacer.busy = true;
+      const useRun = !!runProc && !stale && !pacer && (ctl?.pauseMs ?? opts.pauseMs) === 0 && gate.pauseMs === 0 && (!throttle || throttle.level === 'clear');
+      try {
+        if (useRun) {
+          r = await callRun(pos, rowsDone, limit);
+          runFailures = 0;
+        } else
+        // the checkpoint commits with the rows in this transaction: a lost commit loses both, so the copy's own
+        // commits need not wait for the WAL flush (asyncCommit: synchronous_commit off for this transaction only)
+        r = await db.tx(async (tx) => {
+          let p = pos;
+          let before = rowsDone;
+          if (stale) {
+            const c = await readCheckpoint(tx, stepId);
+            if (!c) throw new Error(`the checkpoint of ${stepId} disappeared during the copy`);
+            p = c.position;
+            before = c.rowsDone;
+          }
+          if (p.done) return { pos: p, rowsDone: before, n: 0 };
+          const params = [...(p.last ? [...p.last, ...p.upper!] : [...p.upper!]), limit, stepId, before, runId, p.last ? nextSql : firstSql];
+          const res = await tx.client.query<Record<string, string | number | null>>(p.last ? nextSql : firstSql, params);
+          const row = res.rows[0]!;
+          if (Number(row.moved) !== 1) throw new StaleCheckpoint();
+          const n = Number(row.n);
+          const next: Position = n === 0
+            ? { ...p, done: true }
+            : { ...p, last: order.columns.map((_, i) => String(row[`p${i}`])), batches: p.batches + 1, lastPartition: (row.part as string | null) ?? null };
+          return { pos: next, rowsDone: before + n, n };
+        }, { stepId, signal: opts.signal, onRetry: retry, asyncCommit: true });
+      } catch (e) {
+        if (control) control.inBatch = false;
+        if (pacer) pacer.busy = false;
+        const err = e as { code?: string; message?: string };
+        if (useRun && (isLockTimeout(e) || isConnectionLoss(e) || err?.code === 'PGS01' || err?.code === '23505')) {
+          // the batches the run committed stay; the one in flight rolled back: re-read the checkpoint and go on
+          runFailures++;
+          if (runFailures >= db.locks.attempts || opts.signal.aborted) throw e;
+          const waitMs = err?.code === 'PGS01' ? 0 : backoffDelay(runFailures, db.locks.backoffMs, db.locks.maxBackoffMs);
+          if (err?.code !== 'PGS01') retry({ error: err?.message ?? String(e), code: err?.code, attempt: runFailures + 1, attempts: db.locks.attempts, waitMs });
+          stale = Math.max(stale, 1);
+          if (waitMs) await sleep(waitMs, opts.signal);
+          continue;
+        }
+        if (e instanceof StaleCheckpoint && stale < 3) {
+          opts.log(e.message, 'warn');
+          stale++;
+          continue;
+        }
+        if (err?.code === '23514' && /no partition of relation/.test(err.message ?? '')) {
           throw new UserError(
-            `${pair.source.display} has rows no partition of ${pair.target.display} accepts: ${e.message}`,
+            `${pair.source.display} has rows no partition of ${pair.target.display} accepts: ${err.message}`,
             'create the missing partition or a DEFAULT partition (phase 2), then run phase 3 again: the copy resumes from its checkpoint',
             1,
           );
         }
         throw e;
-      });
+      }
+      if (control) control.inBatch = false;
+      if (pacer) pacer.busy = false;
+      stale = 0;
+      pos = r.pos;
       rowsDone = r.rowsDone;
       batches = r.pos.batches;
       done = r.pos.done;
       lastPart = r.pos.lastPartition ?? lastPart;
-      opts.progress({
-        done: rowsDone, total: done ? rowsDone : total && total > rowsDone ? total : undefined, unit: 'rows',
-        detail: done ? `all ${batches} batches committed` : `partition ${lastPart ?? '?'} · batch ${batches}`,
-      });
-      const pause = opts.pauseMs + gate.pauseMs + Math.round((opts.yieldFactor ?? 0) * (performance.now() - b0));
-      if (!done && pause > 0) await sleep(pause, opts.signal);
+      if (control) control.batch = batches;
+      const batchMs = performance.now() - b0;
+      const pace = pacer?.decide(batchMs) ?? null;
+      const extra = ctl?.pauseMs ?? opts.pauseMs;
+      const pause = extra + gate.pauseMs + (pace?.restMs ?? 0);
+      if (waitingLock) waitingLock = null;
+      if (throttle && throttle.level !== 'clear') report('throttled', throttle.reason);
+      else if (pace?.throttled) report('throttled', pace.reason);
+      else if (ctl?.pauseMs) report('throttled', `${ctl.pauseMs} ms rest between batches, set with pgshift control throttle`);
+      else report('running');
+      if (!done && pause > 0) {
+        // rest in slices, looking at the controls: a pause or a new rest applies now, not after a long rest
+        const r0 = performance.now();
+        let until = pause;
+        while (!opts.signal.aborted && performance.now() - r0 < until) {
+          await sleep(Math.min(250, until - (performance.now() - r0)), opts.signal);
+          if (!control) continue;
+          const c2 = await control.check();
+          if (c2.paused) break;
+          until = (c2.pauseMs ?? opts.pauseMs) + gate.pauseMs + (pace?.restMs ?? 0);
+        }
+      }
     }
   } finally {
-    await throttle?.stop();
+    await Promise.all([throttle?.stop(), pacer?.stop(), control?.settle()]);
+    if (runProc) await db.ddl([`DROP PROCEDURE IF EXISTS ${runProc}`], { stepId }).catch(() => {});
   }
   return {
     rows: rowsDone, batches, ms: performance.now() - t0, stopped: !done, already: false, resumedFrom,
-    pausedMs: throttle?.pausedMs ?? 0,
+    pausedMs: (throttle?.pausedMs ?? 0) + pausedMs,
   };
 }

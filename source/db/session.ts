@@ -26,6 +26,12 @@ export interface TxOptions {
   readonly signal?: AbortSignal;
   /** extra SET LOCAL lines (already validated) e.g. statement_timeout */
   readonly statementTimeoutMs?: number;
+  /**
+   * SET LOCAL synchronous_commit = off: the COMMIT does not wait for the WAL flush. Only for transactions whose
+   * loss in a server crash is harmless because everything they carry is lost together and redone (the copy's
+   * batches: rows and their checkpoint in one transaction).
+   */
+  readonly asyncCommit?: boolean;
 }
 
 /** A query runner bound to one client inside a transaction; every statement is journaled. */
@@ -253,9 +259,11 @@ export class Db {
     return withRetry(async () => {
       const c = await this.pool.connect();
       try {
-        await c.query('BEGIN');
-        await c.query(`SET LOCAL lock_timeout = ${timeout}`);
-        if (opts.statementTimeoutMs) await c.query(`SET LOCAL statement_timeout = ${Math.round(opts.statementTimeoutMs)}`);
+        // one round trip: BEGIN and the SET LOCALs travel as one simple query (constants only, no parameters)
+        const begin = ['BEGIN', `SET LOCAL lock_timeout = ${timeout}`];
+        if (opts.statementTimeoutMs) begin.push(`SET LOCAL statement_timeout = ${Math.round(opts.statementTimeoutMs)}`);
+        if (opts.asyncCommit) begin.push('SET LOCAL synchronous_commit = off');
+        await c.query(begin.join('; '));
         const tx: Tx = { client: c, query: (sql, params) => this.journaled(c, sql, params, opts.stepId ?? null) };
         const out = await fn(tx);
         await c.query('COMMIT');

@@ -29,6 +29,7 @@ import { HelpScreen, PreviewScreen, QuitPrompt, SkipPrompt, TextScreen, quitProm
 import { clip } from './format-ui.js';
 import type { Key } from 'ink';
 import { isOperatorSkip, skipStep } from './skip.js';
+import { BATCH_LIMITS, THROTTLE_LIMITS, sendControl } from '../copy/control.js';
 
 export interface AppProps {
   readonly engine: Engine;
@@ -392,6 +393,23 @@ export function App(props: AppProps) {
 
   const confirmOpen = state.confirms.length > 0;
 
+  // live control of a running copy: the same journaled command rows `pgshift control` writes (source/copy/control.ts)
+  const copyKnobs = useRef({ batchRows: plan.copy.batchRows, restMs: plan.copy.pauseMs });
+  const steerCopy = useCallback(async (a: 'copy-pause' | 'copy-batch-up' | 'copy-batch-down' | 'copy-rest-up' | 'copy-rest-down', s: WizardState) => {
+    const k = copyKnobs.current;
+    const paused = Object.values(s.steps).some((x) => (x?.progress as { state?: string } | undefined)?.state === 'paused'); // step-progress carries the copy's state
+    const cmd = a === 'copy-pause' ? { command: paused ? 'resume' as const : 'pause' as const, value: null }
+      : a === 'copy-batch-up' || a === 'copy-batch-down'
+        ? { command: 'batch' as const, value: (k.batchRows = Math.min(BATCH_LIMITS.max, Math.max(BATCH_LIMITS.min, a === 'copy-batch-up' ? k.batchRows * 2 : Math.floor(k.batchRows / 2)))) }
+        : { command: 'throttle' as const, value: (k.restMs = Math.min(THROTTLE_LIMITS.max, Math.max(0, k.restMs + (a === 'copy-rest-up' ? 100 : -100)))) };
+    try {
+      const id = await sendControl(engine.db, { ...cmd, by: engine.operator, from: 'wizard' });
+      log('info', `control #${id}: ${cmd.command}${cmd.value === null ? '' : ` ${cmd.value}`} sent; the copy applies it at its next batch${s.run ? '' : ' (no run in progress: it waits for this run\'s next copy)'}`);
+    } catch (e) {
+      log('error', `control: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }, [engine, log]);
+
   // keys: phase screen, monitor screen, prompts (the confirmation modal has its own hook)
   const act = (a: Parameters<typeof wizardReducer>[1]) => {
     dispatch(a);
@@ -540,6 +558,9 @@ export function App(props: AppProps) {
       case 'help': act({ type: 'overlay', overlay: 'help' }); break;
       case 'quit': act({ type: 'overlay', overlay: 'quit' }); break;
       case 'interrupt': interrupt(); break;
+      case 'copy-pause': case 'copy-batch-up': case 'copy-batch-down': case 'copy-rest-up': case 'copy-rest-down':
+        void steerCopy(a, s);
+        break;
       default: break;
     }
   };

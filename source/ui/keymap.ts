@@ -7,7 +7,8 @@ import type { Key } from 'ink';
 export type MainAction =
   | 'up' | 'down' | 'prev-phase' | 'next-phase' | 'run-step' | 'run-phase' | 'preview' | 'skip' | 'monitors'
   | 'rollback' | 'help' | 'quit' | 'interrupt' | 'phase-1' | 'phase-2' | 'phase-3' | 'phase-4' | 'phase-5'
-  | 'page-up' | 'page-down' | 'focus' | 'log' | 'error' | 'next';
+  | 'page-up' | 'page-down' | 'focus' | 'log' | 'error' | 'next'
+  | 'copy-pause' | 'copy-batch-up' | 'copy-batch-down' | 'copy-rest-up' | 'copy-rest-down';
 
 export type MonitorAction = 'up' | 'down' | 'cancel-backend' | 'terminate-backend' | 'close' | 'interrupt' | 'help' | 'sort' | 'filter' | 'pause' | 'slower' | 'faster' | 'page-up' | 'page-down';
 
@@ -45,6 +46,11 @@ export const MAIN_KEYS: readonly Binding<MainAction>[] = [
   { action: 'focus', label: 'tab', help: 'move the focus: steps → detail → log (↑/↓ and pgup/pgdn then scroll that pane)', match: (_i, k) => k.tab, hint: true },
   { action: 'log', label: 'L', help: 'the whole log, full screen, every line whole (scrolls)', match: ch('L'), hint: true },
   { action: 'error', label: 'e', help: "the full text of the selected step's error (or the last error of the log)", match: ch('e'), hint: true },
+  { action: 'copy-pause', label: 'P', help: 'pause / resume the running copy (after its batch commits; journaled in pgshift.control, like `pgshift control`)', match: ch('P') },
+  { action: 'copy-batch-up', label: '+', help: 'running copy: double the rows per batch (journaled)', match: ch('+') },
+  { action: 'copy-batch-down', label: '-', help: 'running copy: halve the rows per batch (journaled)', match: ch('-') },
+  { action: 'copy-rest-up', label: ']', help: 'running copy: rest 100 ms more between batches (journaled)', match: ch(']') },
+  { action: 'copy-rest-down', label: '[', help: 'running copy: rest 100 ms less between batches (journaled)', match: ch('[') },
   { action: 'phase-1', label: '1', help: 'phase 1 Preparation', match: ch('1') },
   { action: 'phase-2', label: '2', help: 'phase 2 Structure', match: ch('2') },
   { action: 'phase-3', label: '3', help: 'phase 3 Data', match: ch('3') },
