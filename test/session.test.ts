@@ -3,6 +3,7 @@ import pg from 'pg';
 import { Db, RETRYABLE_SQLSTATES, readOnlyTx, retryKind, withRetry, type RetryInfo } from '../source/db/session.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
+import { APP_PASSWORD, APP_ROLE } from './app-role.js';
 
 /** The one retry helper, the one list of retryable SQLSTATEs and the read-only transaction, on a real server. */
 describe('db/session: retries and read-only transactions', () => {
@@ -11,14 +12,14 @@ describe('db/session: retries and read-only transactions', () => {
   let appUrl: string;
   beforeAll(async () => {
     fresh = await freshDatabase('session');
-    const role = `app_${fresh.name.slice(-6)}`;
-    await fresh.client.query(`CREATE ROLE ${role} LOGIN PASSWORD 'app-secret'`);
+    // the application's role: not a superuser, created once before any test (test/app-role.ts)
+    const role = APP_ROLE;
     await fresh.client.query(`CREATE TABLE public.accounts (id int PRIMARY KEY, balance bigint NOT NULL)`);
     await fresh.client.query(`INSERT INTO public.accounts SELECT g, 100 FROM generate_series(1, 10) g`);
     await fresh.client.query(`GRANT SELECT, INSERT, UPDATE ON public.accounts TO ${role}`);
     const u = new URL(fresh.url);
     u.username = role;
-    u.password = 'app-secret';
+    u.password = APP_PASSWORD;
     appUrl = u.toString();
     db = new Db(resolveConnection(fresh.url), 'pgshift-test');
     db.locks = { timeoutMs: 100, attempts: 5, backoffMs: 10, maxBackoffMs: 40 };
