@@ -138,7 +138,7 @@ function swapStep(t: TablePlan): Step {
         ...deps.views.map((v) => `view ${v.schema}.${v.name} is re-created and reads the new table`),
         ...deps.fks.map((f) => `foreign key ${f.schema}.${f.table}.${f.name} is dropped and re-added NOT VALID on (${f.newColumns.join(', ')}); validated in the next step`),
         ...deps.sequences.map((s) => `sequence ${s.seqSchema}.${s.seqName}: ${s.kind === 'serial' && s.ownedByOld ? 'OWNED BY the new column, ' : ''}set past the highest value`),
-        `after the commit every key written to the new table is noted, one row per key (trigger ${REVERSE_TRIGGER}, SECURITY DEFINER: any role that may write the table may write through it) so a rollback can swap back without losing a row`,
+        `after the commit every key written to the new table is noted, one row per key (trigger ${REVERSE_TRIGGER}, SECURITY DEFINER: any role that may write the table may write through it; ENABLE ALWAYS: it fires under session_replication_role = replica too) so a rollback can swap back without losing a row`,
         ...behaviourChanges(deps, structure),
       ];
       const req: Omit<ConfirmRequest, 'stepId'> = { ...base, statements: outline.statements, impact };

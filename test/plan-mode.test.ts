@@ -104,8 +104,10 @@ describe('pgshift plan (dry run)', () => {
       const io = captureIo();
       const code = await main(['plan', '--until', '1', '--plan', planFile, '--db', other.url], io);
       expect(code, io.text()).toBe(2);
-      expect(io.stdout.join('\n')).toMatch(/-- ✗ preflight would refuse this run/);
-      expect(io.stdout.join('\n')).toMatch(/has no column no_such_column/);
+      // what cannot run is refused before any statement is generated: one line per problem, with its hint
+      expect(io.stderr.join('\n')).toMatch(/the plan cannot run on this database \(1 problem; nothing was changed\)/);
+      expect(io.stderr.join('\n')).toMatch(/✗ .*no_such_column/);
+      expect(io.stdout.join('\n')).not.toMatch(/^pgshift --headless/m);
     } finally {
       await other.drop();
       fs.rmSync(dir, { recursive: true, force: true });

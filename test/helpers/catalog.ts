@@ -24,7 +24,8 @@ export async function catalogFingerprint(c: pg.ClientBase): Promise<string> {
       UNION ALL SELECT 'inh ' || inhrelid::regclass::text || ' ' || inhparent::regclass::text FROM pg_inherits
       UNION ALL SELECT 'seq ' || s.seqrelid::regclass::text || ' ' || coalesce((SELECT d.refobjid::regclass::text || '.' || d.refobjsubid FROM pg_depend d WHERE d.objid = s.seqrelid AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') LIMIT 1), '') FROM pg_sequence s
       UNION ALL SELECT 'cmt ' || objoid || ' ' || objsubid || ' ' || description FROM pg_description WHERE objoid >= 16384
-      UNION ALL SELECT 'role ' || rolname FROM pg_roles
+      -- roles are cluster-wide and other test files create theirs concurrently: only those holding a right here count
+      UNION ALL SELECT 'acl ' || c.oid::regclass::text || ' ' || coalesce(c.relacl::text, '') FROM pg_class c WHERE c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace) AND c.relnamespace <> 'pg_toast'::regnamespace
     ) t`);
   return r.rows[0]!.h;
 }

@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import path from 'node:path';
 import fs from 'node:fs';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createDemoDatabase } from '../../source/demo/schema.js';
 import { freshDatabase, type FreshDb } from '../helpers/db.js';
 import { PETRI_ENTRY, createPetriTarget } from '../fixtures/copy-helpers.js';
@@ -18,7 +18,6 @@ describe('the wizard opens where the run stopped', () => {
   let db: FreshDb;
   let dir: string;
   beforeAll(async () => {
-    spawnSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', root], { cwd: root, stdio: 'ignore' });
     db = await freshDatabase('ui_resume');
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-resume-'));
     await createDemoDatabase(db.client, { rows: 20_000 });
@@ -32,16 +31,20 @@ describe('the wizard opens where the run stopped', () => {
   it('banner "run N was killed … in copy:… (phase 3): X of ~Y rows committed", phase 3 shown, the step shows its checkpoint', async () => {
     const extra = { partition: [PETRI_ENTRY], copy: { batchRows: 200, pauseMs: 100 }, pruning: { queries: [] } };
     const file = harnessPlan(dir, extra);
-    const child = spawn(process.execPath, [path.join(root, 'bin/pgshift.js'), '--headless', '--phase', '3', '--plan', file, '--db', db.url, '--skip-backup', '--confirm', 'backup'], { cwd: root, stdio: 'ignore' });
-    const exited = new Promise((r) => child.on('exit', r));
-    // kill once a checkpoint with rows is committed (observable progress, no sleep)
+    const child = spawn(process.execPath, [path.join(root, 'bin/pgshift.js'), '--headless', '--phase', '3', '--plan', file, '--db', db.url, '--skip-backup', '--confirm', 'backup'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    let gone = false;
+    const exited = new Promise((r) => child.on('exit', (c) => ((gone = true), r(c))));
+    // kill once a checkpoint with rows is committed (observable progress; the test's own timeout bounds a stall)
     let done = 0;
-    for (let i = 0; i < 600 && done === 0; i++) {
+    while (done === 0 && !gone) {
       const r = await db.client.query(`SELECT coalesce(max(rows_done), 0)::int AS n FROM pgshift.checkpoints`).catch(() => ({ rows: [{ n: 0 }] }));
       done = r.rows[0].n;
       if (!done) await new Promise((res) => setTimeout(res, 50));
     }
-    expect(done).toBeGreaterThan(0);
+    expect(done, `the copy ended before its first checkpoint:\n${out}`).toBeGreaterThan(0);
     child.kill('SIGKILL');
     await exited;
     const cp = await db.client.query(`SELECT step_id, rows_done::int AS n FROM pgshift.checkpoints`);
