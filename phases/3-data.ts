@@ -323,8 +323,9 @@ const integrityStep: Step = {
   },
   async run(ctx) {
     await resyncAfterFail(ctx);
+    if (ctx.plan.copy.mode === 'online') ctx.log('online: the tables are live, so the check hashes the old and the new table one after the other (one snapshot), leaving a core to the application');
     let report: IntegrityReport = await integrityReport(ctx.db, ctx.tables, {
-      log: ctx.log, signal: ctx.signal, stepId: ctx.stepId,
+      log: ctx.log, signal: ctx.signal, stepId: ctx.stepId, live: ctx.plan.copy.mode === 'online',
       onRows: (p) => ctx.progress({ ...p, unit: 'rows hashed' }),
     });
     // the swap trusts a passing report: it must not pass while the deferred indexes / FKs are not built yet

@@ -190,7 +190,7 @@ async function scanSums(
  */
 async function chunkSumsBoth(
   db: Db, pair: Pair, cols: string[], pk: string[], chunks: number, plan: HashPlan, signal: AbortSignal,
-  onProgress: (p: { rows: number; blocks: number; totalBlocks: number }) => void,
+  onProgress: (p: { rows: number; blocks: number; totalBlocks: number }) => void, sequential = false,
 ): Promise<{ old: { buckets: Map<number, Agg> }; new: { buckets: Map<number, Agg>; parts: Map<number, number> }; newLeaves: Leaf[] }> {
   const a = await db.pool.connect();
   let b: pg.PoolClient | null = null;
@@ -212,10 +212,13 @@ async function chunkSumsBoth(
       blocks += p.blocks;
       onProgress({ rows, blocks, totalBlocks });
     };
-    const [o, n] = await Promise.all([
-      scanSums(a, oldLeaves, cols, pk, chunks, plan, tidRange, tick, signal),
-      scanSums(b, newLeaves, cols, pk, chunks, plan, tidRange, tick, signal),
-    ]);
+    // live table: one scan after the other (still the same snapshot), so the check takes one core, not both
+    const [o, n] = sequential
+      ? [await scanSums(a, oldLeaves, cols, pk, chunks, plan, tidRange, tick, signal), await scanSums(b, newLeaves, cols, pk, chunks, plan, tidRange, tick, signal)]
+      : await Promise.all([
+        scanSums(a, oldLeaves, cols, pk, chunks, plan, tidRange, tick, signal),
+        scanSums(b, newLeaves, cols, pk, chunks, plan, tidRange, tick, signal),
+      ]);
     return { old: o, new: n, newLeaves };
   } finally {
     await a.query('ROLLBACK').catch(() => {});
@@ -324,6 +327,8 @@ export interface IntegrityOptions {
   readonly onProgress?: (doneTables: number, detail: string) => void;
   /** rows hashed so far over all tables (both sides), of an estimated total, and what is being read */
   readonly onRows?: (p: { done: number; total: number; detail: string }) => void;
+  /** the tables are live (online copy): the two sides are hashed one after the other, leaving a core to the application */
+  readonly live?: boolean;
 }
 
 export async function checkTable(db: Db, t: TablePlan, opts: IntegrityOptions & { onTableRows?: (done: number, total: number, detail: string) => void }): Promise<TableIntegrity> {
@@ -352,7 +357,7 @@ export async function checkTable(db: Db, t: TablePlan, opts: IntegrityOptions & 
     // blocks read / total blocks is exact; rows are estimated from it for the total
     const total = p.blocks > 0 ? Math.max(p.rows, Math.round((p.rows * p.totalBlocks) / p.blocks)) : p.rows;
     opts.onTableRows?.(p.rows, total, `${pair.source.display} ↔ ${pair.target.display}: ${p.blocks.toLocaleString('en-US')} / ${p.totalBlocks.toLocaleString('en-US')} blocks hashed`);
-  });
+  }, opts.live);
   const oldS = sums.old;
   const newS = sums.new;
   const differing: number[] = [];
