@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { ConfirmRequest, Phase, PlanContext, Step, StepContext, StepResult } from '../source/engine/types.js';
 import type { TablePlan } from '../source/plan/schema.js';
-import { behaviourChanges } from '../source/swap/deps.js';
+import { behaviourChanges, discoverDependencies } from '../source/swap/deps.js';
 import { ident, literal, qname } from '../source/db/quote.js';
 import { tableExists } from '../source/db/catalog.js';
 import { captureInstalled, captureReplayer, drainKnown, findCapture, removeCapture } from '../source/copy/online.js';
@@ -105,7 +105,7 @@ function swapStep(t: TablePlan): Step {
           `LOCK TABLE ${qname(t.schema, t.table)} IN ACCESS EXCLUSIVE MODE`,
           `ALTER TABLE ${qname(t.schema, t.table)} RENAME TO ${ident(t.oldName)}`,
           `ALTER TABLE ${qname(t.schema, t.targetName)} RENAME TO ${ident(t.table)}`,
-          `-- + index/constraint renames, views re-created, inbound FKs re-added NOT VALID, sequences moved (known after phase 4)`,
+          ...(await discoveredLines(ctx, t)),
         ];
       }
       return (await outlineSwap(ctx.db, t, deps, structure, await captureInstalled(ctx.db, t), ctx.plan.locks.timeoutMs, await triggersOf(ctx))).statements;
@@ -243,14 +243,31 @@ export async function offerBlocker(ctx: StepContext, b: Blocker): Promise<void> 
   }
 }
 
+/**
+ * Before phase 4 has recorded the dependencies, the swap's preview still names them from the catalog (read-only):
+ * the views re-created, the inbound foreign keys re-added, the sequences moved.
+ */
+async function discoveredLines(ctx: PlanContext, t: TablePlan): Promise<string[]> {
+  const d = (await discoverDependencies(ctx.db, t).catch(() => null))?.record;
+  if (!d) return [`-- + index/constraint renames, views, inbound FKs and sequences: read from the catalog once ${name(t)} exists`];
+  return [
+    `-- + index/constraint renames to the original names`,
+    ...d.views.map((v) => `-- + view ${v.schema}.${v.name} re-created against the new table`),
+    ...d.fks.map((f) => `-- + foreign key ${f.schema}.${f.table}.${f.name} dropped and re-added NOT VALID on (${f.newColumns.join(', ')})`),
+    ...d.sequences.map((q) => `-- + sequence ${q.seqSchema}.${q.seqName} set past the highest value`),
+    ...(d.views.length || d.fks.length || d.sequences.length ? [] : ['-- (no dependent views, inbound foreign keys or sequences)']),
+  ];
+}
+
 function validateStep(t: TablePlan): Step {
   return {
     id: `validate-fks:${name(t)}`,
     phase: 5,
     title: `Validate the foreign keys re-added NOT VALID to ${name(t)}`,
     async preview(ctx) {
-      const deps = await ctx.journal.getArtifact<DependencyRecord>(depsArtifactKey(t));
-      return deps?.fks.length ? deps.fks.map((f) => `ALTER TABLE ${qname(f.schema, f.table)} VALIDATE CONSTRAINT ${ident(f.name)}`) : ['-- no inbound foreign keys'];
+      const deps = (await ctx.journal.getArtifact<DependencyRecord>(depsArtifactKey(t))) ?? (await discoverDependencies(ctx.db, t).catch(() => null))?.record;
+      if (!deps) return [`-- the inbound foreign keys of ${name(t)} are read once it exists`];
+      return deps.fks.length ? deps.fks.map((f) => `ALTER TABLE ${qname(f.schema, f.table)} VALIDATE CONSTRAINT ${ident(f.name)}`) : ['-- no inbound foreign keys'];
     },
     async run(ctx) {
       const a = await ctx.journal.getArtifact<SwapArtifact>(swapArtifactKey(t));

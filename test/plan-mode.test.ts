@@ -29,6 +29,11 @@ describe('pgshift plan (dry run)', () => {
     }
     expect(text).toContain('pg_stat_user_tables');
     expect(text).toContain('pg_constraint');
+    // phases 4-5 are told from the catalog before phase 4 ran: the inbound FK and the view the swap moves
+    expect(text).not.toContain('known after phase 4');
+    expect(text).toMatch(/-- \+ foreign key public\.petri_observation_images\.\S+ dropped and re-added NOT VALID/);
+    expect(text).toMatch(/ALTER TABLE "public"\."petri_observation_images" VALIDATE CONSTRAINT /);
+    expect(text).toMatch(/-- \+ view public\.\S+ re-created against the new table/);
     // nothing changed: not even the journal schema exists
     expect(await catalogFingerprint(db.client)).toBe(before);
     const j = await db.client.query(`SELECT to_regnamespace('pgshift') AS n`);
