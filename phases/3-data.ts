@@ -261,6 +261,7 @@ function finishStep(t: TablePlan): Step {
     },
     async run(ctx): Promise<StepResult> {
       const pairOr = await resolvePair(ctx.db, t);
+      if ('missing' in pairOr && pairOr.retired) return { status: 'already-done', summary: `${pairOr.missing}: its indexes and foreign keys were built before the swap` };
       if ('missing' in pairOr) throw new UserError(`cannot finish ${name}: ${pairOr.missing}`, 'run phase 2 (Structure) first', 1);
       if (pairOr.swapped) return { status: 'already-done', summary: `${displayName(t.schema, t.table)} was already swapped with the partitioned table (phase 5)` };
       const a = await ctx.journal.getArtifact<StructureArtifact>(structureKey(t));

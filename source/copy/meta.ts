@@ -63,13 +63,18 @@ export interface Pair {
  * Finds the old (source) and new (partitioned target) table of a plan entry, by name, before or after the swap.
  * Returns a reason when they cannot be found (phase 2 not run yet, rolled back…).
  */
-export async function resolvePair(r: Reader, t: TablePlan): Promise<Pair | { missing: string }> {
+/**
+ * The old/new pair of a planned table, before or after the swap. `retired`: swapped, and the old table already
+ * dropped (phase 5): nothing is left to copy or compare.
+ */
+export async function resolvePair(r: Reader, t: TablePlan): Promise<Pair | { missing: string; retired?: true }> {
   const src = await relByName(r, t.schema, t.table);
   const tgt = await relByName(r, t.schema, t.targetName);
   if (src && tgt && tgt.kind === 'p') return { source: src, target: tgt, swapped: false };
   if (src && src.kind === 'p' && !tgt) {
     const old = await relByName(r, t.schema, t.oldName);
     if (old) return { source: old, target: src, swapped: true };
+    return { missing: `${displayName(t.schema, t.table)} is the partitioned table already and ${displayName(t.schema, t.oldName)} was dropped`, retired: true };
   }
   if (!src) return { missing: `the source table ${displayName(t.schema, t.table)} does not exist` };
   if (!tgt) return { missing: `the target table ${displayName(t.schema, t.targetName)} does not exist yet (phase 2 creates it)` };
