@@ -33,7 +33,7 @@ export interface Replayer {
  * count: that is what predict() returns.
  */
 /** How long one background apply transaction may hold the rows it applies while writers go on (ms). */
-export const APPLY_TXN_MS = 50;
+export const APPLY_TXN_MS = 25;
 
 export class ApplyMeter {
   private samples: { changes: number; ms: number }[] = [];
@@ -66,7 +66,7 @@ export class ApplyMeter {
    * `targetMs` at the measured cost, never more than `max`; before any measurement a modest first batch.
    */
   batchFor(max: number, targetMs = APPLY_TXN_MS): number {
-    if (!this.measured) return Math.min(max, 500);
+    if (!this.measured) return Math.min(max, 100);
     return Math.max(20, Math.min(max, Math.floor(targetMs / this.perChange)));
   }
   /** predicted ms to apply n changes under the lock (plus a few round trips) */
