@@ -5,6 +5,7 @@ import path from 'node:path';
 import { createDemoDatabase } from '../source/demo/schema.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { PETRI_ENTRY, createPetriTarget, tmpDir, writePlan } from './fixtures/copy-helpers.js';
+import { hasTmux } from './helpers/tmux.js';
 
 /*
  * The operator's live control of a running copy, in a real terminal: the wizard pauses the copy with P and changes
@@ -12,14 +13,6 @@ import { PETRI_ENTRY, createPetriTarget, tmpDir, writePlan } from './fixtures/co
  * committed in the database (checkpoints, pgshift.control rows) or on the screen, never on a guessed duration.
  */
 const root = path.resolve(__dirname, '..');
-const hasTmux = (() => {
-  try {
-    execFileSync('tmux', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 const session = `pgshift-ctl-${process.pid}-${Date.now().toString(36)}`;
 const tmux = (...args: string[]) => execFileSync('tmux', args, { encoding: 'utf8' });
 const screen = () => {

@@ -2,16 +2,9 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { hasTmux } from './helpers/tmux.js';
 
 const root = path.resolve(__dirname, '..');
-const hasTmux = (() => {
-  try {
-    execFileSync('tmux', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 const built = fs.existsSync(path.join(root, 'dist/source/ui/wizard.js'));
 const session = `pgshift-e2e-${process.pid}-${Date.now().toString(36)}`;
 
