@@ -19,6 +19,7 @@ import pg from 'pg';
 import { startEmbedded } from '../source/demo/embedded.js';
 import { Engine } from '../source/engine/engine.js';
 import { resolveConnection } from '../source/db/connection.js';
+import { first } from '../source/db/session.js';
 import { loadPlan } from '../source/plan/load.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
 import { runBench } from './lib/main.js';
@@ -83,7 +84,7 @@ async function oneSize(serverUrl: string, rows: number): Promise<SizeResult> {
     await c.query(`CREATE INDEX readings_device_idx ON public.readings (device_id)`);
     await c.query(`VACUUM ANALYZE public.readings`);
     const generateS = (performance.now() - t0) / 1000;
-    const [{ mb }] = (await c.query<{ mb: number }>(`SELECT (pg_total_relation_size('public.readings') / 1048576)::int AS mb`)).rows;
+    const { mb } = first((await c.query<{ mb: number }>(`SELECT (pg_total_relation_size('public.readings') / 1048576)::int AS mb`)).rows, 'relation size');
     say(`${rows.toLocaleString('en-US')} rows generated server-side in ${generateS.toFixed(1)} s (${mb} MB with indexes)`);
 
     const file = path.join(dir, 'plan.json');

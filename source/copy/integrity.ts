@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Db } from '../db/session.js';
+import { first, type Db } from '../db/session.js';
 import type { TablePlan } from '../plan/schema.js';
 import type { LogLevel, ReportTable } from '../engine/types.js';
 import { ident, displayName, qname } from '../db/quote.js';
@@ -73,8 +73,8 @@ export interface HashPlan { readonly byValue: string[]; readonly byText: string[
 const VALUE_SAFE = /^(uuid|bigint|integer|smallint|boolean|text|date|bytea|jsonb|timestamp(\(\d\))? with(out)? time zone|character varying(\(\d+\))?|numeric\(\d+,\d+\))$/;
 
 export async function hashPlan(db: Db, pair: Pair, cols: readonly string[], pk: readonly string[]): Promise<HashPlan> {
-  const [{ v }] = await db.read<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`);
-  if (v! < 140000) return { byValue: [], byText: [...cols], pkByValue: false };
+  const { v } = await db.readOne<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`);
+  if (v < 140000) return { byValue: [], byText: [...cols], pkByValue: false };
   const types = await db.read<{ rel: number; name: string; type: string; nondet: boolean }>(
     `SELECT a.attrelid::int AS rel, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
             COALESCE(NOT co.collisdeterministic, false) AS nondet
@@ -197,11 +197,11 @@ async function chunkSumsBoth(
   try {
     b = await db.pool.connect();
     await a.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const [{ snap }] = (await a.query<{ snap: string }>('SELECT pg_export_snapshot() AS snap')).rows;
+    const { snap } = first((await a.query<{ snap: string }>('SELECT pg_export_snapshot() AS snap')).rows, 'pg_export_snapshot()');
     await b.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    await b.query(`SET TRANSACTION SNAPSHOT '${snap!.replace(/'/g, "''")}'`);
-    const [{ v }] = (await a.query<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`)).rows;
-    const tidRange = v! >= 140000;
+    await b.query(`SET TRANSACTION SNAPSHOT '${snap.replace(/'/g, "''")}'`);
+    const { v } = first((await a.query<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`)).rows, 'server_version_num');
+    const tidRange = v >= 140000;
     const oldLeaves = await leavesOf(a, pair.source.oid);
     const newLeaves = await leavesOf(b, pair.target.oid);
     const totalBlocks = [...oldLeaves, ...newLeaves].reduce((s, l) => s + l.blocks, 0);

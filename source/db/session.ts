@@ -228,6 +228,11 @@ export class Db {
     return r.rows;
   }
 
+  /** A read that returns exactly one row (an aggregate, a setting); throws when the server returned none. */
+  async readOne<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<R> {
+    return first(await this.read<R>(sql, params), sql);
+  }
+
   private async journaled<R extends pg.QueryResultRow>(
     runner: pg.Pool | pg.PoolClient,
     sql: string,
@@ -322,4 +327,11 @@ export class Db {
     this.closed = true;
     await this.pool.end().catch(() => {});
   }
+}
+
+/** The first row of a result that must have one (SELECT of an aggregate or a setting); names the query when empty. */
+export function first<R>(rows: readonly R[], what: string): R {
+  const r = rows[0];
+  if (r === undefined) throw new Error(`expected a row, got none: ${what.replace(/\s+/g, ' ').slice(0, 120)}`);
+  return r;
 }

@@ -59,7 +59,7 @@ export class Journal implements StatementSink {
 
   /** Opens the journal; with create, creates or upgrades it. Without create, a missing journal reads as empty. */
   static async open(db: Db, opts: { create: boolean }): Promise<Journal> {
-    const [{ present }] = await db.read<{ present: boolean }>(
+    const { present } = await db.readOne<{ present: boolean }>(
       `SELECT to_regclass('pgshift.meta') IS NOT NULL AS present`,
     );
     if (!present && !opts.create) return new Journal(db, false);
