@@ -25,6 +25,8 @@ import { integrityReport } from '../source/copy/integrity.js';
 import { PETRI_COLUMNS, contentHash, createPetriTarget, percentile } from './lib/copy-target.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
 import { runBench } from './lib/main.js';
+import { standInBackup } from '../test/fixtures/artifacts.js';
+import { Artifacts } from '../source/engine/artifacts.js';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -116,7 +118,7 @@ async function pgshiftCopy(url: string, c: pg.Client, dir: string, target: strin
     conn: resolveConnection(url), loaded: loadPlan(writePlan(dir, target, mode)), mode: 'bench', operator: 'bench',
     confirm: async () => ({ confirmed: true, method: 'yes', by: 'bench' }),
   });
-  await engine.journal.setArtifact('backup', { verified: true, path: 'bench (throwaway database)' });
+  await engine.journal.setArtifact(Artifacts.backup, standInBackup('bench, throwaway database'));
   let summary = '';
   let data: { ms?: number } = {};
   let stepMs = 0;

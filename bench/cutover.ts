@@ -17,7 +17,7 @@ import { createDemoDatabase } from '../source/demo/schema.js';
 import { Engine } from '../source/engine/engine.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { loadPlan } from '../source/plan/load.js';
-import { buildFixture, examplePlan, writeIntegrityReport } from './lib/swap-fixture.js';
+import { buildFixture, examplePlan, writeIntegrityReport } from '../test/fixtures/swap.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
 
 const loadArg = process.argv.indexOf('--load');
@@ -58,8 +58,8 @@ async function scenario(baseUrl: string, name: string, blockerMs: number): Promi
   const plan = JSON.parse(fs.readFileSync(examplePlan(dir), 'utf8'));
   const loaded = loadPlan(examplePlan(dir, { partition: [plan.partition[0]], locks: { timeoutMs: LOCK_TIMEOUT, attempts: 40, backoffMs: 100, maxBackoffMs: 1000 } }));
   const engine = await Engine.open({ phases: PHASE_REGISTRY, conn: resolveConnection(url), loaded, mode: 'bench', operator: 'bench', confirm: async (r) => ({ confirmed: r.kind === 'rename', method: 'yes', by: 'bench' }) });
-  for (const t of loaded.tables) await buildFixture(c, t);
-  await writeIntegrityReport(c, loaded.tables);
+  for (const t of loaded.tables) await buildFixture(engine, t);
+  await writeIntegrityReport(engine, loaded.tables);
   const p4 = await engine.run({ phases: [4] });
   if (p4.status !== 'completed') throw new Error(`phase 4: ${p4.message}`);
   // batch mode: the writer writes to the images table (FK follows the swap) and reads the observations

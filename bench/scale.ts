@@ -23,6 +23,8 @@ import { first } from '../source/db/session.js';
 import { loadPlan } from '../source/plan/load.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
 import { runBench } from './lib/main.js';
+import { standInBackup } from '../test/fixtures/artifacts.js';
+import { Artifacts } from '../source/engine/artifacts.js';
 
 function num(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -111,7 +113,7 @@ async function oneSize(serverUrl: string, rows: number): Promise<SizeResult> {
       if (e.type === 'step-failed') say(`  ✗ ${e.stepId}: ${e.error}`);
     });
     try {
-      await engine.journal.setArtifact('backup', { verified: true, path: 'bench (throwaway database)' });
+      await engine.journal.setArtifact(Artifacts.backup, standInBackup('bench, throwaway database'));
       t0 = performance.now();
       for (const phases of [[2], [3], [4]] as const) {
         const out = await engine.run({ phases: [...phases] });

@@ -7,9 +7,11 @@ import { snapshotStep } from './steps/snapshot.js';
 import { problemLine, runPreflight, summarize } from '../source/preflight.js';
 import {
   backupChildEnv, backupFileName, restoreInto, restoreList, runPgDump, sha256File, tocHas, toolVersion,
+  type BackupArtifact,
 } from '../source/backup.js';
 import { fmtBytes } from '../source/format.js';
 import { sideRestoreCommands, testSideRestore } from '../source/restore.js';
+import { Artifacts } from '../source/engine/artifacts.js';
 
 /** pgshift's scratch schema for restoring one table (the rollback after a drop; verify: 'restore'). */
 export const SIDE_SCHEMA = 'pgshift_side';
@@ -50,25 +52,6 @@ const preflightStep: Step = {
 // ---------------------------------------------------------------------------------------------------------------
 // 2. backup
 
-export interface BackupArtifact {
-  readonly file: string;
-  readonly bytes: number;
-  readonly sha256: string;
-  readonly startedAt: string;
-  readonly endedAt: string;
-  readonly format: 'custom' | 'directory';
-  readonly serverMajor: number;
-  readonly pgDumpVersion: string | null;
-  readonly database: string;
-  readonly verified: boolean;
-  readonly verifiedAt?: string;
-  readonly verifyMethod?: 'list' | 'restore';
-  readonly verifyError?: string;
-  /** tables found in the archive (verify) with their exact row counts when restored */
-  readonly tables?: { table: string; rows?: number }[];
-  /** exact row counts taken in the dump's own snapshot (verify: restore) */
-  readonly snapshotCounts?: Record<string, number>;
-}
 
 async function userTables(ctx: StepContext): Promise<{ schema: string; name: string; kind: string }[]> {
   // every table pg_dump must carry: ordinary tables, partitions and partitioned parents, not pgshift's journal,
@@ -92,7 +75,7 @@ const backupStep: Step = {
     return [`pg_dump --format=${ctx.plan.backup.format} --file=${path.join(dir, `<database>_<YYYYmmdd_HHMMSS>${ctx.plan.backup.format === 'custom' ? '.dump' : '.dir'}`)} (password via PGPASSWORD in its environment only)`];
   },
   async run(ctx): Promise<StepResult> {
-    const prior = await ctx.journal.getArtifact<BackupArtifact>('backup');
+    const prior = await ctx.journal.getArtifact(Artifacts.backup);
     if (ctx.overrides.has('skip-backup') && !(prior && fs.existsSync(prior.file))) {
       ctx.log('--skip-backup: pgshift takes no backup; the copy will ask for the override by name (--confirm backup)', 'warn');
       return { status: 'skipped', summary: 'no backup taken (--skip-backup): make sure you have one of your own' };
@@ -143,7 +126,7 @@ const backupStep: Step = {
         file, bytes: res.bytes, sha256: sha, startedAt: started.toISOString(), endedAt: new Date().toISOString(), format: ctx.plan.backup.format,
         serverMajor: ctx.serverMajor, pgDumpVersion: dumpVersion?.version ?? null, database: info!.db, verified: false, snapshotCounts,
       };
-      await ctx.journal.setArtifact('backup', a);
+      await ctx.journal.setArtifact(Artifacts.backup, a);
       return {
         status: 'done',
         summary: `${file}: ${fmtBytes(res.bytes)} in ${(res.ms / 1000).toFixed(1)} s (database ${fmtBytes(estimate)}), sha256 ${sha.slice(0, 12)}…, mode 0600`,
@@ -169,11 +152,11 @@ const verifyStep: Step = {
     return out;
   },
   async run(ctx): Promise<StepResult> {
-    const a = await ctx.journal.getArtifact<BackupArtifact>('backup');
+    const a = await ctx.journal.getArtifact(Artifacts.backup);
     if (!a && ctx.overrides.has('skip-backup')) return { status: 'skipped', summary: 'nothing to verify (--skip-backup)' };
     if (!a) return { status: 'done', failed: 'no backup recorded: run backup:pg_dump first (phase 3 will ask for an explicit override without one)' };
     const failWith = async (msg: string): Promise<StepResult> => {
-      await ctx.journal.setArtifact('backup', { ...a, verified: false, verifyError: msg, verifiedAt: undefined } satisfies BackupArtifact);
+      await ctx.journal.setArtifact(Artifacts.backup, { ...a, verified: false, verifyError: msg, verifiedAt: undefined } satisfies BackupArtifact);
       return { status: 'done', failed: `backup not verified: ${msg}` };
     };
     if (!fs.existsSync(a.file)) return failWith(`${a.file} is missing`);
@@ -239,7 +222,7 @@ const verifyStep: Step = {
       }
     }
     const verifiedAt = new Date().toISOString();
-    await ctx.journal.setArtifact('backup', { ...a, verified: true, verifiedAt, verifyMethod: ctx.plan.backup.verify, verifyError: undefined, tables } satisfies BackupArtifact);
+    await ctx.journal.setArtifact(Artifacts.backup, { ...a, verified: true, verifiedAt, verifyMethod: ctx.plan.backup.verify, verifyError: undefined, tables } satisfies BackupArtifact);
     return {
       status: 'done',
       summary: `verified (${ctx.plan.backup.verify}): ${a.file}, ${tables.length} tables${ctx.plan.backup.verify === 'restore' ? ', restored and counted' : ''}`,

@@ -4,19 +4,17 @@ import path from 'node:path';
 import type { Phase, PhaseId, PlanContext, Step, StepContext, StepResult, ReportTable } from '../source/engine/types.js';
 import type { TablePlan } from '../source/plan/schema.js';
 import { ident, qname } from '../source/db/quote.js';
-import { describeKeyColumn, fillBatchSql, keyColumnArtifact, keyColumnDdl, keyColumnStepId, planKeyColumn, type KeyColumnArtifact } from '../source/structure/keycolumn.js';
+import { describeKeyColumn, fillBatchSql, keyColumnDdl, keyColumnStepId, planKeyColumn, type KeyColumnArtifact } from '../source/structure/keycolumn.js';
 import { readTableDef } from '../source/structure/definition.js';
 import { buildStructureDdl, deferredNote } from '../source/structure/ddl.js';
-import {
-  autoPartitionPreview, autoPlan, catchUpListPartitions, createPartition, installAutoPartition, planPartitions, structureKey, targetState, type StructureArtifact,
-} from '../source/structure/build.js';
+import { autoPartitionPreview, autoPlan, catchUpListPartitions, createPartition, installAutoPartition, planPartitions, targetState, type StructureArtifact } from '../source/structure/build.js';
 import { sha256 } from '../source/structure/sqlfile.js';
 import { analyzeSql, describeSqlAnalysis } from '../source/structure/sql-analysis.js';
+import { Artifacts } from '../source/engine/artifacts.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // SQL files of the plan (plan.sql.structure here; phase 4 reuses sqlFileSteps for plan.sql.dependencies)
 
-export interface SqlArtifact { readonly checksum: string; readonly appliedAt: string; readonly file?: string; readonly runId?: number }
 
 function readSqlFile(ctx: PlanContext, rel: string): { abs: string; text: string; checksum: string } {
   const abs = path.resolve(ctx.planDir, rel);
@@ -48,8 +46,8 @@ export function sqlFileSteps(paths: readonly string[], phase: PhaseId): Step[] {
       } catch (e) {
         return { status: 'done', failed: `cannot read ${rel}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
       }
-      const key = `sql:${rel}`;
-      const prior = await ctx.journal.getArtifact<SqlArtifact>(key);
+      const key = Artifacts.sql(rel);
+      const prior = await ctx.journal.getArtifact(key);
       if (prior) {
         if (prior.checksum === f.checksum) {
           return { status: 'already-done', summary: `applied ${prior.appliedAt}, unchanged (sha256 ${f.checksum.slice(0, 12)}…)` };
@@ -73,7 +71,7 @@ export function sqlFileSteps(paths: readonly string[], phase: PhaseId): Step[] {
       const appliedAt = new Date().toISOString();
       await ctx.db.tx(async (tx) => {
         await tx.query(f.text);
-        await ctx.journal.setArtifact(key, { checksum: f.checksum, appliedAt, file: rel, runId: ctx.runId } satisfies SqlArtifact, tx);
+        await ctx.journal.setArtifact(key, { checksum: f.checksum, appliedAt, file: rel, runId: ctx.runId }, tx);
       }, {
         stepId: ctx.stepId, signal: ctx.signal,
         onRetry: (r) => ctx.log(`lock not available (${r.error}); retry ${r.attempt}/${r.attempts} in ${r.waitMs} ms`, 'warn'),
@@ -119,8 +117,10 @@ async function structureStatements(ctx: PlanContext, t: TablePlan): Promise<stri
   return [...notes.map((n) => `-- ${n}`), ...ddl.changes.map((c) => `-- ${c}`), ...ddl.statements, ...deferred, ...autoPartitionPreview(t, ctx.db.locks.timeoutMs)];
 }
 
+export const structureStepId = (t: Pick<TablePlan, 'schema' | 'table'>) => `structure:${t.schema}.${t.table}`;
+
 function structureStep(t: TablePlan): Step {
-  const id = `structure:${t.schema}.${t.table}`;
+  const id = structureStepId(t);
   return {
     id,
     phase: 2,
@@ -129,7 +129,7 @@ function structureStep(t: TablePlan): Step {
     async run(ctx: StepContext): Promise<StepResult> {
       const src = `${t.schema}.${t.table}`;
       const def = await readTableDef(ctx.db, t.schema, t.table);
-      const artifact = await ctx.journal.getArtifact<StructureArtifact>(structureKey(t));
+      const artifact = await ctx.journal.getArtifact(Artifacts.structure(t));
       if (!def) return { status: 'done', failed: `${src} does not exist` };
       if (def.relkind === 'p') {
         if (artifact) return { status: 'already-done', summary: `${src} is the partitioned table already (swapped)` };
@@ -144,7 +144,7 @@ function structureStep(t: TablePlan): Step {
       if (state) {
         // idempotent path: the table exists; it must be ours and partitioned the way the plan says
         if (!artifact) {
-          return { status: 'done', failed: `${t.schema}.${t.targetName} already exists and was not created by pgshift (no artifact ${structureKey(t)}): drop or rename it, or set another "target" in the plan` };
+          return { status: 'done', failed: `${t.schema}.${t.targetName} already exists and was not created by pgshift (no artifact ${Artifacts.structure(t)}): drop or rename it, or set another "target" in the plan` };
         }
         if (state.strategy !== t.strategy || state.keyColumns.join(',') !== t.key) {
           return { status: 'done', failed: `${t.schema}.${t.targetName} is partitioned by ${state.strategy || 'nothing'} (${state.keyColumns.join(', ')}), the plan says ${t.strategy} (${t.key})` };
@@ -169,7 +169,7 @@ function structureStep(t: TablePlan): Step {
             ...artifact, partitions: [...artifact.partitions, ...[...missing, ...extra].map((p) => ({ name: p.name, bound: p.bound }))],
             autoPartitionTrigger: auto, updatedAt: new Date().toISOString(),
           };
-          await ctx.journal.setArtifact(structureKey(t), next, tx);
+          await ctx.journal.setArtifact(Artifacts.structure(t), next, tx);
         }, { stepId: ctx.stepId, signal: ctx.signal, onRetry });
         if (moved) ctx.log(`${moved} row(s) moved from the DEFAULT partition into the new partitions`);
         return { status: 'done', summary: `${missing.length} missing partition(s) created on ${t.schema}.${t.targetName}${moved ? `, ${moved} row(s) moved out of DEFAULT` : ''}. ${LOCK_NOTE}` };
@@ -208,7 +208,7 @@ function structureStep(t: TablePlan): Step {
           indexes: ddl.indexes, constraints: ddl.constraints, pkChange: ddl.pkChange, uniqueChanges: ddl.uniqueChanges,
           triggers: ddl.triggers, policies: ddl.policies, autoPartitionTrigger: auto, deferred: ddl.deferred, createdAt: new Date().toISOString(),
         };
-        await ctx.journal.setArtifact(structureKey(t), a, tx);
+        await ctx.journal.setArtifact(Artifacts.structure(t), a, tx);
       }, { stepId: ctx.stepId, signal: ctx.signal, onRetry });
       const n = partitions.length;
       return {
@@ -243,8 +243,8 @@ function keyColumnStep(t: TablePlan, ref: string): Step {
       if (typeof k === 'string') return { status: 'done', failed: k, nothingChanged: false };
       const onRetry = (r: { error: string; attempt: number; attempts: number; waitMs: number }) =>
         ctx.log(`lock not available (${r.error}); retry ${r.attempt}/${r.attempts} in ${r.waitMs} ms`, 'warn');
-      const artKey = keyColumnArtifact(`${k.schema}.${k.table}`);
-      const prior = await ctx.journal.getArtifact<KeyColumnArtifact>(artKey);
+      const artKey = Artifacts.keyColumn(`${k.schema}.${k.table}`);
+      const prior = await ctx.journal.getArtifact(artKey);
       ctx.log(describeKeyColumn(t, k));
       // the trigger first: from then on every new or changed row is filled by the database itself; then the backlog
       await ctx.db.tx(async (tx) => {

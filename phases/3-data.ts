@@ -6,13 +6,14 @@ import { chooseOrder, columnMap, resolvePair, type Pair } from '../source/copy/m
 import { batchCopy, batchStatement, runProcedureName, targetIsEmpty, upperStatement, type Position } from '../source/copy/batch.js';
 import { captureLag, captureNames, captureReplayer, catchUp, findCapture, installCapture, installStatements, queueDiffering } from '../source/copy/online.js';
 import { startBackground } from '../source/copy/catchup.js';
-import { appTriggers, appTriggersKey, disableTriggerSql, triggerList, type AppTriggersArtifact } from '../source/copy/app-triggers.js';
+import { appTriggers, disableTriggerSql, triggerList, type AppTriggersArtifact } from '../source/copy/app-triggers.js';
 import { integrityReport, reportTables, type IntegrityReport } from '../source/copy/integrity.js';
 import { pruningCheck, pruningTable } from '../source/copy/pruning.js';
 import { finishDeferred, finishStatements, missingDeferred } from '../source/copy/finish.js';
-import { planPartitions, structureKey, targetState, type StructureArtifact } from '../source/structure/build.js';
+import { planPartitions, targetState, type StructureArtifact } from '../source/structure/build.js';
 import { buildStructureDdl, deferredNote, type DeferredObjects } from '../source/structure/ddl.js';
 import { readTableDef } from '../source/structure/definition.js';
+import { Artifacts } from '../source/engine/artifacts.js';
 
 /**
  * Phase 3 · Data: one copy step per partitioned table (batch, or online with change capture), then the integrity
@@ -24,24 +25,18 @@ export const finishStepId = (t: Pick<TablePlan, 'schema' | 'table'>) => `finish:
 export const INTEGRITY_STEP = 'verify:integrity';
 export const PRUNING_STEP = 'verify:pruning';
 
-interface BackupArtifact { verified?: boolean; path?: string; file?: string; verifiedAt?: string; at?: string }
-
 const SEED_LOOP_NOTE =
   "not the seed's loop: its LIMIT/OFFSET inside one DO block is a single transaction (nothing commits until the end, pg_sleep releases nothing) " +
   'and every batch re-reads all earlier rows (quadratic); pgshift walks a keyset, one short transaction per batch, checkpoint committed with the rows';
 
 /** The copy needs a verified backup; without one it is refused unless the operator overrides (journaled). */
 async function backupGate(ctx: StepContext, t: TablePlan): Promise<Omit<ConfirmRequest, 'stepId'> | null> {
-  const b = await ctx.journal.getArtifact<BackupArtifact>('backup');
+  const b = await ctx.journal.getArtifact(Artifacts.backup);
   if (b && b.verified === true) return null;
   if (!ctx.plan.backup.required) return null;
   const cp = await ctx.journal.getCheckpoint<Position>(ctx.stepId);
   if (cp?.position.done && ctx.plan.copy.mode === 'batch') return null;
-  const prior = await ctx.db.read(
-    `SELECT 1 FROM pgshift.confirmations WHERE run_id = $1 AND kind = 'override' AND object = 'backup' AND answer = 'confirmed' LIMIT 1`,
-    [ctx.runId],
-  );
-  if (prior.length) return null;
+  if (await ctx.journal.overrideConfirmed('backup')) return null;
   return {
     kind: 'override',
     object: 'backup',
@@ -51,7 +46,7 @@ async function backupGate(ctx: StepContext, t: TablePlan): Promise<Omit<ConfirmR
       `copies ${displayName(t.schema, t.table)} into ${displayName(t.schema, t.targetName)}; later phases swap and drop tables`,
       'without a verified backup there is no way back from a mistake beyond pgshift\'s own rollback',
     ],
-    protections: [b ? `a backup artifact exists but is not verified (${b.path ?? b.file ?? 'no path'})` : 'no backup artifact in the journal (phase 1 makes and verifies it)'],
+    protections: [b ? `a backup artifact exists but is not verified (${b.file})` : 'no backup artifact in the journal (phase 1 makes and verifies it)'],
     refusal: 'no verified backup: phase 1 must make and verify one before data is copied',
     overrideFlag: '--skip-backup',
   };
@@ -108,7 +103,7 @@ function copyStep(t: TablePlan): Step {
       if ('missing' in pairOr) throw new UserError(`cannot copy ${name}: ${pairOr.missing}`, 'run phase 2 (Structure) first', 1);
       const pair: Pair = pairOr;
       if (pair.swapped) return { status: 'already-done', summary: `${name} was already swapped with the partitioned table (phase 5): nothing to copy` };
-      const b = await ctx.journal.getArtifact<BackupArtifact>('backup');
+      const b = await ctx.journal.getArtifact(Artifacts.backup);
       if (!(b && b.verified === true)) {
         ctx.log(ctx.plan.backup.required ? 'copying WITHOUT a verified backup: the operator overrode the refusal (journaled in pgshift.confirmations)' : 'copying without a verified backup: the plan says backup.required = false', 'warn');
       }
@@ -184,7 +179,7 @@ function copyStep(t: TablePlan): Step {
         });
         applied = r.applied;
         if (ctx.signal.aborted) return { status: 'skipped', summary: `copy done; replay stopped with ${r.lag} changes pending; run again to continue` };
-        startBackground(ctx.db, cap.names.artifact, captureReplayer(ctx.db, cap, null, onRetry), { batch: ctx.plan.copy.batchRows, reporter: { log: ctx.log } });
+        startBackground(ctx.db, cap.names.artifact.key, captureReplayer(ctx.db, cap, null, onRetry), { batch: ctx.plan.copy.batchRows, reporter: { log: ctx.log } });
         replay = `; replayed ${r.applied.toLocaleString('en-US')} captured changes, capture lag now ${r.lag.toLocaleString('en-US')} (kept applying in the background; phase 5 applies the small rest under its lock)`;
       }
       const secs = res.ms / 1000;
@@ -209,8 +204,8 @@ const CAPTURE_NAME = 'pgshift_capture';
  */
 async function disableTargetTriggers(ctx: StepContext, t: TablePlan, pair: Pair): Promise<void> {
   const now = await appTriggers(ctx.db, pair.target.oid);
-  const key = appTriggersKey(t);
-  let art = await ctx.journal.getArtifact<AppTriggersArtifact>(key);
+  const key = Artifacts.appTriggers(t);
+  let art = await ctx.journal.getArtifact(key);
   if (!art) {
     art = { target: now };
     if (now.length) await ctx.journal.setArtifact(key, art);
@@ -229,7 +224,7 @@ async function disableTargetTriggers(ctx: StepContext, t: TablePlan, pair: Pair)
 
 /** What phase 2 deferred: from its artifact, or (dry run before phase 2) as phase 2 would record it. */
 async function deferredFor(ctx: PlanContext, t: TablePlan): Promise<{ deferred: DeferredObjects | null; partitions: string[]; planned: boolean }> {
-  const a = await ctx.journal.getArtifact<StructureArtifact>(structureKey(t));
+  const a = await ctx.journal.getArtifact(Artifacts.structure(t));
   const state = await targetState(ctx.db, t.schema, t.targetName);
   if (a) return { deferred: a.deferred ?? null, partitions: state ? state.partitions.map((p) => p.name) : a.partitions.map((p) => p.name), planned: false };
   if (state) return { deferred: null, partitions: state.partitions.map((p) => p.name), planned: false };
@@ -264,7 +259,7 @@ function finishStep(t: TablePlan): Step {
       if ('missing' in pairOr && pairOr.retired) return { status: 'already-done', summary: `${pairOr.missing}: its indexes and foreign keys were built before the swap` };
       if ('missing' in pairOr) throw new UserError(`cannot finish ${name}: ${pairOr.missing}`, 'run phase 2 (Structure) first', 1);
       if (pairOr.swapped) return { status: 'already-done', summary: `${displayName(t.schema, t.table)} was already swapped with the partitioned table (phase 5)` };
-      const a = await ctx.journal.getArtifact<StructureArtifact>(structureKey(t));
+      const a = await ctx.journal.getArtifact(Artifacts.structure(t));
       const d = a?.deferred;
       if (!d || (!d.indexes.length && !d.foreignKeys.length)) {
         return { status: 'already-done', summary: `nothing deferred: phase 2 built every index and foreign key of ${name}` };
@@ -333,7 +328,7 @@ const integrityStep: Step = {
     const unfinished: string[] = [];
     const notes = new Map<string, string>();
     for (const t of ctx.tables) {
-      const a = await ctx.journal.getArtifact<StructureArtifact>(structureKey(t));
+      const a = await ctx.journal.getArtifact(Artifacts.structure(t));
       if (!a?.deferred) continue;
       const pair = await resolvePair(ctx.db, t);
       if ('missing' in pair || pair.swapped) continue;
@@ -351,7 +346,7 @@ const integrityStep: Step = {
       };
       for (const u of unfinished) ctx.log(u, 'error');
     }
-    await ctx.journal.setArtifact('integrity-report', report);
+    await ctx.journal.setArtifact(Artifacts.integrityReport, report);
     const hashed = report.tables.reduce((a, x) => a + x.oldRows + x.newRows, 0);
     ctx.progress({ done: hashed, total: hashed, unit: 'rows hashed' });
     const bad = report.tables.filter((x) => !x.pass);
@@ -375,7 +370,7 @@ const integrityStep: Step = {
  * needed, nothing copied twice.
  */
 async function resyncAfterFail(ctx: StepContext): Promise<void> {
-  const prev = await ctx.journal.getArtifact<IntegrityReport>('integrity-report');
+  const prev = await ctx.journal.getArtifact(Artifacts.integrityReport);
   if (!prev || prev.pass) return;
   for (const t of ctx.tables) {
     const entry = prev.tables.find((x) => x.table === displayName(t.schema, t.table));

@@ -3,8 +3,9 @@ import type { TablePlan } from '../source/plan/schema.js';
 import { qname } from '../source/db/quote.js';
 import { tableExists } from '../source/db/catalog.js';
 import { behaviourChanges, discoverDependencies, fkMismatches, fkNullKeys, measureMaterializedViews, grantDiff, addFkSql, type DependencyRecord } from '../source/swap/deps.js';
-import { depsArtifactKey, isSwapped } from '../source/swap/swap.js';
+import { isSwapped } from '../source/swap/swap.js';
 import { sqlFileSteps } from './2-structure.js';
+import { Artifacts } from '../source/engine/artifacts.js';
 
 const name = (t: TablePlan) => `${t.schema}.${t.table}`;
 /** how long phase 4 lets a materialized view's query run when timing it */
@@ -37,7 +38,7 @@ function dependenciesStep(t: TablePlan): Step {
     },
     async run(ctx: StepContext) {
       if (await isSwapped(ctx.db, t)) {
-        const rec = await ctx.journal.getArtifact<DependencyRecord>(depsArtifactKey(t));
+        const rec = await ctx.journal.getArtifact(Artifacts.dependencies(t));
         if (rec) return { status: 'already-done', summary: `${name(t)} is already swapped; keeping the dependencies recorded ${rec.at}` };
         return { status: 'done', failed: `${name(t)} is already swapped but no dependencies were recorded: nothing to re-point from` };
       }
@@ -99,7 +100,7 @@ function dependenciesStep(t: TablePlan): Step {
           }
         }
       }
-      await ctx.journal.setArtifact(depsArtifactKey(t), record);
+      await ctx.journal.setArtifact(Artifacts.dependencies(t), record);
       ctx.log(`views and foreign keys bind to the table's OID, not its name: after RENAME they would follow the old table; the swap re-creates ${record.views.length} view(s) and ${record.fks.length} foreign key(s) against the new one`);
       if (record.fks.length) {
         ctx.log(

@@ -6,30 +6,16 @@ import { ident, literal, qname } from '../source/db/quote.js';
 import { tableExists } from '../source/db/catalog.js';
 import { captureInstalled, captureReplayer, drainKnown, findCapture, removeCapture } from '../source/copy/online.js';
 import { ApplyMeter, applyBudget, converge, describeRates, startBackground, stopBackground } from '../source/copy/catchup.js';
-import { appTriggers, appTriggersKey, triggerList, type AppTriggersArtifact } from '../source/copy/app-triggers.js';
+import { appTriggers, triggerList, type AppTriggersArtifact } from '../source/copy/app-triggers.js';
 import { columnMap } from '../source/copy/meta.js';
 import { sleep, type Tx } from '../source/db/session.js';
 import { fmtBytes, fmtDuration } from '../source/format.js';
 import type { DependencyRecord } from '../source/swap/deps.js';
-import {
-  depsArtifactKey, isSwapped, validateForeignKey, lockHolders, outlineSwap, runSwap, structureArtifactKey, swapArtifactKey, relkind,
-  REVERSE_TRIGGER, reverseFunction, reverseLogName, cutoverLockTimeout, lockedTx, type Blocker, type StructureArtifact, type SwapArtifact,
-} from '../source/swap/swap.js';
+import { isSwapped, validateForeignKey, lockHolders, outlineSwap, runSwap, relkind, REVERSE_TRIGGER, reverseFunction, reverseLogName, cutoverLockTimeout, lockedTx, type Blocker, type SwapArtifact } from '../source/swap/swap.js';
+import type { IntegrityReport } from '../source/copy/integrity.js';
+import { Artifacts } from '../source/engine/artifacts.js';
 
 const name = (t: TablePlan) => `${t.schema}.${t.table}`;
-
-export interface IntegrityReport {
-  readonly at?: string;
-  readonly pass?: boolean;
-  readonly tables?: readonly { table?: string; source?: string; pass?: boolean }[];
-}
-export interface BackupArtifact {
-  readonly file?: string;
-  readonly bytes?: number;
-  readonly sha256?: string;
-  readonly verified?: boolean;
-  readonly verifiedAt?: string;
-}
 
 /** The backup file's own time (its modification time), never a re-verification's. */
 function backupFileTime(file: string): string {
@@ -42,8 +28,8 @@ function backupFileTime(file: string): string {
 
 /** Protections shown with every destructive step of phase 5 and the rollback. */
 export async function protections(ctx: PlanContext, t?: TablePlan): Promise<{ lines: string[]; report: IntegrityReport | null; reportOk: boolean; reportWhy: string }> {
-  const backup = await ctx.journal.getArtifact<BackupArtifact>('backup');
-  const report = await ctx.journal.getArtifact<IntegrityReport>('integrity-report');
+  const backup = await ctx.journal.getArtifact(Artifacts.backup);
+  const report = await ctx.journal.getArtifact(Artifacts.integrityReport);
   const lines: string[] = [];
   lines.push(
     backup?.file
@@ -53,7 +39,7 @@ export async function protections(ctx: PlanContext, t?: TablePlan): Promise<{ li
   let reportOk = false;
   let reportWhy = 'no integrity report in the journal: run phase 3 (copy and verification) first';
   if (report) {
-    const entry = t ? report.tables?.find((x) => (x.table ?? x.source) === name(t)) : undefined;
+    const entry = t ? report.tables.find((x) => x.table === name(t)) : undefined;
     reportOk = report.pass === true && (entry ? entry.pass !== false : true);
     reportWhy = reportOk ? '' : `the integrity report of ${report.at ?? '?'} did not pass${entry && entry.pass === false ? ` for ${t ? name(t) : ''}` : ''}`;
     lines.push(`integrity report ${report.at ?? ''}: ${reportOk ? 'PASS' : 'FAIL'}`);
@@ -85,13 +71,13 @@ export async function fkNeighbours(ctx: PlanContext, schema: string, table: stri
 function swapStep(t: TablePlan): Step {
   const id = `swap:${name(t)}`;
   const load = async (ctx: PlanContext) => ({
-    deps: await ctx.journal.getArtifact<DependencyRecord>(depsArtifactKey(t)),
-    structure: await ctx.journal.getArtifact<StructureArtifact>(structureArtifactKey(t)),
+    deps: await ctx.journal.getArtifact(Artifacts.dependencies(t)),
+    structure: await ctx.journal.getArtifact(Artifacts.structure(t)),
   });
   const triggersOf = async (ctx: PlanContext) => {
     const src = await ctx.db.read<{ oid: number }>(`SELECT to_regclass($1)::oid::int AS oid`, [qname(t.schema, t.table)]);
     const old = src[0]?.oid ? await appTriggers(ctx.db, src[0].oid) : [];
-    const art = await ctx.journal.getArtifact<AppTriggersArtifact>(appTriggersKey(t));
+    const art = await ctx.journal.getArtifact(Artifacts.appTriggers(t));
     return { old, new: art?.target ?? [] };
   };
   return {
@@ -119,7 +105,7 @@ function swapStep(t: TablePlan): Step {
       if (!(await tableExists(ctx.db, t.schema, t.targetName))) return { ...base, statements: [], impact: [], refusal: `${t.schema}.${t.targetName} does not exist` };
       const cap = await findCapture(ctx.db, t);
       // the captured changes keep being applied while the operator reads this
-      if (cap) startBackground(ctx.db, cap.names.artifact, captureReplayer(ctx.db, cap, null), { batch: ctx.plan.copy.batchRows, reporter: { log: ctx.log } });
+      if (cap) startBackground(ctx.db, cap.names.artifact.key, captureReplayer(ctx.db, cap, null), { batch: ctx.plan.copy.batchRows, reporter: { log: ctx.log } });
       const trig = await triggersOf(ctx);
       const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
       const outline = await outlineSwap(ctx.db, t, deps, structure, !!cap, lt.ms, trig);
@@ -147,7 +133,7 @@ function swapStep(t: TablePlan): Step {
     },
     async run(ctx) {
       if (await isSwapped(ctx.db, t)) {
-        const a = await ctx.journal.getArtifact<SwapArtifact>(swapArtifactKey(t));
+        const a = await ctx.journal.getArtifact(Artifacts.swap(t));
         if (await captureInstalled(ctx.db, t)) await removeCapture(ctx.db, t, ctx.stepId);
         return { status: 'already-done', summary: `${name(t)} is already the partitioned table${a ? ` (swapped ${a.at}, lock held ${a.lockHeldMs} ms)` : ''}` };
       }
@@ -161,7 +147,7 @@ function swapStep(t: TablePlan): Step {
       let drain: (tx: Tx) => Promise<number> = async () => 0;
       let catchUpAgain = async () => {};
       if (cap) {
-        if (await stopBackground(ctx.db, cap.names.artifact)) ctx.log('background catch-up stopped: the swap catches up itself from here');
+        if (await stopBackground(ctx.db, cap.names.artifact.key)) ctx.log('background catch-up stopped: the swap catches up itself from here');
         const onRetry = (m: string) => ctx.log(m, 'warn');
         const rp = captureReplayer(ctx.db, cap, ctx.stepId, onRetry);
         const meter = new ApplyMeter();
@@ -185,8 +171,9 @@ function swapStep(t: TablePlan): Step {
         captured: !!cap, stepId: ctx.stepId, lockTimeoutMs: lt.ms, attempts: ctx.plan.locks.attempts, maxLockMs, signal: ctx.signal,
         log: (m, level) => ctx.log(m, level), drain, catchUp: catchUpAgain, offer: (b) => offerBlocker(ctx, b),
       });
-      const a = await ctx.journal.getArtifact<SwapArtifact>(swapArtifactKey(t));
-      await ctx.journal.setArtifact(swapArtifactKey(t), { ...a, lockHeldMs: res.lockHeldMs, attempts: res.attempts, budgetMisses: res.budgetMisses });
+      const a = await ctx.journal.getArtifact(Artifacts.swap(t));
+      if (!a) throw new Error(`the swap of ${name(t)} committed but its journal record (artifact ${Artifacts.swap(t).key}) is missing`);
+      await ctx.journal.setArtifact(Artifacts.swap(t), { ...a, lockHeldMs: res.lockHeldMs, attempts: res.attempts, budgetMisses: res.budgetMisses });
       ctx.log(`exclusive lock held ${res.lockHeldMs} ms (LOCK to COMMIT); ${res.drained} change(s) applied under the lock`);
       if (res.lockHeldMs > maxLockMs) ctx.log(`the lock was held ${res.lockHeldMs} ms, over swap.maxLockMs ${maxLockMs} ms: the renames, views and foreign keys took the rest`, 'warn');
       if (cap) {
@@ -265,12 +252,12 @@ function validateStep(t: TablePlan): Step {
     phase: 5,
     title: `Validate the foreign keys re-added NOT VALID to ${name(t)}`,
     async preview(ctx) {
-      const deps = (await ctx.journal.getArtifact<DependencyRecord>(depsArtifactKey(t))) ?? (await discoverDependencies(ctx.db, t).catch(() => null))?.record;
+      const deps = (await ctx.journal.getArtifact(Artifacts.dependencies(t))) ?? (await discoverDependencies(ctx.db, t).catch(() => null))?.record;
       if (!deps) return [`-- the inbound foreign keys of ${name(t)} are read once it exists`];
       return deps.fks.length ? deps.fks.map((f) => `ALTER TABLE ${qname(f.schema, f.table)} VALIDATE CONSTRAINT ${ident(f.name)}`) : ['-- no inbound foreign keys'];
     },
     async run(ctx) {
-      const a = await ctx.journal.getArtifact<SwapArtifact>(swapArtifactKey(t));
+      const a = await ctx.journal.getArtifact(Artifacts.swap(t));
       if (!a || !(await isSwapped(ctx.db, t))) return { status: 'skipped', summary: 'not swapped' };
       const rows: (string | number)[][] = [];
       let done = 0;
@@ -364,11 +351,11 @@ function dropStep(t: TablePlan): Step {
     title: `Drop ${obj} once the retention period has passed`,
     async preview(ctx) {
       const fk = await fkNeighbours(ctx, t.schema, t.oldName);
-      return [`-- only after the integrity report passed and ${ctx.plan.retention.days} days after the swap (or --force-retention)`, ...locks(fk), ...statements(await ctx.journal.getArtifact<SwapArtifact>(swapArtifactKey(t)))];
+      return [`-- only after the integrity report passed and ${ctx.plan.retention.days} days after the swap (or --force-retention)`, ...locks(fk), ...statements(await ctx.journal.getArtifact(Artifacts.swap(t)))];
     },
     async destructive(ctx) {
       if (!(await tableExists(ctx.db, t.schema, t.oldName))) return null;
-      const a = await ctx.journal.getArtifact<SwapArtifact>(swapArtifactKey(t));
+      const a = await ctx.journal.getArtifact(Artifacts.swap(t));
       const prot = await protections(ctx, t);
       const facts = await tableFacts(ctx, t.schema, t.oldName);
       const fk = await fkNeighbours(ctx, t.schema, t.oldName);
@@ -396,7 +383,7 @@ function dropStep(t: TablePlan): Step {
     },
     async run(ctx) {
       if (!(await tableExists(ctx.db, t.schema, t.oldName))) return { status: 'already-done', summary: `${obj} does not exist` };
-      const a = await ctx.journal.getArtifact<SwapArtifact>(swapArtifactKey(t));
+      const a = await ctx.journal.getArtifact(Artifacts.swap(t));
       if (!a) return { status: 'done', failed: `no swap recorded for ${name(t)}` };
       const until = retentionEnds(a, ctx.plan.retention.days);
       if (until.getTime() > Date.now() && !ctx.overrides.has('force-retention')) {

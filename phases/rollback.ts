@@ -4,23 +4,22 @@ import type { TablePlan } from '../source/plan/schema.js';
 import { ident, parseQualified, qname } from '../source/db/quote.js';
 import { tableExists, triggerExists } from '../source/db/catalog.js';
 import { CAPTURE_TRIGGER, TRUNCATE_TRIGGER, captureInstalled, captureNames, findCapture, removeCapture, removeStatements } from '../source/copy/online.js';
-import { autoPlan, type StructureArtifact as BuiltStructure } from '../source/structure/build.js';
+import { autoPlan } from '../source/structure/build.js';
 import { AUTO_FUNCTION } from '../source/structure/autopartition.js';
-import { keyColumnArtifact, keyColumnStepId, type KeyColumnArtifact } from '../source/structure/keycolumn.js';
+import { keyColumnStepId, type KeyColumnArtifact } from '../source/structure/keycolumn.js';
 import { copyStepId } from './3-data.js';
+import { structureStepId } from './2-structure.js';
 import { dependenciesStepId, grantsStepId } from './4-dependencies.js';
 import { fmtDuration } from '../source/format.js';
 import { takeSnapshot, diffSnapshots, createdObjects, type CatalogSnapshot } from '../source/snapshot.js';
 import { restoreTableToSide, sideRestoreCommands, sha256File } from '../source/restore.js';
-import {
-  isSwapped, validateForeignKey, renameSql, swapArtifactKey, swapBackStatements, insertableColumns, depsArtifactKey, structureArtifactKey, relkind, type SwapArtifact,
-  applyReverse, reversePending, reverseCaptured, lockedTx, cutoverLockTimeout, CARRY_BACK,
-} from '../source/swap/swap.js';
+import { isSwapped, validateForeignKey, renameSql, swapBackStatements, insertableColumns, relkind, type SwapArtifact, applyReverse, reversePending, reverseCaptured, lockedTx, cutoverLockTimeout, CARRY_BACK } from '../source/swap/swap.js';
 import { ApplyMeter, BudgetExceeded, applyBudget, converge, describeRates, startBackground, stopBackground, type Replayer } from '../source/copy/catchup.js';
-import { appTriggersKey, triggerList } from '../source/copy/app-triggers.js';
-import { SNAPSHOT_ARTIFACT } from './steps/snapshot.js';
+import { triggerList } from '../source/copy/app-triggers.js';
 import { fkNeighbours, offerBlocker, protections } from './5-cleanup.js';
-import { SIDE_SCHEMA, type BackupArtifact as DumpArtifact } from './1-preparation.js';
+import { SIDE_SCHEMA } from './1-preparation.js';
+import type { BackupArtifact } from '../source/backup.js';
+import { Artifacts } from '../source/engine/artifacts.js';
 
 /**
  * Rollback, from any point, in reverse order of what happened:
@@ -40,10 +39,10 @@ const name = (t: TablePlan) => `${t.schema}.${t.table}`;
 
 function swapBackStep(t: TablePlan): Step {
   const build = async (ctx: PlanContext) => {
-    const a = await ctx.journal.getArtifact<SwapArtifact>(swapArtifactKey(t));
+    const a = await ctx.journal.getArtifact(Artifacts.swap(t));
     if (!a) return null;
     // restored from the backup: it holds the rows of the backup's time, so it is refilled whole from the current table
-    const restored = await ctx.journal.getArtifact(restoredKey(t));
+    const restored = await ctx.journal.getArtifact(Artifacts.restored(t));
     const eff = restored ? { ...a, reverseKey: null } : a;
     const cols = await insertableColumns(ctx.db, t.schema, t.oldName);
     return { a: eff, cols, restored: !!restored, statements: swapBackStatements(t, eff, cols) };
@@ -133,9 +132,9 @@ function swapBackStep(t: TablePlan): Step {
       });
       const held = r.lockHeldMs;
       ctx.log(`exclusive lock held ${held} ms (LOCK to COMMIT); ${underLock} change(s) applied under the lock`);
-      await ctx.journal.deleteArtifact(swapArtifactKey(t));
-      await ctx.journal.deleteArtifact(restoredKey(t));
-      await ctx.journal.setArtifact(`swapped-back:${name(t)}`, { at: new Date().toISOString(), lockHeldMs: held, fks: b.a.fks, changesUnderLock: underLock });
+      await ctx.journal.deleteArtifact(Artifacts.swap(t));
+      await ctx.journal.deleteArtifact(Artifacts.restored(t));
+      await ctx.journal.setArtifact(Artifacts.swappedBack(t), { at: new Date().toISOString(), lockHeldMs: held, fks: b.a.fks, changesUnderLock: underLock });
       return {
         status: 'done', summary: `swapped back in ${r.attempts} attempt(s); exclusive lock held ${held} ms; ${underLock} change(s) applied under the lock`,
         data: { lockHeldMs: held, changesUnderLock: underLock, attempts: r.attempts, budgetMisses: r.budgetMisses },
@@ -168,7 +167,7 @@ async function keyColumnArtifacts(ctx: PlanContext): Promise<KeyColumnArtifact[]
   for (const t of ctx.tables) {
     for (const ref of t.addKeyColumns) {
       const r = parseQualified(ref);
-      const a = await ctx.journal.getArtifact<KeyColumnArtifact>(keyColumnArtifact(`${r.schema}.${r.name}`));
+      const a = await ctx.journal.getArtifact(Artifacts.keyColumn(`${r.schema}.${r.name}`));
       if (a) out.push(a);
     }
   }
@@ -212,16 +211,16 @@ async function migrationTraces(ctx: PlanContext): Promise<string[]> {
   for (const t of ctx.tables) {
     if (await tableExists(ctx.db, t.schema, t.targetName)) out.push(`table ${t.schema}.${t.targetName}`);
     if ((await relkind(ctx.db, t.schema, t.oldName)) !== null) out.push(`table ${t.schema}.${t.oldName}`);
-    if (await ctx.journal.getArtifact(structureArtifactKey(t))) out.push(`journal artifact ${structureArtifactKey(t)}`);
+    if (await ctx.journal.getArtifact(Artifacts.structure(t))) out.push(`journal artifact ${Artifacts.structure(t)}`);
   }
   for (const f of [...ctx.plan.sql.structure, ...ctx.plan.sql.dependencies]) {
-    if (await ctx.journal.getArtifact(`sql:${f}`)) out.push(`journal artifact sql:${f} (applied)`);
+    if (await ctx.journal.getArtifact(Artifacts.sql(f))) out.push(`journal artifact sql:${f} (applied)`);
   }
   return out;
 }
 
 async function planCreated(ctx: PlanContext, exclude: ReadonlySet<string> = new Set()): Promise<CreatedPlan | null> {
-  const before = await ctx.journal.getArtifact<CatalogSnapshot>(SNAPSHOT_ARTIFACT);
+  const before = await ctx.journal.getArtifact(Artifacts.snapshot);
   if (!before) return null;
   const now = await takeSnapshot(ctx.db);
   const fam = familyOf(now, ctx.tables);
@@ -349,8 +348,8 @@ function createdStep(targetSteps: boolean): Step {
     for (const t of ctx.tables) {
       for (const ref of t.addKeyColumns) {
         const r = parseQualified(ref);
-        await ctx.journal.deleteArtifact(keyColumnArtifact(`${r.schema}.${r.name}`));
-        await ctx.db.query(`DELETE FROM pgshift.checkpoints WHERE step_id = $1`, [keyColumnStepId(t, ref)], ctx.stepId);
+        await ctx.journal.deleteArtifact(Artifacts.keyColumn(`${r.schema}.${r.name}`));
+        await ctx.journal.deleteCheckpoints([keyColumnStepId(t, ref)]);
       }
     }
     return { status: 'done', summary: `${p.statements.length} statement(s): created objects removed`, warnings: p.leftInPlace, data: { statements: p.statements, leftInPlace: p.leftInPlace } };
@@ -360,7 +359,7 @@ function createdStep(targetSteps: boolean): Step {
 
 /** Phase 2's auto-partition trigger for t (from its artifact, else from the plan's naming rule), if it exists now. */
 async function autoTrigger(ctx: PlanContext, t: TablePlan): Promise<{ table: { schema: string; name: string }; trigger: string; fn: { schema: string; name: string } } | null> {
-  const art = (await ctx.journal.getArtifact<BuiltStructure>(structureArtifactKey(t)))?.autoPartitionTrigger;
+  const art = (await ctx.journal.getArtifact(Artifacts.structure(t)))?.autoPartitionTrigger;
   const ap = autoPlan(t);
   const a = art
     ? { table: parseQualified(art.table), trigger: art.trigger, fn: parseQualified(art.function) }
@@ -431,7 +430,7 @@ async function planTarget(ctx: PlanContext, t: TablePlan): Promise<TargetPlan> {
 
 /** The journal entries that describe work on t's new table: once it is dropped, a new run must do that work again. */
 function undoneSteps(t: TablePlan): string[] {
-  return [structureArtifactKey(t), copyStepId(t), `finish:${t.schema}.${t.table}`, dependenciesStepId(t), grantsStepId(t)];
+  return [structureStepId(t), copyStepId(t), `finish:${t.schema}.${t.table}`, dependenciesStepId(t), grantsStepId(t)];
 }
 
 function dropTargetStep(t: TablePlan): Step {
@@ -482,9 +481,9 @@ function dropTargetStep(t: TablePlan): Step {
       // the table and the journal's memory of it go together: a copy checkpoint must never outlive the rows it counts
       await ctx.db.tx(async (tx) => {
         for (const s of p.ddl) await tx.query(s);
-        await tx.query(`DELETE FROM pgshift.checkpoints WHERE step_id = $1`, [copyStepId(t)]);
-        await tx.query(`DELETE FROM pgshift.step_state WHERE step_id = ANY($1::text[])`, [undone]);
-        await tx.query(`DELETE FROM pgshift.artifacts WHERE key = ANY($1::text[])`, [[structureArtifactKey(t), depsArtifactKey(t), appTriggersKey(t), 'integrity-report']]);
+        await ctx.journal.deleteCheckpoints([copyStepId(t)], tx);
+        await ctx.journal.forgetSteps(undone, tx);
+        await ctx.journal.deleteArtifacts([Artifacts.structure(t), Artifacts.dependencies(t), Artifacts.appTriggers(t), Artifacts.integrityReport], tx);
       }, {
         stepId: ctx.stepId, signal: ctx.signal, lockTimeoutMs: lt.ms, attempts: Math.max(ctx.plan.locks.attempts, 20),
         onRetry: (i) => ctx.log(`lock not granted (${i.error}); retry ${i.attempt}/${i.attempts} in ${i.waitMs} ms`, 'warn'),
@@ -511,14 +510,13 @@ const validateStep: Step = {
   async run(ctx) {
     let n = 0;
     for (const t of ctx.tables) {
-      const a = await ctx.journal.getArtifact<{ fks: SwapArtifact['fks'] }>(`swapped-back:${name(t)}`);
+      const a = await ctx.journal.getArtifact(Artifacts.swappedBack(t));
       for (const f of a?.fks ?? []) if ((await validateForeignKey(ctx, f, name(t))).state === 'validated') n++;
     }
     return { status: n ? 'done' : 'already-done', summary: `${n} foreign key(s) validated` };
   },
 };
 
-export const restoredKey = (t: TablePlan) => `restored-old:${name(t)}`;
 
 /** The backup file's own time (its modification time), never the time it was re-verified. */
 export function backupFileTime(file: string): string {
@@ -530,7 +528,7 @@ export function backupFileTime(file: string): string {
 }
 
 interface RestorePlan {
-  readonly backup: DumpArtifact & { file: string };
+  readonly backup: BackupArtifact;
   readonly swap: SwapArtifact;
   readonly entries: { schema: string; table: string; indexes: string[]; identitySequences: string[] };
   readonly columns: { name: string; type: string }[];
@@ -545,12 +543,12 @@ interface RestorePlan {
  * swap back (refilled from the current table, so no row written since is lost) takes over.
  */
 async function planRestore(ctx: PlanContext, t: TablePlan): Promise<RestorePlan | string> {
-  const backup = await ctx.journal.getArtifact<DumpArtifact>('backup');
+  const backup = await ctx.journal.getArtifact(Artifacts.backup);
   if (!backup?.file || !fs.existsSync(backup.file)) return `no backup file to restore ${name(t)} from (${backup?.file ?? 'none recorded'})`;
   if (!backup.verified) return `the backup ${backup.file} was never verified`;
-  const swap = await ctx.journal.getArtifact<SwapArtifact>(swapArtifactKey(t));
-  if (!swap) return `${t.schema}.${t.oldName} is gone and the journal has no record of the swap (artifact ${swapArtifactKey(t)}): pgshift cannot tell what to swap back; restore ${name(t)} from ${backup.file} by hand`;
-  const snap = await ctx.journal.getArtifact<CatalogSnapshot>(SNAPSHOT_ARTIFACT);
+  const swap = await ctx.journal.getArtifact(Artifacts.swap(t));
+  if (!swap) return `${t.schema}.${t.oldName} is gone and the journal has no record of the swap (artifact ${Artifacts.swap(t)}): pgshift cannot tell what to swap back; restore ${name(t)} from ${backup.file} by hand`;
+  const snap = await ctx.journal.getArtifact(Artifacts.snapshot);
   if (!snap) return 'no pre-migration catalog snapshot in the journal: nothing tells what the table looked like';
   const full = name(t);
   const indexes = Object.entries(snap.objects).filter(([k, v]) => k.startsWith('index ') && v.table === full).map(([k]) => k.slice(`index ${t.schema}.`.length));
@@ -643,7 +641,7 @@ function restoreOldStep(t: TablePlan): Step {
       ctx.log(`restored ${r.items} archive entries of ${name(t)} into ${SIDE_SCHEMA} in ${fmtDuration(r.ms)}: columns match the snapshot, ${Number(n).toLocaleString('en-US')} rows${p.expectedRows !== undefined ? ' as the dump counted' : ''}`);
       await ctx.db.tx(async (tx) => {
         for (const s of p.moveIn) await tx.query(s);
-        await ctx.journal.setArtifact(restoredKey(t), { at: new Date().toISOString(), file: p.backup.file, rows: Number(n) }, tx);
+        await ctx.journal.setArtifact(Artifacts.restored(t), { at: new Date().toISOString(), file: p.backup.file, rows: Number(n) }, tx);
       }, { stepId: ctx.stepId, signal: ctx.signal, onRetry });
       return { status: 'done', summary: `${t.schema}.${t.oldName} restored from ${p.backup.file} (${Number(n).toLocaleString('en-US')} rows, ${r.items} entries); the swap back refills it from ${name(t)}` };
     },
@@ -660,7 +658,7 @@ const verifyStep: Step = {
     return ['-- reads pg_catalog and compares with artifact snapshot:catalog', '-- then forgets the undone steps (pgshift.step_state) so a new run starts over'];
   },
   async run(ctx: StepContext) {
-    const before = await ctx.journal.getArtifact<CatalogSnapshot>(SNAPSHOT_ARTIFACT);
+    const before = await ctx.journal.getArtifact(Artifacts.snapshot);
     if (!before) {
       const traces = await migrationTraces(ctx);
       if (!traces.length) return { status: 'already-done', summary: 'nothing to compare: no migration in progress (an earlier rollback completed, or phase 1 never ran)' };
@@ -698,20 +696,20 @@ const verifyStep: Step = {
       reset++;
     }
     for (const t of ctx.tables) {
-      for (const k of [depsArtifactKey(t), structureArtifactKey(t), swapArtifactKey(t), `swapped-back:${name(t)}`, appTriggersKey(t)]) await ctx.journal.deleteArtifact(k);
+      for (const k of [Artifacts.dependencies(t), Artifacts.structure(t), Artifacts.swap(t), Artifacts.swappedBack(t), Artifacts.appTriggers(t)]) await ctx.journal.deleteArtifact(k);
     }
-    await ctx.journal.deleteArtifact('integrity-report');
+    await ctx.journal.deleteArtifact(Artifacts.integrityReport);
     // the plan's SQL files were undone with the rest: a new run applies them again (a table left in place above will
     // make its file fail on CREATE TABLE: the operator was told, and decides)
-    for (const f of [...ctx.plan.sql.structure, ...ctx.plan.sql.dependencies]) await ctx.journal.deleteArtifact(`sql:${f}`);
+    for (const f of [...ctx.plan.sql.structure, ...ctx.plan.sql.dependencies]) await ctx.journal.deleteArtifact(Artifacts.sql(f));
     // no copy position may survive: a new copy starts from the first row (a killed copy has a checkpoint but no step state)
-    await ctx.db.query(`DELETE FROM pgshift.checkpoints`, [], ctx.stepId);
-    await ctx.journal.deleteArtifact(SNAPSHOT_ARTIFACT);
+    await ctx.journal.deleteCheckpoints('all');
+    await ctx.journal.deleteArtifact(Artifacts.snapshot);
     // the backup describes the database before this migration: a new forward run must take its own, never reuse it
-    const backup = await ctx.journal.getArtifact('backup');
+    const backup = await ctx.journal.getArtifact(Artifacts.backup);
     if (backup) {
-      await ctx.journal.setArtifact('backup:before-rollback', backup);
-      await ctx.journal.deleteArtifact('backup');
+      await ctx.journal.setArtifact(Artifacts.backupBeforeRollback, backup);
+      await ctx.journal.deleteArtifact(Artifacts.backup);
     }
     return {
       status: 'done',

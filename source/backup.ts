@@ -11,6 +11,27 @@ import { redact } from './db/connection.js';
  * their environment (ConnectionInfo.childEnv), never in argv (visible in `ps`), never in a log line.
  */
 
+/** Phase 1's backup (artifact `backup`): the pg_dump archive and what its verification found. */
+export interface BackupArtifact {
+  readonly file: string;
+  readonly bytes: number;
+  readonly sha256: string;
+  readonly startedAt: string;
+  readonly endedAt: string;
+  readonly format: 'custom' | 'directory';
+  readonly serverMajor: number;
+  readonly pgDumpVersion: string | null;
+  readonly database: string;
+  readonly verified: boolean;
+  readonly verifiedAt?: string;
+  readonly verifyMethod?: 'list' | 'restore';
+  readonly verifyError?: string;
+  /** tables found in the archive (verify) with their exact row counts when restored */
+  readonly tables?: { table: string; rows?: number }[];
+  /** exact row counts taken in the dump's own snapshot (verify: restore) */
+  readonly snapshotCounts?: Record<string, number>;
+}
+
 export interface ToolVersion { readonly tool: string; readonly version: string; readonly major: number }
 
 /** `pg_dump (PostgreSQL) 15.18 (Debian …)` → 15; `9.6.2` → 9. */

@@ -12,6 +12,7 @@ import { VERSION } from './version.js';
 import { Journal } from './engine/journal.js';
 import { Db, sleep } from './db/session.js';
 import { controlRow, liveRun, parseControl, sendControl } from './copy/control.js';
+import { Artifacts } from './engine/artifacts.js';
 
 export type { Io, RunSetup } from './run.js';
 export { exitFor } from './engine/errors.js';
@@ -310,14 +311,8 @@ async function cmdStatus(args: string[], io: Io): Promise<number> {
       return 0;
     }
     const runs = await journal.runs(limit);
-    const steps = await db.read<{ run_id: string; step_id: string; status: string; started_at: Date; duration_ms: string | null; summary: string | null; error: string | null }>(
-      `SELECT run_id, step_id, status, started_at, duration_ms, summary, error FROM pgshift.steps WHERE run_id = ANY($1::bigint[]) ORDER BY run_id, started_at`,
-      [runs.map((r) => r.run_id)],
-    );
-    const confs = await db.read<{ run_id: string; step_id: string; kind: string; object: string; answer: string; method: string; confirmed_by: string; at: Date; reason: string | null }>(
-      `SELECT run_id, step_id, kind, object, answer, method, confirmed_by, at, reason FROM pgshift.confirmations WHERE run_id = ANY($1::bigint[]) ORDER BY at`,
-      [runs.map((r) => r.run_id)],
-    );
+    const steps = await journal.stepsOf(runs.map((r) => r.run_id));
+    const confs = await journal.confirmationsOf(runs.map((r) => r.run_id));
     const states = await journal.stepStates();
     if (v.json) {
       io.out(JSON.stringify({ runs, steps, confirmations: confs, stepState: Object.fromEntries(states) }, null, 2));
@@ -361,7 +356,7 @@ async function cmdReport(args: string[], io: Io): Promise<number> {
   if (format !== 'md' && format !== 'json') throw new UserError(`--format expects md or json, got "${format}"`, 'use --format md or --format json', 2);
   return withDb(v, io, async (_db, journal) => {
     const { renderIntegrityReport } = await import('./report.js');
-    const report = await journal.getArtifact('integrity-report');
+    const report = await journal.getArtifact(Artifacts.integrityReport);
     if (!report) {
       io.err('no integrity report in the journal yet: run phase 3 (pgshift --phase 3) first');
       return 1;

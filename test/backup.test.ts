@@ -7,10 +7,12 @@ import { resolveConnection } from '../source/db/connection.js';
 import { parsePlanText, resolveTables, type LoadedPlan } from '../source/plan/load.js';
 import type { ConfirmFn, Step, StepContext } from '../source/engine/types.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
-import { preparation, type BackupArtifact } from '../phases/1-preparation.js';
+import { preparation } from '../phases/1-preparation.js';
+import type { BackupArtifact } from '../source/backup.js';
 import { parseToolVersion, runPgDump, tocHas, restoreList } from '../source/backup.js';
 import { toolCheck } from '../source/preflight.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
+import { Artifacts } from '../source/engine/artifacts.js';
 
 const yes: ConfirmFn = async () => ({ confirmed: true, method: 'yes', by: 'test' });
 
@@ -59,7 +61,7 @@ describe('backup: pg_dump, pg_restore --list, test restore', () => {
       expect(r1.failed).toBeUndefined();
       const r2 = await step('backup:verify').run(ctx);
       expect(r2.failed, r2.failed).toBeUndefined();
-      const a = (await engine.journal.getArtifact<BackupArtifact>('backup'))!;
+      const a = (await engine.journal.getArtifact(Artifacts.backup))!;
       expect(a.verified).toBe(true);
       expect(a.verifyMethod).toBe('restore');
       expect(a.snapshotCounts).toEqual({ 'public.things': 3000, 'Odd Schema.Odd "Obs" Table': 17 });
@@ -73,15 +75,15 @@ describe('backup: pg_dump, pg_restore --list, test restore', () => {
 
   it('a backup file pg_restore cannot read is reported as failed, and recorded unverified', async () => {
     await withSteps(db.url, loadedPlan(dir, 'list'), async (ctx, step, engine) => {
-      const a = (await engine.journal.getArtifact<BackupArtifact>('backup'))!;
+      const a = (await engine.journal.getArtifact(Artifacts.backup))!;
       // truncated: pg_restore cannot read it (checksum recorded again so only pg_restore judges it)
       const half = fs.readFileSync(a.file).subarray(0, 40);
       fs.writeFileSync(a.file, half);
       const { sha256File } = await import('../source/backup.js');
-      await engine.journal.setArtifact('backup', { ...a, sha256: await sha256File(a.file) });
+      await engine.journal.setArtifact(Artifacts.backup, { ...a, sha256: await sha256File(a.file) });
       const r = await step('backup:verify').run(ctx);
       expect(r.failed).toMatch(/^backup not verified: pg_restore cannot read /);
-      const after = (await engine.journal.getArtifact<BackupArtifact>('backup'))!;
+      const after = (await engine.journal.getArtifact(Artifacts.backup))!;
       expect(after.verified).toBe(false);
       expect(after.verifyError).toContain('pg_restore cannot read');
       // a file changed behind pgshift's back: checksum mismatch
@@ -136,17 +138,17 @@ describe('backup: pg_dump, pg_restore --list, test restore', () => {
     const d2 = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-backup-dir-'));
     try {
       await withSteps(db.url, loadedPlan(d2, 'list', 'directory'), async (ctx, step, engine) => {
-        await engine.journal.deleteArtifact('backup');
+        await engine.journal.deleteArtifact(Artifacts.backup);
         const r = await step('backup:pg_dump').run(ctx);
         expect(r.failed).toBeUndefined();
-        const a = (await engine.journal.getArtifact<BackupArtifact>('backup'))!;
+        const a = (await engine.journal.getArtifact(Artifacts.backup))!;
         expect(a.file.endsWith('.dir')).toBe(true);
         expect(fs.statSync(a.file).isDirectory()).toBe(true);
         expect(fs.statSync(a.file).mode & 0o777).toBe(0o700);
         expect(fs.readdirSync(a.file)).toContain('toc.dat');
         const v = await step('backup:verify').run(ctx);
         expect(v.failed).toBeUndefined();
-        expect((await engine.journal.getArtifact<BackupArtifact>('backup'))!.verified).toBe(true);
+        expect((await engine.journal.getArtifact(Artifacts.backup))!.verified).toBe(true);
       });
     } finally {
       fs.rmSync(d2, { recursive: true, force: true });

@@ -10,7 +10,7 @@ import type { ConfirmFn, EngineEvent, ReportTable } from '../source/engine/types
 import { createDemoDatabase } from '../source/demo/schema.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { examplePlanPath } from '../source/paths.js';
-import type { BackupArtifact } from '../phases/1-preparation.js';
+import type { BackupArtifact } from '../source/backup.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
 
 const yes: ConfirmFn = async () => ({ confirmed: true, method: 'yes', by: 'test' });

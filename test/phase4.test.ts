@@ -11,7 +11,7 @@ import { resolveConnection } from '../source/db/connection.js';
 import { loadPlan } from '../source/plan/load.js';
 import type { ConfirmRequest, EngineEvent } from '../source/engine/types.js';
 import { discoverDependencies, measureMaterializedViews, type DependencyRecord } from '../source/swap/deps.js';
-import { examplePlan } from '../bench/lib/swap-fixture.js';
+import { examplePlan } from './fixtures/swap.js';
 import { catalogFingerprint } from './helpers/catalog.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { PHASE_REGISTRY } from '../phases/index.js';

@@ -9,7 +9,7 @@ import { flagConfirmer } from '../source/engine/confirm.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { loadPlan, type LoadedPlan } from '../source/plan/load.js';
 import type { ConfirmRequest, EngineEvent } from '../source/engine/types.js';
-import { examplePlan } from '../bench/lib/swap-fixture.js';
+import { examplePlan } from './fixtures/swap.js';
 import { autoPartitionFunctionSql, autoPartitionTriggerSql } from '../source/structure/autopartition.js';
 import { takeSnapshot, diffSnapshots, tableFingerprint, type CatalogSnapshot } from '../source/snapshot.js';
 import { catalogFingerprint } from './helpers/catalog.js';

@@ -9,7 +9,8 @@ import { Engine } from '../source/engine/engine.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { loadPlan } from '../source/plan/load.js';
 import type { ConfirmRequest } from '../source/engine/types.js';
-import { buildFixture, examplePlan, setArtifact, writeIntegrityReport } from '../bench/lib/swap-fixture.js';
+import { buildFixture, examplePlan, writeIntegrityReport } from './fixtures/swap.js';
+import { Artifacts } from '../source/engine/artifacts.js';
 import { takeSnapshot, diffSnapshots, tableFingerprint, type CatalogSnapshot } from '../source/snapshot.js';
 import { sha256File } from '../source/restore.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
@@ -61,8 +62,8 @@ describe('rollback after the swap restores the exact catalog and data', () => {
     // the migration, with phase 2/3 stood in for by the fixture, plus the plan's SQL files of phase 4
     for (const f of engine.opts.loaded.plan.sql.structure) await db.client.query(fs.readFileSync(path.join(engine.opts.loaded.dir, f), 'utf8'));
     await db.client.query(`INSERT INTO public.report_folders (name) VALUES ('kept: holds a row')`);
-    for (const t of engine.opts.loaded.tables) await buildFixture(db.client, t);
-    await writeIntegrityReport(db.client, engine.opts.loaded.tables);
+    for (const t of engine.opts.loaded.tables) await buildFixture(engine, t);
+    await writeIntegrityReport(engine, engine.opts.loaded.tables);
     let o = await engine.run({ phases: [4] });
     expect(o.message ?? '').toBe('');
     o = await engine.run({ phases: [5], only: ['swap:public.petri_observations', 'validate-fks:public.petri_observations', 'analyze:public.petri_observations', 'swap:public.gasifier_observations'] });
@@ -117,7 +118,11 @@ describe('rollback after the swap restores the exact catalog and data', () => {
     execFileSync('pg_dump', ['--format=custom', '--file', file, '--dbname', db.name], {
       env: { ...process.env, PGHOST: u.hostname, PGPORT: u.port, PGUSER: decodeURIComponent(u.username), PGPASSWORD: decodeURIComponent(u.password) },
     });
-    await setArtifact(db.client, 'backup', { file, bytes: fs.statSync(file).size, sha256: await sha256File(file), verified: true, verifiedAt: new Date().toISOString(), format: 'custom' });
+    const now_ = new Date().toISOString();
+    await engine.journal.setArtifact(Artifacts.backup, {
+      file, bytes: fs.statSync(file).size, sha256: await sha256File(file), startedAt: now_, endedAt: now_, format: 'custom',
+      serverMajor: engine.serverMajor, pgDumpVersion: null, database: db.name, verified: true, verifiedAt: now_, verifyMethod: 'list',
+    });
     const snap = await takeSnapshot(db.client);
     await db.client.query(`CREATE TABLE public.petri_observations_partitioned (LIKE public.petri_observations) PARTITION BY RANGE (created_at)`);
     await db.client.query(`CREATE TABLE public.po_all PARTITION OF public.petri_observations_partitioned DEFAULT`);
@@ -126,7 +131,7 @@ describe('rollback after the swap restores the exact catalog and data', () => {
     await db.client.query(`ALTER TABLE public.petri_observation_images DROP CONSTRAINT petri_observation_images_observation_id_fkey`);
     await db.client.query(`DROP TABLE public.petri_observations`);
     await db.client.query(`ALTER TABLE public.petri_observations_partitioned RENAME TO petri_observations`);
-    await setArtifact(db.client, 'snapshot:catalog', snap);
+    await engine.journal.setArtifact(Artifacts.snapshot, snap);
     const now = await takeSnapshot(db.client);
 
     await engine.close();

@@ -8,7 +8,7 @@ import { Engine } from '../source/engine/engine.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { loadPlan } from '../source/plan/load.js';
 import type { ConfirmRequest, EngineEvent } from '../source/engine/types.js';
-import { buildFixture, examplePlan, writeIntegrityReport } from '../bench/lib/swap-fixture.js';
+import { buildFixture, examplePlan, writeIntegrityReport } from './fixtures/swap.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
 
@@ -36,7 +36,7 @@ describe('swap: one short exclusive transaction, retried under lock_timeout', ()
     });
     engine.on((e) => events.push(e));
     expect((await engine.run({ phases: [1], only: ['snapshot:catalog'] })).status).toBe('completed');
-    for (const t of loaded.tables) await buildFixture(db.client, t);
+    for (const t of loaded.tables) await buildFixture(engine, t);
     const p4 = await engine.run({ phases: [4] });
     expect(p4.message ?? '').toBe('');
     expect(p4.status).toBe('completed');
@@ -51,7 +51,7 @@ describe('swap: one short exclusive transaction, retried under lock_timeout', ()
     let o = await engine.run({ phases: [5], only: ['swap:public.petri_observations'] });
     expect(o.status).toBe('stopped');
     expect(o.message).toMatch(/swap before the copy is verified: no integrity report/);
-    await writeIntegrityReport(db.client, engine.opts.loaded.tables, false);
+    await writeIntegrityReport(engine, engine.opts.loaded.tables, false);
     o = await engine.run({ phases: [5], only: ['swap:public.petri_observations'] });
     expect(o.status).toBe('stopped');
     expect(o.message).toMatch(/did not pass/);
@@ -62,7 +62,7 @@ describe('swap: one short exclusive transaction, retried under lock_timeout', ()
   });
 
   it('batch mode: refuses under the lock when writes reached the old table after the copy, and renames nothing', async () => {
-    await writeIntegrityReport(db.client, engine.opts.loaded.tables, true);
+    await writeIntegrityReport(engine, engine.opts.loaded.tables, true);
     await db.client.query(`INSERT INTO public.petri_observations (program_id, site_id, petri_code, created_at)
                            SELECT program_id, site_id, 'LATE-1', '2025-06-01' FROM public.sites LIMIT 1`);
     const o = await engine.run({ phases: [5], only: ['swap:public.petri_observations'] });

@@ -1,7 +1,7 @@
 import type { Step } from '../../source/engine/types.js';
 import { takeSnapshot, type CatalogSnapshot } from '../../source/snapshot.js';
+import { Artifacts } from '../../source/engine/artifacts.js';
 
-export const SNAPSHOT_ARTIFACT = 'snapshot:catalog';
 
 /**
  * Records the pre-migration catalog snapshot (tables, columns, constraints, indexes, views, FKs, grants, policies,
@@ -16,7 +16,7 @@ export const snapshotStep: Step = {
     return ['-- reads pg_catalog (one REPEATABLE READ transaction); stores the snapshot in pgshift.artifacts'];
   },
   async run(ctx) {
-    const existing = await ctx.journal.getArtifact<CatalogSnapshot>(SNAPSHOT_ARTIFACT);
+    const existing = await ctx.journal.getArtifact(Artifacts.snapshot);
     if (existing) {
       return {
         status: 'already-done',
@@ -24,7 +24,7 @@ export const snapshotStep: Step = {
       };
     }
     const snap = await takeSnapshot(ctx.db);
-    await ctx.journal.setArtifact(SNAPSHOT_ARTIFACT, snap);
+    await ctx.journal.setArtifact(Artifacts.snapshot, snap);
     const counts = new Map<string, number>();
     for (const k of Object.keys(snap.objects)) {
       const kind = k.startsWith('materialized view') ? 'materialized view' : k.startsWith('foreign key') ? 'foreign key' : k.split(' ')[0]!;

@@ -18,7 +18,6 @@ export interface TriggerState {
   readonly enabled: string;
 }
 
-export const appTriggersKey = (t: { schema: string; table: string }) => `app-triggers:${t.schema}.${t.table}`;
 
 export interface AppTriggersArtifact {
   /** the new table's triggers and their enable state before the copy disabled them */

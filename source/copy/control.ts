@@ -69,7 +69,7 @@ export async function sendControl(db: Db, c: { command: ControlCommand; value: n
   const [j] = await db.read<{ ok: boolean }>(`SELECT to_regclass('pgshift.runs') IS NOT NULL AS ok`);
   if (!j!.ok) throw new UserError('no pgshift journal in this database (schema "pgshift"): no copy to control', 'run pgshift against this database first; check --db', 2);
   await ensureControlTable(db.pool);
-  const [r] = await db.read<{ id: string }>(
+  const [r] = await db.write<{ id: string }>(
     `INSERT INTO pgshift.control (command, value, issued_by, issued_from) VALUES ($1, $2, $3, $4) RETURNING id`,
     [c.command, c.value, c.by, c.from],
   );
@@ -130,7 +130,7 @@ export class CopyControl {
   async start(): Promise<void> {
     try {
       await ensureControlTable(this.db.pool);
-      const expired = await this.db.read<{ id: string }>(
+      const expired = await this.db.write<{ id: string }>(
         `UPDATE pgshift.control SET applied_at = clock_timestamp(), applied_run = $1, applied_step = $2,
                 result = $3
           WHERE applied_at IS NULL AND issued_at < COALESCE((SELECT started_at FROM pgshift.runs WHERE run_id = $1), '-infinity')
@@ -215,7 +215,7 @@ export class CopyControl {
           this.state.pauseMs = r.value;
           break;
       }
-      await this.db.read(
+      await this.db.write(
         `UPDATE pgshift.control SET applied_at = clock_timestamp(), applied_run = $2, applied_step = $3, result = $4 WHERE id = $1`,
         [r.id, this.runId, this.stepId, result],
       );

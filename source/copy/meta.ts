@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Db, Tx } from '../db/session.js';
+import type { Queryable } from '../engine/journal.js';
 import type { TablePlan } from '../plan/schema.js';
 import { ident, qname, displayName } from '../db/quote.js';
 import { UserError } from '../engine/errors.js';
@@ -12,6 +13,13 @@ import { UserError } from '../engine/errors.js';
 
 /** Either the pool (Db) or a transaction's client: catalog reads work on both. */
 export type Reader = Db | Tx | pg.ClientBase;
+
+/** The connection under a Reader, for the helpers that take a plain query runner. */
+export function queryableOf(r: Reader): Queryable {
+  if ('read' in r && typeof (r as Db).read === 'function') return (r as Db).pool;
+  if ('client' in r && (r as Tx).client) return (r as Tx).client;
+  return r as pg.ClientBase;
+}
 
 export async function rowsOf<R extends pg.QueryResultRow>(r: Reader, sql: string, params: unknown[] = []): Promise<R[]> {
   if ('read' in r && typeof (r as Db).read === 'function') return (r as Db).read<R>(sql, params);

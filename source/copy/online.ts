@@ -1,11 +1,12 @@
 import crypto from 'node:crypto';
 import type { Tx, Db } from '../db/session.js';
 import type { TablePlan } from '../plan/schema.js';
-import type { Journal } from '../engine/journal.js';
 import { ident, qname } from '../db/quote.js';
 import { sleep } from '../db/session.js';
 import { stopBackground, type Replayer } from './catchup.js';
-import { columnMap, columnsOf, listOf, primaryKeyOf, relByName, relByOid, rowsOf, type ColumnMap, type Pair, type Reader, type Rel } from './meta.js';
+import { columnMap, columnsOf, listOf, primaryKeyOf, queryableOf, relByName, relByOid, rowsOf, type ColumnMap, type Pair, type Reader, type Rel } from './meta.js';
+import { forgetArtifact, readArtifact, type Journal } from '../engine/journal.js';
+import { Artifacts, type ArtifactKey } from '../engine/artifacts.js';
 
 /**
  * Online copy: change capture on the source table, replayed onto the new table.
@@ -53,17 +54,18 @@ const SEQ = 'pgshift_capture_id';
 export interface CaptureNames {
   readonly log: string;
   readonly fn: string;
-  readonly artifact: string;
+  readonly artifact: ArtifactKey<CaptureArtifact>;
 }
 
 /** Deterministic object names in schema pgshift for a plan entry. */
 export function captureNames(t: Pick<TablePlan, 'schema' | 'table'>): CaptureNames {
   const base = `${t.schema}_${t.table}`.toLowerCase().replace(/[^a-z0-9_]+/g, '_').slice(0, 40);
   const h = crypto.createHash('md5').update(`${t.schema}.${t.table}`).digest('hex').slice(0, 8);
-  return { log: `log_${base}_${h}`, fn: `capture_${base}_${h}`, artifact: `capture:${t.schema}.${t.table}` };
+  return { log: `log_${base}_${h}`, fn: `capture_${base}_${h}`, artifact: Artifacts.capture(t) };
 }
 
-interface CaptureArtifact {
+/** The capture installed on a table (artifact `capture:<schema.table>`). */
+export interface CaptureArtifact {
   log: string;
   fn: string;
   sourceOid: number;
@@ -163,9 +165,7 @@ export async function findCapture(r: Reader, t: TablePlan): Promise<Capture | nu
   const names = captureNames(t);
   const logRel = await relByName(r, 'pgshift', names.log);
   if (!logRel) return null;
-  const [j] = await rowsOf<{ ok: boolean }>(r, `SELECT to_regclass('pgshift.artifacts') IS NOT NULL AS ok`);
-  const rows = j!.ok ? await rowsOf<{ value: CaptureArtifact }>(r, `SELECT value FROM pgshift.artifacts WHERE key = $1`, [names.artifact]) : [];
-  const art = rows[0]?.value;
+  const art = await readArtifact(queryableOf(r), names.artifact);
   // source: the table carrying our trigger (found whatever its name is now); target: by OID from the install
   const src = await rowsOf<{ tgrelid: number }>(
     r,
@@ -366,7 +366,7 @@ export function removeStatements(t: TablePlan, sourceQ: string | null): string[]
 /** CONTRACT: drop the capture trigger, function and change log of a table (after the swap or on rollback). */
 export async function removeCapture(db: Db, t: TablePlan, stepId: string | null): Promise<void> {
   const names = captureNames(t);
-  await stopBackground(db, names.artifact);
+  await stopBackground(db, names.artifact.key);
   const cap = await findCapture(db, t);
   let sourceQ = cap?.source.q ?? null;
   if (!sourceQ) {
@@ -378,7 +378,7 @@ export async function removeCapture(db: Db, t: TablePlan, stepId: string | null)
     if (rows[0]) sourceQ = (await relByOid(db, rows[0].oid))?.q ?? null;
   }
   await db.ddl(removeStatements(t, sourceQ), { stepId });
-  await db.read(`DELETE FROM pgshift.artifacts WHERE key = $1`, [names.artifact]).catch(() => {});
+  await forgetArtifact(db, names.artifact).catch(() => {});
 }
 
 /** CONTRACT: whether the capture of t is on (its trigger exists on some table). */

@@ -228,6 +228,14 @@ export class Db {
     return r.rows;
   }
 
+  /**
+   * A write to pgshift's own journal tables (runs, steps, artifacts…): autocommit, not itself journaled — the journal
+   * does not journal its own bookkeeping. Never for the application's data: those go through query/tx/ddl.
+   */
+  async write<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<R[]> {
+    return (await this.pool.query<R>(sql, params)).rows;
+  }
+
   /** A read that returns exactly one row (an aggregate, a setting); throws when the server returned none. */
   async readOne<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<R> {
     return first(await this.read<R>(sql, params), sql);

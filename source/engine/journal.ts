@@ -1,5 +1,13 @@
 import type { Db, StatementSink, Tx } from '../db/session.js';
 import { redact } from '../db/connection.js';
+import type { ArtifactKey } from './artifacts.js';
+import type pg from 'pg';
+
+export interface StepRow { run_id: string; step_id: string; status: string; started_at: Date; duration_ms: string | null; summary: string | null; error: string | null }
+export interface ConfirmationRow { run_id: string; step_id: string; kind: string; object: string; answer: string; method: string; confirmed_by: string; at: Date; reason: string | null }
+
+/** Anything that runs a query: a pool, a client, a transaction's client. */
+export interface Queryable { query<R extends pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>> }
 
 export const JOURNAL_SCHEMA = 'pgshift';
 export const JOURNAL_VERSION = 1;
@@ -97,7 +105,7 @@ export class Journal implements StatementSink {
   }
 
   async startRun(r: { planName: string; planPath: string; checksum: string; operator: string; host: string; mode: string; phases: string; version: string }): Promise<number> {
-    const rows = await this.db.read<{ run_id: string }>(
+    const rows = await this.db.write<{ run_id: string }>(
       `INSERT INTO pgshift.runs (plan_name, plan_path, plan_checksum, operator, host, mode, phases, pgshift_version)
        VALUES ($1,$2,$3,$4,$5,$6,$7,$8) RETURNING run_id`,
       [r.planName, r.planPath, r.checksum, r.operator, r.host, r.mode, r.phases, r.version],
@@ -108,7 +116,7 @@ export class Journal implements StatementSink {
 
   async endRun(status: string, message?: string): Promise<void> {
     if (this.runId === null) return;
-    await this.db.read(`UPDATE pgshift.runs SET ended_at = now(), status = $2, message = $3 WHERE run_id = $1`, [
+    await this.db.write(`UPDATE pgshift.runs SET ended_at = now(), status = $2, message = $3 WHERE run_id = $1`, [
       this.runId, status, message ? redact(message) : null,
     ]);
   }
@@ -130,19 +138,19 @@ export class Journal implements StatementSink {
 
   /** Marks runs that were killed (no end, no live holder) as interrupted. Call while holding the run lock. */
   async closeInterrupted(): Promise<void> {
-    await this.db.read(
+    await this.db.write(
       `UPDATE pgshift.runs SET ended_at = now(), status = 'interrupted', message = 'process ended without closing the run'
         WHERE ended_at IS NULL AND run_id IS DISTINCT FROM $1`,
       [this.runId],
     );
-    await this.db.read(
+    await this.db.write(
       `UPDATE pgshift.steps SET status = 'interrupted', ended_at = now() WHERE status = 'running' AND run_id IS DISTINCT FROM $1`,
       [this.runId],
     );
   }
 
   async stepStarted(stepId: string, phase: string, title: string): Promise<void> {
-    await this.db.read(
+    await this.db.write(
       `INSERT INTO pgshift.steps (run_id, step_id, phase, title, status) VALUES ($1,$2,$3,$4,'running')
        ON CONFLICT (run_id, step_id) DO UPDATE SET status = 'running', started_at = now(), ended_at = NULL, error = NULL`,
       [this.runId, stepId, phase, title],
@@ -150,13 +158,13 @@ export class Journal implements StatementSink {
   }
 
   async stepEnded(stepId: string, status: string, r: { summary?: string; error?: string; result?: unknown; ms: number }): Promise<void> {
-    await this.db.read(
+    await this.db.write(
       `UPDATE pgshift.steps SET status = $3, ended_at = now(), duration_ms = $4, summary = $5, error = $6, result = $7
         WHERE run_id = $1 AND step_id = $2`,
       [this.runId, stepId, status, Math.round(r.ms), r.summary ? redact(r.summary) : null, r.error ? redact(r.error) : null, r.result === undefined ? null : JSON.stringify(r.result)],
     );
     if (status === 'done' || status === 'already-done' || status === 'skipped' || status === 'failed') {
-      await this.db.read(
+      await this.db.write(
         `INSERT INTO pgshift.step_state (step_id, status, run_id, result) VALUES ($1,$2,$3,$4)
          ON CONFLICT (step_id) DO UPDATE SET status = EXCLUDED.status, run_id = EXCLUDED.run_id, updated_at = now(), result = EXCLUDED.result`,
         [stepId, status === 'already-done' ? 'done' : status, this.runId, r.result === undefined ? null : JSON.stringify(r.result)],
@@ -166,7 +174,7 @@ export class Journal implements StatementSink {
 
   /** A step skipped because an earlier run finished it: recorded in this run's steps, step_state untouched. */
   async stepSkippedAsDone(stepId: string, phase: string, title: string, doneInRun: number): Promise<void> {
-    await this.db.read(
+    await this.db.write(
       `INSERT INTO pgshift.steps (run_id, step_id, phase, title, status, ended_at, duration_ms, summary)
        VALUES ($1,$2,$3,$4,'already-done', now(), 0, $5) ON CONFLICT (run_id, step_id) DO NOTHING`,
       [this.runId, stepId, phase, title, `done in run ${doneInRun}`],
@@ -185,8 +193,8 @@ export class Journal implements StatementSink {
 
   /** Forget a step's "done" so it runs again (rollback undoes it). */
   async resetStep(stepId: string): Promise<void> {
-    await this.db.read(`DELETE FROM pgshift.step_state WHERE step_id = $1`, [stepId]);
-    await this.db.read(`DELETE FROM pgshift.checkpoints WHERE step_id = $1`, [stepId]);
+    await this.db.write(`DELETE FROM pgshift.step_state WHERE step_id = $1`, [stepId]);
+    await this.db.write(`DELETE FROM pgshift.checkpoints WHERE step_id = $1`, [stepId]);
   }
 
   async recordStatement(s: { stepId: string | null; sql: string; ms: number; rows: number | null; error?: string }): Promise<void> {
@@ -201,7 +209,7 @@ export class Journal implements StatementSink {
     stepId: string; kind: string; object: string; statements: readonly string[]; answer: string; method: string; by: string; typedText?: string; reason?: string;
   }): Promise<void> {
     if (!this.exists) return;
-    await this.db.read(
+    await this.db.write(
       `INSERT INTO pgshift.confirmations (run_id, step_id, kind, object, statements, answer, method, confirmed_by, typed_text, reason)
        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
       [this.runId, c.stepId, c.kind, c.object, c.statements.map(redact), c.answer, c.method, c.by, c.typedText ?? null, c.reason ?? null],
@@ -223,27 +231,99 @@ export class Journal implements StatementSink {
     );
   }
 
-  async getArtifact<T = unknown>(key: string): Promise<T | null> {
+  /** An artifact another step wrote (see artifacts.ts for every key and its type), or null. */
+  async getArtifact<T>(a: ArtifactKey<T>): Promise<T | null> {
     if (!this.exists) return null;
-    const rows = await this.db.read<{ value: T }>(`SELECT value FROM pgshift.artifacts WHERE key = $1`, [key]);
-    return rows[0]?.value ?? null;
+    return readArtifact(this.db.pool, a);
   }
 
-  async setArtifact(key: string, value: unknown, tx?: Tx): Promise<void> {
+  /** Writes an artifact; inside the caller's transaction when given, so it commits with what it describes. */
+  async setArtifact<T>(a: ArtifactKey<T>, value: T, tx?: Tx): Promise<void> {
     const sql = `INSERT INTO pgshift.artifacts (key, run_id, value) VALUES ($1,$2,$3)
                  ON CONFLICT (key) DO UPDATE SET run_id = EXCLUDED.run_id, value = EXCLUDED.value, updated_at = now()`;
-    const params = [key, this.runId, JSON.stringify(value)];
+    const params = [a.key, this.runId, JSON.stringify(value)];
     if (tx) await tx.client.query(sql, params);
-    else await this.db.read(sql, params);
+    else await this.db.write(sql, params);
   }
 
-  async deleteArtifact(key: string): Promise<void> {
+  /** Forgets artifacts; inside the caller's transaction when given. */
+  async deleteArtifacts(keys: readonly ArtifactKey<unknown>[], tx?: Tx): Promise<void> {
+    if (!this.exists || !keys.length) return;
+    const sql = `DELETE FROM pgshift.artifacts WHERE key = ANY($1::text[])`;
+    const params = [keys.map((k) => k.key)];
+    if (tx) await tx.client.query(sql, params);
+    else await this.db.write(sql, params);
+  }
+
+  async deleteArtifact(a: ArtifactKey<unknown>, tx?: Tx): Promise<void> {
+    await this.deleteArtifacts([a], tx);
+  }
+
+  /** Forgets steps' "done" and their checkpoints (a rollback undid them); inside the caller's transaction when given. */
+  async forgetSteps(stepIds: readonly string[], tx?: Tx): Promise<void> {
+    if (!this.exists || !stepIds.length) return;
+    for (const sql of [`DELETE FROM pgshift.checkpoints WHERE step_id = ANY($1::text[])`, `DELETE FROM pgshift.step_state WHERE step_id = ANY($1::text[])`]) {
+      if (tx) await tx.client.query(sql, [stepIds]);
+      else await this.db.write(sql, [stepIds]);
+    }
+  }
+
+  /** Forgets a copy's checkpoint only (the rows it counted are gone), inside the caller's transaction when given. */
+  async deleteCheckpoints(stepIds: readonly string[] | 'all', tx?: Tx): Promise<void> {
     if (!this.exists) return;
-    await this.db.read(`DELETE FROM pgshift.artifacts WHERE key = $1`, [key]);
+    const [sql, params] = stepIds === 'all'
+      ? [`DELETE FROM pgshift.checkpoints`, []]
+      : [`DELETE FROM pgshift.checkpoints WHERE step_id = ANY($1::text[])`, [stepIds]];
+    if (tx) await tx.client.query(sql, params);
+    else await this.db.write(sql, params);
+  }
+
+  /** Whether the operator confirmed an override of `object` in this run (journaled in pgshift.confirmations). */
+  async overrideConfirmed(object: string): Promise<boolean> {
+    if (!this.exists || this.runId === null) return false;
+    const rows = await this.db.read(
+      `SELECT 1 FROM pgshift.confirmations WHERE run_id = $1 AND kind = 'override' AND object = $2 AND answer = 'confirmed' LIMIT 1`,
+      [this.runId, object],
+    );
+    return rows.length > 0;
+  }
+
+  /** The steps of these runs, in order (the history command). */
+  async stepsOf(runIds: readonly (string | number)[]): Promise<StepRow[]> {
+    if (!this.exists) return [];
+    return this.db.read<StepRow>(
+      `SELECT run_id, step_id, status, started_at, duration_ms, summary, error FROM pgshift.steps WHERE run_id = ANY($1::bigint[]) ORDER BY run_id, started_at`,
+      [runIds],
+    );
+  }
+
+  /** The confirmations asked in these runs, in order (the history command). */
+  async confirmationsOf(runIds: readonly (string | number)[]): Promise<ConfirmationRow[]> {
+    if (!this.exists) return [];
+    return this.db.read<ConfirmationRow>(
+      `SELECT run_id, step_id, kind, object, answer, method, confirmed_by, at, reason FROM pgshift.confirmations WHERE run_id = ANY($1::bigint[]) ORDER BY at`,
+      [runIds],
+    );
   }
 
   async runs(limit = 20): Promise<RunRow[]> {
     if (!this.exists) return [];
     return this.db.read<RunRow>(`SELECT * FROM pgshift.runs ORDER BY run_id DESC LIMIT $1`, [limit]);
   }
+}
+
+/** Forgets an artifact outside a run's Journal (cleanup that runs without one: removing a capture). */
+export async function forgetArtifact(db: Db, a: ArtifactKey<unknown>): Promise<void> {
+  await db.write(`DELETE FROM pgshift.artifacts WHERE key = $1`, [a.key]);
+}
+
+/**
+ * An artifact read through any connection (a snapshot transaction of the integrity check, a pool), or null when
+ * it or the journal does not exist.
+ */
+export async function readArtifact<T>(r: Queryable, a: ArtifactKey<T>): Promise<T | null> {
+  const present = (await r.query<{ ok: boolean }>(`SELECT to_regclass('pgshift.artifacts') IS NOT NULL AS ok`)).rows[0]?.ok;
+  if (!present) return null;
+  const rows = (await r.query<{ value: T }>(`SELECT value FROM pgshift.artifacts WHERE key = $1`, [a.key])).rows;
+  return rows[0]?.value ?? null;
 }

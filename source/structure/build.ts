@@ -30,7 +30,6 @@ export interface StructureArtifact {
   readonly updatedAt?: string;
 }
 
-export const structureKey = (t: TablePlan) => `structure:${t.schema}.${t.table}`;
 
 export interface TargetState {
   readonly oid: number;

@@ -32,7 +32,6 @@ export interface KeyColumnPlan {
 }
 
 export const keyColumnStepId = (t: TablePlan, ref: string) => `key-column:${t.schema}.${t.table}:${ref}`;
-export const keyColumnArtifact = (ref: string) => `key-column:${ref}`;
 export const KEY_TRIGGER_PREFIX = 'pgshift_key_';
 
 export interface KeyColumnArtifact {

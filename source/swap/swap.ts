@@ -12,13 +12,8 @@ import type { StepContext } from '../engine/types.js';
 import { fmtDuration } from '../format.js';
 import { addFkSql, publicationSql, type DependencyRecord, type FkPlan, type ViewDep } from './deps.js';
 import { fitName, md5hex } from './names.js';
-
-/** What phase 2 records about the new table (artifact `structure:<schema.table>`); only the name mapping is used here. */
-export interface StructureArtifact {
-  readonly target?: string;
-  readonly indexes?: readonly { newName: string; sourceName: string }[];
-  readonly constraints?: readonly { newName: string; sourceName: string }[];
-}
+import type { StructureArtifact } from '../structure/build.js';
+import { Artifacts } from '../engine/artifacts.js';
 
 export interface Rename {
   /** index: ALTER INDEX schema.from RENAME TO to; constraint: ALTER TABLE <table> RENAME CONSTRAINT from TO to */
@@ -59,9 +54,6 @@ export interface SwapArtifact {
   readonly budgetMisses?: number;
 }
 
-export const swapArtifactKey = (t: TablePlan) => `swap:${t.schema}.${t.table}`;
-export const depsArtifactKey = (t: TablePlan) => `dependencies:${t.schema}.${t.table}`;
-export const structureArtifactKey = (t: TablePlan) => `structure:${t.schema}.${t.table}`;
 
 export const reverseFunction = (t: TablePlan) => `swap_reverse_${md5hex(`${t.schema}.${t.table}`).slice(0, 12)}`;
 /** The reverse-change log of a table: pgshift.rev_<table>_<hash>, one row per primary key written since the swap. */
@@ -577,7 +569,7 @@ export async function runSwap(
       rows = await checkBatchComplete(tx, t, outline.reverseKey);
     }
     for (const s of body) await tx.query(s);
-    await journal.setArtifact(swapArtifactKey(t), {
+    await journal.setArtifact(Artifacts.swap(t), {
       at: new Date().toISOString(), lockHeldMs: -1, attempts: 0, table: `${t.schema}.${t.table}`, oldName: t.oldName, targetName: t.targetName,
       oldRenames: outline.oldRenames, newRenames: outline.newRenames, fks: deps.fks, views: deps.views, sequences: deps.sequences, publications: deps.publications,
       reverseKey: outline.reverseKey, mode: opts.captured ? 'online' : 'batch', drained, rows,
