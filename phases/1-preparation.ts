@@ -24,7 +24,7 @@ const preflightStep: Step = {
   phase: 1,
   title: 'Preflight checks (server, privileges, tools, disk, tables)',
   rerunnable: true,
-  async preview() {
+  preview() {
     return ['-- reads pg_catalog, runs pg_dump --version and pg_restore --version, checks free disk; changes nothing'];
   },
   async run(ctx) {
@@ -70,7 +70,7 @@ const backupStep: Step = {
   id: 'backup:pg_dump',
   phase: 1,
   title: 'Backup with pg_dump',
-  async preview(ctx) {
+  preview(ctx) {
     const dir = path.resolve(ctx.planDir, ctx.plan.backup.directory);
     return [`pg_dump --format=${ctx.plan.backup.format} --file=${path.join(dir, `<database>_<YYYYmmdd_HHMMSS>${ctx.plan.backup.format === 'custom' ? '.dump' : '.dir'}`)} (password via PGPASSWORD in its environment only)`];
   },
@@ -143,7 +143,7 @@ const verifyStep: Step = {
   id: 'backup:verify',
   phase: 1,
   title: 'Verify the backup (pg_restore --list, checksum, optional test restore)',
-  async preview(ctx) {
+  preview(ctx) {
     const out = ['pg_restore --list <backup file>', '-- sha256 of the file compared with the one recorded'];
     if (ctx.plan.backup.verify === 'restore') {
       out.push('CREATE DATABASE pgshift_verify_<n>', 'pg_restore --exit-on-error --no-owner --dbname=pgshift_verify_<n> <backup file>', '-- exact row counts compared', 'DROP DATABASE pgshift_verify_<n>');
@@ -239,7 +239,7 @@ const volumeStep: Step = {
   phase: 1,
   title: 'Data volume: size and live rows per table',
   rerunnable: true,
-  async preview() {
+  preview() {
     return [
       `SELECT schemaname, relname, pg_size_pretty(pg_total_relation_size(relid)), n_live_tup FROM pg_stat_user_tables ORDER BY pg_total_relation_size(relid) DESC`,
     ];
@@ -261,7 +261,7 @@ const fkStep: Step = {
   phase: 1,
   title: 'Foreign-key dependencies',
   rerunnable: true,
-  async preview() {
+  preview() {
     return [`SELECT conname, conrelid::regclass, confrelid::regclass FROM pg_constraint WHERE contype = 'f' ORDER BY conrelid::regclass::text`];
   },
   async run(ctx) {
@@ -287,7 +287,7 @@ const fkStep: Step = {
 export const preparation: Phase = {
   id: 1,
   name: 'Preparation',
-  async plan() {
+  plan() {
     return [preflightStep, backupStep, verifyStep, volumeStep, fkStep, snapshotStep];
   },
 };

@@ -144,7 +144,7 @@ function structureStep(t: TablePlan): Step {
       if (state) {
         // idempotent path: the table exists; it must be ours and partitioned the way the plan says
         if (!artifact) {
-          return { status: 'done', failed: `${t.schema}.${t.targetName} already exists and was not created by pgshift (no artifact ${Artifacts.structure(t)}): drop or rename it, or set another "target" in the plan` };
+          return { status: 'done', failed: `${t.schema}.${t.targetName} already exists and was not created by pgshift (no artifact ${Artifacts.structure(t).key}): drop or rename it, or set another "target" in the plan` };
         }
         if (state.strategy !== t.strategy || state.keyColumns.join(',') !== t.key) {
           return { status: 'done', failed: `${t.schema}.${t.targetName} is partitioned by ${state.strategy || 'nothing'} (${state.keyColumns.join(', ')}), the plan says ${t.strategy} (${t.key})` };
@@ -328,7 +328,7 @@ const reportStep: Step = {
   phase: 2,
   title: 'Partitions of the new tables',
   rerunnable: true,
-  async preview() {
+  preview() {
     return [`SELECT parent.relname, child.relname, pg_get_expr(child.relpartbound, child.oid), pg_size_pretty(pg_relation_size(child.oid)) FROM pg_inherits JOIN pg_class parent ON pg_inherits.inhparent = parent.oid JOIN pg_class child ON pg_inherits.inhrelid = child.oid ORDER BY child.relname`];
   },
   async run(ctx) {
@@ -340,7 +340,7 @@ const reportStep: Step = {
 export const structure: Phase = {
   id: 2,
   name: 'Structure',
-  async plan(ctx) {
+  plan(ctx) {
     return [
       ...sqlFileSteps(ctx.plan.sql.structure, 2), ...ctx.tables.map(structureStep),
       ...ctx.tables.flatMap((t) => t.addKeyColumns.map((ref) => keyColumnStep(t, ref))), reportStep,

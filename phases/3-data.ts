@@ -6,11 +6,11 @@ import { chooseOrder, columnMap, resolvePair, type Pair } from '../source/copy/m
 import { batchCopy, batchStatement, runProcedureName, targetIsEmpty, upperStatement, type Position } from '../source/copy/batch.js';
 import { captureLag, captureNames, captureReplayer, catchUp, findCapture, installCapture, installStatements, queueDiffering } from '../source/copy/online.js';
 import { startBackground } from '../source/copy/catchup.js';
-import { appTriggers, disableTriggerSql, triggerList, type AppTriggersArtifact } from '../source/copy/app-triggers.js';
+import { appTriggers, disableTriggerSql, triggerList } from '../source/copy/app-triggers.js';
 import { integrityReport, reportTables, type IntegrityReport } from '../source/copy/integrity.js';
 import { pruningCheck, pruningTable } from '../source/copy/pruning.js';
 import { finishDeferred, finishStatements, missingDeferred } from '../source/copy/finish.js';
-import { planPartitions, targetState, type StructureArtifact } from '../source/structure/build.js';
+import { planPartitions, targetState } from '../source/structure/build.js';
 import { buildStructureDdl, deferredNote, type DeferredObjects } from '../source/structure/ddl.js';
 import { readTableDef } from '../source/structure/definition.js';
 import { Artifacts } from '../source/engine/artifacts.js';
@@ -309,7 +309,7 @@ const integrityStep: Step = {
   phase: 3,
   title: 'Integrity report: counts, missing/extra/changed rows (row hashes), FK orphans',
   rerunnable: true,
-  async preview(ctx) {
+  preview(ctx) {
     return ctx.tables.flatMap((t) => [
       `-- ${displayName(t.schema, t.table)} vs ${displayName(t.schema, t.targetName)}${ctx.plan.copy.mode === 'online' ? ' (change log drained first)' : ''}`,
       `SELECT bucket, count(*), sum(hash part 1), sum(hash part 2) FROM (SELECT (hashtext(ROW(pk)::text) & 2147483647) % n AS bucket, md5(ROW(columns…)::text) AS h FROM ${qname(t.schema, t.table)}) GROUP BY bucket`,
@@ -392,7 +392,7 @@ const pruningStep: Step = {
   phase: 3,
   title: 'Partition pruning: EXPLAIN ANALYZE of the plan\'s queries, old vs new table',
   rerunnable: true,
-  async preview(ctx) {
+  preview(ctx) {
     return [
       ...new Set(ctx.tables.map((t) => `ANALYZE ${qname(t.schema, t.targetName)}`)),
       ...ctx.plan.pruning.queries.flatMap((q) => [`-- ${q.name}`, `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${q.sql}`, `-- and the same on the new table (qualified name replaced), in a READ ONLY transaction rolled back`]),
@@ -416,7 +416,7 @@ const pruningStep: Step = {
 export const data: Phase = {
   id: 3,
   name: 'Data',
-  async plan(ctx) {
+  plan(ctx) {
     if (!ctx.tables.length) return [];
     return [...ctx.tables.flatMap((t) => [copyStep(t), finishStep(t)]), integrityStep, pruningStep];
   },

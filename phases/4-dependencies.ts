@@ -2,7 +2,7 @@ import type { Phase, PlanContext, Step, StepContext } from '../source/engine/typ
 import type { TablePlan } from '../source/plan/schema.js';
 import { qname } from '../source/db/quote.js';
 import { tableExists } from '../source/db/catalog.js';
-import { behaviourChanges, discoverDependencies, fkMismatches, fkNullKeys, measureMaterializedViews, grantDiff, addFkSql, type DependencyRecord } from '../source/swap/deps.js';
+import { behaviourChanges, discoverDependencies, fkMismatches, fkNullKeys, measureMaterializedViews, grantDiff, addFkSql } from '../source/swap/deps.js';
 import { isSwapped } from '../source/swap/swap.js';
 import { sqlFileSteps } from './2-structure.js';
 import { Artifacts } from '../source/engine/artifacts.js';
@@ -192,7 +192,7 @@ function grantsStep(t: TablePlan): Step {
 export const dependencies: Phase = {
   id: 4,
   name: 'Dependencies',
-  async plan(ctx) {
+  plan(ctx) {
     // the plan's SQL files (views written against the public names): phase 2's steps, checksums recorded, changed files refused
     const steps: Step[] = sqlFileSteps(ctx.plan.sql.dependencies, 4);
     for (const t of ctx.tables) steps.push(dependenciesStep(t), grantsStep(t));

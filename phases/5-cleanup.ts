@@ -2,11 +2,11 @@ import fs from 'node:fs';
 import type { ConfirmRequest, Phase, PlanContext, Step, StepContext, StepResult } from '../source/engine/types.js';
 import type { TablePlan } from '../source/plan/schema.js';
 import { behaviourChanges, discoverDependencies } from '../source/swap/deps.js';
-import { ident, literal, qname } from '../source/db/quote.js';
+import { ident, qname } from '../source/db/quote.js';
 import { tableExists } from '../source/db/catalog.js';
 import { captureInstalled, captureReplayer, drainKnown, findCapture, removeCapture } from '../source/copy/online.js';
 import { ApplyMeter, applyBudget, converge, describeRates, startBackground, stopBackground } from '../source/copy/catchup.js';
-import { appTriggers, triggerList, type AppTriggersArtifact } from '../source/copy/app-triggers.js';
+import { appTriggers, triggerList } from '../source/copy/app-triggers.js';
 import { columnMap } from '../source/copy/meta.js';
 import { sleep, type Tx } from '../source/db/session.js';
 import { fmtBytes, fmtDuration } from '../source/format.js';
@@ -144,7 +144,7 @@ function swapStep(t: TablePlan): Step {
       ctx.log(lt.note);
       const tables = await showLockHolders(ctx, t, deps);
       const maxLockMs = ctx.plan.swap.maxLockMs;
-      let drain: (tx: Tx) => Promise<number> = async () => 0;
+      let drain: (tx: Tx) => Promise<number> = () => Promise.resolve(0);
       let catchUpAgain = async () => {};
       if (cap) {
         if (await stopBackground(ctx.db, cap.names.artifact.key)) ctx.log('background catch-up stopped: the swap catches up itself from here');
@@ -278,7 +278,7 @@ function analyzeStep(t: TablePlan): Step {
     id: `analyze:${name(t)}`,
     phase: 5,
     title: `ANALYZE ${name(t)} (autovacuum never analyzes a partitioned parent)`,
-    async preview() {
+    preview() {
       return [`ANALYZE ${qname(t.schema, t.table)}`];
     },
     async run(ctx) {
@@ -414,7 +414,7 @@ function dropStep(t: TablePlan): Step {
 export const cleanup: Phase = {
   id: 5,
   name: 'Cleanup',
-  async plan(ctx) {
+  plan(ctx) {
     const steps: Step[] = [];
     for (const t of ctx.tables) steps.push(swapStep(t), validateStep(t), analyzeStep(t));
     for (const t of ctx.tables) steps.push(dropStep(t));

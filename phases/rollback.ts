@@ -211,7 +211,7 @@ async function migrationTraces(ctx: PlanContext): Promise<string[]> {
   for (const t of ctx.tables) {
     if (await tableExists(ctx.db, t.schema, t.targetName)) out.push(`table ${t.schema}.${t.targetName}`);
     if ((await relkind(ctx.db, t.schema, t.oldName)) !== null) out.push(`table ${t.schema}.${t.oldName}`);
-    if (await ctx.journal.getArtifact(Artifacts.structure(t))) out.push(`journal artifact ${Artifacts.structure(t)}`);
+    if (await ctx.journal.getArtifact(Artifacts.structure(t))) out.push(`journal artifact ${Artifacts.structure(t).key}`);
   }
   for (const f of [...ctx.plan.sql.structure, ...ctx.plan.sql.dependencies]) {
     if (await ctx.journal.getArtifact(Artifacts.sql(f))) out.push(`journal artifact sql:${f} (applied)`);
@@ -504,7 +504,7 @@ const validateStep: Step = {
   id: 'rollback:validate-fks',
   phase: 'rollback',
   title: 'Validate the original foreign keys re-added NOT VALID by the swap back',
-  async preview() {
+  preview() {
     return ['-- ALTER TABLE … VALIDATE CONSTRAINT … for each foreign key the swap back re-added'];
   },
   async run(ctx) {
@@ -547,13 +547,13 @@ async function planRestore(ctx: PlanContext, t: TablePlan): Promise<RestorePlan 
   if (!backup?.file || !fs.existsSync(backup.file)) return `no backup file to restore ${name(t)} from (${backup?.file ?? 'none recorded'})`;
   if (!backup.verified) return `the backup ${backup.file} was never verified`;
   const swap = await ctx.journal.getArtifact(Artifacts.swap(t));
-  if (!swap) return `${t.schema}.${t.oldName} is gone and the journal has no record of the swap (artifact ${Artifacts.swap(t)}): pgshift cannot tell what to swap back; restore ${name(t)} from ${backup.file} by hand`;
+  if (!swap) return `${t.schema}.${t.oldName} is gone and the journal has no record of the swap (artifact ${Artifacts.swap(t).key}): pgshift cannot tell what to swap back; restore ${name(t)} from ${backup.file} by hand`;
   const snap = await ctx.journal.getArtifact(Artifacts.snapshot);
   if (!snap) return 'no pre-migration catalog snapshot in the journal: nothing tells what the table looked like';
   const full = name(t);
   const indexes = Object.entries(snap.objects).filter(([k, v]) => k.startsWith('index ') && v.table === full).map(([k]) => k.slice(`index ${t.schema}.`.length));
   const identitySequences = Object.entries(snap.objects)
-    .filter(([k, v]) => k.startsWith(`sequence ${t.schema}.`) && String(v.ownedBy ?? '').startsWith(`${full}.`) && String(v.ownedBy).endsWith(' (identity)'))
+    .filter(([k, v]) => k.startsWith(`sequence ${t.schema}.`) && textOf(v.ownedBy).startsWith(`${full}.`) && textOf(v.ownedBy).endsWith(' (identity)'))
     .map(([k]) => k.slice(`sequence ${t.schema}.`.length));
   const columns = Object.entries(snap.objects)
     .filter(([k]) => k.startsWith(`column ${full}.`))
@@ -654,7 +654,7 @@ const verifyStep: Step = {
   title: 'Compare the catalog with the snapshot taken before the migration; reset the journal',
   // runs on every rollback: a "done" kept from an earlier rollback must never skip the proof of a later one
   rerunnable: true,
-  async preview() {
+  preview() {
     return ['-- reads pg_catalog and compares with artifact snapshot:catalog', '-- then forgets the undone steps (pgshift.step_state) so a new run starts over'];
   },
   async run(ctx: StepContext) {
@@ -676,7 +676,7 @@ const verifyStep: Step = {
     const keptParts = new Set(
       created
         .filter((c) => (c.kind === 'table' && kept.has(c.name)) || (c.kind === 'index' && kept.has(String(c.info.table))) ||
-          (c.kind === 'sequence' && [...kept].some((k) => String(c.info.ownedBy ?? '').startsWith(k + '.'))) ||
+          (c.kind === 'sequence' && [...kept].some((k) => textOf(c.info.ownedBy).startsWith(k + '.'))) ||
           (['column', 'constraint', 'foreign key', 'trigger', 'policy'].includes(c.kind) && kept.has(ownerTable(c.name))))
         .map((c) => `extra: ${c.kind} ${c.name} (did not exist before)`),
     );
@@ -738,3 +738,8 @@ export const rollback: Phase = {
     return steps;
   },
 };
+
+/** A catalog snapshot's text field, or '' when absent. */
+function textOf(v: unknown): string {
+  return typeof v === 'string' ? v : '';
+}

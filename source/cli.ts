@@ -122,7 +122,7 @@ function parse(command: string, args: string[], positionalsOut?: string[]): Valu
 function phaseArg(v: unknown, flag: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 5) throw new UserError(`${flag} expects a phase number from 1 to 5, got "${String(v)}"`, '1 Preparation, 2 Structure, 3 Data, 4 Dependencies, 5 Cleanup', 2);
+  if (!Number.isInteger(n) || n < 1 || n > 5) throw new UserError(`${flag} expects a phase number from 1 to 5, got "${typeof v === 'string' || typeof v === 'number' ? v : JSON.stringify(v)}"`, '1 Preparation, 2 Structure, 3 Data, 4 Dependencies, 5 Cleanup', 2);
   return n;
 }
 
@@ -224,7 +224,7 @@ async function cmdPlan(args: string[], io: Io): Promise<number> {
   const planFile = findPlan(v);
   const loaded = loadPlan(planFile);
   const conn = resolveConnection(v.db as string | undefined, io.env);
-  const engine = await Engine.open({ phases: PHASE_REGISTRY, conn, loaded, confirm: async () => ({ confirmed: false, method: 'declined', by: '' }), mode: 'plan', dryRun: true });
+  const engine = await Engine.open({ phases: PHASE_REGISTRY, conn, loaded, confirm: () => Promise.resolve({ confirmed: false, method: 'declined', by: '' }), mode: 'plan', dryRun: true });
   try {
     // what cannot run is refused here, before a backup or any change: the same checks as preflight's
     if (!phases.includes('rollback') && phases.some((p) => (p as number) <= 3)) {

@@ -3,7 +3,7 @@ import type { ReportTable } from './engine/types.js';
 /** Plain-text table with aligned columns, for headless output, plan mode and `pgshift report`. */
 export function renderTable(t: ReportTable, maxWidth = 60): string[] {
   const cell = (v: unknown) => {
-    const s = v === null || v === undefined ? '' : typeof v === 'number' ? v.toLocaleString('en-US') : String(v);
+    const s = v === null || v === undefined ? '' : typeof v === 'number' ? v.toLocaleString('en-US') : typeof v === 'string' ? v : typeof v === 'boolean' || typeof v === 'bigint' ? v.toString() : JSON.stringify(v);
     return s.length > maxWidth ? s.slice(0, maxWidth - 1) + '…' : s;
   };
   const rows = t.rows.map((r) => r.map(cell));

@@ -17,7 +17,7 @@ function isReport(x: unknown): x is Report {
 
 const n = (v: number) => v.toLocaleString('en-US');
 /** Markdown table cell: pipes and newlines would break the table. */
-const cell = (v: unknown) => String(v ?? '').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+const cell = (v: unknown) => (v === null || v === undefined ? '' : typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' ? v.toString() : JSON.stringify(v)).replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 
 function mdTable(columns: string[], rows: unknown[][]): string[] {
   return [

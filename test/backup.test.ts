@@ -30,7 +30,7 @@ async function withSteps<T>(url: string, loaded: LoadedPlan, fn: (ctx: StepConte
     const runId = await engine.journal.startRun({ planName: 'x', planPath: 'x', checksum: 'x', operator: 't', host: 'h', mode: 'test', phases: '1', version: '0' });
     const ctx: StepContext = {
       ...engine.planContext(), runId, stepId: 'test', operator: 't', signal: new AbortController().signal,
-      log: (m) => logs.push(m), progress: () => {}, confirm: yes, overrides: new Set(), demo: false,
+      log: (m) => { logs.push(m); }, progress: () => {}, confirm: (req) => yes({ ...req, stepId: 'test' }), overrides: new Set(), demo: false,
     };
     return await fn(ctx, (id) => steps.find((s) => s.id === id)!, engine);
   } finally {

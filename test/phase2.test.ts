@@ -6,7 +6,7 @@ import pg from 'pg';
 import { Engine } from '../source/engine/engine.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { loadPlan, type LoadedPlan } from '../source/plan/load.js';
-import type { ConfirmFn, EngineEvent } from '../source/engine/types.js';
+import type { ConfirmFn, ConfirmRequest, EngineEvent } from '../source/engine/types.js';
 import { createDemoDatabase } from '../source/demo/schema.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { examplePlanPath } from '../source/paths.js';
@@ -217,7 +217,7 @@ describe('phase 2 on the demo data with the example plan', () => {
       const steps = await structure.plan(engine.planContext());
       const step = steps.find((s) => s.id === 'structure:public.gasifier_observations')!;
       const logs: string[] = [];
-      const ctx = { ...engine.planContext(), runId: 0, stepId: step.id, operator: 't', signal: new AbortController().signal, log: (m: string) => logs.push(m), progress: () => {}, confirm: yes, overrides: new Set<string>(), demo: false };
+      const ctx = { ...engine.planContext(), runId: 0, stepId: step.id, operator: 't', signal: new AbortController().signal, log: (m: string) => { logs.push(m); }, progress: () => {}, confirm: (req: Omit<ConfirmRequest, 'stepId'>) => yes({ ...req, stepId: step.id }), overrides: new Set<string>(), demo: false };
       const r = await step.run(ctx);
       expect(r.failed).toBeUndefined();
       expect(r.summary).toContain('1 missing partition(s) created');
@@ -245,7 +245,7 @@ describe('phase 2 on the demo data with the example plan', () => {
     const engine = await Engine.open({ phases: PHASE_REGISTRY, conn: resolveConnection(db.url), loaded, confirm: yes, mode: 'test' });
     try {
       const steps = await structure.plan(engine.planContext());
-      const ctx = { ...engine.planContext(), runId: 0, stepId: 'x', operator: 't', signal: new AbortController().signal, log: () => {}, progress: () => {}, confirm: yes, overrides: new Set<string>(), demo: false };
+      const ctx = { ...engine.planContext(), runId: 0, stepId: 'x', operator: 't', signal: new AbortController().signal, log: () => {}, progress: () => {}, confirm: (req: Omit<ConfirmRequest, 'stepId'>) => yes({ ...req, stepId: 'x' }), overrides: new Set<string>(), demo: false };
       for (const s of steps.filter((x) => x.id.startsWith('structure:'))) expect((await s.run(ctx)).status).toBe('already-done');
     } finally {
       await engine.close();

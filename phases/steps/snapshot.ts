@@ -1,5 +1,5 @@
 import type { Step } from '../../source/engine/types.js';
-import { takeSnapshot, type CatalogSnapshot } from '../../source/snapshot.js';
+import { takeSnapshot } from '../../source/snapshot.js';
 import { Artifacts } from '../../source/engine/artifacts.js';
 
 
@@ -12,7 +12,7 @@ export const snapshotStep: Step = {
   id: 'snapshot:catalog',
   phase: 1,
   title: 'Catalog snapshot before the migration (for rollback proof)',
-  async preview() {
+  preview() {
     return ['-- reads pg_catalog (one REPEATABLE READ transaction); stores the snapshot in pgshift.artifacts'];
   },
   async run(ctx) {

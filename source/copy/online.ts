@@ -221,7 +221,7 @@ export async function applyChanges(tx: Tx, cap: Capture, limit: number | null, m
 const applying = new WeakMap<Db, Map<string, Promise<unknown>>>();
 async function serialized<T>(db: Db, key: string, fn: () => Promise<T>): Promise<T> {
   let m = applying.get(db);
-  if (!m) applying.set(db, (m = new Map()));
+  if (!m) applying.set(db, (m = new Map<string, Promise<unknown>>()));
   const prev = m.get(key) ?? Promise.resolve();
   const next = prev.catch(() => {}).then(fn);
   m.set(key, next);

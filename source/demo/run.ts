@@ -79,8 +79,8 @@ export async function runDemo(o: DemoOptions, io: Io): Promise<number> {
       throw connectionError(e, conn);
     }
     try {
-      const has = await client.query(`SELECT to_regclass('public.petri_observations') IS NOT NULL AS present`);
-      if (has.rows[0].present) {
+      const has = await client.query<{ present: boolean }>(`SELECT to_regclass('public.petri_observations') IS NOT NULL AS present`);
+      if (has.rows[0]?.present) {
         if (server && o.dataDir) note('demo data already present (kept data dir): continuing with it');
         else throw new UserError(`${conn.display} already has a public.petri_observations table`, 'the demo fills an empty database: create a new one (createdb pgshift_demo) and pass its URL', 2);
       } else {

@@ -1,11 +1,11 @@
-import type { ConfirmFn } from './types.js';
+import type { ConfirmAnswer, ConfirmFn, ConfirmRequest } from './types.js';
 
 /**
  * Headless answers: a destructive step runs only when `--confirm OBJECT` names its object exactly; a refused one
  * (failed precondition) needs its override flag as well. The demo (a throwaway database) auto-confirms, journaled as such.
  */
 export function flagConfirmer(opts: { confirms: ReadonlySet<string>; overrides: ReadonlySet<string>; operator: string; demo?: boolean }): ConfirmFn {
-  return async (req) => {
+  const decide = (req: ConfirmRequest): ConfirmAnswer => {
     const named = opts.confirms.has(req.object);
     if (req.refusal) {
       const flag = req.overrideFlag?.replace(/^--/, '');
@@ -20,4 +20,5 @@ export function flagConfirmer(opts: { confirms: ReadonlySet<string>; overrides: 
     if (opts.demo) return { confirmed: true, method: 'demo-auto', by: opts.operator };
     return { confirmed: false, method: 'declined', by: opts.operator };
   };
+  return (req) => Promise.resolve(decide(req));
 }

@@ -107,10 +107,11 @@ export interface StepContext extends PlanContext {
   readonly stepId: string;
   readonly operator: string;
   readonly signal: AbortSignal;
-  log(message: string, level?: LogLevel): void;
-  progress(p: Progress): void;
+  // function properties, not methods: steps pass them on unbound (to the copy, the finish, the catch-up)
+  readonly log: (message: string, level?: LogLevel) => void;
+  readonly progress: (p: Progress) => void;
   /** ask the operator mid-step (e.g. cancel a blocking backend); answer is journaled */
-  confirm(req: Omit<ConfirmRequest, 'stepId'>): Promise<ConfirmAnswer>;
+  readonly confirm: (req: Omit<ConfirmRequest, 'stepId'>) => Promise<ConfirmAnswer>;
   /** headless flags that lift refusals, e.g. force-retention */
   readonly overrides: ReadonlySet<string>;
   /** demo mode: throwaway database */
@@ -127,7 +128,7 @@ export interface Step {
   /** Returns the confirmation needed before run(), or null when nothing destructive remains to do. */
   destructive?(ctx: StepContext): Promise<Omit<ConfirmRequest, 'stepId'> | null>;
   /** the SQL statements and commands it will run, for plan mode and the confirmation prompt */
-  preview(ctx: PlanContext): Promise<string[]>;
+  preview(ctx: PlanContext): string[] | Promise<string[]>;
   /** idempotent: detects "already done" from the catalog and returns status 'already-done' */
   run(ctx: StepContext): Promise<StepResult>;
 }
@@ -135,7 +136,7 @@ export interface Step {
 export interface Phase {
   readonly id: PhaseId;
   readonly name: string;
-  plan(ctx: PlanContext): Promise<Step[]>;
+  plan(ctx: PlanContext): Step[] | Promise<Step[]>;
 }
 
 export type EngineEvent =

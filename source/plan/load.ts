@@ -34,7 +34,7 @@ function describe(v: unknown): string {
   if (Array.isArray(v)) return 'an array';
   if (v === null) return 'null';
   if (typeof v === 'object') return 'an object';
-  return String(v);
+  return typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' ? v.toString() : `a ${typeof v}`;
 }
 
 /** One line per problem: `partition[0].interval: expected one of "1 day", …, got "monthly"`. */

@@ -1,10 +1,9 @@
 import type { Db, Tx } from '../db/session.js';
 import { ident, literal, qname, parseQualified } from '../db/quote.js';
 import type { TablePlan } from '../plan/schema.js';
-import type { Journal } from '../engine/journal.js';
-import { readTableDef, type TableDef } from './definition.js';
+import type { TableDef } from './definition.js';
 import { integerRangePartitions, keyKind, listPartitions, rangeMismatch, rangePartitions, type PartitionSpec, type RangeInterval } from './bounds.js';
-import { buildStructureDdl, type DeferredObjects, type StructureDdl } from './ddl.js';
+import type { DeferredObjects, StructureDdl } from './ddl.js';
 import { autoPartitionFunctionSql, autoPartitionTriggerSql, autoTriggerName, AUTO_FUNCTION, type AutoTriggerInfo } from './autopartition.js';
 
 export interface StructureArtifact {

@@ -193,7 +193,7 @@ export async function planInboundFks(db: Db, q: Q, t: TablePlan, oid: number, ta
   const fks: FkPlan[] = [];
   const problems: string[] = [];
   const keyType = rows.length
-    ? String((await q(`SELECT format_type(a.atttypid, a.atttypmod) AS t FROM pg_attribute a WHERE a.attrelid = $1 AND a.attname = $2`, [oid, t.key]))[0]?.t ?? '')
+    ? (((await q(`SELECT format_type(a.atttypid, a.atttypmod) AS t FROM pg_attribute a WHERE a.attrelid = $1 AND a.attname = $2`, [oid, t.key])) as { t: string }[])[0]?.t ?? '')
     : '';
   const action = (x: unknown) => ({ a: 'NO ACTION', r: 'RESTRICT', c: 'CASCADE', n: 'SET NULL', d: 'SET DEFAULT' } as Record<string, string>)[String(x)] ?? 'NO ACTION';
   for (const r of rows) {

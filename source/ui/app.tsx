@@ -225,7 +225,7 @@ export function App(props: AppProps) {
     const step = stepsRef.current.get(sel.id);
     if (!step) return;
     let alive = true;
-    step.preview(engine.planContext()).then(
+    Promise.resolve(step.preview(engine.planContext())).then(
       (statements) => alive && dispatch({ type: 'preview-loaded', stepId: sel.id, statements: statements.map(redact) }),
       (e) => alive && dispatch({ type: 'preview-loaded', stepId: sel.id, error: redact(e instanceof Error ? e.message : String(e)) }),
     );
