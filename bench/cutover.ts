@@ -17,6 +17,7 @@ import { createDemoDatabase } from '../source/demo/schema.js';
 import { Engine } from '../source/engine/engine.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { loadPlan } from '../source/plan/load.js';
+import { first } from '../source/db/session.js';
 import { buildFixture, examplePlan, writeIntegrityReport } from './lib/swap-fixture.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
 
@@ -55,9 +56,9 @@ async function scenario(baseUrl: string, name: string, blockerMs: number): Promi
   await c.connect();
   await createDemoDatabase(c, { rows: ROWS });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-bench-'));
-  const plan = JSON.parse(fs.readFileSync(examplePlan(dir), 'utf8'));
+  const plan = JSON.parse(fs.readFileSync(examplePlan(dir), 'utf8')) as { partition: unknown[] };
   const loaded = loadPlan(examplePlan(dir, { partition: [plan.partition[0]], locks: { timeoutMs: LOCK_TIMEOUT, attempts: 40, backoffMs: 100, maxBackoffMs: 1000 } }));
-  const engine = await Engine.open({ phases: PHASE_REGISTRY, conn: resolveConnection(url), loaded, mode: 'bench', operator: 'bench', confirm: async (r) => ({ confirmed: r.kind === 'rename', method: 'yes', by: 'bench' }) });
+  const engine = await Engine.open({ phases: PHASE_REGISTRY, conn: resolveConnection(url), loaded, mode: 'bench', operator: 'bench', confirm: (r) => Promise.resolve({ confirmed: r.kind === 'rename', method: 'yes', by: 'bench' }) });
   for (const t of loaded.tables) await buildFixture(c, t);
   await writeIntegrityReport(c, loaded.tables);
   const p4 = await engine.run({ phases: [4] });
@@ -65,14 +66,14 @@ async function scenario(baseUrl: string, name: string, blockerMs: number): Promi
   // batch mode: the writer writes to the images table (FK follows the swap) and reads the observations
   const writer = new pg.Client({ connectionString: url });
   await writer.connect();
-  const ids = (await writer.query(`SELECT observation_id, created_at FROM public.petri_observations ORDER BY observation_id LIMIT 500`)).rows;
+  const ids = (await writer.query<{ observation_id: string; created_at: Date }>(`SELECT observation_id, created_at FROM public.petri_observations ORDER BY observation_id LIMIT 500`)).rows;
   let stop = false;
   let maxWait = 0;
   let writes = 0;
   const errors: string[] = [];
   const writing = (async () => {
     for (let i = 0; !stop; i++) {
-      const r = ids[i % ids.length];
+      const r = ids[i % ids.length]!;
       const t0 = performance.now();
       try {
       await writer.query(`INSERT INTO public.petri_observation_images (observation_id, observation_created_at, url) VALUES ($1, $2, 'bench')`, [r.observation_id, r.created_at]);
@@ -99,7 +100,7 @@ async function scenario(baseUrl: string, name: string, blockerMs: number): Promi
   stop = true;
   await writing;
   if (o.status !== 'completed') throw new Error(`swap: ${o.message}`);
-  const a = (await c.query(`SELECT value FROM pgshift.artifacts WHERE key = 'swap:public.petri_observations'`)).rows[0].value;
+  const a = first((await c.query<{ value: { lockHeldMs: number; attempts: number } }>(`SELECT value FROM pgshift.artifacts WHERE key = 'swap:public.petri_observations'`)).rows, 'swap artifact').value;
   await writer.end();
   await blocker?.end();
   await engine.close();
