@@ -116,11 +116,11 @@ async function pgshiftCopy(url: string, c: pg.Client, dir: string, target: strin
   const engine = await Engine.open({
     phases: PHASE_REGISTRY,
     conn: resolveConnection(url), loaded: loadPlan(writePlan(dir, target, mode)), mode: 'bench', operator: 'bench',
-    confirm: async () => ({ confirmed: true, method: 'yes', by: 'bench' }),
+    confirm: () => Promise.resolve({ confirmed: true, method: 'yes', by: 'bench' }),
   });
   await engine.journal.setArtifact(Artifacts.backup, standInBackup('bench, throwaway database'));
   let summary = '';
-  let data: { ms?: number } = {};
+  let data: { ms?: number };
   let stepMs = 0;
   engine.on((e) => {
     if (e.type === 'step-done' && e.stepId.startsWith('copy:')) {
@@ -132,7 +132,7 @@ async function pgshiftCopy(url: string, c: pg.Client, dir: string, target: strin
   try {
     const out = await engine.run({ phases: [3], only: ['copy:public.petri_observations'] });
     if (out.status !== 'completed') throw new Error(`pgshift copy (${mode}) ${out.status}: ${out.message}`);
-    const r = await c.query(`SELECT result FROM pgshift.step_state WHERE step_id = 'copy:public.petri_observations'`);
+    const r = await c.query<{ result: { ms?: number } | null }>(`SELECT result FROM pgshift.step_state WHERE step_id = 'copy:public.petri_observations'`);
     data = r.rows[0]?.result ?? {};
   } finally {
     await engine.close();

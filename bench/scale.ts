@@ -105,7 +105,7 @@ async function oneSize(serverUrl: string, rows: number): Promise<SizeResult> {
     }, 200);
     const engine = await Engine.open({
       phases: PHASE_REGISTRY, conn: resolveConnection(url), loaded: loadPlan(file), mode: 'bench', operator: 'bench',
-      confirm: async (r) => ({ confirmed: r.kind === 'rename', method: 'yes', by: 'bench' }),
+      confirm: (r) => Promise.resolve({ confirmed: r.kind === 'rename', method: 'yes', by: 'bench' }),
     });
     const stepMs = new Map<string, number>();
     engine.on((e) => {
@@ -137,7 +137,7 @@ async function oneSize(serverUrl: string, rows: number): Promise<SizeResult> {
       rows, generate_s: +generateS.toFixed(1),
       copy_s: +copyS.toFixed(2), index_s: +indexS.toFixed(2), integrity_s: +integrityS.toFixed(2), swap_step_s: +swapS.toFixed(2), swap_lock_ms: lockMs,
       copy_s_per_m: per(copyS), index_s_per_m: per(indexS), integrity_s_per_m: per(integrityS),
-      rss_peak_mb: Math.round(rssPeak / 1048576), rss_start_mb: Math.round(rssStart / 1048576), table_mb: mb!,
+      rss_peak_mb: Math.round(rssPeak / 1048576), rss_start_mb: Math.round(rssStart / 1048576), table_mb: mb,
     };
     say(`  per million rows: copy ${r.copy_s_per_m} s, index build ${r.index_s_per_m} s, integrity ${r.integrity_s_per_m} s; swap lock ${lockMs} ms (step ${r.swap_step_s} s); pgshift RSS peak ${r.rss_peak_mb} MB (start ${r.rss_start_mb} MB)`);
     return r;

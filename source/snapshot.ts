@@ -16,9 +16,12 @@ export interface CatalogSnapshot {
 
 export const SNAPSHOT_EXCLUDED_SCHEMAS = ['pg_catalog', 'information_schema', 'pgshift', 'pg_toast'];
 
-type Q = (sql: string, params?: unknown[]) => Promise<Record<string, unknown>[]>;
+type Q = <R extends pg.QueryResultRow = Record<string, unknown>>(sql: string, params?: unknown[]) => Promise<R[]>;
 
-const sortAcl = (acl: unknown): string[] | null => (Array.isArray(acl) ? [...(acl as string[])].map(String).sort() : acl === null || acl === undefined ? null : String(acl).replace(/^\{|\}$/g, '').split(',').sort());
+/** A catalog row whose name columns `K` are text (never null: they come from inner joins); the rest as read. */
+type Named<K extends string> = Record<K, string> & { acl?: string[] | null } & Record<string, unknown>;
+
+const sortAcl = (acl: string[] | string | null | undefined): string[] | null => (Array.isArray(acl) ? [...acl].map(String).sort() : acl === null || acl === undefined ? null : String(acl).replace(/^\{|\}$/g, '').split(',').sort());
 
 async function collect(q: Q, schemas: string[] | null): Promise<CatalogSnapshot> {
   const schemaRows = await q(
@@ -35,7 +38,7 @@ async function collect(q: Q, schemas: string[] | null): Promise<CatalogSnapshot>
   };
 
   // relations: tables, partitioned tables, views, materialized views, sequences, foreign tables (not indexes)
-  const rels = await q(
+  const rels = await q<Named<'s' | 'n'>>(
     `SELECT n.nspname AS s, c.relname AS n, c.relkind AS k, pg_get_userbyid(c.relowner) AS owner, c.relacl::text[] AS acl,
             c.relrowsecurity AS rls, c.relforcerowsecurity AS force_rls, c.reloptions::text[] AS options,
             obj_description(c.oid, 'pg_class') AS comment,
@@ -58,7 +61,7 @@ async function collect(q: Q, schemas: string[] | null): Promise<CatalogSnapshot>
     });
   }
 
-  const cols = await q(
+  const cols = await q<Named<'s' | 'n' | 'col'>>(
     `SELECT n.nspname AS s, c.relname AS n, a.attname AS col, format_type(a.atttypid, a.atttypmod) AS type,
             pg_get_expr(ad.adbin, ad.adrelid) AS def, a.attnotnull AS notnull, a.attidentity AS identity, a.attgenerated AS generated,
             col_description(c.oid, a.attnum) AS comment, a.attacl::text[] AS acl,
@@ -75,7 +78,7 @@ async function collect(q: Q, schemas: string[] | null): Promise<CatalogSnapshot>
     });
   }
 
-  const cons = await q(
+  const cons = await q<Named<'s' | 'n' | 'conname'>>(
     `SELECT n.nspname AS s, c.relname AS n, k.conname, k.contype, pg_get_constraintdef(k.oid) AS def, k.convalidated AS valid,
             obj_description(k.oid, 'pg_constraint') AS comment, k.conparentid <> 0 AS inherited
        FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -90,7 +93,7 @@ async function collect(q: Q, schemas: string[] | null): Promise<CatalogSnapshot>
     put(`${r.contype === 'f' ? 'foreign key' : 'constraint'} ${r.s}.${r.n}.${r.conname}`, { type: r.contype, definition: r.def, validated: r.valid, comment: r.comment ?? null, ...(r.inherited ? { inherited: true } : {}) });
   }
 
-  const idx = await q(
+  const idx = await q<Named<'s' | 'n' | 'tbl'>>(
     `SELECT n.nspname AS s, ic.relname AS n, tc.relname AS tbl, pg_get_indexdef(i.indexrelid) AS def, ic.relispartition AS inherited
        FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class tc ON tc.oid = i.indrelid
        JOIN pg_namespace n ON n.oid = ic.relnamespace
@@ -99,7 +102,7 @@ async function collect(q: Q, schemas: string[] | null): Promise<CatalogSnapshot>
   );
   for (const r of idx) put(`index ${r.s}.${r.n}`, { table: `${r.s}.${r.tbl}`, definition: r.def, ...(r.inherited ? { inherited: true } : {}) });
 
-  const trg = await q(
+  const trg = await q<Named<'s' | 'n' | 'tgname'>>(
     `SELECT n.nspname AS s, c.relname AS n, t.tgname, pg_get_triggerdef(t.oid) AS def, t.tgenabled AS enabled,
             EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_trigger'::regclass AND d.objid = t.oid AND d.deptype = 'P') AS inherited
        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -108,7 +111,7 @@ async function collect(q: Q, schemas: string[] | null): Promise<CatalogSnapshot>
   );
   for (const r of trg) put(`trigger ${r.s}.${r.n}.${r.tgname}`, { definition: r.def, enabled: r.enabled, ...(r.inherited ? { inherited: true } : {}) });
 
-  const pol = await q(
+  const pol = await q<Named<'s' | 'n' | 'polname'>>(
     `SELECT n.nspname AS s, c.relname AS n, p.polname, p.polcmd AS cmd, p.polpermissive AS permissive,
             ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END FROM unnest(p.polroles) r ORDER BY 1) AS roles,
             pg_get_expr(p.polqual, p.polrelid) AS qual, pg_get_expr(p.polwithcheck, p.polrelid) AS check
@@ -118,7 +121,7 @@ async function collect(q: Q, schemas: string[] | null): Promise<CatalogSnapshot>
   );
   for (const r of pol) put(`policy ${r.s}.${r.n}.${r.polname}`, { cmd: r.cmd, permissive: r.permissive, roles: r.roles, using: r.qual ?? null, check: r.check ?? null });
 
-  const seqOwners = await q(
+  const seqOwners = await q<Named<'s' | 'n' | 'owned_by'>>(
     `SELECT n.nspname AS s, c.relname AS n, tn.nspname || '.' || t.relname || '.' || a.attname AS owned_by, d.deptype
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
        JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a','i')
@@ -132,7 +135,7 @@ async function collect(q: Q, schemas: string[] | null): Promise<CatalogSnapshot>
     if (o) o.ownedBy = `${r.owned_by}${r.deptype === 'i' ? ' (identity)' : ''}`;
   }
 
-  const funcs = await q(
+  const funcs = await q<Named<'s' | 'n' | 'args'>>(
     `SELECT n.nspname AS s, p.proname AS n, pg_get_function_identity_arguments(p.oid) AS args, md5(pg_get_functiondef(p.oid)) AS hash,
             p.proacl::text[] AS acl, pg_get_userbyid(p.proowner) AS owner
        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -152,7 +155,7 @@ async function withCatalogTx<T>(source: Db | pg.ClientBase, fn: (q: Q) => Promis
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await client.query(`SET LOCAL search_path = pg_catalog`);
-    const q: Q = async (sql, params) => (await client.query(sql, params as unknown[])).rows as Record<string, unknown>[];
+    const q: Q = async <R extends pg.QueryResultRow>(sql: string, params?: unknown[]) => (await client.query<R>(sql, params)).rows;
     const out = await fn(q);
     await client.query('COMMIT');
     return out;

@@ -14,7 +14,7 @@ import { toolCheck } from '../source/preflight.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
 import { Artifacts } from '../source/engine/artifacts.js';
 
-const yes: ConfirmFn = async () => ({ confirmed: true, method: 'yes', by: 'test' });
+const yes: ConfirmFn = () => Promise.resolve({ confirmed: true, method: 'yes', by: 'test' });
 
 function loadedPlan(dir: string, verify: 'list' | 'restore', format: 'custom' | 'directory' = 'custom'): LoadedPlan {
   const text = JSON.stringify({ version: 1, name: 'backup test', backup: { directory: './backups', verify, format } });
@@ -158,8 +158,8 @@ describe('backup: pg_dump, pg_restore --list, test restore', () => {
   it('parses tool versions and names the client package to install', () => {
     expect(parseToolVersion('pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)')).toEqual({ version: '15.18', major: 15 });
     expect(parseToolVersion('pg_dump (PostgreSQL) 11.0')).toEqual({ version: '11.0', major: 11 });
-    expect(toolCheck('pg_dump', { tool: 'pg_dump', version: '15.18', major: 15 }, 17)).toMatchObject({ status: 'fail', hint: expect.stringContaining('postgresql-client-17') });
-    expect(toolCheck('pg_dump', null, 16)).toMatchObject({ status: 'fail', hint: expect.stringContaining('postgresql-client-16') });
+    expect(toolCheck('pg_dump', { tool: 'pg_dump', version: '15.18', major: 15 }, 17)).toMatchObject({ status: 'fail', hint: expect.stringContaining('postgresql-client-17') as string });
+    expect(toolCheck('pg_dump', null, 16)).toMatchObject({ status: 'fail', hint: expect.stringContaining('postgresql-client-16') as string });
     expect(toolCheck('pg_dump', { tool: 'pg_dump', version: '17.2', major: 17 }, 15).status).toBe('pass');
   });
 });

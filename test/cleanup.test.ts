@@ -10,6 +10,7 @@ import { flagConfirmer } from '../source/engine/confirm.js';
 import type { EngineEvent } from '../source/engine/types.js';
 import { buildFixture, examplePlan, writeIntegrityReport } from './fixtures/swap.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
+import { first } from '../source/db/session.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
 
 describe('cleanup: validate, analyze, and DROP only after retention (or --force-retention + typed name)', () => {
@@ -33,7 +34,7 @@ describe('cleanup: validate, analyze, and DROP only after retention (or --force-
     db = await freshDatabase('cleanup');
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-cleanup-'));
     await createDemoDatabase(db.client, { rows: 3000 });
-    planFile = examplePlan(dir, { partition: [JSON.parse(fs.readFileSync(path.join(__dirname, '../examples/seed-plan/plan.json'), 'utf8')).partition[0]] });
+    planFile = examplePlan(dir, { partition: [(JSON.parse(fs.readFileSync(path.join(__dirname, '../examples/seed-plan/plan.json'), 'utf8')) as { partition: unknown[] }).partition[0]] });
     const { e } = await open([]);
     for (const t of e.opts.loaded.tables) await buildFixture(e, t);
     await writeIntegrityReport(e, e.opts.loaded.tables);
@@ -52,8 +53,9 @@ describe('cleanup: validate, analyze, and DROP only after retention (or --force-
     expect(o.status).toBe('needs-confirmation');
     expect(o.message).toBe('swap:public.petri_observations needs confirmation: rename public.petri_observations');
 
-    let events: EngineEvent[];
-    ({ e, events } = await open(['public.petri_observations']));
+    const confirmed = await open(['public.petri_observations']);
+    e = confirmed.e;
+    const events = confirmed.events;
     o = await e.run({ phases: [5] });
     await e.close();
     expect(o.message ?? '').toBe('');
@@ -68,11 +70,11 @@ describe('cleanup: validate, analyze, and DROP only after retention (or --force-
     expect(drop.status).toBe('skipped');
     const until = new Date(Date.now() + 7 * 86_400_000).toISOString().slice(0, 10);
     expect(drop.summary).toMatch(new RegExp(`^kept until ${until} \\d\\d:\\d\\d UTC`));
-    const st = await db.client.query(`SELECT reltuples >= 0 AS analyzed FROM pg_class WHERE oid = 'public.petri_observations'::regclass`);
-    expect(st.rows[0].analyzed).toBe(true);
-    const stats = await db.client.query(`SELECT count(*)::int AS n FROM pg_stats WHERE schemaname = 'public' AND tablename = 'petri_observations'`);
-    expect(stats.rows[0].n).toBeGreaterThan(0); // the partitioned parent has statistics now
-    expect((await db.client.query(`SELECT to_regclass('public.petri_observations_old') IS NOT NULL AS x`)).rows[0].x).toBe(true);
+    const st = await db.client.query<{ analyzed: boolean }>(`SELECT reltuples >= 0 AS analyzed FROM pg_class WHERE oid = 'public.petri_observations'::regclass`);
+    expect(first(st.rows, 'pg_class row').analyzed).toBe(true);
+    const stats = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stats WHERE schemaname = 'public' AND tablename = 'petri_observations'`);
+    expect(stats.rows[0]!.n).toBeGreaterThan(0); // the partitioned parent has statistics now
+    expect((await db.client.query<{ x: boolean }>(`SELECT to_regclass('public.petri_observations_old') IS NOT NULL AS x`)).rows[0]!.x).toBe(true);
   });
 
   it('an early drop offered in the wizard and kept refused (Esc) skips the step and the run goes on', async () => {
@@ -82,7 +84,7 @@ describe('cleanup: validate, analyze, and DROP only after retention (or --force-
       phases: PHASE_REGISTRY,
       conn: resolveConnection(db.url), loaded: loadPlan(planFile), mode: 'test', operator: 'tester', overrides: o,
       // what the wizard answers when the operator presses Esc on a refusal
-      confirm: async (r) => (asked.push(`${r.kind} ${r.object}: ${r.refusal ?? ''}`), { confirmed: false, method: 'refused', by: 'tester' }),
+      confirm: (r) => (asked.push(`${r.kind} ${r.object}: ${r.refusal ?? ''}`), Promise.resolve({ confirmed: false, method: 'refused', by: 'tester' })),
     });
     const events: EngineEvent[] = [];
     e.on((x) => events.push(x));
@@ -94,7 +96,7 @@ describe('cleanup: validate, analyze, and DROP only after retention (or --force-
     const done = events.find((x) => x.type === 'step-done' && x.stepId === 'drop:public.petri_observations_old') as Extract<EngineEvent, { type: 'step-done' }>;
     expect(done.status).toBe('skipped');
     expect(done.summary).toMatch(/^not done: the retention period runs until /);
-    expect((await db.client.query(`SELECT to_regclass('public.petri_observations_old') IS NOT NULL AS kept`)).rows[0].kept).toBe(true);
+    expect((await db.client.query<{ kept: boolean }>(`SELECT to_regclass('public.petri_observations_old') IS NOT NULL AS kept`)).rows[0]!.kept).toBe(true);
   });
 
   it('--force-retention alone stops before the drop and names the --confirm to pass; with --confirm it drops, keeping the moved sequence', async () => {
@@ -104,7 +106,7 @@ describe('cleanup: validate, analyze, and DROP only after retention (or --force-
     expect(o.status).toBe('needs-confirmation');
     expect(o.message).toBe('drop:public.petri_observations_old needs confirmation: drop public.petri_observations_old');
     expect(o.hint).toBe('to allow it in headless mode, pass --confirm public.petri_observations_old');
-    expect((await db.client.query(`SELECT to_regclass('public.petri_observations_old') IS NOT NULL AS kept`)).rows[0].kept).toBe(true);
+    expect((await db.client.query<{ kept: boolean }>(`SELECT to_regclass('public.petri_observations_old') IS NOT NULL AS kept`)).rows[0]!.kept).toBe(true);
     const c = await db.client.query(`SELECT kind, object, answer FROM pgshift.confirmations WHERE step_id = 'drop:public.petri_observations_old' ORDER BY id`);
     expect(c.rows.at(-1)).toEqual({ kind: 'drop', object: 'public.petri_observations_old', answer: 'declined' });
 
@@ -114,11 +116,11 @@ describe('cleanup: validate, analyze, and DROP only after retention (or --force-
     expect(o.message ?? '').toBe('');
     const r = await db.client.query(`SELECT to_regclass('public.petri_observations_old') AS old, to_regclass('public.petri_observations_observation_seq_seq') IS NOT NULL AS seq`);
     expect(r.rows[0]).toEqual({ old: null, seq: true });
-    const ins = await db.client.query(`INSERT INTO public.petri_observations (program_id, site_id, petri_code, created_at)
+    const ins = await db.client.query<{ observation_seq: string }>(`INSERT INTO public.petri_observations (program_id, site_id, petri_code, created_at)
                                         SELECT program_id, site_id, 'AFTER-DROP', '2025-03-03' FROM public.sites LIMIT 1 RETURNING observation_seq`);
-    expect(Number(ins.rows[0].observation_seq)).toBeGreaterThan(3000);
-    const trig = await db.client.query(`SELECT count(*)::int AS n FROM pg_trigger WHERE tgname = 'pgshift_swap_reverse'`);
-    expect(trig.rows[0].n).toBe(0);
+    expect(Number(first(ins.rows, 'inserted row').observation_seq)).toBeGreaterThan(3000);
+    const trig = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_trigger WHERE tgname = 'pgshift_swap_reverse'`);
+    expect(trig.rows[0]!.n).toBe(0);
     const conf = await db.client.query(`SELECT answer, method FROM pgshift.confirmations WHERE step_id = 'drop:public.petri_observations_old' ORDER BY id`);
     expect(conf.rows.at(-1)).toEqual({ answer: 'confirmed', method: 'flag' });
   });

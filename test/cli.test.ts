@@ -84,7 +84,8 @@ describe('connections and secrets', () => {
     expect(resolveConnection('postgres://c:sekret3@h3/d3?sslmode=require', env).display).toBe('c@h3:5432/d3');
     expect(resolveConnection('postgres://c:sekret3@h3/d3?sslmode=require', env).config.ssl).toEqual({ rejectUnauthorized: false });
     expect(resolveConnection(undefined, env).display).toBe('a@h1:5433/d1');
-    const { DATABASE_URL: _, ...pgOnly } = env;
+    const pgOnly: Partial<typeof env> = { ...env };
+    delete pgOnly.DATABASE_URL;
     const r = resolveConnection(undefined, pgOnly);
     expect(r.display).toBe('b@h2:5432/d2');
     expect(r.childEnv.PGPASSWORD).toBe('sekret2');
@@ -117,10 +118,10 @@ describe('connections and secrets', () => {
   it('the password never appears in headless lines, JSON lines, status, errors or the journal', async () => {
     expect(password.length).toBeGreaterThan(3);
     await createDemoDatabase(db.client, { rows: 2000 });
-    const plan = JSON.parse(fs.readFileSync(examplePlanPath(), 'utf8'));
+    const plan = JSON.parse(fs.readFileSync(examplePlanPath(), 'utf8')) as { backup: { directory: string }; sql: Record<'structure' | 'dependencies', string[]> };
     plan.backup.directory = path.join(dir, 'backups');
     // make the SQL file paths absolute so the copy of the plan works from the temp dir
-    for (const k of ['structure', 'dependencies']) plan.sql[k] = plan.sql[k].map((f: string) => path.join(path.dirname(examplePlanPath()), f));
+    for (const k of ['structure', 'dependencies'] as const) plan.sql[k] = plan.sql[k].map((f) => path.join(path.dirname(examplePlanPath()), f));
     const file = path.join(dir, 'plan.json');
     fs.writeFileSync(file, JSON.stringify(plan));
     const outputs: string[] = [];
@@ -144,7 +145,7 @@ describe('connections and secrets', () => {
       expect(o).not.toContain(password);
     }
     expect(outputs[0]).toContain('postgres@127.0.0.1');
-    const leaks = await db.client.query(
+    const leaks = await db.client.query<{ n: string }>(
       `SELECT (SELECT count(*) FROM pgshift.statements WHERE sql LIKE '%' || $1 || '%' OR coalesce(error, '') LIKE '%' || $1 || '%')
             + (SELECT count(*) FROM pgshift.runs WHERE row_to_json(runs)::text LIKE '%' || $1 || '%')
             + (SELECT count(*) FROM pgshift.steps WHERE row_to_json(steps)::text LIKE '%' || $1 || '%')
@@ -152,6 +153,6 @@ describe('connections and secrets', () => {
             + (SELECT count(*) FROM pgshift.confirmations WHERE row_to_json(confirmations)::text LIKE '%' || $1 || '%') AS n`,
       [password],
     );
-    expect(Number(leaks.rows[0].n)).toBe(0);
+    expect(Number(leaks.rows[0]!.n)).toBe(0);
   });
 });

@@ -8,6 +8,7 @@ import { createDemoDatabase } from '../source/demo/schema.js';
 import { main } from '../source/cli.js';
 import { parseControl } from '../source/copy/control.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
+import { first } from '../source/db/session.js';
 import { captureIo } from './helpers/io.js';
 import { PETRI_COLS, PETRI_ENTRY, contentHash, createPetriTarget, openEngine, tmpDir, writePlan } from './fixtures/copy-helpers.js';
 
@@ -57,8 +58,9 @@ describe('live control of a running copy (pgshift control, through pgshift.contr
     return r.rows[0] as { n: number; position: { batches: number; done: boolean } } | undefined;
   };
   const applied = async (id: number) => {
-    const r = await db.client.query(`SELECT applied_at, result, applied_run::int AS run FROM pgshift.control WHERE id = $1`, [id]);
-    return r.rows[0]?.applied_at ? (r.rows[0] as { result: string; run: number }) : null;
+    const r = await db.client.query<{ applied_at: Date | null; result: string; run: number }>(`SELECT applied_at, result, applied_run::int AS run FROM pgshift.control WHERE id = $1`, [id]);
+    const row = r.rows[0];
+    return row?.applied_at ? row : null;
   };
   const idOf = (out: string) => Number(/control #(\d+)/.exec(out)![1]);
 
@@ -73,8 +75,8 @@ describe('live control of a running copy (pgshift control, through pgshift.contr
     // no journal yet in this database: nothing to control, nothing created
     expect(await main(['control', 'pause', '--db', db.url], io)).toBe(2);
     expect(io.text()).toContain('no pgshift journal in this database');
-    const j = await db.client.query(`SELECT to_regclass('pgshift.control') AS t`);
-    expect(j.rows[0].t).toBeNull();
+    const j = await db.client.query<{ t: string | null }>(`SELECT to_regclass('pgshift.control') AS t`);
+    expect(j.rows[0]!.t).toBeNull();
   });
 
   it('is paused and resumed from another process, its batch size changed; each command journaled; no row lost or doubled', async () => {
@@ -115,7 +117,7 @@ describe('live control of a running copy (pgshift control, through pgshift.contr
       try {
         await c.query(`SET lock_timeout = '1s'`);
         // a row the copy has not reached yet (it walks created_at upwards): the copy must carry the application's write
-        const id = (await c.query(`SELECT observation_id FROM public.petri_observations WHERE growth_index IS NOT NULL ORDER BY created_at DESC LIMIT 1`)).rows[0].observation_id;
+        const id = first((await c.query<{ observation_id: string }>(`SELECT observation_id FROM public.petri_observations WHERE growth_index IS NOT NULL ORDER BY created_at DESC LIMIT 1`)).rows, 'observation').observation_id;
         expect((await c.query(`UPDATE public.petri_observations SET growth_index = growth_index + 1 WHERE observation_id = $1`, [id])).rowCount).toBe(1);
         expect((await c.query(`UPDATE public.petri_observations SET growth_index = growth_index - 1 WHERE observation_id = $1`, [id])).rowCount).toBe(1);
       } finally {
@@ -169,8 +171,8 @@ describe('live control of a running copy (pgshift control, through pgshift.contr
     } finally {
       await o.engine.close();
     }
-    const r = await db.client.query(`SELECT result FROM pgshift.control WHERE id = $1`, [idOf(p.out)]);
-    expect(r.rows[0].result).toMatch(/^expired: issued before run \d+ started, not applied$/);
+    const r = await db.client.query<{ result: string }>(`SELECT result FROM pgshift.control WHERE id = $1`, [idOf(p.out)]);
+    expect(first(r.rows, 'control command').result).toMatch(/^expired: issued before run \d+ started, not applied$/);
     expect((await checkpoint())!.n).toBe(ROWS);
   });
 
@@ -189,7 +191,7 @@ describe('live control of a running copy (pgshift control, through pgshift.contr
     const holder = new pg.Client({ connectionString: app.toString(), application_name: 'report-job' });
     holder.on('error', () => {});
     await holder.connect();
-    const pid = Number((await holder.query('SELECT pg_backend_pid() AS p')).rows[0].p);
+    const pid = Number((await holder.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]!.p);
     await holder.query('BEGIN');
     await holder.query('LOCK TABLE public.petri_observations_partitioned IN SHARE MODE');
     const ac = new AbortController();

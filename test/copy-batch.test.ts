@@ -7,6 +7,7 @@ import { main } from '../source/cli.js';
 import { Throttle } from '../source/copy/throttle.js';
 import type { MonitorSnapshot } from '../source/db/monitor.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
+import { first } from '../source/db/session.js';
 import { captureIo } from './helpers/io.js';
 import {
   GASIFIER_COLS, GASIFIER_ENTRY, PETRI_COLS, PETRI_ENTRY, contentHash, createGasifierTarget, createPetriTarget, openEngine, tmpDir, writePlan,
@@ -53,18 +54,18 @@ describe('phase 3 batch copy (real PostgreSQL, demo data)', () => {
     expect(logs).toMatch(/copy order: no index on \(program_id, observation_id\); index gasifier_observations_program_id_created_at_idx on program_id serves the keyset .*~500 rows per program_id value/);
     expect(logs).toContain('ANALYZE public.petri_observations_partitioned: autovacuum never analyzes a partitioned parent');
     // each batch committed its checkpoint: ceil(20000 / 3000) = 7 batches of rows
-    const cp = await db.client.query(`SELECT step_id, rows_done, position FROM pgshift.checkpoints ORDER BY step_id`);
+    const cp = await db.client.query<{ step_id: string; rows_done: string; position: { done: boolean; batches: number } }>(`SELECT step_id, rows_done, position FROM pgshift.checkpoints ORDER BY step_id`);
     expect(cp.rows.map((r) => [r.step_id, Number(r.rows_done), r.position.done, r.position.batches])).toEqual([
       ['copy:public.gasifier_observations', ROWS / 2, true, 4],
       ['copy:public.petri_observations', ROWS, true, 7],
     ]);
-    const batches = await db.client.query(`SELECT count(*)::int AS n FROM pgshift.statements WHERE step_id = 'copy:public.petri_observations' AND sql LIKE 'WITH ins AS (%'`);
-    expect(batches.rows[0].n).toBe(8); // 7 with rows + the empty one that finds the end
-    const st = await db.client.query(`SELECT count(*)::int AS n FROM pg_stats WHERE schemaname = 'public' AND tablename = 'petri_observations_partitioned'`);
-    expect(st.rows[0].n).toBeGreaterThan(0);
+    const batches = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pgshift.statements WHERE step_id = 'copy:public.petri_observations' AND sql LIKE 'WITH ins AS (%'`);
+    expect(batches.rows[0]!.n).toBe(8); // 7 with rows + the empty one that finds the end
+    const st = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stats WHERE schemaname = 'public' AND tablename = 'petri_observations_partitioned'`);
+    expect(st.rows[0]!.n).toBeGreaterThan(0);
     // no OFFSET anywhere in what ran
-    const off = await db.client.query(`SELECT count(*)::int AS n FROM pgshift.statements WHERE sql ILIKE '%OFFSET%'`);
-    expect(off.rows[0].n).toBe(0);
+    const off = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pgshift.statements WHERE sql ILIKE '%OFFSET%'`);
+    expect(off.rows[0]!.n).toBe(0);
 
     // a second run: the journal says done; a rerun of the step itself finds the finished checkpoint
     const again = await openEngine(db.url, file);
@@ -94,8 +95,8 @@ describe('phase 3 batch copy (real PostgreSQL, demo data)', () => {
     } finally {
       await o.engine.close();
     }
-    const n = await db.client.query(`SELECT count(*)::int AS n FROM public.dup_src_partitioned`);
-    expect(n.rows[0].n).toBe(10);
+    const n = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.dup_src_partitioned`);
+    expect(n.rows[0]!.n).toBe(10);
   });
 
   it('copies a table whose names need quoting, by column name, with generated and GENERATED ALWAYS identity columns', async () => {
@@ -164,14 +165,14 @@ describe('phase 3 batch copy (real PostgreSQL, demo data)', () => {
     expect(inserted).toBeGreaterThan(10);
     expect(o.logs().join('\n')).toContain('upper bound fixed at the start: (at, id) ≤ (2024-01-02 09:20:00+00, 2000); later rows are not chased');
     // the batches stopped at the bound; the rows inserted meanwhile came through the change capture (batch mode captures too)
-    const n = await db.client.query(`SELECT count(*) FILTER (WHERE id <= 2000)::int AS n, max(id) FILTER (WHERE id <= 2000)::int AS m, count(*) FILTER (WHERE id > 100000)::int AS later FROM public.bounded_partitioned`);
+    const n = await db.client.query<{ n: number; m: number; later: number }>(`SELECT count(*) FILTER (WHERE id <= 2000)::int AS n, max(id) FILTER (WHERE id <= 2000)::int AS m, count(*) FILTER (WHERE id > 100000)::int AS later FROM public.bounded_partitioned`);
     expect(n.rows[0]).toMatchObject({ n: 2000, m: 2000 });
     // every later row the application committed is either applied already (background catch-up) or waits in the log
-    const art = await db.client.query(`SELECT value->>'log' AS log FROM pgshift.artifacts WHERE key = 'capture:public.bounded'`);
-    const pending = await db.client.query(`SELECT count(DISTINCT id)::int AS n FROM pgshift."${art.rows[0].log}" WHERE id > 100000 AND id NOT IN (SELECT id FROM public.bounded_partitioned)`);
-    const committed = await db.client.query(`SELECT count(*)::int AS n FROM public.bounded WHERE id > 100000`);
-    expect(committed.rows[0].n).toBeGreaterThan(0);
-    expect(n.rows[0].later + pending.rows[0].n).toBe(committed.rows[0].n);
+    const art = await db.client.query<{ log: string }>(`SELECT value->>'log' AS log FROM pgshift.artifacts WHERE key = 'capture:public.bounded'`);
+    const pending = await db.client.query<{ n: number }>(`SELECT count(DISTINCT id)::int AS n FROM pgshift."${first(art.rows, 'capture artifact').log}" WHERE id > 100000 AND id NOT IN (SELECT id FROM public.bounded_partitioned)`);
+    const committed = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.bounded WHERE id > 100000`);
+    expect(committed.rows[0]!.n).toBeGreaterThan(0);
+    expect(n.rows[0]!.later + pending.rows[0]!.n).toBe(committed.rows[0]!.n);
     // a row outside every partition (and no DEFAULT): a clear refusal, not a raw error; nothing half-copied
     await db.client.query(`TRUNCATE public.bounded_partitioned; DELETE FROM pgshift.checkpoints WHERE step_id = 'copy:public.bounded'; DELETE FROM pgshift.step_state WHERE step_id = 'copy:public.bounded'`);
     await db.client.query(`INSERT INTO public.bounded VALUES (0, '2023-12-31 23:00+00')`);
@@ -201,11 +202,11 @@ describe('phase 3 batch copy (real PostgreSQL, demo data)', () => {
     } finally {
       await o.engine.close();
     }
-    const cp = await db.client.query(`SELECT rows_done FROM pgshift.checkpoints WHERE step_id = 'copy:public.petri_observations'`);
-    const n = await db.client.query(`SELECT count(*)::int AS n FROM public.petri_observations_partitioned`);
-    expect(Number(cp.rows[0].rows_done)).toBe(n.rows[0].n);
-    expect(n.rows[0].n).toBeGreaterThanOrEqual(4000);
-    expect(n.rows[0].n).toBeLessThan(ROWS);
+    const cp = await db.client.query<{ rows_done: string }>(`SELECT rows_done FROM pgshift.checkpoints WHERE step_id = 'copy:public.petri_observations'`);
+    const n = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.petri_observations_partitioned`);
+    expect(Number(first(cp.rows, 'checkpoint').rows_done)).toBe(n.rows[0]!.n);
+    expect(n.rows[0]!.n).toBeGreaterThanOrEqual(4000);
+    expect(n.rows[0]!.n).toBeLessThan(ROWS);
     const again = await openEngine(db.url, file);
     try {
       const out = await again.engine.run({ phases: [3], only: ['copy:public.petri_observations'] });
@@ -232,7 +233,7 @@ describe('phase 3 batch copy (real PostgreSQL, demo data)', () => {
       for (let round = 0; round < 2; round++) {
         await locker.query(`BEGIN; LOCK TABLE public.petri_observations_partitioned IN SHARE MODE`);
         for (let i = 0; i < 200; i++) {
-          const r = await db.client.query(
+          const r = await db.client.query<{ ok: boolean }>(
             `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
               WHERE datname = current_database() AND application_name = 'pgshift' AND wait_event_type = 'Lock' AND query LIKE 'WITH ins AS%'`,
           );
@@ -309,8 +310,8 @@ describe('phase 3 batch copy (real PostgreSQL, demo data)', () => {
       expect(code).toBe(3);
       expect(io.text()).toContain('REFUSED: no verified backup');
       expect(io.text()).toContain('hint: to override (journaled), pass --skip-backup --confirm backup');
-      let n = await fresh.client.query(`SELECT count(*)::int AS n FROM public.small_partitioned`);
-      expect(n.rows[0].n).toBe(0);
+      let n = await fresh.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.small_partitioned`);
+      expect(n.rows[0]!.n).toBe(0);
       // the override alone is not enough: it must name the object too
       const io1 = captureIo();
       expect(await main(['--headless', '--phase', '3', '--plan', file, '--db', fresh.url, '--skip-backup'], io1)).toBe(3);
@@ -319,16 +320,16 @@ describe('phase 3 batch copy (real PostgreSQL, demo data)', () => {
       const code2 = await main(['--headless', '--phase', '3', '--plan', file, '--db', fresh.url, '--skip-backup', '--confirm', 'backup'], io2);
       expect(code2, io2.text()).toBe(0);
       expect(io2.text()).toContain('copying WITHOUT a verified backup');
-      n = await fresh.client.query(`SELECT count(*)::int AS n FROM public.small_partitioned`);
-      expect(n.rows[0].n).toBe(300);
-      const conf = await fresh.client.query(`SELECT kind, object, answer, method, reason FROM pgshift.confirmations ORDER BY id`);
+      n = await fresh.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.small_partitioned`);
+      expect(n.rows[0]!.n).toBe(300);
+      const conf = await fresh.client.query<{ kind: string; object: string; answer: string; method: string; reason: string | null }>(`SELECT kind, object, answer, method, reason FROM pgshift.confirmations ORDER BY id`);
       expect(conf.rows.map((r) => [r.kind, r.object, r.answer])).toEqual([
         ['override', 'backup', 'refused'],
         ['override', 'backup', 'declined'],
         ['override', 'backup', 'confirmed'],
       ]);
-      expect(conf.rows[2].method).toBe('flag');
-      expect(conf.rows[0].reason).toContain('no verified backup');
+      expect(conf.rows[2]?.method).toBe('flag');
+      expect(conf.rows[0]?.reason).toContain('no verified backup');
     } finally {
       await fresh.drop();
     }

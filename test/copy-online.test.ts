@@ -3,7 +3,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import pg from 'pg';
 import { createDemoDatabase } from '../source/demo/schema.js';
-import { Db } from '../source/db/session.js';
+import { Db, first } from '../source/db/session.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { Journal } from '../source/engine/journal.js';
 import { loadPlan } from '../source/plan/load.js';
@@ -99,7 +99,7 @@ describe('phase 3 online copy: change capture and replay beside a live writer', 
       await new Promise((r) => setTimeout(r, 500));
       // the integrity report beside the live writer: lag is not an error
       const rep = await o.engine.run({ phases: [3], only: ['verify:integrity'] });
-      const art = await db.client.query(`SELECT value FROM pgshift.artifacts WHERE key = 'integrity-report'`);
+      const art = await db.client.query<{ value: unknown }>(`SELECT value FROM pgshift.artifacts WHERE key = 'integrity-report'`);
       expect(rep.status, JSON.stringify(art.rows[0]?.value, null, 1)).toBe('completed');
     } finally {
       await writer.stop();
@@ -114,10 +114,10 @@ describe('phase 3 online copy: change capture and replay beside a live writer', 
     expect(logs).toMatch(/change capture installed and committed BEFORE the first batch/);
     expect(logs).toMatch(/replaying the change log: [\d,]+ changes captured during the copy/);
     // the capture was committed before the first batch ran
-    const order = await db.client.query(
+    const order = await db.client.query<{ trig: string | null; batch: string | null }>(
       `SELECT min(id) FILTER (WHERE sql LIKE '%CREATE TRIGGER "pgshift_capture" %') AS trig, min(id) FILTER (WHERE sql LIKE 'WITH ins AS (%') AS batch FROM pgshift.statements`,
     );
-    expect(Number(order.rows[0].trig)).toBeLessThan(Number(order.rows[0].batch));
+    expect(Number(order.rows[0]!.trig)).toBeLessThan(Number(order.rows[0]!.batch));
 
     // phase 5's swap: lock the source, drain the rest inside that transaction
     const plan = loadPlan(file);
@@ -153,7 +153,7 @@ describe('phase 3 online copy: change capture and replay beside a live writer', 
     } finally {
       await pdb.close();
     }
-    const rep = await db.client.query(`SELECT value FROM pgshift.artifacts WHERE key = 'integrity-report'`);
-    expect(rep.rows[0].value.pass).toBe(true);
+    const rep = await db.client.query<{ value: { pass: boolean } }>(`SELECT value FROM pgshift.artifacts WHERE key = 'integrity-report'`);
+    expect(first(rep.rows, 'integrity report').value.pass).toBe(true);
   });
 });

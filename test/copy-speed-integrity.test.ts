@@ -49,7 +49,7 @@ describe('integrity check at scan speed: same guarantees, its own progress', () 
       const run = async () => (await integrityReport(pg, loaded.tables, { log: () => {}, signal: new AbortController().signal, stepId: null })).tables[0]!;
       const clean = await run();
       expect(clean).toMatchObject({ oldRows: 3000, newRows: 3000, missing: 0, extra: 0, mismatched: 0, pass: true });
-      expect(clean.partitions).toEqual([{ name: 'things_new_a', rows: expect.any(Number) }, { name: 'things_new_b', rows: expect.any(Number) }, { name: 'things_new_c', rows: expect.any(Number) }]);
+      expect(clean.partitions).toEqual([{ name: 'things_new_a', rows: expect.any(Number) as number }, { name: 'things_new_b', rows: expect.any(Number) as number }, { name: 'things_new_c', rows: expect.any(Number) as number }]);
       expect(clean.partitions.reduce((a, p) => a + p.rows, 0)).toBe(3000);
 
       // one change per column kind: value-hashed (timestamptz, text, numeric(8,2)), text-hashed (numeric scale only,

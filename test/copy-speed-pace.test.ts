@@ -40,10 +40,10 @@ describe('online copy pacing: a feedback loop on the writers\' commit latency', 
         const c = new pg.Client({ connectionString: db.url });
         await c.connect();
         try {
-          const x0 = Number((await c.query(`SELECT txid_current() AS x`)).rows[0].x);
+          const x0 = Number((await c.query<{ x: string }>(`SELECT txid_current() AS x`)).rows[0]!.x);
           const probes = p.probes;
           while (p.probes < probes + 3) await new Promise((r) => setTimeout(r, 5));
-          const x1 = Number((await c.query(`SELECT txid_current() AS x`)).rows[0].x);
+          const x1 = Number((await c.query<{ x: string }>(`SELECT txid_current() AS x`)).rows[0]!.x);
           expect(x1 - x0).toBeGreaterThanOrEqual(3);
         } finally {
           await c.end();

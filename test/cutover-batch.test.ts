@@ -5,6 +5,7 @@ import pg from 'pg';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { tmpDir } from './fixtures/copy-helpers.js';
 import { createBank, createRoles, invariant, openBank, stepData, writeBankPlan, type Roles } from './fixtures/cutover.js';
+import { first as firstRow } from '../source/db/session.js';
 
 const BRANCHES = 4, PER = 500;
 
@@ -75,8 +76,8 @@ describe('batch mode: updates between the copy and the swap are captured and app
     expect(before.ok).toBe(true);
     const w = await tpcb(roles.appUrl, 300, 7);
     expect(w.errors).toEqual([]);
-    const pending = await db.client.query(`SELECT count(*)::int AS n FROM pgshift.${(await db.client.query(`SELECT relname FROM pg_class WHERE relname LIKE 'log\\_public\\_accounts\\_%'`)).rows[0].relname}`);
-    expect(pending.rows[0].n).toBe(300);
+    const pending = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pgshift.${firstRow((await db.client.query<{ relname: string }>(`SELECT relname FROM pg_class WHERE relname LIKE 'log\\_public\\_accounts\\_%'`)).rows, 'capture log').relname}`);
+    expect(pending.rows[0]!.n).toBe(300);
     const second = await openBank(roles.ownerUrl, plan);
     try {
       const o = await second.engine.run({ phases: [5] });
@@ -84,8 +85,8 @@ describe('batch mode: updates between the copy and the swap are captured and app
     } finally {
       await second.engine.close();
     }
-    const k = await db.client.query(`SELECT relkind FROM pg_class WHERE oid = 'public.accounts'::regclass`);
-    expect(k.rows[0].relkind).toBe('p');
+    const k = await db.client.query<{ relkind: string }>(`SELECT relkind FROM pg_class WHERE oid = 'public.accounts'::regclass`);
+    expect(firstRow(k.rows, 'pg_class row').relkind).toBe('p');
     const after = await invariant(db.client);
     expect(after.ok, JSON.stringify(after)).toBe(true);
     expect(after.h - before.h).toBe(w.delta);
@@ -132,8 +133,8 @@ describe('phase 3 after an integrity FAIL re-syncs and passes, without a rollbac
     } finally {
       await run.engine.close();
     }
-    const rep = await db.client.query(`SELECT value FROM pgshift.artifacts WHERE key = 'integrity-report'`);
-    expect(rep.rows[0].value.pass).toBe(true);
+    const rep = await db.client.query<{ value: { pass: boolean } }>(`SELECT value FROM pgshift.artifacts WHERE key = 'integrity-report'`);
+    expect(firstRow(rep.rows, 'integrity report').value.pass).toBe(true);
     const same = await sameContent(db.client, 'public.accounts', 'public.accounts_partitioned');
     expect(same.a).toBe(same.b);
   });

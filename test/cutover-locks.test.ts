@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import pg from 'pg';
-import { Db } from '../source/db/session.js';
+import { Db, first } from '../source/db/session.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { BudgetExceeded } from '../source/copy/catchup.js';
 import { cutoverLockTimeout, lockedTx, type Blocker } from '../source/swap/swap.js';
@@ -46,7 +46,7 @@ describe('lockedTx: blockers, budget, lock_timeout below deadlock_timeout', () =
     const offered: Blocker[] = [];
     const logs: string[] = [];
     let released = false;
-    const r = await lockedTx(pdb, async () => 'swapped', {
+    const r = await lockedTx(pdb, () => Promise.resolve('swapped'), {
       stepId: 'test', lockTimeoutMs: 200, attempts: 40, log: (m) => logs.push(m),
       locks: ['LOCK TABLE public.accounts IN ACCESS EXCLUSIVE MODE'], blockerThresholdMs: 600,
       offer: async (b) => {
@@ -80,15 +80,15 @@ describe('lockedTx: blockers, budget, lock_timeout below deadlock_timeout', () =
       return calls;
     }, {
       stepId: 'test', lockTimeoutMs: 200, attempts: 5, log: (m) => logs.push(m), locks: ['LOCK TABLE public.branches IN ACCESS EXCLUSIVE MODE'],
-      blockerThresholdMs: 1000, onBudgetMiss: async () => { caughtUp++; }, maxBudgetMisses: 3,
+      blockerThresholdMs: 1000, onBudgetMiss: () => { caughtUp++; return Promise.resolve(); }, maxBudgetMisses: 3,
     });
     expect(r.out).toBe(2);
     expect(r.budgetMisses).toBe(1);
     expect(caughtUp).toBe(1);
     expect(logs.some((l) => /applying 42 change\(s\) under the lock took 150 ms, over the 100 ms budget: rolled back, nothing renamed/.test(l))).toBe(true);
-    const f = await db.client.query(`SELECT filler FROM public.branches WHERE bid = 1`);
-    expect(f.rows[0].filler).toBe('attempt 2'); // the first attempt's write was rolled back with it
-    await expect(lockedTx(pdb, async () => { throw new BudgetExceeded(300, 100, 7); }, {
+    const f = await db.client.query<{ filler: string }>(`SELECT filler FROM public.branches WHERE bid = 1`);
+    expect(first(f.rows, 'branch 1').filler).toBe('attempt 2'); // the first attempt's write was rolled back with it
+    await expect(lockedTx(pdb, () => Promise.reject(new BudgetExceeded(300, 100, 7)), {
       stepId: 'test', lockTimeoutMs: 200, attempts: 5, log: () => {}, locks: ['LOCK TABLE public.branches IN ACCESS EXCLUSIVE MODE'],
       blockerThresholdMs: 1000, onBudgetMiss: async () => {}, maxBudgetMisses: 3,
     })).rejects.toThrow(/never fitted the 100 ms budget \(3 attempts, last 300 ms for 7 changes\): nothing was renamed/);

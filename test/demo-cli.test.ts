@@ -53,10 +53,10 @@ describe('pgshift demo', () => {
   it('--db fills that empty database and runs there; a second demo on it is refused with exit 2', async () => {
     const r = await pgshift(['demo', '--headless', '--rows', '3000', '--db', db.url]);
     expect(r.code, r.out).toBe(0);
-    const counts = await db.client.query(`SELECT count(*)::int AS n FROM public.petri_observations`);
-    expect(counts.rows[0].n).toBe(3000);
-    const journal = await db.client.query(`SELECT count(*)::int AS n FROM pgshift.confirmations WHERE method = 'demo-auto'`);
-    expect(journal.rows[0].n).toBeGreaterThan(0);
+    const counts = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.petri_observations`);
+    expect(counts.rows[0]!.n).toBe(3000);
+    const journal = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pgshift.confirmations WHERE method = 'demo-auto'`);
+    expect(journal.rows[0]!.n).toBeGreaterThan(0);
     const again = await pgshift(['demo', '--headless', '--rows', '3000', '--db', db.url]);
     expect(again.code).toBe(2);
     expect(again.out).toMatch(/already has a public\.petri_observations table/);

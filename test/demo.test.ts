@@ -423,7 +423,7 @@ describe('seed plan SQL files', () => {
         await db.client.query('COMMIT');
       } catch (error) {
         await db.client.query('ROLLBACK');
-        throw new Error(`${f}: ${(error as Error).message}`);
+        throw new Error(`${f}: ${(error as Error).message}`, { cause: error });
       }
     }
   });

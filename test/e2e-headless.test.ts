@@ -8,6 +8,7 @@ import { examplePlanPath } from '../source/paths.js';
 import { diffSnapshots, takeSnapshot, tableFingerprint, type CatalogSnapshot } from '../source/snapshot.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { captureIo } from './helpers/io.js';
+import { first } from '../source/db/session.js';
 
 const TABLES = DEMO_TABLES;
 
@@ -25,9 +26,9 @@ describe('end to end, headless: the seed plan on the demo data, then back', () =
     db = await freshDatabase('e2e_headless');
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-e2e-'));
     await createDemoDatabase(db.client, { rows: 6000 });
-    const p = JSON.parse(fs.readFileSync(examplePlanPath(), 'utf8'));
+    const p = JSON.parse(fs.readFileSync(examplePlanPath(), 'utf8')) as { backup: { directory: string }; sql: Record<'structure' | 'dependencies', string[]> };
     p.backup.directory = path.join(dir, 'backups');
-    for (const k of ['structure', 'dependencies']) p.sql[k] = p.sql[k].map((f: string) => path.join(path.dirname(examplePlanPath()), f));
+    for (const k of ['structure', 'dependencies'] as const) p.sql[k] = p.sql[k].map((f) => path.join(path.dirname(examplePlanPath()), f));
     plan = path.join(dir, 'plan.json');
     fs.writeFileSync(plan, JSON.stringify(p));
     before = {};
@@ -45,7 +46,7 @@ describe('end to end, headless: the seed plan on the demo data, then back', () =
     expect(code, io.text()).toBe(3);
     expect(io.stderr.at(-1)).toBe('hint: to allow it in headless mode, pass --confirm public.petri_observations');
     // nothing was renamed
-    expect((await db.client.query(`SELECT relkind FROM pg_class WHERE oid = 'public.petri_observations'::regclass`)).rows[0].relkind).toBe('r');
+    expect(first((await db.client.query<{ relkind: string }>(`SELECT relkind FROM pg_class WHERE oid = 'public.petri_observations'::regclass`)).rows, 'pg_class row').relkind).toBe('r');
 
     io = captureIo();
     code = await main(['--headless', '--plan', plan, '--db', db.url, '--confirm', 'public.petri_observations', '--confirm', 'public.gasifier_observations'], io);
@@ -59,7 +60,7 @@ describe('end to end, headless: the seed plan on the demo data, then back', () =
       { relname: 'gasifier_observations', relkind: 'p' }, { relname: 'gasifier_observations_old', relkind: 'r' },
       { relname: 'petri_observations', relkind: 'p' }, { relname: 'petri_observations_old', relkind: 'r' },
     ]);
-    const conf = await db.client.query(`SELECT object, answer, method, confirmed_by FROM pgshift.confirmations WHERE answer = 'confirmed' ORDER BY id`);
+    const conf = await db.client.query<{ object: string; answer: string; method: string; confirmed_by: string }>(`SELECT object, answer, method, confirmed_by FROM pgshift.confirmations WHERE answer = 'confirmed' ORDER BY id`);
     expect(conf.rows.map((r) => `${r.object} ${r.method}`)).toEqual(['public.petri_observations flag', 'public.gasifier_observations flag']);
     expect(conf.rows.every((r) => r.confirmed_by === os.userInfo().username)).toBe(true);
   });
@@ -70,27 +71,27 @@ describe('end to end, headless: the seed plan on the demo data, then back', () =
                                          (SELECT count(*) FROM petri_observations_with_names)::int AS pv, (SELECT count(*) FROM gasifier_observations_with_names)::int AS gv`);
     expect(counts.rows[0]).toEqual({ p: before.petri_observations!.rows, g: before.gasifier_observations!.rows, pv: before.petri_observations!.rows, gv: before.gasifier_observations!.rows });
     // the views now read the partitioned tables
-    const v = await c.query(`SELECT count(*)::int AS n FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid WHERE r.ev_class = 'public.petri_observations_with_names'::regclass AND d.refobjid = 'public.petri_observations'::regclass`);
-    expect(v.rows[0].n).toBeGreaterThan(0);
+    const v = await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid WHERE r.ev_class = 'public.petri_observations_with_names'::regclass AND d.refobjid = 'public.petri_observations'::regclass`);
+    expect(v.rows[0]!.n).toBeGreaterThan(0);
     // an insert as the app does it: defaults (uuid, serial, timestamps) fill in, the row lands in its month's partition
-    const ins = await c.query(`INSERT INTO petri_observations (program_id, site_id, petri_code, growth_index, created_at)
+    const ins = await c.query<{ observation_id: string; observation_seq: string; part: string }>(`INSERT INTO petri_observations (program_id, site_id, petri_code, growth_index, created_at)
                                SELECT program_id, site_id, 'E2E-1', 12.5, '2025-06-15 10:00+00' FROM sites LIMIT 1
                                RETURNING observation_id, observation_seq, tableoid::regclass::text AS part`);
-    expect(ins.rows[0].part).toBe('petri_observations_p2025_06');
-    expect(Number(ins.rows[0].observation_seq)).toBeGreaterThan(before.petri_observations!.rows);
+    expect(first(ins.rows, 'inserted observation').part).toBe('petri_observations_p2025_06');
+    expect(Number(first(ins.rows, 'inserted observation').observation_seq)).toBeGreaterThan(before.petri_observations!.rows);
     // the image table's FK now points at the partitioned table, on (observation_id, observation_created_at)
     await c.query(`INSERT INTO petri_observation_images (image_id, observation_id, observation_created_at, url)
-                   VALUES (gen_random_uuid(), $1, '2025-06-15 10:00+00', 'https://img/e2e.png')`, [ins.rows[0].observation_id]);
+                   VALUES (gen_random_uuid(), $1, '2025-06-15 10:00+00', 'https://img/e2e.png')`, [first(ins.rows, 'inserted observation').observation_id]);
     await expect(c.query(`INSERT INTO petri_observation_images (image_id, observation_id, observation_created_at, url)
                           VALUES (gen_random_uuid(), gen_random_uuid(), now(), 'https://img/orphan.png')`)).rejects.toThrow(/violates foreign key constraint/);
     const join = await c.query(`SELECT o.petri_code, i.url FROM petri_observation_images i JOIN petri_observations o USING (observation_id) WHERE o.petri_code = 'E2E-1'`);
     expect(join.rows).toEqual([{ petri_code: 'E2E-1', url: 'https://img/e2e.png' }]);
     // seed 003: a new program gets its own gasifier partition automatically
-    const prog = await c.query(`INSERT INTO pilot_programs (name) VALUES ('E2E program') RETURNING program_id`);
-    const g = await c.query(`INSERT INTO gasifier_observations (program_id, site_id, gasifier_code, measure)
-                             SELECT $1, site_id, 'G-E2E', 1.5 FROM sites LIMIT 1 RETURNING tableoid::regclass::text AS part, reading_no`, [prog.rows[0].program_id]);
-    expect(g.rows[0].part).toBe(`gasifier_observations_p_${String(prog.rows[0].program_id).replace(/-/g, '')}`);
-    expect(Number(g.rows[0].reading_no)).toBeGreaterThan(before.gasifier_observations!.rows);
+    const prog = await c.query<{ program_id: string }>(`INSERT INTO pilot_programs (name) VALUES ('E2E program') RETURNING program_id`);
+    const g = await c.query<{ part: string; reading_no: string }>(`INSERT INTO gasifier_observations (program_id, site_id, gasifier_code, measure)
+                             SELECT $1, site_id, 'G-E2E', 1.5 FROM sites LIMIT 1 RETURNING tableoid::regclass::text AS part, reading_no`, [first(prog.rows, 'inserted program').program_id]);
+    expect(first(g.rows, 'inserted gasifier reading').part).toBe(`gasifier_observations_p_${String(first(prog.rows, 'inserted program').program_id).replace(/-/g, '')}`);
+    expect(Number(first(g.rows, 'inserted gasifier reading').reading_no)).toBeGreaterThan(before.gasifier_observations!.rows);
     // undo the app writes so the rollback proof compares with the starting data
     await c.query(`DELETE FROM petri_observation_images WHERE url = 'https://img/e2e.png'`);
     await c.query(`DELETE FROM petri_observations WHERE petri_code = 'E2E-1'`);

@@ -72,7 +72,7 @@ describe('engine: journal, one run per database, resume after SIGKILL', () => {
   it('refuses a second pgshift on the same database, naming the holder', async () => {
     const loaded = loadPlan(writePlan(path.join(dir, 'b'), {}));
     const conn = resolveConnection(db.url);
-    const confirm = async () => ({ confirmed: false, method: 'declined' as const, by: 'test' });
+    const confirm = () => Promise.resolve({ confirmed: false, method: 'declined' as const, by: 'test' });
     const first = await Engine.open({ phases: PHASE_REGISTRY, conn, loaded, confirm, mode: 'test' });
     try {
       let err: unknown;
@@ -135,7 +135,7 @@ describe('engine: journal, one run per database, resume after SIGKILL', () => {
     const old = await q<{ status: string }>(db.client, `SELECT status FROM pgshift.runs WHERE run_id = $1`, [killedRun[0]!.run_id]);
     expect(old[0]!.status).toBe('interrupted');
     // steps finished before the kill were not run again (except those that re-check on every run: preflight, reports)
-    const probe = await Engine.open({ phases: PHASE_REGISTRY, conn: resolveConnection(db.url), loaded: loadPlan(file), confirm: async () => ({ confirmed: false, method: 'declined', by: 't' }), mode: 'plan', dryRun: true });
+    const probe = await Engine.open({ phases: PHASE_REGISTRY, conn: resolveConnection(db.url), loaded: loadPlan(file), confirm: () => Promise.resolve({ confirmed: false, method: 'declined', by: 't' }), mode: 'plan', dryRun: true });
     const rerunnable = new Set((await probe.plan([1, 2])).flatMap((p) => p.steps.filter((st) => st.rerunnable).map((st) => st.id)));
     await probe.close();
     const once = doneBefore.map((x) => x.step_id).filter((id) => !rerunnable.has(id));

@@ -154,7 +154,7 @@ describe('phase 2 defers the secondary indexes and outbound FKs; phase 3 builds 
     try {
       const steps = await (await import('../phases/3-data.js')).data.plan(o.engine.planContext());
       const step = steps.find((s) => s.id === 'finish:public.petri_observations')!;
-      const ctx = { ...o.engine.planContext(), runId: 0, stepId: step.id, operator: 't', signal: new AbortController().signal, log: () => {}, progress: () => {}, confirm: async () => ({ confirmed: false, method: 'declined' as const, by: 't' }), overrides: new Set<string>(), demo: false };
+      const ctx = { ...o.engine.planContext(), runId: 0, stepId: step.id, operator: 't', signal: new AbortController().signal, log: () => {}, progress: () => {}, confirm: () => Promise.resolve({ confirmed: false, method: 'declined' as const, by: 't' }), overrides: new Set<string>(), demo: false };
       const r = await step.run(ctx);
       expect(r.status).toBe('already-done');
       expect(r.failed).toBeUndefined();
@@ -211,9 +211,9 @@ describe('finish on a live table: lock timeouts, an invalid leftover, orphans', 
           onLog?.(m);
         },
         progress: () => {}, overrides: new Set<string>(), demo: false,
-        confirm: async (req: Omit<ConfirmRequest, 'stepId'>) => {
+        confirm: (req: Omit<ConfirmRequest, 'stepId'>) => {
           asked.push({ ...req, stepId: step.id });
-          return confirm({ ...req, stepId: step.id }) ? { confirmed: true, method: 'typed' as const, by: 't' } : { confirmed: false, method: 'declined' as const, by: 't' };
+          return Promise.resolve(confirm({ ...req, stepId: step.id }) ? { confirmed: true, method: 'typed' as const, by: 't' } : { confirmed: false, method: 'declined' as const, by: 't' });
         },
       };
       const r = await step.run(ctx).catch((e: Error) => e);
@@ -281,7 +281,7 @@ describe('finish on a live table: lock timeouts, an invalid leftover, orphans', 
         }
       });
       await holder.query('COMMIT').catch(() => {});
-      expect(ok.r instanceof Error ? ok.r.message : (ok.r as StepResult).failed).toBeUndefined();
+      expect(ok.r instanceof Error ? ok.r.message : ok.r.failed).toBeUndefined();
       expect((ok.r as StepResult).status).toBe('done');
       expect(ok.asked).toHaveLength(1); // only the leftover of the earlier run, not the step's own retries
       expect(ok.logs.some((l) => l.startsWith(`${name} on ${part} is INVALID (left by an interrupted CREATE INDEX CONCURRENTLY): dropping it and building it again`))).toBe(true);
@@ -359,7 +359,7 @@ describe('PostgreSQL 15: a parent FK adopts validated partition FKs without scan
       const fk = { newName: 'c_r_fkey_p', sourceName: 'c_r_fkey', definition: 'FOREIGN KEY (r) REFERENCES public.ref(id)', statement: '', comment: null };
       const err = await finishDeferred(pool, {
         stepId: 'finish:test', schema: 'public', table: 'c', deferred: { indexes: [], foreignKeys: [fk] }, signal: new AbortController().signal,
-        log: (m) => logs.push(m), progress: () => {}, confirm: async () => ({ confirmed: false, method: 'declined', by: 't' }),
+        log: (m) => logs.push(m), progress: () => {}, confirm: () => Promise.resolve({ confirmed: false, method: 'declined', by: 't' }),
       }).catch((e: Error & { code?: string }) => e);
       expect(err).toBeInstanceOf(Error);
       expect((err as Error & { code?: string }).code).toBe('23503');

@@ -8,6 +8,7 @@ import type { IntegrityReport } from '../source/copy/integrity.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { captureIo } from './helpers/io.js';
 import { PETRI_ENTRY, createPetriTarget, openEngine, tmpDir, writePlan } from './fixtures/copy-helpers.js';
+import { first } from '../source/db/session.js';
 
 describe('integrity report: counts, row-hash content comparison, FK orphans', () => {
   let db: FreshDb;
@@ -32,7 +33,7 @@ describe('integrity report: counts, row-hash content comparison, FK orphans', ()
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  const artifact = async () => (await db.client.query(`SELECT value FROM pgshift.artifacts WHERE key = 'integrity-report'`)).rows[0].value as IntegrityReport;
+  const artifact = async () => first((await db.client.query<{ value: IntegrityReport }>(`SELECT value FROM pgshift.artifacts WHERE key = 'integrity-report'`)).rows, 'integrity report').value;
 
   it('passes on a faithful copy, with exact counts and rows per partition', async () => {
     const r = await artifact();
@@ -41,8 +42,8 @@ describe('integrity report: counts, row-hash content comparison, FK orphans', ()
     expect(t).toMatchObject({ table: 'public.petri_observations', target: 'public.petri_observations_partitioned', oldRows: 8000, newRows: 8000, missing: 0, extra: 0, mismatched: 0, pass: true });
     expect(t.partitions).toHaveLength(25);
     expect(t.partitions.reduce((a, p) => a + p.rows, 0)).toBe(8000);
-    const real = await db.client.query(`SELECT count(*)::int AS n FROM public.petri_observations_partitioned_p2025_11`);
-    expect(t.partitions.find((p) => p.name === 'petri_observations_partitioned_p2025_11')!.rows).toBe(real.rows[0].n);
+    const real = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.petri_observations_partitioned_p2025_11`);
+    expect(t.partitions.find((p) => p.name === 'petri_observations_partitioned_p2025_11')!.rows).toBe(real.rows[0]!.n);
     expect(t.orphans.map((o) => [o.constraint, o.direction, o.count])).toEqual([
       ['petri_observations_program_id_fkey', 'outbound', 0],
       ['petri_observations_site_id_fkey', 'outbound', 0],
@@ -56,15 +57,15 @@ describe('integrity report: counts, row-hash content comparison, FK orphans', ()
 
   it('catches a missing row, an extra row, a changed value, a moved row and the FK orphans they make', async () => {
     // missing: a row that has an image (so the image becomes an inbound orphan)
-    const gone = (await db.client.query(`SELECT o.observation_id::text AS id FROM public.petri_observations o
-        WHERE EXISTS (SELECT 1 FROM public.petri_observation_images i WHERE i.observation_id = o.observation_id) ORDER BY 1 LIMIT 1`)).rows[0].id;
+    const gone = first((await db.client.query<{ id: string }>(`SELECT o.observation_id::text AS id FROM public.petri_observations o
+        WHERE EXISTS (SELECT 1 FROM public.petri_observation_images i WHERE i.observation_id = o.observation_id) ORDER BY 1 LIMIT 1`)).rows, 'observation with an image').id;
     await db.client.query(`DELETE FROM public.petri_observations_partitioned WHERE observation_id = $1`, [gone]);
     // extra: a row only in the new table, pointing at a program that does not exist (outbound orphan)
     const extra = '00000000-0000-4000-8000-000000000001';
     await db.client.query(`INSERT INTO public.petri_observations_partitioned (observation_id, program_id, site_id, petri_code, created_at)
         SELECT $1, '00000000-0000-4000-8000-0000000000ff', site_id, 'PLANTED', '2025-03-03' FROM public.sites LIMIT 1`, [extra]);
     // changed value, and a row moved to another partition (partition key changed): both "changed", not missing + extra
-    const [v, m] = (await db.client.query(`SELECT observation_id::text AS id FROM public.petri_observations o
+    const [v, m] = (await db.client.query<{ id: string }>(`SELECT observation_id::text AS id FROM public.petri_observations o
         WHERE NOT EXISTS (SELECT 1 FROM public.petri_observation_images i WHERE i.observation_id = o.observation_id) ORDER BY 1 DESC LIMIT 2`)).rows.map((x) => x.id);
     await db.client.query(`UPDATE public.petri_observations_partitioned SET growth_index = growth_index + 0.01 WHERE observation_id = $1`, [v]);
     await db.client.query(`UPDATE public.petri_observations_partitioned SET created_at = created_at - interval '45 days' WHERE observation_id = $1`, [m]);
@@ -129,7 +130,7 @@ describe('end to end through phase 2 (real structure) and phase 3 on the demo da
   });
 
   it('phase 2 builds both partitioned tables, phase 3 copies them, the report passes and pruning works', async () => {
-    const seed = JSON.parse(fs.readFileSync(path.resolve(__dirname, '../examples/seed-plan/plan.json'), 'utf8'));
+    const seed = JSON.parse(fs.readFileSync(path.resolve(__dirname, '../examples/seed-plan/plan.json'), 'utf8')) as { partition: unknown[]; pruning: unknown };
     const file = writePlan(path.join(dir, 'a'), { partition: seed.partition, pruning: seed.pruning, copy: { batchRows: 1000 } });
     const o = await openEngine(db.url, file);
     try {
@@ -138,7 +139,7 @@ describe('end to end through phase 2 (real structure) and phase 3 on the demo da
     } finally {
       await o.engine.close();
     }
-    const r = (await db.client.query(`SELECT value FROM pgshift.artifacts WHERE key = 'integrity-report'`)).rows[0].value as IntegrityReport;
+    const r = first((await db.client.query<{ value: IntegrityReport }>(`SELECT value FROM pgshift.artifacts WHERE key = 'integrity-report'`)).rows, 'integrity report').value;
     expect(r.pass).toBe(true);
     expect(r.tables.map((t) => [t.table, t.oldRows, t.newRows])).toEqual([
       ['public.petri_observations', 6000, 6000],
@@ -151,7 +152,7 @@ describe('end to end through phase 2 (real structure) and phase 3 on the demo da
     expect(await main(['plan', '--phase', '3', '--plan', file, '--db', db.url], io)).toBe(0);
     const text = io.text();
     expect(text).toContain('-- ▶ copy:public.petri_observations: Copy public.petri_observations → petri_observations_partitioned');
-    expect(text).toMatch(/WITH ins AS \(\n  INSERT INTO "public"\."petri_observations_partitioned" \(/);
+    expect(text).toMatch(/WITH ins AS \(\n {2}INSERT INTO "public"\."petri_observations_partitioned" \(/);
     expect(text).toContain('EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT count(*), avg(growth_index) FROM public.petri_observations');
   });
 });

@@ -8,6 +8,7 @@ import { privilegeChecks } from '../source/preflight-privileges.js';
 import { FullMonitor } from '../source/ui/components/monitor-panel.js';
 import { monitorLines } from '../source/ui/monitor-lines.js';
 import { strip, tick } from './ui/harness.js';
+import { first } from '../source/db/session.js';
 
 /**
  * The monitors as a non-superuser owner without pg_read_all_stats (managed PostgreSQL before the GRANT): other
@@ -140,7 +141,7 @@ describe('monitors without pg_read_all_stats (non-superuser roles)', () => {
     expect(text).toMatch(/virtualxid \(an older snapshot: CREATE INDEX CONCURRENTLY waits/);
     await reader.query('COMMIT');
     await building;
-    const idx = await db.client.query(`SELECT indisvalid FROM pg_index WHERE indexrelid = 'public.accounts_balance_idx'::regclass`);
-    expect(idx.rows[0].indisvalid).toBe(true);
+    const idx = await db.client.query<{ indisvalid: boolean }>(`SELECT indisvalid FROM pg_index WHERE indexrelid = 'public.accounts_balance_idx'::regclass`);
+    expect(first(idx.rows, 'pg_index row').indisvalid).toBe(true);
   });
 });

@@ -109,7 +109,7 @@ describe('live monitors against a real PostgreSQL', () => {
     const err = await running;
     expect(err?.code).toBe('57014'); // query_canceled
     // the session survives a cancel
-    expect((await sleeper.query('SELECT 1 AS one')).rows[0].one).toBe(1);
+    expect((await sleeper.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one).toBe(1);
   });
 
   it('idle in transaction shows up; terminate ends that session', async () => {
@@ -122,8 +122,8 @@ describe('live monitors against a real PostgreSQL', () => {
     expect(snap.long.find((x) => x.pid === ip)!.state).toBe('idle in transaction');
     expect(await terminateBackend(mon, ip)).toBe(true);
     await snapshotUntil(mon, 1, (s) => !s.long.some((a) => a.pid === ip), 'the session to be gone');
-    const gone = await db.client.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [ip]);
-    expect(gone.rows[0].n).toBe(0);
+    const gone = await db.client.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [ip]);
+    expect(gone.rows[0]!.n).toBe(0);
   });
 
   it('in the wizard: m opens the monitors, t asks, y terminates and journals it; n sends nothing', async () => {
@@ -149,14 +149,14 @@ describe('live monitors against a real PostgreSQL', () => {
       expect(m.frame()).toContain('its session ends: its open transaction rolls back');
       await press(m.ui.stdin, 'n');
       await waitFor(() => m.frame().includes(`terminate pid ${ip}: not confirmed, nothing sent`), 'the decline');
-      expect((await db.client.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [ip])).rows[0].n).toBe(1);
+      expect((await db.client.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [ip])).rows[0]!.n).toBe(1);
       // then confirmed
       await press(m.ui.stdin, 't');
       await waitFor(() => m.frame().includes(`CONFIRM: TERMINATE pid ${ip}`), 'the confirmation again');
       await press(m.ui.stdin, 'y');
       await waitFor(() => m.frame().includes(`terminate pid ${ip}: sent`), 'the terminate');
       await waitFor(() => !m.frame().includes(`pid ${ip} idle in transaction`), 'the session to leave the screen', 10_000);
-      expect((await db.client.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [ip])).rows[0].n).toBe(0);
+      expect((await db.client.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [ip])).rows[0]!.n).toBe(0);
       const j = await db.client.query(`SELECT step_id, kind, object, statements, answer, method, confirmed_by FROM pgshift.confirmations WHERE object = $1 ORDER BY id`, [`pid ${ip}`]);
       expect(j.rows).toEqual([
         { step_id: 'monitor', kind: 'terminate', object: `pid ${ip}`, statements: [`SELECT pg_terminate_backend(${ip})`], answer: 'declined', method: 'declined', confirmed_by: 'tester' },
@@ -187,8 +187,8 @@ describe('monitor refresh cost on the demo database with 100 extra idle connecti
   });
 
   it('measures costMs (median and max of 30 refreshes) and stays far under the 1 s statement_timeout', async () => {
-    const n = await db.client.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database()`);
-    expect(n.rows[0].n).toBeGreaterThanOrEqual(101);
+    const n = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database()`);
+    expect(n.rows[0]!.n).toBeGreaterThanOrEqual(101);
     const mon = await openMonitorClient(resolveConnection(db.url).config);
     try {
       const costs: number[] = [];
@@ -196,7 +196,7 @@ describe('monitor refresh cost on the demo database with 100 extra idle connecti
       costs.sort((a, b) => a - b);
       const median = costs[15]!;
       const max = costs[29]!;
-      console.log(`[monitor cost] ${n.rows[0].n} sessions on the database: median ${median.toFixed(2)} ms, max ${max.toFixed(2)} ms per refresh`);
+      console.log(`[monitor cost] ${n.rows[0]!.n} sessions on the database: median ${median.toFixed(2)} ms, max ${max.toFixed(2)} ms per refresh`);
       expect(median).toBeLessThan(100);
       expect(max).toBeLessThan(1000);
     } finally {

@@ -2,7 +2,6 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { Engine } from '../source/engine/engine.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { loadPlan, type LoadedPlan } from '../source/plan/load.js';
@@ -13,7 +12,7 @@ import { examplePlanPath } from '../source/paths.js';
 import type { BackupArtifact } from '../source/backup.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
 
-const yes: ConfirmFn = async () => ({ confirmed: true, method: 'yes', by: 'test' });
+const yes: ConfirmFn = () => Promise.resolve({ confirmed: true, method: 'yes', by: 'test' });
 
 /** The example plan copied to a temp dir (its backups go there), optionally changed. */
 function examplePlanCopy(change: (p: Record<string, unknown>) => void = () => {}): { dir: string; loaded: LoadedPlan } {

@@ -15,7 +15,7 @@ import type { StructureArtifact } from '../source/structure/build.js';
 import { finishDeferred } from '../source/copy/finish.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
 
-const yes: ConfirmFn = async () => ({ confirmed: true, method: 'yes', by: 'test' });
+const yes: ConfirmFn = () => Promise.resolve({ confirmed: true, method: 'yes', by: 'test' });
 
 async function q<T = Record<string, unknown>>(c: pg.Client, sql: string, params: unknown[] = []): Promise<T[]> {
   return (await c.query(sql, params)).rows as T[];
@@ -330,7 +330,7 @@ describe('phase 2: names that need quoting, list values, SQL files', () => {
     try {
       const fin = await finishDeferred(engine.planContext().db, {
         stepId: 'finish:test', schema: 'Mixed Schema', table: 'Odd "Obs" Table_partitioned', deferred: art!.value.deferred!, signal: new AbortController().signal,
-        log: () => {}, progress: () => {}, confirm: async () => ({ confirmed: false, method: 'declined', by: 't' }),
+        log: () => {}, progress: () => {}, confirm: () => Promise.resolve({ confirmed: false, method: 'declined', by: 't' }),
       });
       expect(fin.indexes).toMatchObject([{ name: 'By "Created At"_p', partitions: parts.length, built: parts.length, valid: true }]);
     } finally {

@@ -26,8 +26,8 @@ type StepFailed = Extract<EngineEvent, { type: 'step-failed' }>;
 type StepLog = Extract<EngineEvent, { type: 'step-log' }>;
 
 async function artifact<T>(c: pg.Client, key: string): Promise<T | null> {
-  const r = await c.query(`SELECT value FROM pgshift.artifacts WHERE key = $1`, [key]);
-  return (r.rows[0]?.value as T) ?? null;
+  const r = await c.query<{ value: T }>(`SELECT value FROM pgshift.artifacts WHERE key = $1`, [key]);
+  return r.rows[0]?.value ?? null;
 }
 
 describe('phase 4 · dependencies, after the real phases 1–3', () => {
@@ -105,9 +105,9 @@ describe('phase 4 · dependencies, after the real phases 1–3', () => {
     await db.client.query(`GRANT INSERT, UPDATE ON public.petri_observations TO anon`);
     await db.client.query(`GRANT UPDATE (notes) ON public.petri_observations TO authenticated`);
     await db.client.query(`REVOKE TRUNCATE ON public.gasifier_observations FROM service_role`);
-    expect((await db.client.query(`SELECT has_table_privilege('service_role', 'public.gasifier_observations_partitioned', 'TRUNCATE') AS t`)).rows[0].t).toBe(true);
-    const before = await db.client.query(`SELECT has_table_privilege('anon', 'public.petri_observations_partitioned', 'INSERT') AS i`);
-    expect(before.rows[0].i).toBe(false);
+    expect((await db.client.query<{ t: boolean }>(`SELECT has_table_privilege('service_role', 'public.gasifier_observations_partitioned', 'TRUNCATE') AS t`)).rows[0]!.t).toBe(true);
+    const before = await db.client.query<{ i: boolean }>(`SELECT has_table_privilege('anon', 'public.petri_observations_partitioned', 'INSERT') AS i`);
+    expect(before.rows[0]!.i).toBe(false);
     const n = events.length;
     const o = await engine.run({ phases: [4] });
     expect(o.message ?? '').toBe('');
@@ -167,8 +167,8 @@ describe('phase 4 · dependencies, after the real phases 1–3', () => {
     expect(after.rows[0]).toEqual({ i: true, u: true, c: true, c2: false, t: false, d: true });
     expect(done(ev, 'grants:public.petri_observations')!.summary).toMatch(/^granted 3 missing privilege\(s\), revoked 0/);
     expect(done(ev, 'grants:public.gasifier_observations')!.summary).toMatch(/^granted 0 missing privilege\(s\), revoked 1/);
-    const acl = await db.client.query(`SELECT (SELECT relacl::text FROM pg_class WHERE oid = 'public.petri_observations'::regclass) = (SELECT relacl::text FROM pg_class WHERE oid = 'public.petri_observations_partitioned'::regclass) AS same`);
-    expect(acl.rows[0].same).toBe(true);
+    const acl = await db.client.query<{ same: boolean | null }>(`SELECT (SELECT relacl::text FROM pg_class WHERE oid = 'public.petri_observations'::regclass) = (SELECT relacl::text FROM pg_class WHERE oid = 'public.petri_observations_partitioned'::regclass) AS same`);
+    expect(acl.rows[0]!.same).toBe(true);
     expect(logs(ev, 'grants:public.petri_observations').some((m) => /granted on public\.petri_observations after phase 2 built/.test(m))).toBe(true);
   });
 
@@ -198,7 +198,7 @@ describe('phase 4 · dependencies, after the real phases 1–3', () => {
 
   it('the swap re-creates the materialized view WITH DATA on the new table, with its index, grant and comment', async () => {
     confirms.add('public.petri_observations');
-    const rows0 = await db.client.query(`SELECT count(*)::int AS n, sum(n)::int AS total FROM public.petri_monthly_mv`);
+    const rows0 = await db.client.query<{ n: number; total: number | null }>(`SELECT count(*)::int AS n, sum(n)::int AS total FROM public.petri_monthly_mv`);
     const n = events.length;
     const o = await engine.run({ phases: [5], only: ['swap:public.petri_observations'] });
     expect(o.message ?? '').toBe('');
@@ -214,7 +214,7 @@ describe('phase 4 · dependencies, after the real phases 1–3', () => {
              obj_description('public.petri_monthly_mv'::regclass, 'pg_class') AS comment,
              to_regclass('public.petri_monthly_mv_key') IS NOT NULL AS indexed,
              (SELECT count(*)::int FROM public.petri_monthly_mv) AS n, (SELECT sum(n)::int FROM public.petri_monthly_mv) AS total`);
-    expect(mv.rows[0]).toEqual({ on_new: true, kind: 'p', granted: true, comment: 'monthly petri counts', indexed: true, n: rows0.rows[0].n, total: rows0.rows[0].total });
+    expect(mv.rows[0]).toEqual({ on_new: true, kind: 'p', granted: true, comment: 'monthly petri counts', indexed: true, n: rows0.rows[0]!.n, total: rows0.rows[0]!.total });
     const sd = done(since(n), 'swap:public.petri_observations')!;
     expect(sd.summary).toMatch(/exclusive lock held \d+ ms/);
   });
@@ -228,7 +228,6 @@ describe('phase 4 · dependencies, after the real phases 1–3', () => {
     // changed after it was applied: refused with both checksums, nothing run
     fs.writeFileSync(file, text.replace('AS site_name', 'AS site_label'));
     const fp = await catalogFingerprint(db.client);
-    let n = events.length;
     let o = await engine.run({ phases: [4] });
     expect(o.status).toBe('failed');
     expect(o.message).toMatch(new RegExp(`sql:${rel.replace(/[.]/g, '\\.')}: ${rel.replace(/[.]/g, '\\.')} changed after it was applied .*applied sha256 ${a.checksum}`));
@@ -237,18 +236,18 @@ describe('phase 4 · dependencies, after the real phases 1–3', () => {
     // a file with a psql meta-command: refused with its line, before anything runs
     fs.writeFileSync(path.join(dir, 'sql/037_meta.sql'), 'CREATE VIEW public.meta_v AS SELECT 1 AS one;\n\\i other.sql\n');
     const planFile = path.join(dir, 'plan.json');
-    const plan = JSON.parse(fs.readFileSync(planFile, 'utf8'));
+    const plan = JSON.parse(fs.readFileSync(planFile, 'utf8')) as { sql: { dependencies: string[] } };
     plan.sql.dependencies.push('sql/037_meta.sql');
     fs.writeFileSync(planFile, JSON.stringify(plan));
     await engine.close();
     engine = await Engine.open({ phases: PHASE_REGISTRY, conn: resolveConnection(db.url), loaded: loadPlan(planFile), mode: 'test', operator: 'tester', confirm: flagConfirmer({ confirms, overrides: new Set(), operator: 'tester' }) });
     engine.on((e) => events.push(e));
-    n = events.length;
+    const n = events.length;
     o = await engine.run({ phases: [4] });
     expect(o.status).toBe('failed');
     expect(o.message).toMatch(/sql\/037_meta\.sql refused: line 2: \\i other\.sql — psql meta-command/);
     expect(since(n).filter((e): e is StepDone => e.type === 'step-done' && e.stepId.startsWith('sql:sql/03')).map((e) => e.status)).toEqual(['already-done', 'already-done', 'done']);
-    expect((await db.client.query(`SELECT to_regclass('public.meta_v') AS v`)).rows[0].v).toBeNull();
+    expect((await db.client.query<{ v: string | null }>(`SELECT to_regclass('public.meta_v') AS v`)).rows[0]!.v).toBeNull();
   });
 
   it('timing a materialized view is bounded: past the limit it reads as "longer than", a failing query as not timed', async () => {

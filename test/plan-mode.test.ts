@@ -36,8 +36,8 @@ describe('pgshift plan (dry run)', () => {
     expect(text).toMatch(/-- \+ view public\.\S+ re-created against the new table/);
     // nothing changed: not even the journal schema exists
     expect(await catalogFingerprint(db.client)).toBe(before);
-    const j = await db.client.query(`SELECT to_regnamespace('pgshift') AS n`);
-    expect(j.rows[0].n).toBeNull();
+    const j = await db.client.query<{ n: string | null }>(`SELECT to_regnamespace('pgshift') AS n`);
+    expect(j.rows[0]!.n).toBeNull();
     const rowsAfter = await db.client.query(`SELECT (SELECT count(*) FROM petri_observations) AS p, (SELECT count(*) FROM gasifier_observations) AS g`);
     expect(rowsAfter.rows).toEqual(rowsBefore.rows);
     // the rollback preview is also a dry run
@@ -68,7 +68,7 @@ describe('pgshift plan (dry run)', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-plancmd-'));
     fs.cpSync(path.dirname(examplePlanPath()), dir, { recursive: true });
     const planFile = path.join(dir, 'plan.json');
-    const plan = JSON.parse(fs.readFileSync(planFile, 'utf8'));
+    const plan = JSON.parse(fs.readFileSync(planFile, 'utf8')) as { retention: Record<string, unknown>; copy: Record<string, unknown> };
     plan.retention = { ...plan.retention, days: 0 };
     plan.copy = { ...plan.copy, batchRows: 2000 };
     fs.writeFileSync(planFile, JSON.stringify(plan));
@@ -100,7 +100,7 @@ describe('pgshift plan (dry run)', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-planbad-'));
     fs.cpSync(path.dirname(examplePlanPath()), dir, { recursive: true });
     const planFile = path.join(dir, 'plan.json');
-    const plan = JSON.parse(fs.readFileSync(planFile, 'utf8'));
+    const plan = JSON.parse(fs.readFileSync(planFile, 'utf8')) as { partition: [{ key: string }] };
     plan.partition[0].key = 'no_such_column';
     fs.writeFileSync(planFile, JSON.stringify(plan));
     const other = await freshDatabase('plan_refuse');

@@ -71,9 +71,9 @@ describe('plan file validation', () => {
   });
 
   async function untouched() {
-    const r = await db.client.query(`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'pgshift'`);
-    const t = await db.client.query(`SELECT count(*)::int AS n FROM pg_class WHERE relnamespace = 'public'::regnamespace`);
-    return r.rows[0].n === 0 && t.rows[0].n === 0;
+    const r = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'pgshift'`);
+    const t = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_class WHERE relnamespace = 'public'::regnamespace`);
+    return r.rows[0]!.n === 0 && t.rows[0]!.n === 0;
   }
 
   it.each(CASES)('%s: names the path and what was expected, exit 2, database untouched', async (name, plan, line) => {
@@ -126,7 +126,7 @@ describe('plan file validation', () => {
 
   it('the example plan is valid and the committed JSON Schema is current', async () => {
     const root = path.resolve(__dirname, '..');
-    const committed = JSON.parse(fs.readFileSync(path.join(root, 'plan.schema.json'), 'utf8'));
+    const committed = JSON.parse(fs.readFileSync(path.join(root, 'plan.schema.json'), 'utf8')) as unknown;
     expect(committed).toEqual(JSON.parse(JSON.stringify(planJsonSchema())));
     const io = captureIo();
     expect(await main(['schema'], io)).toBe(0);

@@ -100,8 +100,8 @@ describe('verify:pruning on the demo data', () => {
     }
     // warned, never failed; the DELETE ran under EXPLAIN ANALYZE in a read-only transaction: nothing deleted
     expect(step.warnings?.some((w) => w.startsWith('no key filter: no pruning'))).toBe(true);
-    const n = await db.client.query(`SELECT count(*)::int AS n FROM public.petri_observations WHERE created_at < '2024-02-01'`);
-    expect(n.rows[0].n).toBeGreaterThan(0);
+    const n = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.petri_observations WHERE created_at < '2024-02-01'`);
+    expect(n.rows[0]!.n).toBeGreaterThan(0);
     expect(String(verdict('writes are rolled back')[6])).toMatch(/could not run: cannot execute DELETE in a read-only transaction/);
     expect(o.logs().join('\n')).toContain('ANALYZE public.petri_observations_partitioned (autovacuum never analyzes a partitioned parent');
   });

@@ -15,6 +15,7 @@ import { takeSnapshot, diffSnapshots, tableFingerprint, type CatalogSnapshot } f
 import { sha256File } from '../source/restore.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
+import { first } from '../source/db/session.js';
 
 const TABLES = ['petri_observations', 'gasifier_observations', 'petri_observation_images', 'gasifier_alerts', 'pilot_programs'];
 
@@ -25,8 +26,8 @@ async function fingerprints(c: pg.Client, exclude = ''): Promise<Record<string, 
     out[t] = `${f.rows}:${f.hash}`;
   }
   if (exclude) {
-    const r = await c.query(`SELECT count(*) AS n, md5(coalesce(string_agg(md5(t::text), '' ORDER BY md5(t::text)), '')) AS h FROM public.petri_observations t WHERE petri_code <> $1`, [exclude]);
-    out.petri_observations = `${r.rows[0].n}:${r.rows[0].h}`;
+    const r = await c.query<{ n: string; h: string }>(`SELECT count(*) AS n, md5(coalesce(string_agg(md5(t::text), '' ORDER BY md5(t::text)), '')) AS h FROM public.petri_observations t WHERE petri_code <> $1`, [exclude]);
+    out.petri_observations = `${r.rows[0]!.n}:${r.rows[0]!.h}`;
   }
   return out;
 }
@@ -45,7 +46,7 @@ describe('rollback after the swap restores the exact catalog and data', () => {
     engine = await Engine.open({
       phases: PHASE_REGISTRY,
       conn: resolveConnection(db.url), loaded, mode: 'test', operator: 'tester',
-      confirm: async (r) => (requests.push(r), { confirmed: true, method: r.typed ? 'typed' : 'yes', by: 'tester', typedText: r.typed ? r.object : undefined }),
+      confirm: (r) => (requests.push(r), Promise.resolve({ confirmed: true, method: r.typed ? 'typed' : 'yes', by: 'tester', typedText: r.typed ? r.object : undefined })),
     });
   });
   afterAll(async () => {
@@ -57,7 +58,7 @@ describe('rollback after the swap restores the exact catalog and data', () => {
   it('swap back carries rows written after the swap; diffSnapshots = [] and equal content hashes', async () => {
     const before = await fingerprints(db.client);
     expect((await engine.run({ phases: [1], only: ['snapshot:catalog'] })).status).toBe('completed');
-    const snap = (await db.client.query(`SELECT value FROM pgshift.artifacts WHERE key = 'snapshot:catalog'`)).rows[0].value as CatalogSnapshot;
+    const snap = first((await db.client.query<{ value: CatalogSnapshot }>(`SELECT value FROM pgshift.artifacts WHERE key = 'snapshot:catalog'`)).rows, 'catalog snapshot').value;
     expect(Object.keys(snap.objects).length).toBeGreaterThan(100);
     // the migration, with phase 2/3 stood in for by the fixture, plus the plan's SQL files of phase 4
     for (const f of engine.opts.loaded.plan.sql.structure) await db.client.query(fs.readFileSync(path.join(engine.opts.loaded.dir, f), 'utf8'));
@@ -92,18 +93,18 @@ describe('rollback after the swap restores the exact catalog and data', () => {
     expect(created.impact.some((l) => /table public.report_folders holds rows: left in place/.test(l))).toBe(true);
     // its policy reads report_folder_permissions: that one stays too
     expect(created.impact.some((l) => /table public.report_folder_permissions is empty but public.report_folders .* depends on it/.test(l))).toBe(true);
-    const verify = await db.client.query(`SELECT summary FROM pgshift.steps WHERE step_id = 'rollback:verify' ORDER BY started_at DESC LIMIT 1`);
-    expect(verify.rows[0].summary).toMatch(/except 2 table\(s\) left in place/);
+    const verify = await db.client.query<{ summary: string | null }>(`SELECT summary FROM pgshift.steps WHERE step_id = 'rollback:verify' ORDER BY started_at DESC LIMIT 1`);
+    expect(first(verify.rows, 'rollback:verify step').summary).toMatch(/except 2 table\(s\) left in place/);
     await db.client.query(`DROP TABLE public.report_folders, public.report_folder_permissions`); // the operator's call, after reading the report
 
     // the proof: catalog identical to the snapshot, data identical (plus the row written after the swap)
     expect(diffSnapshots(snap, await takeSnapshot(db.client))).toEqual([]);
     const after = await fingerprints(db.client, 'AFTER-SWAP');
     expect(after).toEqual(before);
-    const kept = await db.client.query(`SELECT count(*)::int AS n FROM public.petri_observations WHERE petri_code IN ('AFTER-SWAP', 'GONE')`);
-    expect(kept.rows[0].n).toBe(1);
-    const fk = await db.client.query(`SELECT convalidated FROM pg_constraint WHERE conname = 'petri_observation_images_observation_id_fkey'`);
-    expect(fk.rows[0].convalidated).toBe(true);
+    const kept = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.petri_observations WHERE petri_code IN ('AFTER-SWAP', 'GONE')`);
+    expect(kept.rows[0]!.n).toBe(1);
+    const fk = await db.client.query<{ convalidated: boolean }>(`SELECT convalidated FROM pg_constraint WHERE conname = 'petri_observation_images_observation_id_fkey'`);
+    expect(first(fk.rows, 'image foreign key').convalidated).toBe(true);
     // the journal forgot the undone steps: a new run starts over
     const st = await db.client.query(`SELECT step_id FROM pgshift.step_state WHERE step_id LIKE 'swap:%' OR step_id LIKE 'dependencies:%' OR step_id = 'snapshot:catalog'`);
     expect(st.rows).toEqual([]);
@@ -139,7 +140,7 @@ describe('rollback after the swap restores the exact catalog and data', () => {
     engine = await Engine.open({
       phases: PHASE_REGISTRY,
       conn: resolveConnection(db.url), loaded: engine.opts.loaded, mode: 'test', operator: 'tester',
-      confirm: async (r) => (seen.push(r), { confirmed: true, method: 'typed', by: 'tester', typedText: r.object }),
+      confirm: (r) => (seen.push(r), Promise.resolve({ confirmed: true, method: 'typed', by: 'tester', typedText: r.object })),
     });
     const o = await engine.run({ phases: ['rollback'] });
     expect(o.status).toBe('stopped');

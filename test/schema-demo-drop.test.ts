@@ -8,6 +8,7 @@ import { examplePlanPath } from '../source/paths.js';
 import { diffSnapshots, takeSnapshot, tableFingerprint, type CatalogSnapshot } from '../source/snapshot.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { captureIo } from './helpers/io.js';
+import { first } from '../source/db/session.js';
 
 /**
  * The demo's rollback after the drop (it failed on sites_pkey with pg_restore --clean of the whole database), then
@@ -23,10 +24,10 @@ describe('the demo: rollback after the old tables were dropped, then a fresh bac
     db = await freshDatabase('schema_demo_drop');
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-demo-drop-'));
     await createDemoDatabase(db.client, { rows: 3000 });
-    const p = JSON.parse(fs.readFileSync(examplePlanPath(), 'utf8'));
+    const p = JSON.parse(fs.readFileSync(examplePlanPath(), 'utf8')) as { backup: { directory: string }; retention: { days: number }; sql: Record<'structure' | 'dependencies', string[]> };
     p.backup.directory = path.join(dir, 'backups');
     p.retention = { days: 0 };
-    for (const k of ['structure', 'dependencies']) p.sql[k] = p.sql[k].map((f: string) => path.join(path.dirname(examplePlanPath()), f));
+    for (const k of ['structure', 'dependencies'] as const) p.sql[k] = p.sql[k].map((f) => path.join(path.dirname(examplePlanPath()), f));
     plan = path.join(dir, 'plan.json');
     fs.writeFileSync(plan, JSON.stringify(p));
     before = {};
@@ -60,7 +61,7 @@ describe('the demo: rollback after the old tables were dropped, then a fresh bac
     expect(run.code, run.out).toBe(0);
     expect(run.confirms).toEqual(names);
     expect(run.out).toMatch(/public\.petri_observations is the partitioned table already and public\.petri_observations_old was dropped/);
-    expect((await db.client.query(`SELECT to_regclass('public.petri_observations_old') IS NULL AND to_regclass('public.gasifier_observations_old') IS NULL AS gone`)).rows[0].gone).toBe(true);
+    expect((await db.client.query<{ gone: boolean }>(`SELECT to_regclass('public.petri_observations_old') IS NULL AND to_regclass('public.gasifier_observations_old') IS NULL AS gone`)).rows[0]!.gone).toBe(true);
     // the swap confirmation shows the backup file's own time, not a re-verification's
     expect(run.out).toMatch(/protection: backup \S+\.dump \([^)]+\), taken \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, verified /);
 
@@ -79,7 +80,7 @@ describe('the demo: rollback after the old tables were dropped, then a fresh bac
     expect(await main(['--headless', '--plan', plan, '--db', db.url, '--until', '1'], io), io.text()).toBe(0);
     expect(io.text()).not.toMatch(/backup:pg_dump {2}already done/);
     expect(fs.readdirSync(path.join(dir, 'backups'))).toHaveLength(2);
-    const art = await db.client.query(`SELECT value->>'file' AS file FROM pgshift.artifacts WHERE key = 'backup'`);
-    expect(files0).not.toContain(path.basename(art.rows[0].file));
+    const art = await db.client.query<{ file: string }>(`SELECT value->>'file' AS file FROM pgshift.artifacts WHERE key = 'backup'`);
+    expect(files0).not.toContain(path.basename(first(art.rows, 'backup artifact').file));
   });
 });

@@ -10,6 +10,7 @@ import type { EngineEvent } from '../source/engine/types.js';
 import { freshDatabase, serverUrl, type FreshDb } from './helpers/db.js';
 import { createRentalFixture, type RentalFixture } from './fixtures/rental-schema.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
+import { first } from '../source/db/session.js';
 
 /** The key column's fill is resumable: stopped after a committed batch, the next run continues from its checkpoint. */
 describe('addKeyColumns: the keyset fill stops and resumes from its checkpoint', () => {
@@ -31,7 +32,7 @@ describe('addKeyColumns: the keyset fill stops and resumes from its checkpoint',
 
   const open = () => Engine.open({
     phases: PHASE_REGISTRY, conn: resolveConnection(db.url), loaded: loadPlan(fx.plan), mode: 'test', operator: 'tester',
-    confirm: async (r) => ({ confirmed: true, method: 'typed', by: 'tester', typedText: r.object }),
+    confirm: (r) => Promise.resolve({ confirmed: true, method: 'typed', by: 'tester', typedText: r.object }),
   });
   const stepId = 'key-column:public.rental:public.payment';
 
@@ -41,19 +42,19 @@ describe('addKeyColumns: the keyset fill stops and resumes from its checkpoint',
     engine.on((e) => { if (e.type === 'step-progress' && e.stepId === stepId && e.progress.done > 0) ac.abort(); });
     await engine.run({ phases: [2], signal: ac.signal });
     await engine.close();
-    const cp = await db.client.query(`SELECT rows_done::int AS n, position FROM pgshift.checkpoints WHERE step_id = $1`, [stepId]);
-    expect(cp.rows[0].n).toBeGreaterThan(0);
-    expect(cp.rows[0].n).toBeLessThan(1500);
-    expect(cp.rows[0].position.done).toBe(false);
-    const filled = (await db.client.query(`SELECT count(rental_date)::int AS n FROM public.payment`)).rows[0].n;
-    expect(filled).toBe(cp.rows[0].n); // every row read so far has a rental, so every row read was filled
+    const cp = await db.client.query<{ n: number; position: { done: boolean } }>(`SELECT rows_done::int AS n, position FROM pgshift.checkpoints WHERE step_id = $1`, [stepId]);
+    expect(first(cp.rows, 'checkpoint').n).toBeGreaterThan(0);
+    expect(first(cp.rows, 'checkpoint').n).toBeLessThan(1500);
+    expect(first(cp.rows, 'checkpoint').position.done).toBe(false);
+    const filled = (await db.client.query<{ n: number }>(`SELECT count(rental_date)::int AS n FROM public.payment`)).rows[0]!.n;
+    expect(filled).toBe(first(cp.rows, 'checkpoint').n); // every row read so far has a rental, so every row read was filled
 
     // the application inserts a payment meanwhile (as its own role): the trigger fills it
     const c = new pg.Client({ connectionString: fx.appUrl });
     await c.connect();
-    const r = await c.query(`INSERT INTO public.payment (customer_id, rental_id, amount, payment_date) VALUES (2, 10, 1.5, '2022-03-30 10:00+00') RETURNING rental_date`);
+    const r = await c.query<{ rental_date: Date | null }>(`INSERT INTO public.payment (customer_id, rental_id, amount, payment_date) VALUES (2, 10, 1.5, '2022-03-30 10:00+00') RETURNING rental_date`);
     await c.end();
-    expect(r.rows[0].rental_date).not.toBeNull();
+    expect(first(r.rows, 'inserted payment').rental_date).not.toBeNull();
 
     engine = await open();
     const events: EngineEvent[] = [];
@@ -63,12 +64,12 @@ describe('addKeyColumns: the keyset fill stops and resumes from its checkpoint',
     expect(o.status, o.message).toBe('completed');
     const logs = events.filter((e) => e.type === 'step-log' && e.stepId === stepId).map((e) => (e as { message: string }).message);
     expect(logs).toContainEqual(expect.stringMatching(/^resuming the fill of public\.payment\.rental_date after \d+ rows$/));
-    const wrong = await db.client.query(
+    const wrong = await db.client.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM public.payment p LEFT JOIN public.rental r USING (rental_id) WHERE p.rental_date IS DISTINCT FROM r.rental_date`,
     );
-    expect(wrong.rows[0].n).toBe(0);
-    const done = await db.client.query(`SELECT rows_done::int AS n, position FROM pgshift.checkpoints WHERE step_id = $1`, [stepId]);
-    expect(done.rows[0].position.done).toBe(true);
-    expect(done.rows[0].n).toBe(1501);
+    expect(wrong.rows[0]!.n).toBe(0);
+    const done = await db.client.query<{ n: number; position: { done: boolean } }>(`SELECT rows_done::int AS n, position FROM pgshift.checkpoints WHERE step_id = $1`, [stepId]);
+    expect(first(done.rows, 'checkpoint').position.done).toBe(true);
+    expect(first(done.rows, 'checkpoint').n).toBe(1501);
   });
 });

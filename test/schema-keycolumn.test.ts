@@ -9,6 +9,7 @@ import { diffSnapshots, takeSnapshot, type CatalogSnapshot } from '../source/sna
 import { freshDatabase, serverUrl, type FreshDb } from './helpers/db.js';
 import { captureIo } from './helpers/io.js';
 import { createRentalFixture, rentalInvariant, type RentalFixture } from './fixtures/rental-schema.js';
+import { first } from '../source/db/session.js';
 
 /**
  * The "done when" of issue 10 on the rental fixture: `payment` (partitioned, FKs on its partitions) has no
@@ -55,7 +56,7 @@ describe('a referencing table without the partition key: pgshift adds, fills and
   });
 
   it('without the option, pgshift plan refuses naming the partitioned parent and the option (exit 2)', async () => {
-    const p = JSON.parse(fs.readFileSync(fx.plan, 'utf8'));
+    const p = JSON.parse(fs.readFileSync(fx.plan, 'utf8')) as { partition: [{ addKeyColumns?: unknown[] }] };
     p.partition[0].addKeyColumns = [];
     const file = path.join(dir, 'no-option.json');
     fs.writeFileSync(file, JSON.stringify(p));
@@ -86,13 +87,13 @@ describe('a referencing table without the partition key: pgshift adds, fills and
     expect(out).toMatch(/impact: behaviour change: public\.payment_p2022_03\.payment_p2022_03_rental_id_fkey: ON UPDATE NO ACTION \/ ON DELETE SET NULL kept/);
     expect(await rentalInvariant(db.client)).toEqual(before);
     // the materialized view created WITH NO DATA was re-created at the swap, still unpopulated (nothing ran under the lock)
-    const mv = await db.client.query(`SELECT relispopulated AS p FROM pg_class WHERE oid = 'public.rental_by_month'::regclass`);
-    expect(mv.rows[0].p).toBe(false);
+    const mv = await db.client.query<{ p: boolean }>(`SELECT relispopulated AS p FROM pg_class WHERE oid = 'public.rental_by_month'::regclass`);
+    expect(first(mv.rows, 'pg_class row').p).toBe(false);
     expect(out).toMatch(/materialized view public\.rental_by_month was never populated \(WITH NO DATA\): the swap re-creates it WITH NO DATA/);
     // every payment with a rental carries its rental's date
-    const wrong = await db.client.query(`SELECT count(*)::int AS n FROM payment p JOIN rental r USING (rental_id) WHERE p.rental_date IS DISTINCT FROM r.rental_date`);
-    expect(wrong.rows[0].n).toBe(0);
-    const fks = await db.client.query(
+    const wrong = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM payment p JOIN rental r USING (rental_id) WHERE p.rental_date IS DISTINCT FROM r.rental_date`);
+    expect(wrong.rows[0]!.n).toBe(0);
+    const fks = await db.client.query<{ t: string; def: string; v: boolean }>(
       `SELECT conrelid::regclass::text AS t, pg_get_constraintdef(oid) AS def, convalidated AS v FROM pg_constraint
         WHERE contype = 'f' AND confrelid = 'public.rental'::regclass AND conparentid = 0 ORDER BY 1`,
     );
@@ -105,18 +106,18 @@ describe('a referencing table without the partition key: pgshift adds, fills and
       // an orphan (unknown rental_id, no rental_date) is refused, as before the migration
       await expect(c.query(`INSERT INTO payment (customer_id, rental_id, amount, payment_date) VALUES (1, 999999, 1.00, '2022-02-02 10:00+00')`)).rejects.toThrow(/violates foreign key constraint/);
       // the application's insert that knows nothing of rental_date succeeds: the trigger fills it
-      const r = await c.query(`INSERT INTO rental (rental_date, customer_id) VALUES ('2022-03-10 09:00+00', 3) RETURNING rental_id`);
-      const p = await c.query(`INSERT INTO payment (customer_id, rental_id, amount, payment_date) VALUES (3, $1, 2.99, '2022-03-10 10:00+00') RETURNING rental_date`, [r.rows[0].rental_id]);
-      expect(new Date(p.rows[0].rental_date).toISOString()).toBe('2022-03-10T09:00:00.000Z');
+      const r = await c.query<{ rental_id: number }>(`INSERT INTO rental (rental_date, customer_id) VALUES ('2022-03-10 09:00+00', 3) RETURNING rental_id`);
+      const p = await c.query<{ rental_date: Date }>(`INSERT INTO payment (customer_id, rental_id, amount, payment_date) VALUES (3, $1, 2.99, '2022-03-10 10:00+00') RETURNING rental_date`, [first(r.rows, 'inserted rental').rental_id]);
+      expect(new Date(first(p.rows, 'inserted payment').rental_date).toISOString()).toBe('2022-03-10T09:00:00.000Z');
       // a payment without a rental still works
       await c.query(`INSERT INTO payment (customer_id, rental_id, amount, payment_date) VALUES (3, NULL, 0.99, '2022-03-11 10:00+00')`);
       // the behaviour change that was announced: the partition key of a referenced rental cannot change any more
-      await expect(c.query(`UPDATE rental SET rental_date = rental_date + interval '40 days' WHERE rental_id = $1`, [r.rows[0].rental_id])).rejects.toThrow(/foreign key|partition/);
+      await expect(c.query(`UPDATE rental SET rental_date = rental_date + interval '40 days' WHERE rental_id = $1`, [first(r.rows, 'inserted rental').rental_id])).rejects.toThrow(/foreign key|partition/);
     });
   });
 
   it('after the drop the rollback exits 0: pg_dump --schema-only and the catalog equal those from before, the application rows kept', async () => {
-    expect((await db.client.query(`SELECT to_regclass('public.rental_old') IS NULL AS gone`)).rows[0].gone).toBe(true);
+    expect((await db.client.query<{ gone: boolean }>(`SELECT to_regclass('public.rental_old') IS NULL AS gone`)).rows[0]!.gone).toBe(true);
     const withApp = await rentalInvariant(db.client);
     let confirms: string[] = [];
     let out = '';
@@ -134,7 +135,7 @@ describe('a referencing table without the partition key: pgshift adds, fills and
     expect(diffSnapshots(snap0, await takeSnapshot(db.client))).toEqual([]);
     expect(schemaDump()).toBe(dump0);
     expect(await rentalInvariant(db.client)).toEqual(withApp);
-    const left = await db.client.query(`SELECT count(*)::int AS n FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'pgshift' AND p.proname LIKE 'fill_key_%'`);
-    expect(left.rows[0].n).toBe(0);
+    const left = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'pgshift' AND p.proname LIKE 'fill_key_%'`);
+    expect(left.rows[0]!.n).toBe(0);
   });
 });

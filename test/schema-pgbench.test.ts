@@ -64,7 +64,7 @@ describe('pgbench: integer RANGE partitioning and tables without a primary key',
     expect(io.stderr[1]).toMatch(/^ {2}✗ public\.pgbench_history: row key: public\.pgbench_history has no primary key and no unique index on NOT NULL columns: .* — add one before the migration — ALTER TABLE public\.pgbench_history ADD PRIMARY KEY/);
     expect(io.stderr.at(-1)).toMatch(/^hint: /);
     // nothing changed: no journal schema, no backup
-    expect((await db.client.query(`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'pgshift'`)).rows[0].n).toBe(0);
+    expect((await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'pgshift'`)).rows[0]!.n).toBe(0);
     expect(fs.existsSync(path.join(dir, 'backups-history'))).toBe(false);
   });
 
@@ -80,7 +80,7 @@ describe('pgbench: integer RANGE partitioning and tables without a primary key',
     expect(out).toMatch(/✗ preflight {2}preflight: 1 problem \(above\), nothing was changed/);
     expect(out).not.toMatch(/backup:pg_dump/);
     expect(fs.existsSync(path.join(dir, 'backups-history'))).toBe(false);
-    expect((await db.client.query(`SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE 'pgbench_history_%'`)).rows[0].n).toBe(0);
+    expect((await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE 'pgbench_history_%'`)).rows[0]!.n).toBe(0);
     const st = captureIo();
     expect(await main(['status', '--db', db.url], st)).toBe(0);
     expect(st.text()).toMatch(/preflight \(run \d+\):\n {2}✗ public\.pgbench_history: row key: .*ADD PRIMARY KEY/);
@@ -145,7 +145,7 @@ describe('pgbench: integer RANGE partitioning and tables without a primary key',
     expect(await main(['--headless', '--plan', file, '--db', db.url, '--until', '3'], io), io.text()).toBe(0);
     expect(io.text()).toMatch(/public\.readings: row key +pass +no primary key: the unique index readings_id_key on NOT NUL/);
     expect(io.text()).toMatch(/✓ verify:integrity {2}done: PASS/);
-    const n = await db.client.query(`SELECT (SELECT count(*) FROM public.readings_partitioned)::int AS n, (SELECT sum(v) FROM public.readings_partitioned)::int AS s, (SELECT sum(v) FROM public.readings)::int AS s0`);
-    expect(n.rows[0]).toEqual({ n: 3000, s: n.rows[0].s0, s0: n.rows[0].s0 });
+    const n = await db.client.query<{ n: number; s: number | null; s0: number | null }>(`SELECT (SELECT count(*) FROM public.readings_partitioned)::int AS n, (SELECT sum(v) FROM public.readings_partitioned)::int AS s, (SELECT sum(v) FROM public.readings)::int AS s0`);
+    expect(n.rows[0]).toEqual({ n: 3000, s: n.rows[0]!.s0, s0: n.rows[0]!.s0 });
   });
 });

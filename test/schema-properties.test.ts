@@ -134,15 +134,15 @@ describe('every property of the source table is carried to the new one or announ
     const comp = await db.client.query(`SELECT DISTINCT attcompression::text AS c FROM pg_attribute WHERE attname = 'payload' AND attrelid IN (SELECT 'public.events'::regclass UNION SELECT inhrelid FROM pg_inherits WHERE inhparent = 'public.events'::regclass)`);
     expect(comp.rows).toEqual([{ c: 'p' }]);
     // every partition: owned by the table's owner, with the table's storage parameters and replica identity
-    const parts = await db.client.query(
+    const parts = await db.client.query<{ relname: string; owner: string; opts: string[] | null; ri: string }>(
       `SELECT c.relname, pg_get_userbyid(c.relowner) AS owner, c.reloptions::text[] AS opts, c.relreplident AS ri FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
         WHERE i.inhparent = 'public.events'::regclass ORDER BY 1`,
     );
     expect(parts.rows.length).toBeGreaterThan(3);
     for (const p of parts.rows) expect({ owner: p.owner, opts: p.opts, ri: p.ri }, p.relname).toEqual({ owner, opts: ['fillfactor=80', 'autovacuum_vacuum_scale_factor=0.05'], ri: 'f' });
     // the publication now lists the partitioned table, not events_old
-    const pub = await db.client.query(`SELECT array_agg(prrelid::regclass::text ORDER BY 1) AS t FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid WHERE p.pubname = 'events_pub'`);
-    expect(pub.rows[0].t).toEqual(['events']);
+    const pub = await db.client.query<{ t: string[] | null }>(`SELECT array_agg(prrelid::regclass::text ORDER BY 1) AS t FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid WHERE p.pubname = 'events_pub'`);
+    expect(pub.rows[0]!.t).toEqual(['events']);
     // the application writes as before (RLS, trigger, NOT VALID check for new rows)
     const c = new pg.Client({ connectionString: (() => { const u = new URL(db.url); u.username = app; u.password = 'app'; return u.toString(); })() });
     await c.connect();
@@ -168,8 +168,8 @@ describe('every property of the source table is carried to the new one or announ
       confirms = [...confirms, m[1]!];
     }
     expect(code, out).toBe(0);
-    const pub = await db.client.query(`SELECT array_agg(c.relname::text || ':' || c.relkind::text) AS t FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid JOIN pg_class c ON c.oid = pr.prrelid WHERE p.pubname = 'events_pub'`);
-    expect(pub.rows[0].t).toEqual(['events:r']);
+    const pub = await db.client.query<{ t: string[] | null }>(`SELECT array_agg(c.relname::text || ':' || c.relkind::text) AS t FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid JOIN pg_class c ON c.oid = pr.prrelid WHERE p.pubname = 'events_pub'`);
+    expect(pub.rows[0]!.t).toEqual(['events:r']);
     expect(out).toMatch(/rollback:verify {2}done: catalog matches the pre-migration snapshot/);
   });
 });

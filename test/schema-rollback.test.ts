@@ -13,6 +13,7 @@ import { freshDatabase, serverUrl, type FreshDb } from './helpers/db.js';
 import { captureIo } from './helpers/io.js';
 import { createRentalFixture, rentalInvariant, type RentalFixture } from './fixtures/rental-schema.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
+import { first } from '../source/db/session.js';
 
 /**
  * The rollback completes from every state — before the copy, mid-copy, after the swap, after the drop — on a schema
@@ -70,8 +71,8 @@ async function appWrites(fx: RentalFixture, tag: string): Promise<number> {
   const c = new pg.Client({ connectionString: fx.appUrl });
   await c.connect();
   try {
-    const r = await c.query(`INSERT INTO public.rental (rental_date, customer_id) VALUES ('2022-03-15 10:00+00', 7) RETURNING rental_id`);
-    const id = Number(r.rows[0].rental_id);
+    const r = await c.query<{ rental_id: number }>(`INSERT INTO public.rental (rental_date, customer_id) VALUES ('2022-03-15 10:00+00', 7) RETURNING rental_id`);
+    const id = Number(first(r.rows, 'inserted rental').rental_id);
     await c.query(`INSERT INTO public.payment (customer_id, rental_id, rental_date, amount, payment_date) VALUES (7, $1, '2022-03-15 10:00+00', 4.99, '2022-03-15 11:00+00')`, [id]);
     await c.query(`UPDATE public.rental SET return_date = '2022-03-20 10:00+00' WHERE rental_id = (SELECT min(rental_id) FROM public.rental WHERE return_date IS NULL)`);
     await c.query(`INSERT INTO public.customer (name) VALUES ($1)`, [tag]);
@@ -102,7 +103,7 @@ describe('rollback from every state, partitioned referencing table with FKs on i
     const inv = await rentalInvariant(db.client);
     const io = captureIo();
     expect(await main(['--headless', '--plan', fx.plan, '--db', db.url, '--until', '2'], io), io.text()).toBe(0);
-    expect((await db.client.query(`SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = 'public.rental_partitioned'::regclass`)).rows[0].n).toBeGreaterThan(3);
+    expect((await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = 'public.rental_partitioned'::regclass`)).rows[0]!.n).toBeGreaterThan(3);
     await rollbackAndCompare(db, fx, before);
     expect(await rentalInvariant(db.client)).toEqual(inv);
   });
@@ -117,7 +118,7 @@ describe('rollback from every state, partitioned referencing table with FKs on i
     expect(await main(['--headless', '--plan', fx.plan, '--db', db.url, '--until', '2'], io), io.text()).toBe(0);
     const engine = await Engine.open({
       phases: PHASE_REGISTRY, conn: resolveConnection(db.url), loaded: loadPlan(fx.plan), mode: 'test', operator: 'tester',
-      confirm: async (r) => ({ confirmed: true, method: 'typed', by: 'tester', typedText: r.object }),
+      confirm: (r) => Promise.resolve({ confirmed: true, method: 'typed', by: 'tester', typedText: r.object }),
     });
     const ac = new AbortController();
     engine.on((e) => {
@@ -127,7 +128,7 @@ describe('rollback from every state, partitioned referencing table with FKs on i
     const o = await engine.run({ phases: [3], signal: ac.signal, only: ['copy:public.rental'] });
     await engine.close();
     expect(o.status, o.message).toBe('aborted');
-    const copied = (await db.client.query(`SELECT count(*)::int AS n FROM public.rental_partitioned`)).rows[0].n;
+    const copied = (await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.rental_partitioned`)).rows[0]!.n;
     expect(copied).toBeGreaterThan(0);
     expect(copied).toBeLessThan(inv.rentals);
     await appWrites(fx, 'mid-copy');
@@ -142,13 +143,13 @@ describe('rollback from every state, partitioned referencing table with FKs on i
     const run = await runConfirming(['--plan', fx.plan, '--db', db.url]);
     expect(run.code, run.out).toBe(0);
     expect(run.confirms).toEqual(['public.rental']);
-    expect((await db.client.query(`SELECT relkind FROM pg_class WHERE oid = 'public.rental'::regclass`)).rows[0].relkind).toBe('p');
+    expect(first((await db.client.query<{ relkind: string }>(`SELECT relkind FROM pg_class WHERE oid = 'public.rental'::regclass`)).rows, 'pg_class row').relkind).toBe('p');
     const id = await appWrites(fx, 'after-swap');
     const withApp = await rentalInvariant(db.client);
     expect(withApp.orphans).toBe(0);
     await rollbackAndCompare(db, fx, before);
     expect(await rentalInvariant(db.client)).toEqual(withApp);
-    expect((await db.client.query(`SELECT count(*)::int AS n FROM public.payment WHERE rental_id = $1`, [id])).rows[0].n).toBe(1);
+    expect((await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.payment WHERE rental_id = $1`, [id])).rows[0]!.n).toBe(1);
   });
 
   it('after the drop: the old table comes back from the backup (side schema, checked), refilled from the current table', async () => {
@@ -157,7 +158,7 @@ describe('rollback from every state, partitioned referencing table with FKs on i
     const run = await runConfirming(['--plan', fx.plan, '--db', db.url]);
     expect(run.code, run.out).toBe(0);
     expect(run.confirms).toEqual(['public.rental', 'public.rental_old']);
-    expect((await db.client.query(`SELECT to_regclass('public.rental_old') IS NULL AS gone`)).rows[0].gone).toBe(true);
+    expect((await db.client.query<{ gone: boolean }>(`SELECT to_regclass('public.rental_old') IS NULL AS gone`)).rows[0]!.gone).toBe(true);
     const id = await appWrites(fx, 'after-drop');
     const withApp = await rentalInvariant(db.client);
     const rb = await rollbackAndCompare(db, fx, before);
@@ -166,7 +167,7 @@ describe('rollback from every state, partitioned referencing table with FKs on i
     expect(rb.out).toMatch(/file written \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC/);
     expect(rb.out).not.toMatch(/pg_restore --clean/);
     expect(await rentalInvariant(db.client)).toEqual(withApp);
-    expect((await db.client.query(`SELECT count(*)::int AS n FROM public.rental WHERE rental_id = $1`, [id])).rows[0].n).toBe(1);
-    expect((await db.client.query(`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'pgshift_side'`)).rows[0].n).toBe(0);
+    expect((await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.rental WHERE rental_id = $1`, [id])).rows[0]!.n).toBe(1);
+    expect((await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'pgshift_side'`)).rows[0]!.n).toBe(0);
   });
 });

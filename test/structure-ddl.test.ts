@@ -56,7 +56,7 @@ describe('partition bounds and names', () => {
 describe('SQL file scanner', () => {
   it('finds psql meta-commands only outside quotes, and names the line', async () => {
     const p = await scanSqlFile(`SELECT 1;\n\\i other.sql\nSELECT $f$\n\\not a command\n$f$;\nSELECT '\n\\neither';\n`);
-    expect(p).toEqual([{ line: 2, text: '\\i other.sql', reason: expect.stringContaining('psql meta-command') }]);
+    expect(p).toEqual([{ line: 2, text: '\\i other.sql', reason: expect.stringContaining('psql meta-command') as string }]);
   });
   it('refuses top-level transaction control and non-transactional statements, not BEGIN inside a function body', async () => {
     const body = `CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$\nBEGIN\n  NULL;\nEND\n$$;\n`;

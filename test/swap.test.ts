@@ -11,6 +11,7 @@ import type { ConfirmRequest, EngineEvent } from '../source/engine/types.js';
 import { buildFixture, examplePlan, writeIntegrityReport } from './fixtures/swap.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
+import { first } from '../source/db/session.js';
 
 describe('swap: one short exclusive transaction, retried under lock_timeout', () => {
   let db: FreshDb;
@@ -27,11 +28,11 @@ describe('swap: one short exclusive transaction, retried under lock_timeout', ()
     engine = await Engine.open({
       phases: PHASE_REGISTRY,
       conn: resolveConnection(db.url), loaded, mode: 'test', operator: 'tester',
-      confirm: async (r) => {
+      confirm: (r) => {
         requests.push(r);
         // never cancel other sessions in these tests: pgshift must wait for them with lock_timeout retries
-        if (r.kind === 'cancel' || r.kind === 'terminate') return { confirmed: false, method: 'declined', by: 'tester' };
-        return { confirmed: true, method: 'yes', by: 'tester' };
+        if (r.kind === 'cancel' || r.kind === 'terminate') return Promise.resolve({ confirmed: false, method: 'declined', by: 'tester' });
+        return Promise.resolve({ confirmed: true, method: 'yes', by: 'tester' });
       },
     });
     engine.on((e) => events.push(e));
@@ -55,10 +56,10 @@ describe('swap: one short exclusive transaction, retried under lock_timeout', ()
     o = await engine.run({ phases: [5], only: ['swap:public.petri_observations'] });
     expect(o.status).toBe('stopped');
     expect(o.message).toMatch(/did not pass/);
-    const r = await db.client.query(`SELECT relkind FROM pg_class WHERE relname = 'petri_observations' AND relnamespace = 'public'::regnamespace`);
-    expect(r.rows[0].relkind).toBe('r');
-    const refused = await db.client.query(`SELECT count(*)::int AS n FROM pgshift.confirmations WHERE answer = 'refused' AND kind = 'rename'`);
-    expect(refused.rows[0].n).toBe(2);
+    const r = await db.client.query<{ relkind: string }>(`SELECT relkind FROM pg_class WHERE relname = 'petri_observations' AND relnamespace = 'public'::regnamespace`);
+    expect(first(r.rows, 'pg_class row').relkind).toBe('r');
+    const refused = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pgshift.confirmations WHERE answer = 'refused' AND kind = 'rename'`);
+    expect(refused.rows[0]!.n).toBe(2);
   });
 
   it('batch mode: refuses under the lock when writes reached the old table after the copy, and renames nothing', async () => {
@@ -82,7 +83,7 @@ describe('swap: one short exclusive transaction, retried under lock_timeout', ()
     await probe.connect();
     await blocker.query('BEGIN');
     await blocker.query('SELECT count(*) FROM public.petri_observations'); // ACCESS SHARE until COMMIT
-    const before = await db.client.query(`SELECT count(*)::int AS n FROM public.petri_observations`);
+    const before = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.petri_observations`);
     let stop = false;
     let maxWait = 0;
     let probes = 0;
@@ -123,35 +124,35 @@ describe('swap: one short exclusive transaction, retried under lock_timeout', ()
     expect(k.rows[0]).toEqual({ k: 'p', old: true, target: null });
     const pk = await db.client.query(`SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = 'public.petri_observations'::regclass AND contype = 'p'`);
     expect(pk.rows[0]).toEqual({ conname: 'petri_observations_pkey', def: 'PRIMARY KEY (observation_id, created_at)' });
-    const oldPk = await db.client.query(`SELECT conname FROM pg_constraint WHERE conrelid = 'public.petri_observations_old'::regclass AND contype = 'p'`);
-    expect(oldPk.rows[0].conname).toBe('petri_observations_pkey_old');
-    const views = await db.client.query(`SELECT DISTINCT v.relname FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class
+    const oldPk = await db.client.query<{ conname: string }>(`SELECT conname FROM pg_constraint WHERE conrelid = 'public.petri_observations_old'::regclass AND contype = 'p'`);
+    expect(first(oldPk.rows, 'old primary key').conname).toBe('petri_observations_pkey_old');
+    const views = await db.client.query<{ relname: string }>(`SELECT DISTINCT v.relname FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class
                                           WHERE d.refobjid = $1::regclass AND v.relname <> $2 ORDER BY 1`, ['public.petri_observations', 'petri_observations']);
     expect(views.rows.map((r) => r.relname)).toEqual(['petri_observations_summary', 'petri_observations_with_names']);
-    const oldViews = await db.client.query(`SELECT count(*)::int AS n FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid WHERE d.refobjid = 'public.petri_observations_old'::regclass AND r.ev_class <> d.refobjid`);
-    expect(oldViews.rows[0].n).toBe(0);
-    const grants = await db.client.query(`SELECT has_table_privilege('authenticated', 'public.petri_observations_with_names', 'SELECT') AS v`);
-    expect(grants.rows[0].v).toBe(true);
+    const oldViews = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid WHERE d.refobjid = 'public.petri_observations_old'::regclass AND r.ev_class <> d.refobjid`);
+    expect(oldViews.rows[0]!.n).toBe(0);
+    const grants = await db.client.query<{ v: boolean }>(`SELECT has_table_privilege('authenticated', 'public.petri_observations_with_names', 'SELECT') AS v`);
+    expect(grants.rows[0]!.v).toBe(true);
     const fk = await db.client.query(`SELECT confrelid::regclass::text AS ref, convalidated, pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = 'petri_observation_images_observation_id_fkey'`);
     expect(fk.rows[0]).toEqual({
       ref: 'petri_observations', convalidated: false,
       def: 'FOREIGN KEY (observation_id, observation_created_at) REFERENCES petri_observations(observation_id, created_at) ON DELETE CASCADE NOT VALID',
     });
-    const seq = await db.client.query(`SELECT pg_get_serial_sequence('public.petri_observations', 'observation_seq') AS s`);
-    expect(seq.rows[0].s).toBe('public.petri_observations_observation_seq_seq');
+    const seq = await db.client.query<{ s: string | null }>(`SELECT pg_get_serial_sequence('public.petri_observations', 'observation_seq') AS s`);
+    expect(seq.rows[0]!.s).toBe('public.petri_observations_observation_seq_seq');
     // the swap artifact records the lock time; the data is all there and the app's writes work unchanged
-    const a = await db.client.query(`SELECT value FROM pgshift.artifacts WHERE key = 'swap:public.petri_observations'`);
-    expect(a.rows[0].value.lockHeldMs).toBeGreaterThanOrEqual(0);
-    expect(a.rows[0].value.lockHeldMs).toBeLessThan(2000);
-    expect(a.rows[0].value.attempts).toBeGreaterThan(1);
-    const after = await db.client.query(`SELECT count(*)::int AS n FROM public.petri_observations`);
-    expect(after.rows[0].n).toBe(before.rows[0].n);
-    const ins = await db.client.query(`INSERT INTO public.petri_observations (program_id, site_id, petri_code, created_at)
+    const a = await db.client.query<{ value: { lockHeldMs: number; attempts: number } }>(`SELECT value FROM pgshift.artifacts WHERE key = 'swap:public.petri_observations'`);
+    expect(first(a.rows, 'swap artifact').value.lockHeldMs).toBeGreaterThanOrEqual(0);
+    expect(first(a.rows, 'swap artifact').value.lockHeldMs).toBeLessThan(2000);
+    expect(first(a.rows, 'swap artifact').value.attempts).toBeGreaterThan(1);
+    const after = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.petri_observations`);
+    expect(after.rows[0]!.n).toBe(before.rows[0]!.n);
+    const ins = await db.client.query<{ observation_seq: string }>(`INSERT INTO public.petri_observations (program_id, site_id, petri_code, created_at)
                                         SELECT program_id, site_id, 'AFTER-SWAP', '2025-07-02' FROM public.sites LIMIT 1 RETURNING observation_seq`);
-    const maxSeq = await db.client.query(`SELECT max(observation_seq) AS m FROM public.petri_observations_old`);
-    expect(BigInt(ins.rows[0].observation_seq)).toBeGreaterThan(BigInt(maxSeq.rows[0].m));
-    const n = await db.client.query(`SELECT count(*)::int AS n FROM public.petri_observations_with_names WHERE petri_code = 'AFTER-SWAP'`);
-    expect(n.rows[0].n).toBe(1);
+    const maxSeq = await db.client.query<{ m: string }>(`SELECT max(observation_seq) AS m FROM public.petri_observations_old`);
+    expect(BigInt(first(ins.rows, 'inserted observation').observation_seq)).toBeGreaterThan(BigInt(maxSeq.rows[0]!.m));
+    const n = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.petri_observations_with_names WHERE petri_code = 'AFTER-SWAP'`);
+    expect(n.rows[0]!.n).toBe(1);
 
     // idempotent: a second run detects "already swapped" from the catalog
     await db.client.query(`DELETE FROM pgshift.step_state WHERE step_id = 'swap:public.petri_observations'`);
@@ -163,10 +164,10 @@ describe('swap: one short exclusive transaction, retried under lock_timeout', ()
   it('identity columns: the new identity sequence continues past the copied values (gasifier reading_no)', async () => {
     const o = await engine.run({ phases: [5], only: ['swap:public.gasifier_observations', 'validate-fks:public.gasifier_observations'] });
     expect(o.message ?? '').toBe('');
-    const max = await db.client.query(`SELECT max(reading_no) AS m FROM public.gasifier_observations_old`);
-    const ins = await db.client.query(`INSERT INTO public.gasifier_observations (program_id, site_id, gasifier_code, created_at)
+    const max = await db.client.query<{ m: string }>(`SELECT max(reading_no) AS m FROM public.gasifier_observations_old`);
+    const ins = await db.client.query<{ reading_no: string }>(`INSERT INTO public.gasifier_observations (program_id, site_id, gasifier_code, created_at)
                                         SELECT program_id, site_id, 'G-NEW', now() FROM public.sites LIMIT 1 RETURNING reading_no`);
-    expect(BigInt(ins.rows[0].reading_no)).toBeGreaterThan(BigInt(max.rows[0].m));
+    expect(BigInt(first(ins.rows, 'inserted reading').reading_no)).toBeGreaterThan(BigInt(max.rows[0]!.m));
     const fk = await db.client.query(`SELECT convalidated, pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = 'gasifier_alerts_observation_id_fkey'`);
     expect(fk.rows[0]).toEqual({ convalidated: true, def: 'FOREIGN KEY (observation_id, program_id) REFERENCES gasifier_observations(observation_id, program_id)' });
   });

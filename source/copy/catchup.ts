@@ -207,7 +207,7 @@ const running = new WeakMap<Db, Map<string, Background>>();
  */
 export function startBackground(db: Db, key: string, rp: Replayer, opts: { batch: number; reporter: Reporter; logEveryMs?: number }): void {
   let map = running.get(db);
-  if (!map) running.set(db, (map = new Map()));
+  if (!map) running.set(db, (map = new Map<string, Background>()));
   if (map.has(key)) return;
   const ctl = new AbortController();
   const meter = new ApplyMeter();

@@ -22,8 +22,8 @@ export function queryableOf(r: Reader): Queryable {
 }
 
 export async function rowsOf<R extends pg.QueryResultRow>(r: Reader, sql: string, params: unknown[] = []): Promise<R[]> {
-  if ('read' in r && typeof (r as Db).read === 'function') return (r as Db).read<R>(sql, params);
-  if ('client' in r && (r as Tx).client) return (await (r as Tx).client.query<R>(sql, params)).rows;
+  if ('read' in r && typeof r.read === 'function') return r.read<R>(sql, params);
+  if ('client' in r && r.client) return (await r.client.query<R>(sql, params)).rows;
   return (await (r as pg.ClientBase).query<R>(sql, params)).rows;
 }
 

@@ -120,9 +120,14 @@ export class Pacer {
         this.resting.push(ms);
         if (this.resting.length > PACE_DEFAULTS.window) this.resting.shift();
       }
-      if (!this.stopped) this.timer = setTimeout(tick, this.opts.probeMs ?? PACE_DEFAULTS.probeMs);
+      if (!this.stopped) schedule(this.opts.probeMs ?? PACE_DEFAULTS.probeMs);
     };
-    this.timer = setTimeout(tick, 0);
+    const schedule = (ms: number) => {
+      this.timer = setTimeout(() => {
+        tick().catch((e: unknown) => this.opts.log(`pace canary stopped (${e instanceof Error ? e.message : String(e)})`, 'warn'));
+      }, ms);
+    };
+    schedule(0);
   }
 
   /**

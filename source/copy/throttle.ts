@@ -48,9 +48,14 @@ export class Throttle {
     const tick = async () => {
       if (this.stopped) return;
       await this.sample();
-      if (!this.stopped) this.timer = setTimeout(tick, this.opts.intervalMs ?? 1000);
+      if (!this.stopped) schedule(this.opts.intervalMs ?? 1000);
     };
-    this.timer = setTimeout(tick, 0);
+    const schedule = (ms: number) => {
+      this.timer = setTimeout(() => {
+        tick().catch((e: unknown) => this.opts.log(`throttle monitor stopped (${e instanceof Error ? e.message : String(e)})`, 'warn'));
+      }, ms);
+    };
+    schedule(0);
   }
 
   /** Judges one monitor snapshot: exported for tests. */

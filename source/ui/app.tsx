@@ -17,7 +17,7 @@ import { monitorLines, SESSION_SORTS, type SessionSort } from './monitor-lines.j
 import {
   currentPhase, initialWizardState, nextPhase, selectedStep, statusText, wizardReducer, type WizardState,
 } from './state/use-wizard-state.js';
-import { MAIN_KEYS, MONITOR_KEYS, fitHints, hintParts, resolveKey, splitChunk } from './keymap.js';
+import { MAIN_KEYS, MONITOR_KEYS, fitHints, hintParts, isControlChar, resolveKey, splitChunk, stripControl } from './keymap.js';
 import { Header } from './components/header.js';
 import { PhaseRail } from './components/phase-rail.js';
 import { StepList } from './components/step-list.js';
@@ -470,7 +470,7 @@ export function App(props: AppProps) {
             monFilterRef.current = monFilterRef.current.slice(0, -1);
             setMonFilter(monFilterRef.current);
           } else if (input && !key.ctrl && !key.meta) {
-            monFilterRef.current = (monFilterRef.current + input.replace(/[\u0000-\u001f]/g, '')).slice(0, 80);
+            monFilterRef.current = (monFilterRef.current + stripControl(input)).slice(0, 80);
             setMonFilter(monFilterRef.current);
           }
           return;
@@ -576,7 +576,7 @@ export function App(props: AppProps) {
           return;
         }
         if (c === '\u007f' || c === '\b') text = text.slice(0, -1);
-        else if (!/[\u0000-\u001f]/.test(c)) text = (text + c).slice(0, 300);
+        else if (!isControlChar(c)) text = (text + c).slice(0, 300);
       }
       act({ type: 'skip-input', text });
       return;

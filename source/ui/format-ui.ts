@@ -49,7 +49,7 @@ const NEVER_CUT = ['bounds', 'partition', 'result', 'status', 'verdict', 'missin
  * fit, each row is shown as a record ("column: value" lines, wrapped at word boundaries), so nothing is lost.
  */
 export function tableLines(t: ReportTable, width: number): string[] {
-  const cellText = (v: unknown) => (v === null || v === undefined ? '' : typeof v === 'number' ? v.toLocaleString('en-US') : String(v)).replace(/[\r\n\t]+/g, ' ');
+  const cellText = (v: string | number | boolean | null | undefined) => (v === null || v === undefined ? '' : typeof v === 'number' ? v.toLocaleString('en-US') : String(v)).replace(/[\r\n\t]+/g, ' ');
   const rows = t.rows.map((r) => t.columns.map((_, i) => cellText(r[i])));
   const natural = t.columns.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i]!.length)));
   let gap = 2;

@@ -111,11 +111,24 @@ export function fitHints(parts: readonly string[], width: number, keep: readonly
   return parts.filter((x) => chosen.has(x)).join(sep);
 }
 
+/** A C0 control character (U+0000–U+001F), or DEL (U+007F) too when `del`: `c` is one character. */
+export function isControlChar(c: string, del = false): boolean {
+  const n = c.charCodeAt(0);
+  return n <= 0x1f || (del && n === 0x7f);
+}
+
+/** `s` without its control characters (see isControlChar): what typed text keeps. */
+export function stripControl(s: string, del = false): string {
+  let out = '';
+  for (const c of s) if (!isControlChar(c, del)) out += c;
+  return out;
+}
+
 const BLANK: Key = {
   upArrow: false, downArrow: false, leftArrow: false, rightArrow: false, pageDown: false, pageUp: false, home: false, end: false,
   return: false, escape: false, ctrl: false, shift: false, tab: false, backspace: false, delete: false, meta: false,
   super: false, hyper: false, capsLock: false, numLock: false,
-} as Key;
+};
 
 /**
  * Keys that arrive in one chunk (a laggy ssh link, tmux send-keys, a paste): "kkk" is three k, "ab\x7f" is a, b

@@ -1,4 +1,3 @@
-import React from 'react';
 import { render } from 'ink';
 import type { Engine } from '../engine/engine.js';
 import type { ConnectionInfo } from '../db/connection.js';

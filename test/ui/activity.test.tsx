@@ -56,7 +56,7 @@ describe('activity view (m)', () => {
     try {
       await press(m.ui.stdin, 'm');
       await waitFor(() => m.frame().includes('Sessions (') && m.frame().includes(`${qp}`), 'the session list with the idle session', 15_000);
-      let f = m.frame();
+      const f = m.frame();
       expect(f).toMatch(new RegExp(`${qp} idle\\s+[\\d.]+ (ms|s) · ${role}/app-quiet`)); // an idle session: listed too
       expect(f).toContain('Locks per table');
       expect(f).toMatch(new RegExp(`accounts: held by .*${hp} RowExclusive`));

@@ -1,5 +1,4 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import React from 'react';
 import { render } from 'ink-testing-library';
 import { Text } from 'ink';
 import { freshDatabase, type FreshDb } from '../helpers/db.js';
@@ -72,7 +71,7 @@ describe('wizard screens (ink-testing-library, real engine on a real database)',
     await waitFor(() => m.frame().includes('leaving out 1 step(s) you skipped: report:fk-dependencies'), 'the note');
     const run = await waitRun(db.client, before);
     await waitFor(() => m.frame().includes(`run ${run.run_id} `), 'the run to end on screen');
-    const last = await db.client.query(`SELECT step_id FROM pgshift.steps WHERE run_id = $1 ORDER BY started_at`, [run.run_id]);
+    const last = await db.client.query<{ step_id: string }>(`SELECT step_id FROM pgshift.steps WHERE run_id = $1 ORDER BY started_at`, [run.run_id]);
     expect(last.rows.map((x) => x.step_id)).not.toContain('report:fk-dependencies');
     expect(last.rows.map((x) => x.step_id)).toContain('snapshot:catalog');
   });

@@ -174,7 +174,7 @@ describe('wizard confirmations (ink-testing-library, real engine)', () => {
     await waitFor(() => m.frame().includes('CONFIRM: RENAME public.petri_observations'), 'the first modal');
     expect(m.frame()).toMatch(/more lines: ↓ to read them all/);
     expect(m.frame()).not.toContain('idx_39 ');
-    await press(m.ui.stdin, ...Array(40).fill(KEY.down));
+    await press(m.ui.stdin, ...Array<string>(40).fill(KEY.down));
     await waitFor(() => m.frame().includes('idx_39_old'), 'the last statement');
     await press(m.ui.stdin, 'y');
     await q1.p;

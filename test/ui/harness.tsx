@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import React from 'react';
+import type pg from 'pg';
 import { render } from 'ink-testing-library';
 import { Engine } from '../../source/engine/engine.js';
 import { resolveConnection, type ConnectionInfo } from '../../source/db/connection.js';
@@ -12,7 +12,12 @@ import { MONO } from '../../source/ui/theme.js';
 import type { MonitorSource } from '../../source/ui/monitor-source.js';
 import { PHASE_REGISTRY } from '../../phases/index.js';
 
-export const strip = (s: string | undefined): string => (s ?? '').replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '').replace(/\u001b\][^\u0007]*\u0007/g, '');
+const ESC = String.fromCharCode(0x1b);
+const BEL = String.fromCharCode(0x07);
+/** CSI sequences (colours, cursor moves) and OSC sequences (window title…) */
+const CSI = new RegExp(`${ESC}\\[[0-9;?]*[A-Za-z]`, 'g');
+const OSC = new RegExp(`${ESC}\\][^${BEL}]*${BEL}`, 'g');
+export const strip = (s: string | undefined): string => (s ?? '').replace(CSI, '').replace(OSC, '');
 export const tick = (ms = 15) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** the screen to show when a wait times out */
@@ -52,7 +57,7 @@ export function setSize(stdout: NodeJS.EventEmitter, columns: number, rows: numb
 /** Moves the selection to the step with this id (phase contents belong to other modules: never count positions). */
 export async function selectStep(m: { ui: { stdin: { write(s: string): void } }; frame(): string }, id: string): Promise<void> {
   const selected = () => m.frame().split('\n').find((l) => l.startsWith('›')) ?? '';
-  await press(m.ui.stdin, ...Array(30).fill('k'));
+  await press(m.ui.stdin, ...Array<string>(30).fill('k'));
   // the first step selected before moving down (a loaded machine draws late: never press ahead of the screen)
   const t0 = Date.now();
   let last = '';
@@ -73,19 +78,20 @@ export async function selectStep(m: { ui: { stdin: { write(s: string): void } };
 }
 
 /** Waits until the journal has a finished run newer than `after`; returns it. */
-export async function waitRun(client: { query(sql: string, p?: unknown[]): Promise<{ rows: any[] }> }, after: number, timeoutMs = 30_000): Promise<{ run_id: number; status: string; mode: string }> {
+export async function waitRun(client: pg.ClientBase, after: number, timeoutMs = 30_000): Promise<{ run_id: number; status: string; mode: string }> {
   const t0 = Date.now();
   for (;;) {
-    const r = await client.query(`SELECT run_id::int, status, mode FROM pgshift.runs WHERE run_id > $1 AND ended_at IS NOT NULL AND mode <> 'wizard-skip' ORDER BY run_id DESC LIMIT 1`, [after]);
-    if (r.rows[0]) return r.rows[0];
+    const r = await client.query<{ run_id: number; status: string; mode: string }>(`SELECT run_id::int, status, mode FROM pgshift.runs WHERE run_id > $1 AND ended_at IS NOT NULL AND mode <> 'wizard-skip' ORDER BY run_id DESC LIMIT 1`, [after]);
+    const run = r.rows[0];
+    if (run) return run;
     if (Date.now() - t0 > timeoutMs) throw new Error(`no run after ${after} ended; the screen:\n${lastScreen()}`);
     await tick(50);
   }
 }
 
-export async function maxRun(client: { query(sql: string): Promise<{ rows: any[] }> }): Promise<number> {
-  const r = await client.query(`SELECT coalesce(max(run_id), 0)::int AS n FROM pgshift.runs`);
-  return r.rows[0].n;
+export async function maxRun(client: pg.ClientBase): Promise<number> {
+  const r = await client.query<{ n: number }>(`SELECT coalesce(max(run_id), 0)::int AS n FROM pgshift.runs`);
+  return r.rows[0]!.n;
 }
 
 export function writePlan(dir: string, extra: object = {}): string {

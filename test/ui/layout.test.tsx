@@ -47,7 +47,7 @@ describe.each(SIZES)('every screen at $columns×$rows', (size) => {
     await db?.drop();
   });
 
-  it('phase screen: the key bar keeps "? help · q quit" and fits', async () => {
+  it('phase screen: the key bar keeps "? help · q quit" and fits', () => {
     const f = m.frame();
     fits(f, size);
     whole(f, '? help · q quit');
@@ -168,7 +168,7 @@ describe.each(SIZES)('every screen at $columns×$rows', (size) => {
   it('keys in one chunk are each handled: "jjj" moves three steps, "kkk" back', async () => {
     await press(m.ui.stdin, '1');
     await waitFor(() => m.frame().includes('Phase 1 · Preparation'), 'phase 1');
-    await press(m.ui.stdin, ...Array(10).fill('k'));
+    await press(m.ui.stdin, ...Array<string>(10).fill('k'));
     const sel = () => m.frame().split('\n').find((l) => l.includes('›'))!;
     const first = sel();
     await press(m.ui.stdin, 'jjj');

@@ -7,6 +7,7 @@ import { freshDatabase, type FreshDb } from '../helpers/db.js';
 import { PETRI_ENTRY, createPetriTarget } from '../fixtures/copy-helpers.js';
 import { mountApp, press, selectStep, waitFor, writePlan as harnessPlan } from './harness.js';
 import os from 'node:os';
+import { first } from '../../source/db/session.js';
 
 const root = path.resolve(__dirname, '../..');
 
@@ -40,17 +41,17 @@ describe('the wizard opens where the run stopped', () => {
     // kill once a checkpoint with rows is committed (observable progress; the test's own timeout bounds a stall)
     let done = 0;
     while (done === 0 && !gone) {
-      const r = await db.client.query(`SELECT coalesce(max(rows_done), 0)::int AS n FROM pgshift.checkpoints`).catch(() => ({ rows: [{ n: 0 }] }));
-      done = r.rows[0].n;
+      const r = await db.client.query<{ n: number }>(`SELECT coalesce(max(rows_done), 0)::int AS n FROM pgshift.checkpoints`).catch(() => ({ rows: [{ n: 0 }] }));
+      done = r.rows[0]!.n;
       if (!done) await new Promise((res) => setTimeout(res, 50));
     }
     expect(done, `the copy ended before its first checkpoint:\n${out}`).toBeGreaterThan(0);
     child.kill('SIGKILL');
     await exited;
-    const cp = await db.client.query(`SELECT step_id, rows_done::int AS n FROM pgshift.checkpoints`);
-    const { step_id: stepId, n } = cp.rows[0];
+    const cp = await db.client.query<{ step_id: string; n: number }>(`SELECT step_id, rows_done::int AS n FROM pgshift.checkpoints`);
+    const { step_id: stepId, n } = first(cp.rows, 'checkpoint');
     expect(stepId).toBe('copy:public.petri_observations');
-    const run = (await db.client.query(`SELECT max(run_id)::int AS r FROM pgshift.runs`)).rows[0].r;
+    const run = (await db.client.query<{ r: number | null }>(`SELECT max(run_id)::int AS r FROM pgshift.runs`)).rows[0]!.r;
 
     const m = await mountApp(db.url, { phases: [1, 2, 3, 4, 5], plan: extra, size: { columns: 120, rows: 40 } });
     try {

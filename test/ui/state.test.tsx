@@ -1,5 +1,4 @@
 import { describe, it, expect, vi, afterEach } from 'vitest';
-import React from 'react';
 import { Text } from 'ink';
 import { render } from 'ink-testing-library';
 import { wizardReducer, initialWizardState, selectedStep, currentPhase, statusText, type WizardState } from '../../source/ui/state/use-wizard-state.js';
@@ -125,7 +124,7 @@ describe('confirm reducer (no rendering)', () => {
 });
 
 describe('keymap', () => {
-  const k = (p: Partial<Key>): Key => ({ upArrow: false, downArrow: false, leftArrow: false, rightArrow: false, pageDown: false, pageUp: false, home: false, end: false, return: false, escape: false, ctrl: false, shift: false, tab: false, backspace: false, delete: false, meta: false, super: false, hyper: false, capsLock: false, numLock: false, ...p } as Key);
+  const k = (p: Partial<Key>): Key => ({ upArrow: false, downArrow: false, leftArrow: false, rightArrow: false, pageDown: false, pageUp: false, home: false, end: false, return: false, escape: false, ctrl: false, shift: false, tab: false, backspace: false, delete: false, meta: false, super: false, hyper: false, capsLock: false, numLock: false, ...p });
   it('every binding resolves to one action and the hints name them', () => {
     expect(resolveKey(MAIN_KEYS, '', k({ return: true }))).toBe('run-step');
     expect(resolveKey(MAIN_KEYS, 'c', k({ ctrl: true }))).toBe('interrupt');
@@ -170,10 +169,10 @@ describe('usePoll (fake timers)', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] }); // never setImmediate (Ink's input)
     let calls = 0;
     let fail = false;
-    const fn = async () => {
+    const fn = () => {
       calls++;
-      if (fail) throw new Error('statement timeout');
-      return calls;
+      if (fail) return Promise.reject(new Error('statement timeout'));
+      return Promise.resolve(calls);
     };
     const Probe = () => {
       const p = usePoll(fn, 1000);

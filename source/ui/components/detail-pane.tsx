@@ -1,4 +1,3 @@
-import React from 'react';
 import { Box } from 'ink';
 import type { StepView } from '../state/use-wizard-state.js';
 import { clip, tableLines, windowRate, wrap, type ProgressView } from '../format-ui.js';
@@ -78,7 +77,7 @@ export function DetailPane({ step, preview, height, width, scroll, now, focused 
   if (start + body < lines.length && shown.length > 0) shown[shown.length - 1] = { text: clip(`… ${lines.length - start - body + 1} more lines (pgdn, or p for the full preview)`, width), level: 'dim' };
   return (
     <Box flexDirection="column" width={width} height={height} overflow="hidden">
-      {running ? <Box height={barH} width={width} overflow="hidden"><ProgressBar progress={progress} waitingFor={step!.lastLog} width={width} /></Box> : null}
+      {running ? <Box height={barH} width={width} overflow="hidden"><ProgressBar progress={progress} waitingFor={step.lastLog} width={width} /></Box> : null}
       <Lines lines={shown} height={body} width={width} />
     </Box>
   );

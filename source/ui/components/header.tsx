@@ -1,4 +1,3 @@
-import React from 'react';
 import { Box, Text } from 'ink';
 import { useTheme } from '../theme.js';
 import { clip, elapsed } from '../format-ui.js';

@@ -1,4 +1,3 @@
-import React from 'react';
 import { Box, Text } from 'ink';
 import type { LogLine, WizardState } from '../state/use-wizard-state.js';
 import { selectedStep } from '../state/use-wizard-state.js';

@@ -1,4 +1,3 @@
-import React from 'react';
 import { Box, Text } from 'ink';
 import { useTheme } from '../theme.js';
 import type { PhaseView, StepView } from '../state/use-wizard-state.js';

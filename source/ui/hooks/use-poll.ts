@@ -30,7 +30,7 @@ export function usePoll<T>(fn: () => Promise<T>, intervalMs: number, enabled = t
         if (!alive) return;
         setState((s) => ({ ...s, error: e instanceof Error ? e.message : String(e), polls: s.polls + 1 }));
       }
-      if (alive) timer = setTimeout(tick, intervalMs);
+      if (alive) timer = setTimeout(() => void tick(), intervalMs);
     };
     void tick();
     return () => {

@@ -1,5 +1,5 @@
 import type { ConfirmAnswer, ConfirmRequest } from '../../engine/types.js';
-import { MODAL_KEYS } from '../keymap.js';
+import { MODAL_KEYS, stripControl } from '../keymap.js';
 
 /**
  * The confirmation modal as a pure reducer. Three shapes:
@@ -58,7 +58,7 @@ export function confirmReducer(s: ConfirmState, a: ConfirmAction): ConfirmState 
       }
       if (s.mode === 'refused') return s;
       // typing: printable characters only (a paste arrives as one string)
-      const clean = a.input.replace(/[\u0000-\u001f\u007f]/g, '');
+      const clean = stripControl(a.input, true);
       if (!clean) return s;
       return { ...s, text: (s.text + clean).slice(0, 200), mismatch: null };
     }

@@ -269,7 +269,7 @@ export function wizardReducer(s: WizardState, a: WizardAction): WizardState {
         n = patchStep(n, st.id, {
           title: st.title,
           ...(keep ? {} : { status: statusFromJournal(j?.status), summary: prev?.summary ?? j?.summary }),
-          operatorSkipped: !!j?.operatorSkipped && (keep ? prev!.operatorSkipped : true),
+          operatorSkipped: !!j?.operatorSkipped && (keep ? prev.operatorSkipped : true),
         }, { phase: a.phase, title: st.title });
       }
       // a step that started while the phase was being planned stays listed
@@ -310,7 +310,7 @@ export function wizardReducer(s: WizardState, a: WizardAction): WizardState {
       return { ...s, banner: { text: a.text, level: a.level } };
     case 'checkpoints': {
       let n = s;
-      for (const [id, text] of Object.entries(a.checkpoints)) if (n.steps[id] && n.steps[id]!.status !== 'running') n = patchStep(n, id, { checkpoint: text });
+      for (const [id, text] of Object.entries(a.checkpoints)) if (n.steps[id] && n.steps[id].status !== 'running') n = patchStep(n, id, { checkpoint: text });
       return n;
     }
     case 'overlay':
