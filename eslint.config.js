@@ -1,5 +1,5 @@
 // eslint flat config: typescript-eslint's recommended rules with type information over the whole codebase, and the
-// two classic React hooks rules for the wizard. `npm run lint`; not yet part of `npm test`.
+// two classic React hooks rules for the wizard. Part of `npm test` (after tsc, before vitest); alone: `npm run lint`.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import reactHooks from 'eslint-plugin-react-hooks';

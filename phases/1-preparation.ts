@@ -118,7 +118,7 @@ const backupStep: Step = {
         res = await dump;
       } catch (e) {
         await holder.query('ROLLBACK').catch(() => {});
-        return { status: 'done', failed: `backup failed: ${(e as Error).message}` };
+        return { status: 'failed', failed: `backup failed: ${(e as Error).message}` };
       }
       await holder.query('COMMIT');
       const sha = await sha256File(file);
@@ -154,10 +154,10 @@ const verifyStep: Step = {
   async run(ctx): Promise<StepResult> {
     const a = await ctx.journal.getArtifact(Artifacts.backup);
     if (!a && ctx.overrides.has('skip-backup')) return { status: 'skipped', summary: 'nothing to verify (--skip-backup)' };
-    if (!a) return { status: 'done', failed: 'no backup recorded: run backup:pg_dump first (phase 3 will ask for an explicit override without one)' };
+    if (!a) return { status: 'failed', failed: 'no backup recorded: run backup:pg_dump first (phase 3 will ask for an explicit override without one)' };
     const failWith = async (msg: string): Promise<StepResult> => {
       await ctx.journal.setArtifact(Artifacts.backup, { ...a, verified: false, verifyError: msg, verifiedAt: undefined } satisfies BackupArtifact);
-      return { status: 'done', failed: `backup not verified: ${msg}` };
+      return { status: 'failed', failed: `backup not verified: ${msg}` };
     };
     if (!fs.existsSync(a.file)) return failWith(`${a.file} is missing`);
     const sum = await sha256File(a.file);

@@ -44,7 +44,7 @@ export function sqlFileSteps(paths: readonly string[], phase: PhaseId): Step[] {
       try {
         f = readSqlFile(ctx, rel);
       } catch (e) {
-        return { status: 'done', failed: `cannot read ${rel}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
+        return { status: 'failed', failed: `cannot read ${rel}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
       }
       const key = Artifacts.sql(rel);
       const prior = await ctx.journal.getArtifact(key);
@@ -53,7 +53,7 @@ export function sqlFileSteps(paths: readonly string[], phase: PhaseId): Step[] {
           return { status: 'already-done', summary: `applied ${prior.appliedAt}, unchanged (sha256 ${f.checksum.slice(0, 12)}…)` };
         }
         return {
-          status: 'done',
+          status: 'failed',
           failed: `${rel} changed after it was applied on ${prior.appliedAt}: applied sha256 ${prior.checksum}, file now sha256 ${f.checksum}. ` +
             'pgshift will not re-run a changed migration file: revert the file, or put the change in a new file',
         };
@@ -63,7 +63,7 @@ export function sqlFileSteps(paths: readonly string[], phase: PhaseId): Step[] {
       if (problems.length) {
         const lines = problems.map((p) => `line ${p.line}: ${p.text} — ${p.reason}`);
         for (const l of lines) ctx.log(`${rel} ${l}`, 'error');
-        return { status: 'done', failed: `${rel} refused: ${lines.join('; ')}` };
+        return { status: 'failed', failed: `${rel} refused: ${lines.join('; ')}` };
       }
       for (const l of describeSqlAnalysis(analysis)) ctx.log(`${rel}: ${l.replace(/^-- ?/, '')}`, /^-- line \d+: /.test(l) ? 'warn' : 'info');
       ctx.log(`applying ${rel} (${f.text.length.toLocaleString('en-US')} characters, sha256 ${f.checksum.slice(0, 12)}…) in one transaction, lock_timeout ${ctx.db.locks.timeoutMs} ms`);
@@ -130,10 +130,10 @@ function structureStep(t: TablePlan): Step {
       const src = `${t.schema}.${t.table}`;
       const def = await readTableDef(ctx.db, t.schema, t.table);
       const artifact = await ctx.journal.getArtifact(Artifacts.structure(t));
-      if (!def) return { status: 'done', failed: `${src} does not exist` };
+      if (!def) return { status: 'failed', failed: `${src} does not exist` };
       if (def.relkind === 'p') {
         if (artifact) return { status: 'already-done', summary: `${src} is the partitioned table already (swapped)` };
-        return { status: 'done', failed: `${src} is already partitioned: nothing for pgshift to build` };
+        return { status: 'failed', failed: `${src} is already partitioned: nothing for pgshift to build` };
       }
       const onRetry = (r: { error: string; attempt: number; attempts: number; waitMs: number }) =>
         ctx.log(`lock not available (${r.error}); retry ${r.attempt}/${r.attempts} in ${r.waitMs} ms`, 'warn');
@@ -144,10 +144,10 @@ function structureStep(t: TablePlan): Step {
       if (state) {
         // idempotent path: the table exists; it must be ours and partitioned the way the plan says
         if (!artifact) {
-          return { status: 'done', failed: `${t.schema}.${t.targetName} already exists and was not created by pgshift (no artifact ${Artifacts.structure(t).key}): drop or rename it, or set another "target" in the plan` };
+          return { status: 'failed', failed: `${t.schema}.${t.targetName} already exists and was not created by pgshift (no artifact ${Artifacts.structure(t).key}): drop or rename it, or set another "target" in the plan` };
         }
         if (state.strategy !== t.strategy || state.keyColumns.join(',') !== t.key) {
-          return { status: 'done', failed: `${t.schema}.${t.targetName} is partitioned by ${state.strategy || 'nothing'} (${state.keyColumns.join(', ')}), the plan says ${t.strategy} (${t.key})` };
+          return { status: 'failed', failed: `${t.schema}.${t.targetName} is partitioned by ${state.strategy || 'nothing'} (${state.keyColumns.join(', ')}), the plan says ${t.strategy} (${t.key})` };
         }
         const have = new Set(state.partitions.map((p) => p.name));
         const hasDefault = state.partitions.some((p) => p.isDefault);
@@ -240,7 +240,7 @@ function keyColumnStep(t: TablePlan, ref: string): Step {
     async run(ctx: StepContext): Promise<StepResult> {
       if ((await relkindOf(ctx, t.schema, t.table)) === 'p') return { status: 'already-done', summary: `${t.schema}.${t.table} is already the partitioned table (swapped)` };
       const k = await planKeyColumn(ctx.db, t, ref);
-      if (typeof k === 'string') return { status: 'done', failed: k, nothingChanged: false };
+      if (typeof k === 'string') return { status: 'failed', failed: k, nothingChanged: false };
       const onRetry = (r: { error: string; attempt: number; attempts: number; waitMs: number }) =>
         ctx.log(`lock not available (${r.error}); retry ${r.attempt}/${r.attempts} in ${r.waitMs} ms`, 'warn');
       const artKey = Artifacts.keyColumn(`${k.schema}.${k.table}`);

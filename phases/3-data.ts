@@ -267,7 +267,7 @@ function finishStep(t: TablePlan): Step {
       const cp = await ctx.journal.getCheckpoint<Position>(copyStepId(t));
       if (!cp?.position.done) {
         return {
-          status: 'done',
+          status: 'failed',
           failed: `the copy of ${displayName(t.schema, t.table)} has not finished: the deferred indexes and foreign keys are built after it (building them first would slow the copy ~3×); run phase 3 again`,
         };
       }
@@ -280,7 +280,7 @@ function finishStep(t: TablePlan): Step {
           log: ctx.log, progress: ctx.progress, confirm: ctx.confirm,
         });
       } catch (e) {
-        if ((e as { code?: string }).code === '23503') return { status: 'done', failed: (e as Error).message };
+        if ((e as { code?: string }).code === '23503') return { status: 'failed', failed: (e as Error).message };
         throw e;
       }
       if (r.stopped) return { status: 'skipped', summary: 'stopped; what was built is kept, run again to build the rest' };
@@ -290,14 +290,14 @@ function finishStep(t: TablePlan): Step {
       const adopted = fk.reduce((n, x) => n + x.adopted, 0);
       const invalid = ix.filter((x) => !x.valid).map((x) => x.name);
       const nothing = built === 0 && ix.every((x) => x.rebuilt === 0) && fk.every((x) => x.added === 0 && x.validated === 0 && x.parentMs === 0);
+      const failed = invalid.length ? `parent index(es) ${invalid.join(', ')} still invalid: a partition index is missing; run phase 3 again` : null;
       return {
-        status: nothing ? 'already-done' : 'done',
+        ...(failed ? { status: 'failed' as const, failed } : { status: nothing ? 'already-done' as const : 'done' as const }),
         summary:
           `${ix.length} index(es) (${built} partition indexes built concurrently${ix.some((x) => x.rebuilt) ? `, ${ix.reduce((n, x) => n + x.rebuilt, 0)} invalid rebuilt` : ''}), ` +
           `${fk.length} foreign key(s) (validated per partition, ${adopted} partition constraints adopted by the parent) in ${(r.ms / 1000).toFixed(1)} s` +
           (ix.length ? `; indexes ${ix.map((x) => `${x.name} ${(x.ms / 1000).toFixed(1)} s`).join(', ')}` : '') +
           (fk.length ? `; foreign keys ${fk.map((x) => `${x.name} ${(x.ms / 1000).toFixed(1)} s (parent ADD ${Math.round(x.parentMs)} ms)`).join(', ')}` : ''),
-        failed: invalid.length ? `parent index(es) ${invalid.join(', ')} still invalid: a partition index is missing; run phase 3 again` : undefined,
         data: { ms: Math.round(r.ms), indexes: ix.map((x) => ({ ...x, ms: Math.round(x.ms) })), foreignKeys: fk.map((x) => ({ ...x, ms: Math.round(x.ms), parentMs: Math.round(x.parentMs) })) },
       };
     },
@@ -354,11 +354,13 @@ const integrityStep: Step = {
       ? `PASS: ${report.tables.map((x) => `${x.table} ${x.oldRows.toLocaleString('en-US')} = ${x.newRows.toLocaleString('en-US')} rows, content identical`).join('; ')}`
       : `FAIL: ${bad.map((x) => `${x.table}: ${x.note && x.chunks === 0 ? x.note : `${x.missing} missing, ${x.extra} extra, ${x.mismatched} changed, ${x.orphans.reduce((a, o) => a + o.count, 0)} FK orphans (old ${x.oldRows.toLocaleString('en-US')} rows, new ${x.newRows.toLocaleString('en-US')})`}`).join('; ')}`;
     return {
-      status: 'done',
+      ...(report.pass ? { status: 'done' as const } : {
+        status: 'failed' as const,
+        failed: unfinished.length ? `${unfinished.join('; ')}: run phase 3 again to build them` : `${summary} — see pgshift report`,
+      }),
       summary: unfinished.length ? `FAIL: ${unfinished.join('; ')}` : summary,
       tables: reportTables(report),
       data: report,
-      failed: report.pass ? undefined : unfinished.length ? `${unfinished.join('; ')}: run phase 3 again to build them` : `${summary} — see pgshift report`,
       warnings: report.tables.flatMap((x) => (x.note ? [`${x.table}: ${x.note}`] : [])),
     };
   },

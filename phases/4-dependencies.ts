@@ -40,10 +40,10 @@ function dependenciesStep(t: TablePlan): Step {
       if (await isSwapped(ctx.db, t)) {
         const rec = await ctx.journal.getArtifact(Artifacts.dependencies(t));
         if (rec) return { status: 'already-done', summary: `${name(t)} is already swapped; keeping the dependencies recorded ${rec.at}` };
-        return { status: 'done', failed: `${name(t)} is already swapped but no dependencies were recorded: nothing to re-point from` };
+        return { status: 'failed', failed: `${name(t)} is already swapped but no dependencies were recorded: nothing to re-point from` };
       }
       if (!(await tableExists(ctx.db, t.schema, t.targetName))) {
-        return { status: 'done', failed: `${t.schema}.${t.targetName} does not exist yet: run phase 2 (structure) first` };
+        return { status: 'failed', failed: `${t.schema}.${t.targetName} does not exist yet: run phase 2 (structure) first` };
       }
       const found = await discoverDependencies(ctx.db, t);
       const problems = found.problems;
@@ -74,7 +74,7 @@ function dependenciesStep(t: TablePlan): Step {
         if (s.scanMax) warnings.push(`${name(t)}.${s.column} holds values beyond ${s.seqSchema}.${s.seqName}: the swap will set the sequence past max(${s.column}) under the lock (one more scan)`);
       }
       if (problems.length) {
-        return { status: 'done', failed: problems.join('\n'), warnings };
+        return { status: 'failed', failed: problems.join('\n'), warnings };
       }
       if (record.views.some((v) => v.kind === 'm')) {
         record = { ...record, views: await measureMaterializedViews(ctx.db, record.views, { limitMs: MATVIEW_LIMIT_MS, stepId: ctx.stepId, signal: ctx.signal }) };
@@ -108,7 +108,7 @@ function dependenciesStep(t: TablePlan): Step {
             `so each gains the column holding ${t.key}. They are added NOT VALID inside the swap transaction, not now: a NOT VALID key is still enforced for every new row, ` +
             `and before the swap the new table does not have the rows being referenced yet. Validation (phase 5) runs after the swap.`,
         );
-        if (ctx.serverMajor < 12) return { status: 'done', failed: `PostgreSQL ${ctx.serverMajor} cannot have foreign keys referencing a partitioned table (needs 12+)` };
+        if (ctx.serverMajor < 12) return { status: 'failed', failed: `PostgreSQL ${ctx.serverMajor} cannot have foreign keys referencing a partitioned table (needs 12+)` };
       }
       for (const s of record.sequences) {
         ctx.log(
@@ -160,7 +160,7 @@ function grantsStep(t: TablePlan): Step {
     },
     async run(ctx) {
       if (await isSwapped(ctx.db, t)) return { status: 'already-done', summary: 'already swapped' };
-      if (!(await tableExists(ctx.db, t.schema, t.targetName))) return { status: 'done', failed: `${target} does not exist yet: run phase 2 first` };
+      if (!(await tableExists(ctx.db, t.schema, t.targetName))) return { status: 'failed', failed: `${target} does not exist yet: run phase 2 first` };
       const g = await grantDiff(ctx.db, t, t.targetName);
       if (!g.grant.length && !g.revoke.length) return { status: 'already-done', summary: `${target} has the same privileges as ${name(t)}` };
       if (g.grant.length) {
@@ -179,7 +179,7 @@ function grantsStep(t: TablePlan): Step {
         onRetry: (i) => ctx.log(`lock not granted (${i.error}); retry ${i.attempt}/${i.attempts} in ${i.waitMs} ms`, 'warn'),
       });
       const left = await grantDiff(ctx.db, t, t.targetName);
-      if (left.grant.length || left.revoke.length) return { status: 'done', failed: `privileges still differ after GRANT/REVOKE: ${[...left.grant, ...left.revoke].join('; ')}` };
+      if (left.grant.length || left.revoke.length) return { status: 'failed', failed: `privileges still differ after GRANT/REVOKE: ${[...left.grant, ...left.revoke].join('; ')}` };
       return {
         status: 'done',
         summary: `granted ${g.grant.length} missing privilege(s), revoked ${g.revoke.length}: ${target} now has exactly the privileges of ${name(t)}`,

@@ -138,7 +138,7 @@ function swapStep(t: TablePlan): Step {
         return { status: 'already-done', summary: `${name(t)} is already the partitioned table${a ? ` (swapped ${a.at}, lock held ${a.lockHeldMs} ms)` : ''}` };
       }
       const { deps, structure } = await load(ctx);
-      if (!deps) return { status: 'done', failed: 'run phase 4 first' };
+      if (!deps) return { status: 'failed', failed: 'run phase 4 first' };
       const cap = await findCapture(ctx.db, t);
       const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
       ctx.log(lt.note);
@@ -263,7 +263,7 @@ function validateStep(t: TablePlan): Step {
       let done = 0;
       for (const f of a.fks) {
         const r = await validateForeignKey(ctx, f, name(t));
-        if (r.state === 'missing') return { status: 'done', failed: `foreign key ${f.schema}.${f.table}.${f.name} is missing` };
+        if (r.state === 'missing') return { status: 'failed', failed: `foreign key ${f.schema}.${f.table}.${f.name} is missing` };
         rows.push([`${f.schema}.${f.table}.${f.name}`, r.state, r.state === 'validated' ? fmtDuration(r.ms) : '']);
         if (r.state === 'validated') done++;
       }
@@ -384,14 +384,14 @@ function dropStep(t: TablePlan): Step {
     async run(ctx) {
       if (!(await tableExists(ctx.db, t.schema, t.oldName))) return { status: 'already-done', summary: `${obj} does not exist` };
       const a = await ctx.journal.getArtifact(Artifacts.swap(t));
-      if (!a) return { status: 'done', failed: `no swap recorded for ${name(t)}` };
+      if (!a) return { status: 'failed', failed: `no swap recorded for ${name(t)}` };
       const until = retentionEnds(a, ctx.plan.retention.days);
       if (until.getTime() > Date.now() && !ctx.overrides.has('force-retention')) {
         return { status: 'skipped', summary: `kept until ${utc(until)} (retention ${ctx.plan.retention.days} days after the swap); run phase 5 again then, or pass --force-retention with --confirm ${obj}` };
       }
       const used = await sequencesStillUsed(ctx, t);
       if (used.length) {
-        return { status: 'done', failed: `sequence(s) ${used.join(', ')} are owned by ${obj} but still used by another table's default: DROP TABLE would drop them. Move ownership first (ALTER SEQUENCE … OWNED BY the new column)` };
+        return { status: 'failed', failed: `sequence(s) ${used.join(', ')} are owned by ${obj} but still used by another table's default: DROP TABLE would drop them. Move ownership first (ALTER SEQUENCE … OWNED BY the new column)` };
       }
       ctx.log(`no sequence owned by ${obj} is used elsewhere (ownership moved at the swap)`);
       const fk = await fkNeighbours(ctx, t.schema, t.oldName);

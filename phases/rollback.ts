@@ -340,7 +340,7 @@ function createdStep(targetSteps: boolean): Step {
     if (!p) {
       const traces = await migrationTraces(ctx);
       if (!traces.length) return { status: 'already-done', summary: 'no migration in progress: nothing to remove' };
-      return { status: 'done', failed: `no pre-migration snapshot, yet the migration left: ${traces.join('; ')}` };
+      return { status: 'failed', failed: `no pre-migration snapshot, yet the migration left: ${traces.join('; ')}` };
     }
     for (const l of p.leftInPlace) ctx.log(l, 'warn');
     if (!p.statements.length) return { status: 'already-done', summary: 'nothing the migration created is left', warnings: p.leftInPlace };
@@ -603,9 +603,9 @@ function restoreOldStep(t: TablePlan): Step {
     async run(ctx) {
       if ((await relkind(ctx.db, t.schema, t.oldName)) !== null) return { status: 'already-done', summary: `${t.schema}.${t.oldName} exists` };
       const p = await planRestore(ctx, t);
-      if (typeof p === 'string') return { status: 'done', failed: p };
+      if (typeof p === 'string') return { status: 'failed', failed: p };
       const sha = await sha256File(p.backup.file);
-      if (p.backup.sha256 && sha !== p.backup.sha256) return { status: 'done', failed: `the backup file changed since it was verified (sha256 ${sha.slice(0, 12)}… ≠ ${p.backup.sha256.slice(0, 12)}…): not restoring it` };
+      if (p.backup.sha256 && sha !== p.backup.sha256) return { status: 'failed', failed: `the backup file changed since it was verified (sha256 ${sha.slice(0, 12)}… ≠ ${p.backup.sha256.slice(0, 12)}…): not restoring it` };
       ctx.log(`sha256 of ${p.backup.file} matches the verified backup (file written ${backupFileTime(p.backup.file)})`);
       const onRetry = (i: { error: string; attempt: number; attempts: number; waitMs: number }) => ctx.log(`lock not granted (${i.error}); retry ${i.attempt}/${i.attempts} in ${i.waitMs} ms`, 'warn');
       await ctx.db.ddl([`DROP SCHEMA IF EXISTS ${ident(SIDE_SCHEMA)} CASCADE`, `CREATE SCHEMA ${ident(SIDE_SCHEMA)}`], { stepId: ctx.stepId, signal: ctx.signal, onRetry });
@@ -632,11 +632,11 @@ function restoreOldStep(t: TablePlan): Step {
         [qname(SIDE_SCHEMA, t.table)],
       );
       if (JSON.stringify(cols) !== JSON.stringify(p.columns)) {
-        return { status: 'done', failed: `the restored ${name(t)} does not have the columns of the pre-migration snapshot (${cols.map((c) => `${c.name} ${c.type}`).join(', ')} vs ${p.columns.map((c) => `${c.name} ${c.type}`).join(', ')}): left in schema ${SIDE_SCHEMA}, nothing moved` };
+        return { status: 'failed', failed: `the restored ${name(t)} does not have the columns of the pre-migration snapshot (${cols.map((c) => `${c.name} ${c.type}`).join(', ')} vs ${p.columns.map((c) => `${c.name} ${c.type}`).join(', ')}): left in schema ${SIDE_SCHEMA}, nothing moved` };
       }
       const [{ n }] = await ctx.db.read<{ n: string }>(`SELECT count(*) AS n FROM ${qname(SIDE_SCHEMA, t.table)}`) as [{ n: string }];
       if (p.expectedRows !== undefined && Number(n) !== p.expectedRows) {
-        return { status: 'done', failed: `the restored ${name(t)} holds ${n} rows, the dump counted ${p.expectedRows}: left in schema ${SIDE_SCHEMA}, nothing moved` };
+        return { status: 'failed', failed: `the restored ${name(t)} holds ${n} rows, the dump counted ${p.expectedRows}: left in schema ${SIDE_SCHEMA}, nothing moved` };
       }
       ctx.log(`restored ${r.items} archive entries of ${name(t)} into ${SIDE_SCHEMA} in ${fmtDuration(r.ms)}: columns match the snapshot, ${Number(n).toLocaleString('en-US')} rows${p.expectedRows !== undefined ? ' as the dump counted' : ''}`);
       await ctx.db.tx(async (tx) => {
@@ -662,11 +662,11 @@ const verifyStep: Step = {
     if (!before) {
       const traces = await migrationTraces(ctx);
       if (!traces.length) return { status: 'already-done', summary: 'nothing to compare: no migration in progress (an earlier rollback completed, or phase 1 never ran)' };
-      return { status: 'done', failed: `no pre-migration snapshot to compare with, yet the migration left: ${traces.join('; ')}` };
+      return { status: 'failed', failed: `no pre-migration snapshot to compare with, yet the migration left: ${traces.join('; ')}` };
     }
     for (const t of ctx.tables) {
-      if (await isSwapped(ctx.db, t)) return { status: 'done', failed: `${name(t)} is still swapped` };
-      if ((await relkind(ctx.db, t.schema, t.table)) === null) return { status: 'done', failed: `${name(t)} does not exist` };
+      if (await isSwapped(ctx.db, t)) return { status: 'failed', failed: `${name(t)} is still swapped` };
+      if ((await relkind(ctx.db, t.schema, t.table)) === null) return { status: 'failed', failed: `${name(t)} does not exist` };
     }
     const now = await takeSnapshot(ctx.db);
     const diff = diffSnapshots(before, now);

@@ -63,6 +63,8 @@ export function headlessReporter(write: Writer, opts: { json?: boolean } = {}): 
         out(`${e.status === 'skipped' ? '–' : '✓'} ${e.stepId}  ${e.status === 'already-done' ? 'already done' : e.status}${e.summary ? `: ${e.summary}` : ''}${e.resumed ? '' : ` (${fmtDuration(e.durationMs)})`}`);
         break;
       case 'step-failed':
+        for (const t of e.tables ?? []) for (const l of renderTable(t)) out(`  ${l}`);
+        for (const w of e.warnings ?? []) out(`  ⚠ ${w}`);
         out(`✗ ${e.stepId}  ${e.error}`);
         if (e.hint) out(`  hint: ${e.hint}`);
         break;

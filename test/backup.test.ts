@@ -6,9 +6,9 @@ import { Engine } from '../source/engine/engine.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { parsePlanText, resolveTables, type LoadedPlan } from '../source/plan/load.js';
 import type { ConfirmFn, Step, StepContext } from '../source/engine/types.js';
+import { failureOf } from './fixtures/copy-helpers.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { preparation } from '../phases/1-preparation.js';
-import type { BackupArtifact } from '../source/backup.js';
 import { parseToolVersion, runPgDump, tocHas, restoreList } from '../source/backup.js';
 import { toolCheck } from '../source/preflight.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
@@ -58,9 +58,9 @@ describe('backup: pg_dump, pg_restore --list, test restore', () => {
   it('verify: restore — restores into a scratch database, compares exact row counts, drops it', async () => {
     await withSteps(db.url, loadedPlan(dir, 'restore'), async (ctx, step, engine) => {
       const r1 = await step('backup:pg_dump').run(ctx);
-      expect(r1.failed).toBeUndefined();
+      expect(failureOf(r1)).toBeUndefined();
       const r2 = await step('backup:verify').run(ctx);
-      expect(r2.failed, r2.failed).toBeUndefined();
+      expect(failureOf(r2), failureOf(r2)).toBeUndefined();
       const a = (await engine.journal.getArtifact(Artifacts.backup))!;
       expect(a.verified).toBe(true);
       expect(a.verifyMethod).toBe('restore');
@@ -82,18 +82,18 @@ describe('backup: pg_dump, pg_restore --list, test restore', () => {
       const { sha256File } = await import('../source/backup.js');
       await engine.journal.setArtifact(Artifacts.backup, { ...a, sha256: await sha256File(a.file) });
       const r = await step('backup:verify').run(ctx);
-      expect(r.failed).toMatch(/^backup not verified: pg_restore cannot read /);
+      expect(failureOf(r)).toMatch(/^backup not verified: pg_restore cannot read /);
       const after = (await engine.journal.getArtifact(Artifacts.backup))!;
       expect(after.verified).toBe(false);
       expect(after.verifyError).toContain('pg_restore cannot read');
       // a file changed behind pgshift's back: checksum mismatch
       fs.writeFileSync(a.file, 'garbage');
       const r2 = await step('backup:verify').run(ctx);
-      expect(r2.failed).toContain('changed since it was written');
+      expect(failureOf(r2)).toContain('changed since it was written');
       // no backup at all
       fs.rmSync(a.file);
       const r3 = await step('backup:verify').run(ctx);
-      expect(r3.failed).toContain('is missing');
+      expect(failureOf(r3)).toContain('is missing');
     });
   });
 
@@ -140,14 +140,14 @@ describe('backup: pg_dump, pg_restore --list, test restore', () => {
       await withSteps(db.url, loadedPlan(d2, 'list', 'directory'), async (ctx, step, engine) => {
         await engine.journal.deleteArtifact(Artifacts.backup);
         const r = await step('backup:pg_dump').run(ctx);
-        expect(r.failed).toBeUndefined();
+        expect(failureOf(r)).toBeUndefined();
         const a = (await engine.journal.getArtifact(Artifacts.backup))!;
         expect(a.file.endsWith('.dir')).toBe(true);
         expect(fs.statSync(a.file).isDirectory()).toBe(true);
         expect(fs.statSync(a.file).mode & 0o777).toBe(0o700);
         expect(fs.readdirSync(a.file)).toContain('toc.dat');
         const v = await step('backup:verify').run(ctx);
-        expect(v.failed).toBeUndefined();
+        expect(failureOf(v)).toBeUndefined();
         expect((await engine.journal.getArtifact(Artifacts.backup))!.verified).toBe(true);
       });
     } finally {

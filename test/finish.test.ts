@@ -9,7 +9,7 @@ import { finishDeferred, partitionIndexName } from '../source/copy/finish.js';
 import { main } from '../source/cli.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { captureIo } from './helpers/io.js';
-import { GASIFIER_ENTRY, PETRI_ENTRY, openEngine, tmpDir, writePlan } from './fixtures/copy-helpers.js';
+import { GASIFIER_ENTRY, PETRI_ENTRY, failureOf, openEngine, tmpDir, writePlan } from './fixtures/copy-helpers.js';
 
 async function q<T = Record<string, unknown>>(c: pg.ClientBase, sql: string, params: unknown[] = []): Promise<T[]> {
   return (await c.query(sql, params)).rows as T[];
@@ -157,7 +157,7 @@ describe('phase 2 defers the secondary indexes and outbound FKs; phase 3 builds 
       const ctx = { ...o.engine.planContext(), runId: 0, stepId: step.id, operator: 't', signal: new AbortController().signal, log: () => {}, progress: () => {}, confirm: () => Promise.resolve({ confirmed: false, method: 'declined' as const, by: 't' }), overrides: new Set<string>(), demo: false };
       const r = await step.run(ctx);
       expect(r.status).toBe('already-done');
-      expect(r.failed).toBeUndefined();
+      expect(failureOf(r)).toBeUndefined();
     } finally {
       await o.engine.close();
     }
@@ -227,7 +227,7 @@ describe('finish on a live table: lock timeouts, an invalid leftover, orphans', 
     // a fresh checkpoint-less table would be built too early: simulate with the checkpoint marked not done
     await db.client.query(`UPDATE pgshift.checkpoints SET position = jsonb_set(position, '{done}', 'false') WHERE step_id = 'copy:public.petri_observations'`);
     const { r } = await runFinish(() => true);
-    expect((r as StepResult).failed).toMatch(/has not finished: the deferred indexes and foreign keys are built after it/);
+    expect(failureOf(r as StepResult)).toMatch(/has not finished: the deferred indexes and foreign keys are built after it/);
     await db.client.query(`UPDATE pgshift.checkpoints SET position = jsonb_set(position, '{done}', 'true') WHERE step_id = 'copy:public.petri_observations'`);
   });
 
@@ -281,7 +281,7 @@ describe('finish on a live table: lock timeouts, an invalid leftover, orphans', 
         }
       });
       await holder.query('COMMIT').catch(() => {});
-      expect(ok.r instanceof Error ? ok.r.message : ok.r.failed).toBeUndefined();
+      expect(ok.r instanceof Error ? ok.r.message : failureOf(ok.r)).toBeUndefined();
       expect((ok.r as StepResult).status).toBe('done');
       expect(ok.asked).toHaveLength(1); // only the leftover of the earlier run, not the step's own retries
       expect(ok.logs.some((l) => l.startsWith(`${name} on ${part} is INVALID (left by an interrupted CREATE INDEX CONCURRENTLY): dropping it and building it again`))).toBe(true);

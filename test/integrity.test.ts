@@ -75,8 +75,11 @@ describe('integrity report: counts, row-hash content comparison, FK orphans', ()
       const out = await o.engine.run({ phases: [3], only: ['verify:integrity'] });
       expect(out.status).toBe('failed');
       expect(out.message).toContain('verify:integrity: FAIL: public.petri_observations: 1 missing, 1 extra, 2 changed, 2 FK orphans (old 8,000 rows, new 8,000)');
-      const done = o.events.find((e) => e.type === 'step-done' && e.stepId === 'verify:integrity');
-      expect(done && done.type === 'step-done' && done.tables?.map((t) => t.title)).toEqual([
+      // a failed check is one step-failed event carrying the report, not a step-done
+      expect(o.events.some((e) => e.type === 'step-done' && e.stepId === 'verify:integrity')).toBe(false);
+      const done = o.events.find((e) => e.type === 'step-failed' && e.stepId === 'verify:integrity');
+      expect(done && done.type === 'step-failed' && done.reason).toBe('failed');
+      expect(done && done.type === 'step-failed' && done.tables?.map((t) => t.title)).toEqual([
         'Integrity report (FAIL) — exact counts; content compared by row hash',
         'public.petri_observations_partitioned: rows per partition',
         'public.petri_observations: differing rows (up to 20 samples, by primary key)',

@@ -8,6 +8,7 @@ import { resolveConnection } from '../source/db/connection.js';
 import { loadPlan, type LoadedPlan } from '../source/plan/load.js';
 import type { ConfirmFn, ConfirmRequest, EngineEvent } from '../source/engine/types.js';
 import { createDemoDatabase } from '../source/demo/schema.js';
+import { failureOf } from './fixtures/copy-helpers.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { examplePlanPath } from '../source/paths.js';
 import { structure } from '../phases/2-structure.js';
@@ -219,7 +220,7 @@ describe('phase 2 on the demo data with the example plan', () => {
       const logs: string[] = [];
       const ctx = { ...engine.planContext(), runId: 0, stepId: step.id, operator: 't', signal: new AbortController().signal, log: (m: string) => { logs.push(m); }, progress: () => {}, confirm: (req: Omit<ConfirmRequest, 'stepId'>) => yes({ ...req, stepId: step.id }), overrides: new Set<string>(), demo: false };
       const r = await step.run(ctx);
-      expect(r.failed).toBeUndefined();
+      expect(failureOf(r)).toBeUndefined();
       expect(r.summary).toContain('1 missing partition(s) created');
       expect(r.summary).toContain('3 row(s) moved out of DEFAULT');
       const rows = await q<{ part: string }>(db.client, `SELECT DISTINCT tableoid::regclass::text AS part FROM public.gasifier_observations_partitioned WHERE program_id = $1`, [program_id]);

@@ -246,7 +246,9 @@ describe('phase 4 · dependencies, after the real phases 1–3', () => {
     o = await engine.run({ phases: [4] });
     expect(o.status).toBe('failed');
     expect(o.message).toMatch(/sql\/037_meta\.sql refused: line 2: \\i other\.sql — psql meta-command/);
-    expect(since(n).filter((e): e is StepDone => e.type === 'step-done' && e.stepId.startsWith('sql:sql/03')).map((e) => e.status)).toEqual(['already-done', 'already-done', 'done']);
+    expect(since(n).filter((e): e is StepDone => e.type === 'step-done' && e.stepId.startsWith('sql:sql/03')).map((e) => e.status)).toEqual(['already-done', 'already-done']);
+    // the refused file ends as a failed step (typed reason), never as a "done" carrying a failure
+    expect(since(n).filter((e): e is StepFailed => e.type === 'step-failed').map((e) => [e.stepId, e.reason])).toEqual([['sql:sql/037_meta.sql', 'failed']]);
     expect((await db.client.query<{ v: string | null }>(`SELECT to_regclass('public.meta_v') AS v`)).rows[0]!.v).toBeNull();
   });
 

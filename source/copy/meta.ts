@@ -16,8 +16,8 @@ export type Reader = Db | Tx | pg.ClientBase;
 
 /** The connection under a Reader, for the helpers that take a plain query runner. */
 export function queryableOf(r: Reader): Queryable {
-  if ('read' in r && typeof (r as Db).read === 'function') return (r as Db).pool;
-  if ('client' in r && (r as Tx).client) return (r as Tx).client;
+  if ('read' in r && typeof r.read === 'function') return r.pool;
+  if ('client' in r && r.client) return r.client;
   return r as pg.ClientBase;
 }
 

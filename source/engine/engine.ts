@@ -290,7 +290,7 @@ export class Engine {
             const ms = performance.now() - t0;
             const summary = `not done: ${req.refusal ?? `${req.kind} ${req.object} not confirmed`}`;
             await this.journal.stepEnded(step.id, 'skipped', { summary, ms });
-            this.emit({ type: 'step-done', stepId: step.id, status: 'skipped', summary, durationMs: ms });
+            this.emit({ type: 'step-done', stepId: step.id, status: 'skipped', declined: true, summary, durationMs: ms });
             return null;
           }
           if (!answer.confirmed) {
@@ -298,17 +298,16 @@ export class Engine {
             const refused = answer.method === 'refused';
             const message = refused ? `refused: ${req.refusal}` : `needs confirmation: ${req.kind} ${req.object}`;
             await this.journal.stepEnded(step.id, refused ? 'refused' : 'not-confirmed', { error: message, ms });
-            this.emit({ type: 'step-failed', stepId: step.id, error: message, hint: this.confirmHint(req, refused), durationMs: ms });
+            this.emit({ type: 'step-failed', stepId: step.id, reason: refused ? 'refused' : 'needs-confirmation', confirm: { kind: req.kind, object: req.object }, error: message, hint: this.confirmHint(req, refused), durationMs: ms });
             return { status: refused ? 'stopped' : 'needs-confirmation', message: `${step.id} ${message}`, hint: this.confirmHint(req, refused), runId };
           }
         }
       }
       const res = await step.run(ctx);
       const ms = performance.now() - t0;
-      if (res.failed) {
+      if (res.status === 'failed') {
         await this.journal.stepEnded(step.id, 'failed', { error: res.failedDetail ?? res.failed, summary: res.summary, result: res.data, ms });
-        this.emit({ type: 'step-done', stepId: step.id, status: res.status, summary: res.summary, tables: res.tables, warnings: res.warnings, durationMs: ms });
-        this.emit({ type: 'step-failed', stepId: step.id, error: res.failed, hint: res.hint, durationMs: ms });
+        this.emit({ type: 'step-failed', stepId: step.id, reason: 'failed', error: res.failed, hint: res.hint, summary: res.summary, tables: res.tables, warnings: res.warnings, durationMs: ms });
         return { status: 'failed', message: `${step.id}: ${res.failed}`, hint: res.hint, runId, exitCode: res.nothingChanged ? 2 : undefined };
       }
       if (signal.aborted && res.status !== 'done' && res.status !== 'already-done') {
@@ -324,7 +323,7 @@ export class Engine {
       const hint = e instanceof UserError ? e.hint : undefined;
       const aborted = signal.aborted;
       await this.journal.stepEnded(step.id, aborted ? 'stopped' : 'failed', { error: message, ms }).catch(() => {});
-      this.emit({ type: 'step-failed', stepId: step.id, error: message, hint, durationMs: ms });
+      this.emit({ type: 'step-failed', stepId: step.id, reason: aborted ? 'aborted' : 'error', error: message, hint, durationMs: ms });
       return { status: aborted ? 'aborted' : 'failed', message: `${step.id}: ${message}`, hint, runId };
     }
   }

@@ -57,22 +57,47 @@ export interface ReportTable {
   readonly rows: readonly (readonly (string | number | boolean | null)[])[];
 }
 
-export interface StepResult {
-  readonly status: 'done' | 'already-done' | 'skipped';
+/** What any step outcome may carry: a summary, report tables, data for the journal, warnings. */
+interface StepReport {
   readonly summary?: string;
   readonly tables?: readonly ReportTable[];
   /** JSON-able data stored with the step in the journal (e.g. the backup path, the report) */
   readonly data?: unknown;
-  /** the step found a problem that must stop the run (preflight fail, integrity fail) */
-  readonly failed?: string;
-  /** the full text of the failure for the journal (pgshift status) when `failed` is the short form shown on screen */
+  readonly warnings?: readonly string[];
+}
+
+/** The step did its work, found it done, or had nothing to do. */
+export interface StepDone extends StepReport {
+  readonly status: 'done' | 'already-done' | 'skipped';
+}
+
+/** The step found a problem that must stop the run (preflight fail, integrity fail, a precondition). */
+export interface StepFailed extends StepReport {
+  readonly status: 'failed';
+  /** the short form shown on screen */
+  readonly failed: string;
+  /** the full text of the failure for the journal (pgshift status) when `failed` is the short form */
   readonly failedDetail?: string;
   /** what to do about the failure (shown once, after it) */
   readonly hint?: string;
   /** the failure was found before anything was changed in the database: exit 2 (bad input) */
   readonly nothingChanged?: boolean;
-  readonly warnings?: readonly string[];
 }
+
+export type StepResult = StepDone | StepFailed;
+
+/** Why a step did not complete: the wizard and the headless output read this, never the message's wording. */
+export type FailureReason =
+  /** the step ran and returned a failure (a check, a precondition) */
+  | 'failed'
+  /** the step threw */
+  | 'error'
+  /** a destructive step the operator did not confirm (headless: no --confirm naming it) */
+  | 'needs-confirmation'
+  /** a destructive step refused by its precondition (and not overridden) */
+  | 'refused'
+  /** the operator stopped the run while the step ran */
+  | 'aborted';
 
 export interface Progress {
   readonly done: number;
@@ -146,8 +171,8 @@ export type EngineEvent =
   | { type: 'step-started'; stepId: string; phase: PhaseId; title: string }
   | { type: 'step-progress'; stepId: string; progress: Progress; ratePerSec?: number; etaSec?: number }
   | { type: 'step-log'; stepId: string; level: LogLevel; message: string }
-  | { type: 'step-done'; stepId: string; status: StepResult['status']; summary?: string; tables?: readonly ReportTable[]; warnings?: readonly string[]; durationMs: number; resumed?: boolean }
-  | { type: 'step-failed'; stepId: string; error: string; hint?: string; durationMs: number }
+  | { type: 'step-done'; stepId: string; status: StepDone['status']; /** skipped because the operator declined it or its refusal held (onDecline: skip) */ declined?: boolean; summary?: string; tables?: readonly ReportTable[]; warnings?: readonly string[]; durationMs: number; resumed?: boolean }
+  | { type: 'step-failed'; stepId: string; reason: FailureReason; /** what was not confirmed (needs-confirmation, refused) */ confirm?: { kind: string; object: string }; error: string; hint?: string; summary?: string; tables?: readonly ReportTable[]; warnings?: readonly string[]; durationMs: number }
   | { type: 'confirm-requested'; request: ConfirmRequest }
   | { type: 'confirm-answered'; stepId: string; object: string; answer: ConfirmAnswer }
   | { type: 'run-ended'; runId: number; status: 'completed' | 'stopped' | 'failed' | 'needs-confirmation' | 'aborted'; message?: string };

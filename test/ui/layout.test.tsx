@@ -114,7 +114,7 @@ describe.each(SIZES)('every screen at $columns×$rows', (size) => {
     // a message with a newline reads as one sentence in the pane (found in tmux: "not the" / "seed's loop")
     emit(m, { type: 'step-log', stepId: 'copy:public.orders', level: 'info', message: 'batch copy — not the\nseed loop' });
     await waitFor(() => m.frame().includes('batch copy — not the seed loop'), 'the joined log line');
-    emit(m, { type: 'step-failed', stepId: 'copy:public.orders', error: LONG_ERROR, hint: 'end the session holding the lock, then run phase 3 again', durationMs: 5 });
+    emit(m, { type: 'step-failed', stepId: 'copy:public.orders', reason: 'error', error: LONG_ERROR, hint: 'end the session holding the lock, then run phase 3 again', durationMs: 5 });
     await waitFor(() => m.frame().includes('lock not available') || m.frame().includes('CREATE INDEX CONCURRENTLY'), 'the error in the log');
     await press(m.ui.stdin, 'L');
     await waitFor(() => m.frame().includes('Log ·'), 'the full-screen log');

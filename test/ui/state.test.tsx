@@ -40,7 +40,7 @@ describe('wizard reducer (no rendering)', () => {
     expect(s.steps['copy:b']!.lastLog).toBe('waiting for lock on public.b');
     s = ev(s, { type: 'step-done', stepId: 'copy:b', status: 'done', summary: '2,000 rows', tables: [{ title: 'T', columns: ['a'], rows: [[1]] }], durationMs: 12 });
     expect(s.steps['copy:b']).toMatchObject({ status: 'done', summary: '2,000 rows', durationMs: 12 });
-    s = ev(s, { type: 'step-failed', stepId: 'verify', error: 'row counts differ', hint: 'run phase 3 again', durationMs: 3 });
+    s = ev(s, { type: 'step-failed', stepId: 'verify', reason: 'failed', error: 'row counts differ', hint: 'run phase 3 again', durationMs: 3 });
     expect(s.steps.verify).toMatchObject({ status: 'failed', error: 'row counts differ', hint: 'run phase 3 again' });
     expect(s.log.map((l) => l.text)).toContain('  hint: run phase 3 again');
     let big = s;
@@ -53,7 +53,7 @@ describe('wizard reducer (no rendering)', () => {
     let s = wizardReducer(planned, { type: 'run-begin', scope: 'step copy:b', phase: 3, now: 0 });
     s = ev(s,
       { type: 'step-started', stepId: 'copy:b', phase: 3, title: 'Copy b' },
-      { type: 'step-failed', stepId: 'copy:b', error: 'copy:b needs confirmation: rename public.b', hint: 'to allow it in headless mode, pass --confirm public.b', durationMs: 5 },
+      { type: 'step-failed', stepId: 'copy:b', reason: 'needs-confirmation', confirm: { kind: 'rename', object: 'public.b' }, error: 'copy:b needs confirmation: rename public.b', hint: 'to allow it in headless mode, pass --confirm public.b', durationMs: 5 },
     );
     expect(s.steps['copy:b']).toMatchObject({ status: 'declined', error: 'not confirmed: nothing ran (rename public.b)', hint: 'press enter to be asked again' });
     s = wizardReducer(wizardReducer(s, { type: 'run-finish', status: 'needs-confirmation', now: 0 }), {
@@ -236,13 +236,19 @@ describe('resume and guidance (reducer)', () => {
     s = wizardReducer(s, { type: 'phase-planned', phase: 1, steps: [{ id: 'a', title: 'A' }, { id: 'b', title: 'B' }], states: { a: { status: 'done' }, b: { status: 'done' } } });
     expect(nextPhase(s)).toBe(2);
     const d = ev(s,
-      { type: 'step-done', stepId: 'b', status: 'skipped', summary: 'not done: the retention period runs until 2026-12-07', durationMs: 1 },
+      { type: 'step-done', stepId: 'b', status: 'skipped', declined: true, summary: 'not done: the retention period runs until 2026-12-07', durationMs: 1 },
     );
     expect(d.steps.b!.status).toBe('declined');
-    const f = ev(s, { type: 'step-failed', stepId: 'a', error: 'a needs confirmation: rename public.t', durationMs: 1 });
+    const f = ev(s, { type: 'step-failed', stepId: 'a', reason: 'needs-confirmation', confirm: { kind: 'rename', object: 'public.t' }, error: 'a needs confirmation: rename public.t', durationMs: 1 });
     expect(f.steps.a!.status).toBe('declined');
+    // the reducer reads the typed reason, never the wording: a failure whose text happens to say "needs confirmation:" is a failure
+    const h = ev(s, { type: 'step-failed', stepId: 'a', reason: 'failed', error: 'the table needs confirmation: of its owner', durationMs: 1 });
+    expect(h.steps.a).toMatchObject({ status: 'failed', error: 'the table needs confirmation: of its owner' });
+    // and a skipped step is declined only when the engine says so, whatever its summary
+    const k = ev(s, { type: 'step-done', stepId: 'b', status: 'skipped', summary: 'not done: nothing to drop', durationMs: 1 });
+    expect(k.steps.b!.status).toBe('skipped');
     // the engine's own wording (found in tmux: a declined RENAME showed ✗ failed)
-    const g = ev(s, { type: 'step-failed', stepId: 'a', error: 'needs confirmation: rename public.petri_observations', hint: 'to allow it in headless mode, pass --confirm public.petri_observations', durationMs: 1 });
+    const g = ev(s, { type: 'step-failed', stepId: 'a', reason: 'needs-confirmation', confirm: { kind: 'rename', object: 'public.petri_observations' }, error: 'needs confirmation: rename public.petri_observations', hint: 'to allow it in headless mode, pass --confirm public.petri_observations', durationMs: 1 });
     expect(g.steps.a).toMatchObject({ status: 'declined', error: 'not confirmed: nothing ran (rename public.petri_observations)', hint: 'press enter to be asked again' });
   });
 });

@@ -216,7 +216,7 @@ function reduceEvent(s: WizardState, e: EngineEvent, now: number): WizardState {
       return addLog(patchStep(s, e.stepId, { lastLog: e.message }), e.level, `  ${e.message}`, now);
     case 'step-done': {
       // a destructive step declined (or refused) and skipped by the engine: the same word as every declined step
-      const declined = e.status === 'skipped' && /^not done: /.test(e.summary ?? '');
+      const declined = e.status === 'skipped' && e.declined === true;
       let n = patchStep(s, e.stepId, {
         status: declined ? 'declined' : e.status === 'already-done' ? 'already-done' : e.status, summary: e.summary, tables: e.tables, warnings: e.warnings,
         durationMs: e.durationMs, lastLog: undefined,
@@ -227,11 +227,16 @@ function reduceEvent(s: WizardState, e: EngineEvent, now: number): WizardState {
     }
     case 'step-failed': {
       // declined in the modal: nothing ran; the engine's hint is for headless mode, the wizard simply asks again
-      if (/(^| )needs confirmation: /.test(e.error)) {
-        const n = patchStep(s, e.stepId, { status: 'declined', error: `not confirmed: nothing ran (${e.error.replace(/^(.* )?needs confirmation: /, '')})`, hint: 'press enter to be asked again', durationMs: e.durationMs });
+      if (e.reason === 'needs-confirmation') {
+        const what = e.confirm ? `${e.confirm.kind} ${e.confirm.object}` : e.stepId;
+        const n = patchStep(s, e.stepId, { status: 'declined', error: `not confirmed: nothing ran (${what})`, hint: 'press enter to be asked again', durationMs: e.durationMs });
         return addLog(n, 'warn', `■ ${e.stepId}: not confirmed, nothing ran`, now);
       }
-      const n = patchStep(s, e.stepId, { status: s.run?.stopping && /stopped|abort/i.test(e.error) ? 'stopped' : 'failed', error: e.error, hint: e.hint, durationMs: e.durationMs });
+      let n = patchStep(s, e.stepId, {
+        status: e.reason === 'aborted' ? 'stopped' : 'failed', error: e.error, hint: e.hint, durationMs: e.durationMs,
+        ...(e.summary !== undefined ? { summary: e.summary } : {}), ...(e.tables ? { tables: e.tables } : {}), ...(e.warnings ? { warnings: e.warnings } : {}),
+      });
+      for (const w of e.warnings ?? []) n = addLog(n, 'warn', `  ⚠ ${w}`, now);
       const m = addLog(n, 'error', `✗ ${e.stepId}: ${e.error}`, now);
       return e.hint ? addLog(m, 'info', `  hint: ${e.hint}`, now) : m;
     }
