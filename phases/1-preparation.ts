@@ -38,7 +38,7 @@ const preflightStep: Step = {
     const states = await ctx.journal.stepStates();
     const changed = [...states].some(([id, st]) => st.status === 'done' && !/^(preflight$|report:|backup:|snapshot:)/.test(id));
     return {
-      status: 'done',
+      status: 'failed',
       summary: summarize(checks),
       warnings,
       data: { checks },

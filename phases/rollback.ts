@@ -683,7 +683,7 @@ const verifyStep: Step = {
     const unexpected = diff.filter((d) => !keptParts.has(d));
     if (unexpected.length) {
       return {
-        status: 'done', failed: `the catalog differs from the pre-migration snapshot in ${unexpected.length} place(s):\n  ${unexpected.slice(0, 40).join('\n  ')}`,
+        status: 'failed', failed: `the catalog differs from the pre-migration snapshot in ${unexpected.length} place(s):\n  ${unexpected.slice(0, 40).join('\n  ')}`,
         data: { differences: unexpected },
       };
     }

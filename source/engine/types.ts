@@ -69,6 +69,8 @@ interface StepReport {
 /** The step did its work, found it done, or had nothing to do. */
 export interface StepDone extends StepReport {
   readonly status: 'done' | 'already-done' | 'skipped';
+  /** a failure is a StepFailed: a 'done' carrying one does not compile */
+  readonly failed?: never;
 }
 
 /** The step found a problem that must stop the run (preflight fail, integrity fail, a precondition). */
