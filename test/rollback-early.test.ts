@@ -278,3 +278,29 @@ describe('rollback in the middle of phase 3 (batch copy stopped at a checkpoint)
     expect(rep.value.pass).toBe(true);
   });
 });
+
+describe('rollback:verify when the catalog differs from the snapshot in a way pgshift did not make', () => {
+  const h = harness('rollback_verify_differs', {});
+  beforeAll(async () => {
+    const o = await h.engine.run({ phases: [1], only: ['snapshot:catalog'] });
+    expect(o.status).toBe('completed');
+  });
+
+  it('fails the run with a typed failure naming the difference (never a "done"), and keeps the snapshot', async () => {
+    // someone else's change after the snapshot: not pgshift's to undo, and the rollback cannot prove the catalog equal
+    await h.db.client.query(`ALTER TABLE public.sites ADD COLUMN added_by_someone_else text`);
+    for (const o of ROLLBACK_OBJECTS) h.confirms.add(o);
+    const n = h.events.length;
+    const o = await h.engine.run({ phases: ['rollback'] });
+    expect(o.status).toBe('failed');
+    expect(o.message).toMatch(/^rollback:verify: the catalog differs from the pre-migration snapshot in \d+ place\(s\):[\s\S]*added_by_someone_else/);
+    const failed = h.events.slice(n).filter((e) => e.type === 'step-failed');
+    expect(failed.map((e) => e.type === 'step-failed' && [e.stepId, e.reason])).toEqual([['rollback:verify', 'failed']]);
+    expect(h.events.slice(n).some((e) => e.type === 'step-done' && e.stepId === 'rollback:verify')).toBe(false);
+    const st = await one<{ status: string }>(h.db.client, `SELECT status FROM pgshift.step_state WHERE step_id = 'rollback:verify'`);
+    expect(st.status).toBe('failed');
+    // the snapshot stays: a failed verification forgets nothing
+    const snap = await one<{ n: number }>(h.db.client, `SELECT count(*)::int AS n FROM pgshift.artifacts WHERE key = 'snapshot:catalog'`);
+    expect(snap.n).toBe(1);
+  });
+});
