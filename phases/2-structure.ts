@@ -2,7 +2,7 @@ import { triggerExists } from '../source/db/catalog.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Phase, PhaseId, PlanContext, Step, StepContext, StepResult, ReportTable } from '../source/engine/types.js';
-import type { TablePlan } from '../source/plan/schema.js';
+import { autoPartitionsOf, type TablePlan } from '../source/plan/schema.js';
 import { ident, qname } from '../source/db/quote.js';
 import { describeKeyColumn, fillBatchSql, keyColumnDdl, keyColumnStepId, planKeyColumn, type KeyColumnArtifact } from '../source/structure/keycolumn.js';
 import { readTableDef } from '../source/structure/definition.js';
@@ -187,8 +187,9 @@ function structureStep(t: TablePlan): Step {
         ctx.log(deferNote +
           (ctx.plan.copy.mode === 'online' ? '; online, the capture replay keeps writing to the new table while they are built: CONCURRENTLY and the per-partition FK validation do not block it' : ''));
       }
-      if (t.autoPartitions) {
-        ctx.log(`automatic partitions: an AFTER INSERT trigger on ${t.autoPartitions.table} creates the partition for each new ${t.autoPartitions.column} (PostgreSQL never creates partitions on demand, and a trigger on ${t.table} could not: rows are routed before any row trigger runs)`);
+      const ap = autoPartitionsOf(t);
+      if (ap) {
+        ctx.log(`automatic partitions: an AFTER INSERT trigger on ${ap.table} creates the partition for each new ${ap.column} (PostgreSQL never creates partitions on demand, and a trigger on ${t.table} could not: rows are routed before any row trigger runs)`);
       }
       let auto: StructureArtifact['autoPartitionTrigger'];
       const total = ddl.statements.length;
@@ -201,7 +202,7 @@ function structureStep(t: TablePlan): Step {
         }
         auto = await installAutoPartition(tx, t, ctx.db.locks.timeoutMs);
         const extra = await catchUpListPartitions(tx, t, new Set(partitions.map((p) => p.name)));
-        if (extra.length) ctx.log(`${extra.length} value(s) appeared in ${t.autoPartitions!.table} while the table was built: their partitions were added`);
+        if (extra.length) ctx.log(`${extra.length} value(s) appeared in ${ap?.table ?? 'the values table'} while the table was built: their partitions were added`);
         const a: StructureArtifact = {
           source: src, schema: t.schema, target: t.targetName, strategy: t.strategy, key: t.key,
           partitions: [...partitions, ...extra].map((p) => ({ name: p.name, bound: p.bound })),

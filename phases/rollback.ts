@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { Phase, PlanContext, Step, StepContext } from '../source/engine/types.js';
-import type { TablePlan } from '../source/plan/schema.js';
+import { autoPartitionsOf, type TablePlan } from '../source/plan/schema.js';
 import { ident, parseQualified, qname } from '../source/db/quote.js';
 import { tableExists, triggerExists } from '../source/db/catalog.js';
 import { CAPTURE_TRIGGER, TRUNCATE_TRIGGER, captureInstalled, captureNames, findCapture, removeCapture, removeStatements } from '../source/copy/online.js';
@@ -404,7 +404,7 @@ async function planTarget(ctx: PlanContext, t: TablePlan): Promise<TargetPlan> {
     const fq = qname(a.fn.schema, a.fn.name);
     if (await triggerExists(ctx.db, a.table.schema, a.table.name, a.trigger)) {
       ddl.push(`DROP TRIGGER ${ident(a.trigger)} ON ${tq}`);
-      notes.push(`the auto-partition trigger ${a.trigger} on ${a.table.schema}.${a.table.name} is dropped: new ${t.autoPartitions?.column ?? 'values'} there stop creating partitions of ${t.schema}.${t.targetName}`);
+      notes.push(`the auto-partition trigger ${a.trigger} on ${a.table.schema}.${a.table.name} is dropped: new ${autoPartitionsOf(t)?.column ?? 'values'} there stop creating partitions of ${t.schema}.${t.targetName}`);
     }
     const others = await ctx.db.read<{ t: string }>(
       `SELECT tgrelid::regclass::text || '.' || tgname AS t FROM pg_trigger

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Db } from './db/session.js';
-import type { Plan, TablePlan } from './plan/schema.js';
+import { autoPartitionsOf, type Plan, type TablePlan } from './plan/schema.js';
 import { ident as quoteI, parseQualified, qname } from './db/quote.js';
 import { keyKind, rangeMismatch } from './structure/bounds.js';
 import { freeBytes, toolVersion, type ToolVersion } from './backup.js';
@@ -221,18 +221,19 @@ export async function runPreflight(p: PreflightInput): Promise<Check[]> {
 
   // automatic partitions: a trigger on the table where values are born
   for (const t of p.tables) {
-    if (!t.autoPartitions) continue;
-    const q = parseQualified(t.autoPartitions.table);
+    const ap = autoPartitionsOf(t);
+    if (!ap) continue;
+    const q = parseQualified(ap.table);
     const [r] = await db.read<{ ok: boolean | null; col: boolean | null }>(
       `SELECT CASE WHEN to_regclass($1) IS NOT NULL THEN has_table_privilege(to_regclass($1), 'TRIGGER') END AS ok,
               EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped) AS col`,
-      [qname(q.schema, q.name), t.autoPartitions.column],
+      [qname(q.schema, q.name), ap.column],
     );
     const check = `automatic partitions: ${q.schema}.${q.name}`;
     if (r!.ok === null) checks.push(fail(check, `${q.schema}.${q.name} does not exist`));
-    else if (!r!.col) checks.push(fail(check, `${q.schema}.${q.name} has no column ${t.autoPartitions.column}`));
+    else if (!r!.col) checks.push(fail(check, `${q.schema}.${q.name} has no column ${ap.column}`));
     else if (!r!.ok) checks.push(fail(check, `${me!.u} lacks TRIGGER on ${q.schema}.${q.name}: the AFTER INSERT trigger that creates partitions cannot be added`));
-    else checks.push(pass(check, `an AFTER INSERT trigger on ${q.schema}.${q.name} will create the partition of each new ${t.autoPartitions.column} (takes SHARE ROW EXCLUSIVE on it for a moment)`));
+    else checks.push(pass(check, `an AFTER INSERT trigger on ${q.schema}.${q.name} will create the partition of each new ${ap.column} (takes SHARE ROW EXCLUSIVE on it for a moment)`));
   }
 
   // tools

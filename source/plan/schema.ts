@@ -5,7 +5,7 @@ const identifier = z.string().min(1, 'expected a non-empty name').max(63, 'expec
 const qualified = z.string().min(1, 'expected a table name like "public.orders"');
 const relPath = z.string().min(1, 'expected a file path relative to the plan file');
 
-const Partitioning = z
+const PartitioningFields = z
   .object({
     /** source table, "table" or "schema.table" */
     source: qualified,
@@ -59,6 +59,39 @@ const Partitioning = z
     }
   });
 
+/**
+ * An entry of the plan's "partition" list, as the code sees it: a range entry has its interval, a list entry its
+ * values query, and nothing else needs a non-null assertion or a cast to know which.
+ */
+interface PartitioningCommon {
+  readonly source: string;
+  readonly target?: string;
+  readonly key: string;
+  readonly defaultPartition: boolean;
+  readonly inboundKeyColumns: Record<string, string>;
+  readonly addKeyColumns: string[];
+}
+export interface RangePartitioning extends PartitioningCommon {
+  readonly strategy: 'range';
+  /** a calendar interval (date/timestamp keys) or a width in ids (integer keys) */
+  readonly interval: (typeof INTERVALS)[number] | number;
+  readonly premake: number;
+  readonly start?: string;
+}
+export interface ListPartitioning extends PartitioningCommon {
+  readonly strategy: 'list';
+  readonly values: { readonly query: string };
+  readonly autoPartitions?: { readonly table: string; readonly column: string };
+}
+export type Partitioning = RangePartitioning | ListPartitioning;
+
+/** The validated fields, narrowed by strategy (superRefine above has already named what is missing). */
+const Partitioning = PartitioningFields.transform((t): Partitioning => {
+  const { strategy, interval, premake, start, values, autoPartitions, ...common } = t;
+  if (strategy === 'range') return interval === undefined ? z.NEVER : { ...common, strategy, interval, premake, start };
+  return values === undefined ? z.NEVER : { ...common, strategy, values, autoPartitions };
+});
+
 export const PlanSchema = z
   .object({
     $schema: z.string().optional(),
@@ -72,7 +105,7 @@ export const PlanSchema = z
       })
       .strict()
       .default({ structure: [], dependencies: [] }),
-    partition: z.array(Partitioning).default([]),
+    partition: z.array(Partitioning).prefault([]),
     copy: z
       .object({
         mode: z.enum(['batch', 'online']).default('batch'),
@@ -132,13 +165,16 @@ export const PlanSchema = z
   .strict();
 
 export type Plan = z.infer<typeof PlanSchema>;
-export type Partitioning = z.infer<typeof Partitioning>;
+/** A list entry's automatic partitions (a range entry has none). */
+export function autoPartitionsOf(t: Partitioning): ListPartitioning['autoPartitions'] {
+  return t.strategy === 'list' ? t.autoPartitions : undefined;
+}
 
 /** A partitioning entry with names resolved. */
-export interface TablePlan extends Partitioning {
+export type TablePlan = Partitioning & {
   readonly schema: string;
   readonly table: string;
   readonly targetName: string;
   /** "<table>_old" after the swap */
   readonly oldName: string;
-}
+};

@@ -1,8 +1,8 @@
 import type { Db, Tx } from '../db/session.js';
 import { ident, literal, qname, parseQualified } from '../db/quote.js';
-import type { TablePlan } from '../plan/schema.js';
+import { autoPartitionsOf, type TablePlan } from '../plan/schema.js';
 import type { TableDef } from './definition.js';
-import { integerRangePartitions, keyKind, listPartitions, rangeMismatch, rangePartitions, type PartitionSpec, type RangeInterval } from './bounds.js';
+import { integerRangePartitions, keyKind, listPartitions, rangeMismatch, rangePartitions, type PartitionSpec } from './bounds.js';
 import type { DeferredObjects, StructureDdl } from './ddl.js';
 import { autoPartitionFunctionSql, autoPartitionTriggerSql, autoTriggerName, AUTO_FUNCTION, type AutoTriggerInfo } from './autopartition.js';
 
@@ -78,43 +78,43 @@ export async function planPartitions(db: Db, t: TablePlan, def: TableDef): Promi
     if (mismatch) throw new Error(`${t.schema}.${t.table}.${t.key}: ${mismatch.cause}; ${mismatch.hint}`);
     if (typeof t.interval === 'number') {
       // integer ranges: floor of the real min and max (min()/max() use an index on the key when there is one)
-      const [r] = await db.read<{ lo: string | null; hi: string | null; nulls: boolean }>(
+      const r = await db.readOne<{ lo: string | null; hi: string | null; nulls: boolean }>(
         `SELECT floor(min(${k})::numeric)::text AS lo, floor(max(${k})::numeric)::text AS hi,
                 EXISTS (SELECT 1 FROM ${src} WHERE ${k} IS NULL) AS nulls
            FROM ${src}`,
       );
       const partitions = integerRangePartitions({
-        base: t.table, width: t.interval, min: r!.lo, max: r!.hi, premake: t.premake, defaultPartition: t.defaultPartition,
+        base: t.table, width: t.interval, min: r.lo, max: r.hi, premake: t.premake, defaultPartition: t.defaultPartition,
       });
       const real = partitions.filter((p) => !p.isDefault);
-      notes.push(`data spans ${r!.lo ?? '—'} .. ${r!.hi ?? '—'}; ${real.length} partitions of ${t.interval.toLocaleString('en-US')} ids from ${real[0]?.from} through ${real.at(-1)?.to} (exclusive), including ${t.premake} ahead of max(${t.key})`);
+      notes.push(`data spans ${r.lo ?? '—'} .. ${r.hi ?? '—'}; ${real.length} partitions of ${t.interval.toLocaleString('en-US')} ids from ${real[0]?.from} through ${real.at(-1)?.to} (exclusive), including ${t.premake} ahead of max(${t.key})`);
       if (t.start) notes.push(`"start" (${t.start}) is a date and is ignored for an integer key: partitions start at the data's minimum`);
-      if (r!.nulls) notes.push(`${t.key} has NULLs: ${t.defaultPartition ? 'they go to the DEFAULT partition' : 'no partition accepts them: the copy would fail'}`);
+      if (r.nulls) notes.push(`${t.key} has NULLs: ${t.defaultPartition ? 'they go to the DEFAULT partition' : 'no partition accepts them: the copy would fail'}`);
       return { partitions, notes };
     }
     if (kind !== 'timestamptz' && kind !== 'timestamp' && kind !== 'date') throw new Error(`${t.schema}.${t.table}.${t.key} is ${keyCol.type}: range partitioning by a calendar interval needs a date or timestamp key`);
     // UTC calendar dates of min and max: min()/max() use an index on the key when there is one, else scan the table
     const conv = kind === 'timestamptz' ? `AT TIME ZONE 'UTC'` : '';
-    const [r] = await db.read<{ lo: string | null; hi: string | null; today: string; nulls: boolean }>(
+    const r = await db.readOne<{ lo: string | null; hi: string | null; today: string; nulls: boolean }>(
       `SELECT to_char(min(${k}) ${conv}, 'YYYY-MM-DD') AS lo, to_char(max(${k}) ${conv}, 'YYYY-MM-DD') AS hi,
               to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS today,
               EXISTS (SELECT 1 FROM ${src} WHERE ${k} IS NULL) AS nulls
          FROM ${src}`,
     );
     const partitions = rangePartitions({
-      base: t.table, interval: t.interval as RangeInterval, kind, min: r!.lo, max: r!.hi, today: r!.today, start: t.start,
+      base: t.table, interval: t.interval, kind, min: r.lo, max: r.hi, today: r.today, start: t.start,
       premake: t.premake, defaultPartition: t.defaultPartition,
     });
-    notes.push(`data spans ${r!.lo ?? '—'} .. ${r!.hi ?? '—'} (UTC); ${partitions.filter((p) => !p.isDefault).length} partitions of ${t.interval} through ${partitions.filter((p) => !p.isDefault).at(-1)?.to}, including ${t.premake} beyond max(${t.key}, today)`);
-    if (t.start && r!.lo && r!.lo < t.start) {
+    notes.push(`data spans ${r.lo ?? '—'} .. ${r.hi ?? '—'} (UTC); ${partitions.filter((p) => !p.isDefault).length} partitions of ${t.interval} through ${partitions.filter((p) => !p.isDefault).at(-1)?.to}, including ${t.premake} beyond max(${t.key}, today)`);
+    if (t.start && r.lo && r.lo < t.start) {
       notes.push(`${t.key} values before the plan's start ${t.start} ${t.defaultPartition ? 'will go to the DEFAULT partition' : 'have no partition: the copy would fail (enable defaultPartition or move start earlier)'}`);
     }
-    if (r!.nulls) notes.push(`${t.key} has NULLs: ${t.defaultPartition ? 'they go to the DEFAULT partition' : 'no partition accepts them: the copy would fail'}`);
+    if (r.nulls) notes.push(`${t.key} has NULLs: ${t.defaultPartition ? 'they go to the DEFAULT partition' : 'no partition accepts them: the copy would fail'}`);
     return { partitions, notes };
   }
-  const rows = await db.read<{ v: string | null }>(`SELECT q.v::text AS v FROM (${t.values!.query}) AS q(v)`);
+  const rows = await db.read<{ v: string | null }>(`SELECT q.v::text AS v FROM (${t.values.query}) AS q(v)`);
   const partitions = listPartitions(t.table, rows.map((r) => r.v), t.defaultPartition);
-  notes.push(`${partitions.filter((p) => !p.isDefault).length} list partitions, one per value of: ${t.values!.query}`);
+  notes.push(`${partitions.filter((p) => !p.isDefault).length} list partitions, one per value of: ${t.values.query}`);
   return { partitions, notes };
 }
 
@@ -169,9 +169,10 @@ export async function createPartition(tx: Tx, schema: string, parent: string, p:
 export interface AutoPlan { readonly table: { schema: string; name: string }; readonly column: string; readonly trigger: string; readonly fnSchema: string }
 
 export function autoPlan(t: TablePlan): AutoPlan | null {
-  if (!t.autoPartitions) return null;
-  const q = parseQualified(t.autoPartitions.table);
-  return { table: { schema: q.schema, name: q.name }, column: t.autoPartitions.column, trigger: autoTriggerName(t.schema, t.targetName), fnSchema: t.schema };
+  const ap = autoPartitionsOf(t);
+  if (!ap) return null;
+  const q = parseQualified(ap.table);
+  return { table: { schema: q.schema, name: q.name }, column: ap.column, trigger: autoTriggerName(t.schema, t.targetName), fnSchema: t.schema };
 }
 
 /** Installs (or refreshes) the auto-partition function and trigger; returns what it installed. */
@@ -208,7 +209,7 @@ export function autoPartitionPreview(t: TablePlan, lockTimeoutMs: number): strin
  */
 export async function catchUpListPartitions(tx: Tx, t: TablePlan, known: ReadonlySet<string>): Promise<PartitionSpec[]> {
   if (t.strategy !== 'list' || !t.autoPartitions) return [];
-  const rows = (await tx.query<{ v: string | null }>(`SELECT q.v::text AS v FROM (${t.values!.query}) AS q(v)`)).rows;
+  const rows = (await tx.query<{ v: string | null }>(`SELECT q.v::text AS v FROM (${t.values.query}) AS q(v)`)).rows;
   const extra = listPartitions(t.table, rows.map((r) => r.v), false).filter((p) => !known.has(p.name));
   for (const p of extra) await createPartition(tx, t.schema, t.targetName, p, t.key);
   return extra;
