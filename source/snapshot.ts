@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Db } from './db/session.js';
+import { Db, readOnlyTx } from './db/session.js';
 
 /**
  * A normalized description of the catalog (by name, never by OID), taken before the migration and compared after a
@@ -150,21 +150,9 @@ async function collect(q: Q, schemas: string[] | null): Promise<CatalogSnapshot>
 
 /** Runs `fn` on one connection inside a read-only REPEATABLE READ transaction with search_path = pg_catalog. */
 async function withCatalogTx<T>(source: Db | pg.ClientBase, fn: (q: Q) => Promise<T>): Promise<T> {
-  const isDb = (source as Db).pool !== undefined;
-  const client: pg.ClientBase = isDb ? await (source as Db).pool.connect() : (source as pg.ClientBase);
-  try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    await client.query(`SET LOCAL search_path = pg_catalog`);
-    const q: Q = async <R extends pg.QueryResultRow>(sql: string, params?: unknown[]) => (await client.query<R>(sql, params)).rows;
-    const out = await fn(q);
-    await client.query('COMMIT');
-    return out;
-  } catch (e) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw e;
-  } finally {
-    if (isDb) (client as pg.PoolClient).release();
-  }
+  const run = (client: pg.ClientBase) => fn(async <R extends pg.QueryResultRow>(sql: string, params?: unknown[]) => (await client.query<R>(sql, params)).rows);
+  const opts = { isolation: 'repeatable read', searchPath: 'pg_catalog' } as const;
+  return source instanceof Db ? source.readOnly(run, opts) : readOnlyTx(source, run, opts);
 }
 
 /** The catalog of the given schemas (default: every user schema except pgshift's own). */

@@ -73,7 +73,7 @@ describe('db/session: retries and read-only transactions', () => {
     await expect(withRetry(() => {
       calls++;
       return Promise.reject(Object.assign(new Error('canceling statement due to lock timeout'), { code: '55P03' }));
-    }, { attempts: 3, backoffMs: 1, maxBackoffMs: 2, onRetry: (r) => seen.push(r.attempt) })).rejects.toMatchObject({ code: '55P03' });
+    }, { attempts: 3, backoffMs: 1, maxBackoffMs: 2, onRetry: (r) => { seen.push(r.attempt); } })).rejects.toMatchObject({ code: '55P03' });
     expect(calls).toBe(3);
     expect(seen).toEqual([2, 3]);
     calls = 0;

@@ -1,5 +1,5 @@
-import type { Db, Tx } from '../db/session.js';
-import { backoffDelay, isConnectionLoss, isLockTimeout, sleep } from '../db/session.js';
+import type { Db, RetryInfo, Tx } from '../db/session.js';
+import { backoffDelay, isConnectionLoss, isLockTimeout, retryKind, sleep } from '../db/session.js';
 import type { Journal } from '../engine/journal.js';
 import type { LogLevel, Progress } from '../engine/types.js';
 import { UserError } from '../engine/errors.js';
@@ -241,8 +241,8 @@ async function lockHolders(db: Db, oids: number[]): Promise<string> {
 export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: ColumnMap, order: CopyOrder, opts: BatchCopyOptions): Promise<BatchCopyResult> {
   const t0 = performance.now();
   const { stepId } = opts;
-  const onRetry = (what: string) => (i: { error: string; code?: string; attempt: number; attempts: number; waitMs: number }) => {
-    const lost = !['55P03', '40P01', '40001'].includes(i.code ?? '');
+  const onRetry = (what: string) => (i: RetryInfo) => {
+    const lost = i.kind === 'connection';
     opts.log(
       lost
         ? `connection lost, reconnecting… (${what}: ${i.error}; attempt ${i.attempt}/${i.attempts} in ${i.waitMs} ms; the batch rolled back or committed whole, the cursor is re-read from the checkpoint)`
@@ -344,10 +344,10 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
       done: rowsDone, total: done ? rowsDone : total && total > rowsDone ? total : undefined, unit: 'rows',
       detail: detail ?? (done ? `all ${batches} batches committed` : where()), state, reason,
     });
-  const retry = (i: { error: string; code?: string; attempt: number; attempts: number; waitMs: number }) => {
+  const retry = (i: RetryInfo) => {
     onRetry(`batch ${batches + 1}`)(i);
     stale = Math.max(stale, 1); // the cursor is re-read from the checkpoint (FOR UPDATE) in the retried transaction
-    if (['55P03', '40P01'].includes(i.code ?? '')) {
+    if (i.kind === 'lock') {
       void lockHolders(db, [pair.source.oid, pair.target.oid]).then((h) => {
         waitingLock = `${h} · retry ${i.attempt}/${i.attempts}`;
         report('waiting-lock', waitingLock);
@@ -415,7 +415,7 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
           runFailures++;
           if (runFailures >= db.locks.attempts || opts.signal.aborted) throw e;
           const waitMs = err?.code === 'PGS01' ? 0 : backoffDelay(runFailures, db.locks.backoffMs, db.locks.maxBackoffMs);
-          if (err?.code !== 'PGS01') retry({ error: err?.message ?? String(e), code: err?.code, attempt: runFailures + 1, attempts: db.locks.attempts, waitMs });
+          if (err?.code !== 'PGS01') retry({ error: err?.message ?? String(e), code: err?.code, kind: retryKind(e) ?? 'lock', attempt: runFailures + 1, attempts: db.locks.attempts, waitMs });
           stale = Math.max(stale, 1);
           if (waitMs) await sleep(waitMs, opts.signal);
           continue;

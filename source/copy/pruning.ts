@@ -119,10 +119,7 @@ export function scannedRelations(node: PlanNode, out = new Set<string>()): Set<s
 }
 
 async function explain(db: Db, sql: string): Promise<{ ms: number; buffers: number; plan: PlanNode }> {
-  const c = await db.pool.connect();
-  try {
-    await c.query('BEGIN READ ONLY');
-    await c.query(`SET LOCAL statement_timeout = '120s'`);
+  return db.readOnly(async (c) => {
     const r = await c.query<{ 'QUERY PLAN': [{ Plan: PlanNode; 'Execution Time': number; 'Planning Time': number }] }>(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql}`);
     const top = r.rows[0]!['QUERY PLAN'][0];
     return {
@@ -130,10 +127,7 @@ async function explain(db: Db, sql: string): Promise<{ ms: number; buffers: numb
       buffers: (top.Plan['Shared Hit Blocks'] ?? 0) + (top.Plan['Shared Read Blocks'] ?? 0),
       plan: top.Plan,
     };
-  } finally {
-    await c.query('ROLLBACK').catch(() => {});
-    c.release();
-  }
+  }, { statementTimeoutMs: 120_000 });
 }
 
 export async function pruningCheck(

@@ -104,8 +104,8 @@ export interface RetryOptions {
   readonly backoffMs: number;
   readonly maxBackoffMs: number;
   readonly signal?: AbortSignal;
-  /** told before each wait */
-  readonly onRetry?: (info: RetryInfo) => void;
+  /** told before each wait (awaited: it may ask the operator something between attempts) */
+  readonly onRetry?: (info: RetryInfo) => void | Promise<void>;
   /** true: give up now (the pool is closing…) */
   readonly stop?: () => boolean;
   /** which errors to retry (default: retryKind) */
@@ -127,7 +127,7 @@ export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: Re
       if (!kind || attempt >= opts.attempts || opts.signal?.aborted || opts.stop?.()) throw e;
       const waitMs = backoffDelay(attempt, opts.backoffMs, opts.maxBackoffMs);
       const code = (e as { code?: unknown }).code;
-      opts.onRetry?.({
+      await opts.onRetry?.({
         error: redact(String((e as Error).message)), code: typeof code === 'string' ? code : undefined, kind,
         attempt: attempt + 1, attempts: opts.attempts, waitMs,
       });

@@ -116,20 +116,8 @@ export interface TableProps {
  * CHECKs, FK targets, policy quals, index and trigger definitions) comes out schema-qualified and means the same
  * thing whatever search_path the DDL later runs with.
  */
-export async function withCatalogReader<T>(db: Db, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  const c = await db.pool.connect();
-  try {
-    await c.query('BEGIN READ ONLY');
-    await c.query('SET LOCAL search_path = pg_catalog, pg_temp');
-    const out = await fn(c);
-    await c.query('COMMIT');
-    return out;
-  } catch (e) {
-    await c.query('ROLLBACK').catch(() => {});
-    throw e;
-  } finally {
-    c.release();
-  }
+export async function withCatalogReader<T>(db: Db, fn: (c: pg.ClientBase) => Promise<T>): Promise<T> {
+  return db.readOnly(fn, { searchPath: 'pg_catalog, pg_temp' });
 }
 
 export async function readTableDef(db: Db, schema: string, name: string): Promise<TableDef | null> {

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Db, Tx } from '../db/session.js';
 import { redact } from '../db/connection.js';
-import { backoffDelay, isConnectionLoss, isLockTimeout, sleep } from '../db/session.js';
+import { retryKind, sleep, withRetry } from '../db/session.js';
 import { BudgetExceeded } from '../copy/catchup.js';
 import { disableTriggerSql, restoreTriggerSql, type TriggerState } from '../copy/app-triggers.js';
 import type { TablePlan } from '../plan/schema.js';
@@ -398,7 +398,12 @@ export async function lockedTx<T>(db: Db, body: (tx: Tx, lockedAt: number) => Pr
   const tally = new Map<string, Blocker>();
   const offered = new Set<string>();
   let budgetMisses = 0;
-  for (let attempt = 1; ; attempt++) {
+  // attempts used before the last budget miss: a miss (rolled back under the lock, caught up, tried again) does not
+  // count against the lock attempts, and the numbering goes on across it
+  let before = 0;
+  let current = 0;
+  const attemptOnce = async (attempt: number) => {
+    current = attempt;
     let lockedAt = 0;
     // statements under the lock are journaled after the transaction ends: a journal write per statement (an
     // autocommit with its WAL flush on another connection) would otherwise lengthen the time the lock is held
@@ -434,40 +439,44 @@ export async function lockedTx<T>(db: Db, body: (tx: Tx, lockedAt: number) => Pr
         o.log(`attempt ${attempt}: ACCESS EXCLUSIVE locks granted after ${Math.round(lockedAt - t0)} ms; every query on these tables now waits until COMMIT`);
         return body(tx, lockedAt);
       }, { stepId: o.stepId, lockTimeoutMs: o.lockTimeoutMs, attempts: 1, signal: o.signal });
-      const lockHeldMs = Math.round(performance.now() - lockedAt);
+      return { out, attempts: attempt, lockHeldMs: Math.round(performance.now() - lockedAt), budgetMisses };
+    } finally {
       await flush(db, o.stepId, buffered);
-      return { out, attempts: attempt, lockHeldMs, budgetMisses };
-    } catch (e) {
-      await flush(db, o.stepId, buffered);
-      if (e instanceof BudgetExceeded) {
-        budgetMisses++;
-        o.log(`${e.message}: rolled back, nothing renamed, the lock released; catching up again before the next attempt (${budgetMisses}/${o.maxBudgetMisses ?? 5})`, 'warn');
-        if (budgetMisses >= (o.maxBudgetMisses ?? 5) || !o.onBudgetMiss) {
-          throw new UserError(
-            `the changes left under the lock never fitted the ${e.budget} ms budget (${budgetMisses} attempts, last ${Math.round(e.ms)} ms for ${e.changes} changes): nothing was renamed`,
-            'run it at a quieter moment, raise copy.batchRows, or raise swap.maxLockMs if a longer lock is acceptable',
-            1,
+    }
+  };
+  for (;;) {
+    try {
+      // the one retry loop (db/session.ts): lock not granted in time, deadlock, lost connection; a budget miss is not
+      // retried there but here, after the caller caught up
+      return await withRetry((a) => attemptOnce(before + a), {
+        attempts: Math.max(1, o.attempts - before), backoffMs: db.locks.backoffMs, maxBackoffMs: db.locks.maxBackoffMs, signal: o.signal,
+        retryable: (e) => (e instanceof BudgetExceeded ? null : retryKind(e)),
+        onRetry: async (i) => {
+          o.log(
+            `${i.code === '40P01' ? 'deadlock detected by pgshift' : `lock not granted within ${o.lockTimeoutMs} ms`} (${i.error}); everything rolled back, writers released; retry ${before + i.attempt}/${o.attempts} in ${i.waitMs} ms`,
+            'warn',
           );
-        }
-        await o.onBudgetMiss(e);
-        attempt--;
-        continue;
+          for (const [key, b] of tally) {
+            if (b.blockedMs >= o.blockerThresholdMs && !offered.has(key) && o.offer) {
+              offered.add(key);
+              await o.offer(b);
+            }
+          }
+        },
+      });
+    } catch (e) {
+      if (!(e instanceof BudgetExceeded)) throw e;
+      budgetMisses++;
+      before = current - 1;
+      o.log(`${e.message}: rolled back, nothing renamed, the lock released; catching up again before the next attempt (${budgetMisses}/${o.maxBudgetMisses ?? 5})`, 'warn');
+      if (budgetMisses >= (o.maxBudgetMisses ?? 5) || !o.onBudgetMiss) {
+        throw new UserError(
+          `the changes left under the lock never fitted the ${e.budget} ms budget (${budgetMisses} attempts, last ${Math.round(e.ms)} ms for ${e.changes} changes): nothing was renamed`,
+          'run it at a quieter moment, raise copy.batchRows, or raise swap.maxLockMs if a longer lock is acceptable',
+          1,
+        );
       }
-      const retryable = isLockTimeout(e) || isConnectionLoss(e);
-      if (!retryable || attempt >= o.attempts || o.signal?.aborted) throw e;
-      const waitMs = backoffDelay(attempt, db.locks.backoffMs, db.locks.maxBackoffMs);
-      const code = (e as { code?: string }).code;
-      o.log(
-        `${code === '40P01' ? 'deadlock detected by pgshift' : `lock not granted within ${o.lockTimeoutMs} ms`} (${(e as Error).message}); everything rolled back, writers released; retry ${attempt + 1}/${o.attempts} in ${waitMs} ms`,
-        'warn',
-      );
-      for (const [key, b] of tally) {
-        if (b.blockedMs >= o.blockerThresholdMs && !offered.has(key) && o.offer) {
-          offered.add(key);
-          await o.offer(b);
-        }
-      }
-      await sleep(waitMs, o.signal);
+      await o.onBudgetMiss(e);
     }
   }
 }
