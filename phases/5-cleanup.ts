@@ -11,7 +11,7 @@ import { columnMap } from '../source/copy/meta.js';
 import { sleep, type Tx } from '../source/db/session.js';
 import { fmtBytes, fmtDuration } from '../source/format.js';
 import type { DependencyRecord } from '../source/swap/deps.js';
-import { isSwapped, validateForeignKey, lockHolders, outlineSwap, runSwap, relkind, REVERSE_TRIGGER, reverseFunction, reverseLogName, cutoverLockTimeout, lockedTx, type Blocker, type SwapArtifact } from '../source/swap/swap.js';
+import { isSwapped, validateForeignKey, lockHolders, outlineSwap, runSwap, relkind, REVERSE_TRIGGER, reverseFunction, reverseLogName, cutoverLockTimeout, cutoverStatements, lockedTx, lockSql, type Blocker, type CutoverPlan, type SwapArtifact } from '../source/swap/swap.js';
 import type { IntegrityReport } from '../source/copy/integrity.js';
 import { Artifacts } from '../source/engine/artifacts.js';
 
@@ -88,13 +88,14 @@ function swapStep(t: TablePlan): Step {
       const { deps, structure } = await load(ctx);
       if (!deps || !(await tableExists(ctx.db, t.schema, t.targetName)) || (await isSwapped(ctx.db, t))) {
         return [
-          `LOCK TABLE ${qname(t.schema, t.table)} IN ACCESS EXCLUSIVE MODE`,
+          lockSql(qname(t.schema, t.table)),
           `ALTER TABLE ${qname(t.schema, t.table)} RENAME TO ${ident(t.oldName)}`,
           `ALTER TABLE ${qname(t.schema, t.targetName)} RENAME TO ${ident(t.table)}`,
           ...(await discoveredLines(ctx, t)),
         ];
       }
-      return (await outlineSwap(ctx.db, t, deps, structure, await captureInstalled(ctx.db, t), ctx.plan.locks.timeoutMs, await triggersOf(ctx))).statements;
+      const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
+      return (await outlineSwap(ctx.db, t, deps, structure, await captureInstalled(ctx.db, t), lt.ms, await triggersOf(ctx))).statements;
     },
     async destructive(ctx) {
       if (await isSwapped(ctx.db, t)) return null;
@@ -110,11 +111,10 @@ function swapStep(t: TablePlan): Step {
       const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
       const outline = await outlineSwap(ctx.db, t, deps, structure, !!cap, lt.ms, trig);
       const facts = await tableFacts(ctx, t.schema, t.table);
-      const locked = outline.locks.map((l) => l.replace(/^LOCK TABLE (.*) IN ACCESS EXCLUSIVE MODE$/, '$1'));
       const impact = [
         `${name(t)}: ~${facts.rows.toLocaleString('en-US')} rows, ${fmtBytes(facts.bytes)}; renamed to ${t.schema}.${t.oldName} and kept until the retention period ends (${ctx.plan.retention.days} days)`,
         `${t.schema}.${t.targetName} takes the name ${name(t)}; its indexes and constraints take the original names (${outline.newRenames.length} renames)`,
-        `locks ACCESS EXCLUSIVE, in this order: ${locked.join(', ')} — every query on them waits while the lock is held (each attempt waits at most ${lt.ms} ms for the lock, up to ${ctx.plan.locks.attempts} attempts)`,
+        `locks ACCESS EXCLUSIVE, in this order: ${outline.locks.join(', ')} — every query on them waits while the lock is held (each attempt waits at most ${lt.ms} ms for the lock, up to ${ctx.plan.locks.attempts} attempts)`,
         cap
           ? `the captured changes keep being applied in the background; the lock is requested only when the rest is predicted to apply within ${ctx.plan.swap.maxLockMs} ms (swap.maxLockMs), and an attempt that overruns is rolled back and retried`
           : `no change capture for this table (copied before pgshift captured in batch mode): row counts are compared under the lock`,
@@ -331,27 +331,31 @@ async function sequencesStillUsed(ctx: PlanContext, t: TablePlan): Promise<strin
 
 function dropStep(t: TablePlan): Step {
   const obj = `${t.schema}.${t.oldName}`;
-  /** DROP TABLE locks the old table and the tables its foreign keys point to (their RI triggers go): referenced first */
-  const statements = (a: SwapArtifact | null): string[] => [
-    ...(a?.reverseKey ? [
+  /** the reverse trigger first, in its own short transaction on the live table (the swap back is no longer possible) */
+  const unhook = (a: SwapArtifact | null): CutoverPlan | null => (a?.reverseKey ? {
+    before: [], locks: [qname(t.schema, t.table)], catchUp: null,
+    body: [
       `DROP TRIGGER IF EXISTS ${ident(REVERSE_TRIGGER)} ON ${qname(t.schema, t.table)}`,
       `DROP FUNCTION IF EXISTS ${qname('pgshift', reverseFunction(t))}()`,
       `DROP TABLE IF EXISTS ${qname('pgshift', a.reverseLog ?? reverseLogName(t))}`,
-    ] : []),
-    `DROP TABLE ${qname(t.schema, t.oldName)}`,
-  ];
-  const locks = (fk: { referenced: string[]; referencing: string[] }) => [
-    ...fk.referenced.map((r) => `LOCK TABLE ${r} IN ACCESS EXCLUSIVE MODE`),
-    `LOCK TABLE ${qname(t.schema, t.oldName)} IN ACCESS EXCLUSIVE MODE`,
-    ...fk.referencing.map((r) => `LOCK TABLE ${r} IN ACCESS EXCLUSIVE MODE`),
-  ];
+    ],
+  } : null);
+  /** DROP TABLE locks the old table and the tables its foreign keys point to (their RI triggers go): referenced first */
+  const drop = (fk: { referenced: string[]; referencing: string[] }): CutoverPlan => ({
+    before: [], locks: [...fk.referenced, qname(t.schema, t.oldName), ...fk.referencing], catchUp: null, body: [`DROP TABLE ${qname(t.schema, t.oldName)}`],
+  });
+  const statements = (a: SwapArtifact | null, fk: { referenced: string[]; referencing: string[] }, lockTimeoutMs: number): string[] => {
+    const u = unhook(a);
+    return [...(u ? cutoverStatements(u, lockTimeoutMs) : []), ...cutoverStatements(drop(fk), lockTimeoutMs)];
+  };
   return {
     id: `drop:${obj}`,
     phase: 5,
     title: `Drop ${obj} once the retention period has passed`,
     async preview(ctx) {
       const fk = await fkNeighbours(ctx, t.schema, t.oldName);
-      return [`-- only after the integrity report passed and ${ctx.plan.retention.days} days after the swap (or --force-retention)`, ...locks(fk), ...statements(await ctx.journal.getArtifact(Artifacts.swap(t)))];
+      const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
+      return [`-- only after the integrity report passed and ${ctx.plan.retention.days} days after the swap (or --force-retention)`, ...statements(await ctx.journal.getArtifact(Artifacts.swap(t)), fk, lt.ms)];
     },
     async destructive(ctx) {
       if (!(await tableExists(ctx.db, t.schema, t.oldName))) return null;
@@ -361,7 +365,7 @@ function dropStep(t: TablePlan): Step {
       const fk = await fkNeighbours(ctx, t.schema, t.oldName);
       const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
       const base = {
-        kind: 'drop' as const, object: obj, typed: true, statements: [...locks(fk), ...statements(a)],
+        kind: 'drop' as const, object: obj, typed: true, statements: statements(a, fk, lt.ms),
         impact: [
           `${obj}: ~${facts.rows.toLocaleString('en-US')} rows, ${fmtBytes(facts.bytes)} freed`,
           `locks ACCESS EXCLUSIVE for a moment (catalog only) on ${[...fk.referenced, obj, ...fk.referencing].join(', ')}` +
@@ -398,14 +402,12 @@ function dropStep(t: TablePlan): Step {
       const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
       ctx.log(lt.note);
       // the reverse trigger first, on its own (a short lock on the live table); then the old table with its FK targets
-      if (a.reverseKey) {
-        await lockedTx(ctx.db, async (tx) => {
-          for (const s of statements(a).slice(0, 3)) await tx.query(s);
-        }, { stepId: ctx.stepId, lockTimeoutMs: lt.ms, attempts: ctx.plan.locks.attempts, signal: ctx.signal, log: (m, l) => ctx.log(m, l), locks: [`LOCK TABLE ${qname(t.schema, t.table)} IN ACCESS EXCLUSIVE MODE`], blockerThresholdMs: Math.max(1000, 2 * lt.ms), offer: (b) => offerBlocker(ctx, b) });
-      }
-      const r = await lockedTx(ctx.db, async (tx) => {
-        await tx.query(`DROP TABLE ${qname(t.schema, t.oldName)}`);
-      }, { stepId: ctx.stepId, lockTimeoutMs: lt.ms, attempts: ctx.plan.locks.attempts, signal: ctx.signal, log: (m, l) => ctx.log(m, l), locks: locks(fk), blockerThresholdMs: Math.max(1000, 2 * lt.ms), offer: (b) => offerBlocker(ctx, b) });
+      const run = (c: CutoverPlan) => lockedTx(ctx.db, async (tx) => {
+        for (const s of c.body) await tx.query(s);
+      }, { stepId: ctx.stepId, lockTimeoutMs: lt.ms, attempts: ctx.plan.locks.attempts, signal: ctx.signal, log: (m, l) => ctx.log(m, l), locks: c.locks, blockerThresholdMs: Math.max(1000, 2 * lt.ms), offer: (b) => offerBlocker(ctx, b) });
+      const u = unhook(a);
+      if (u) await run(u);
+      const r = await run(drop(fk));
       return { status: 'done', summary: `dropped ${obj} (exclusive lock held ${r.lockHeldMs} ms, ${r.attempts} attempt(s)); the reverse-change log of ${name(t)} is removed (rollback now means restoring the backup)`, data: { lockHeldMs: r.lockHeldMs } };
     },
   };

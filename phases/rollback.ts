@@ -13,7 +13,7 @@ import { dependenciesStepId, grantsStepId } from './4-dependencies.js';
 import { fmtDuration } from '../source/format.js';
 import { takeSnapshot, diffSnapshots, createdObjects, type CatalogSnapshot } from '../source/snapshot.js';
 import { restoreTableToSide, sideRestoreCommands, sha256File } from '../source/restore.js';
-import { isSwapped, validateForeignKey, renameSql, swapBackStatements, insertableColumns, relkind, type SwapArtifact, applyReverse, reversePending, reverseCaptured, lockedTx, cutoverLockTimeout, CARRY_BACK } from '../source/swap/swap.js';
+import { isSwapped, validateForeignKey, renameSql, swapBack, cutoverStatements, insertableColumns, relkind, type SwapArtifact, applyReverse, reversePending, reverseCaptured, lockedTx, cutoverLockTimeout } from '../source/swap/swap.js';
 import { ApplyMeter, BudgetExceeded, applyBudget, converge, describeRates, startBackground, stopBackground, type Replayer } from '../source/copy/catchup.js';
 import { triggerList } from '../source/copy/app-triggers.js';
 import { fkNeighbours, offerBlocker, protections } from './5-cleanup.js';
@@ -45,7 +45,9 @@ function swapBackStep(t: TablePlan): Step {
     const restored = await ctx.journal.getArtifact(Artifacts.restored(t));
     const eff = restored ? { ...a, reverseKey: null } : a;
     const cols = await insertableColumns(ctx.db, t.schema, t.oldName);
-    return { a: eff, cols, restored: !!restored, statements: swapBackStatements(t, eff, cols) };
+    const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
+    const plan = swapBack(t, eff, cols);
+    return { a: eff, cols, restored: !!restored, plan, lt, statements: cutoverStatements(plan, lt.ms) };
   };
   const replayer = (ctx: StepContext, a: SwapArtifact, cols: { name: string; identityAlways: boolean }[], lockTimeoutMs: number): Replayer => ({
     label: `${name(t)} → ${t.schema}.${t.oldName}`,
@@ -72,9 +74,8 @@ function swapBackStep(t: TablePlan): Step {
       if (!b) return { kind: 'rollback', object: name(t), typed: false, statements: [], impact: [], protections: prot.lines, refusal: `${name(t)} looks swapped but the journal has no record of the swap: restore the backup instead` };
       const pending = b.a.reverseKey ? await reversePending(ctx.db, t, b.a) : null;
       // the reverse log keeps being carried to the old table while the operator reads this
-      const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
+      const lt = b.lt;
       if (b.a.reverseKey) startBackground(ctx.db, `reverse:${name(t)}`, replayer(ctx, b.a, b.cols, lt.ms), { batch: ctx.plan.copy.batchRows, reporter: { log: ctx.log } });
-      const locked = b.statements.filter((x) => x.startsWith('LOCK TABLE')).map((l) => l.replace(/^LOCK TABLE (.*) IN ACCESS EXCLUSIVE MODE$/, '$1'));
       return {
         kind: 'rollback', object: name(t), typed: false, statements: b.statements, protections: prot.lines,
         impact: [
@@ -87,7 +88,7 @@ function swapBackStep(t: TablePlan): Step {
           ...((b.a.oldTriggers ?? []).length ? [`application trigger(s) ${triggerList(b.a.oldTriggers ?? [])} of the original table (disabled since the swap, so the carry-back does not fire them) are restored as they were`] : []),
           ...b.a.views.map((v) => `view ${v.schema}.${v.name} re-created against the original table`),
           ...b.a.fks.map((f) => `foreign key ${f.schema}.${f.table}.${f.name} back to (${f.columns.join(', ')}), NOT VALID, validated next`),
-          `locks ACCESS EXCLUSIVE, in this order: ${locked.join(', ')} — every query on them waits while the lock is held`,
+          `locks ACCESS EXCLUSIVE, in this order: ${b.plan.locks.join(', ')} — every query on them waits while the lock is held`,
           lt.note,
         ],
       };
@@ -96,7 +97,7 @@ function swapBackStep(t: TablePlan): Step {
       if (!(await isSwapped(ctx.db, t))) return { status: 'already-done', summary: `${name(t)} is not swapped` };
       const b = (await build(ctx))!;
       const maxLockMs = ctx.plan.swap.maxLockMs;
-      const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
+      const lt = b.lt;
       ctx.log(lt.note);
       let catchUpAgain = async () => {};
       if (b.a.reverseKey) {
@@ -114,20 +115,17 @@ function swapBackStep(t: TablePlan): Step {
         if (ctx.signal.aborted) return { status: 'skipped', summary: 'stopped while carrying back; nothing was locked or renamed' };
       }
       let underLock = 0;
-      const locks = b.statements.filter((x) => x.startsWith('LOCK TABLE'));
-      const rest = b.statements.filter((x) => !x.startsWith('LOCK TABLE'));
       const r = await lockedTx(ctx.db, async (tx, lockedAt) => {
         underLock = 0;
-        for (const s of rest) {
-          if (s.startsWith(CARRY_BACK)) {
-            underLock = (await applyReverse(tx, t, b.a, b.cols, null)).changes;
-            const ms = performance.now() - lockedAt;
-            if (ms > maxLockMs) throw new BudgetExceeded(ms, maxLockMs, underLock);
-            ctx.log(`${underLock} key(s) carried back under the lock in ${Math.round(ms)} ms; reverse log empty`);
-          } else await tx.query(s);
+        if (b.plan.catchUp) {
+          underLock = (await applyReverse(tx, t, b.a, b.cols, null)).changes;
+          const ms = performance.now() - lockedAt;
+          if (ms > maxLockMs) throw new BudgetExceeded(ms, maxLockMs, underLock);
+          ctx.log(`${underLock} key(s) carried back under the lock in ${Math.round(ms)} ms; reverse log empty`);
         }
+        for (const s of b.plan.body) await tx.query(s);
       }, {
-        stepId: ctx.stepId, lockTimeoutMs: lt.ms, attempts: ctx.plan.locks.attempts, signal: ctx.signal, log: (m, l) => ctx.log(m, l), locks,
+        stepId: ctx.stepId, lockTimeoutMs: lt.ms, attempts: ctx.plan.locks.attempts, signal: ctx.signal, log: (m, l) => ctx.log(m, l), locks: b.plan.locks,
         blockerThresholdMs: Math.max(1000, 2 * lt.ms), offer: (x) => offerBlocker(ctx, x), onBudgetMiss: async () => catchUpAgain(),
       });
       const held = r.lockHeldMs;

@@ -48,7 +48,7 @@ describe('lockedTx: blockers, budget, lock_timeout below deadlock_timeout', () =
     let released = false;
     const r = await lockedTx(pdb, () => Promise.resolve('swapped'), {
       stepId: 'test', lockTimeoutMs: 200, attempts: 40, log: (m) => logs.push(m),
-      locks: ['LOCK TABLE public.accounts IN ACCESS EXCLUSIVE MODE'], blockerThresholdMs: 600,
+      locks: ['public.accounts'], blockerThresholdMs: 600,
       offer: async (b) => {
         offered.push({ ...b });
         // the operator's answer: the session ends (here by itself, as if it had been terminated)
@@ -79,7 +79,7 @@ describe('lockedTx: blockers, budget, lock_timeout below deadlock_timeout', () =
       if (calls === 1) throw new BudgetExceeded(150, 100, 42);
       return calls;
     }, {
-      stepId: 'test', lockTimeoutMs: 200, attempts: 5, log: (m) => logs.push(m), locks: ['LOCK TABLE public.branches IN ACCESS EXCLUSIVE MODE'],
+      stepId: 'test', lockTimeoutMs: 200, attempts: 5, log: (m) => logs.push(m), locks: ['public.branches'],
       blockerThresholdMs: 1000, onBudgetMiss: () => { caughtUp++; return Promise.resolve(); }, maxBudgetMisses: 3,
     });
     expect(r.out).toBe(2);
@@ -89,7 +89,7 @@ describe('lockedTx: blockers, budget, lock_timeout below deadlock_timeout', () =
     const f = await db.client.query<{ filler: string }>(`SELECT filler FROM public.branches WHERE bid = 1`);
     expect(first(f.rows, 'branch 1').filler).toBe('attempt 2'); // the first attempt's write was rolled back with it
     await expect(lockedTx(pdb, () => Promise.reject(new BudgetExceeded(300, 100, 7)), {
-      stepId: 'test', lockTimeoutMs: 200, attempts: 5, log: () => {}, locks: ['LOCK TABLE public.branches IN ACCESS EXCLUSIVE MODE'],
+      stepId: 'test', lockTimeoutMs: 200, attempts: 5, log: () => {}, locks: ['public.branches'],
       blockerThresholdMs: 1000, onBudgetMiss: async () => {}, maxBudgetMisses: 3,
     })).rejects.toThrow(/never fitted the 100 ms budget \(3 attempts, last 300 ms for 7 changes\): nothing was renamed/);
   });

@@ -72,7 +72,14 @@ describe('cut-over beside RI-checking writers: 0 failed application statements',
     expect(logs.some((l) => /lock_timeout \d+ ms for these locks \(plan: 2000 ms\), below the server's deadlock_timeout 1000 ms/.test(l))).toBe(true);
     const drop = run.requests.find((r) => r.kind === 'drop' && r.object === 'public.accounts_old')!;
     expect(drop.impact.join('\n')).toMatch(/locks ACCESS EXCLUSIVE for a moment \(catalog only\) on public\.branches, public\.accounts_old/);
-    expect(drop.statements[0]).toBe('LOCK TABLE public.branches IN ACCESS EXCLUSIVE MODE');
+    // two short transactions: the reverse trigger off the live table, then the drop, its FK target locked first
+    const dropTx = drop.statements.slice(drop.statements.lastIndexOf('BEGIN'));
+    expect(dropTx).toEqual([
+      'BEGIN', expect.stringMatching(/^SET LOCAL lock_timeout = \d+$/),
+      'LOCK TABLE public.branches IN ACCESS EXCLUSIVE MODE', 'LOCK TABLE "public"."accounts_old" IN ACCESS EXCLUSIVE MODE',
+      'DROP TABLE "public"."accounts_old"', 'COMMIT',
+    ]);
+    expect(drop.statements.filter((x) => x === 'BEGIN')).toHaveLength(2);
     const dropNew = run.requests.find((r) => r.kind === 'rollback' && r.object === 'public.accounts_partitioned')!;
     expect(dropNew.impact.join('\n')).toMatch(/DROP TABLE locks ACCESS EXCLUSIVE for a moment \(catalog only\) on public\.accounts_partitioned, public\.branches — public\.branches: the targets of its foreign keys/);
     const swap = run.requests.find((r) => r.kind === 'rename' && r.object === 'public.accounts')!;
@@ -81,5 +88,19 @@ describe('cut-over beside RI-checking writers: 0 failed application statements',
       'LOCK TABLE "public"."accounts_partitioned" IN ACCESS EXCLUSIVE MODE',
       'LOCK TABLE "public"."history" IN ACCESS EXCLUSIVE MODE',
     ]);
+    // the confirmation shows the statements in the order they run: the reverse log and its function before the
+    // exclusive transaction (they need no lock), the trigger on the table under it
+    const begin = swap.statements.indexOf('BEGIN');
+    const at = (re: RegExp) => swap.statements.findIndex((x) => re.test(x));
+    expect(at(/^CREATE TABLE IF NOT EXISTS "pgshift"\./)).toBeGreaterThanOrEqual(0);
+    expect(at(/^CREATE TABLE IF NOT EXISTS "pgshift"\./)).toBeLessThan(begin);
+    expect(at(/^CREATE OR REPLACE FUNCTION "pgshift"\./)).toBeLessThan(begin);
+    expect(at(/^CREATE TRIGGER "pgshift_swap_reverse"/)).toBeGreaterThan(at(/^LOCK TABLE "public"."history"/));
+    expect(swap.statements.at(-1)).toBe('COMMIT');
+    // the swap back's confirmation too: its locks in the same order, the carry-back first under them
+    const back = run.requests.find((r) => r.kind === 'rollback' && r.object === 'public.accounts')!;
+    const locks = back.statements.filter((x) => x.startsWith('LOCK TABLE'));
+    expect(locks).toEqual(['LOCK TABLE "public"."accounts" IN ACCESS EXCLUSIVE MODE', 'LOCK TABLE "public"."accounts_old" IN ACCESS EXCLUSIVE MODE', 'LOCK TABLE "public"."history" IN ACCESS EXCLUSIVE MODE']);
+    expect(back.statements[back.statements.indexOf(locks.at(-1)!) + 1]).toMatch(/^-- carry-back: /);
   });
 });

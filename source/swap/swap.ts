@@ -196,7 +196,7 @@ export async function primaryKey(db: Db, schema: string, table: string): Promise
  * pgshift writes through it. Nobody may call it directly (REVOKE … FROM PUBLIC; a trigger's function is not checked
  * for EXECUTE when it fires).
  */
-export function reverseCaptureSql(t: TablePlan, key: { column: string; type: string }[], onTable: string): string[] {
+export function reverseCaptureSql(t: TablePlan, key: { column: string; type: string }[], onTable: string): { before: string[]; underLock: string[] } {
   const fn = qname('pgshift', reverseFunction(t));
   const log = reverseLogName(t);
   const logQ = qname('pgshift', log);
@@ -204,7 +204,7 @@ export function reverseCaptureSql(t: TablePlan, key: { column: string; type: str
   const cols = key.map((k) => ident(k.column));
   const upsert = (rec: string) =>
     `INSERT INTO ${logQ} (${cols.join(', ')}) VALUES (${cols.map((c) => `${rec}.${c}`).join(', ')}) ON CONFLICT (${cols.join(', ')}) DO UPDATE SET ver = pg_catalog.nextval(${seq}::pg_catalog.regclass);`;
-  return [
+  const before = [
     `CREATE TABLE IF NOT EXISTS ${logQ} (${key.map((k) => `${ident(k.column)} ${k.type} NOT NULL`).join(', ')}, ver bigserial NOT NULL, PRIMARY KEY (${cols.join(', ')}))`,
     `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $pgshift$
 BEGIN
@@ -214,18 +214,52 @@ BEGIN
 END
 $pgshift$`,
     `REVOKE ALL ON FUNCTION ${fn}() FROM PUBLIC`,
+  ];
+  // the log and its function need no lock on the table: created before the exclusive transaction; the trigger under it
+  const underLock = [
     `CREATE TRIGGER ${ident(REVERSE_TRIGGER)} AFTER INSERT OR UPDATE OR DELETE ON ${qname(t.schema, onTable)} FOR EACH ROW EXECUTE FUNCTION ${fn}()`,
     `ALTER TABLE ${qname(t.schema, onTable)} ENABLE ALWAYS TRIGGER ${ident(REVERSE_TRIGGER)}`,
   ];
+  return { before, underLock };
 }
 
-export interface SwapOutline {
+/**
+ * A cut-over transaction as it runs (the swap, the swap back): what runs before it, the tables it locks in order,
+ * the step that is not plain SQL (the captured remainder's apply, the row check, the carry-back) and the statements
+ * after it. The runners execute these fields and the preview is printed from them: nothing is recovered from the
+ * statements' text.
+ */
+export interface CutoverPlan {
+  /** run before the exclusive transaction, each committed on its own: they need no lock on the tables */
+  readonly before: readonly string[];
+  /** the tables locked ACCESS EXCLUSIVE, in the order the locks are taken (see lockOrder) */
+  readonly locks: readonly string[];
+  /** what runs first under the locks when it is not plain SQL, as the preview shows it (a comment) */
+  readonly catchUp: string | null;
+  readonly body: readonly string[];
+}
+
+export const lockSql = (relation: string) => `LOCK TABLE ${relation} IN ACCESS EXCLUSIVE MODE`;
+
+/** Every statement of a cut-over, in the order it runs, for the preview and the confirmation. */
+export function cutoverStatements(c: CutoverPlan, lockTimeoutMs: number): string[] {
+  return [
+    ...c.before,
+    'BEGIN',
+    `SET LOCAL lock_timeout = ${Math.round(lockTimeoutMs)}`,
+    ...c.locks.map(lockSql),
+    ...(c.catchUp ? [c.catchUp] : []),
+    ...c.body,
+    'COMMIT',
+  ];
+}
+
+export interface SwapOutline extends CutoverPlan {
+  /** cutoverStatements of this outline: what the confirmation shows */
   readonly statements: string[];
   readonly newRenames: Rename[];
   readonly oldRenames: Rename[];
   readonly reverseKey: { column: string; type: string }[] | null;
-  /** the LOCK TABLE statements, in the order they run */
-  readonly locks: string[];
   readonly oldTriggers: TriggerState[];
   readonly newTriggers: TriggerState[];
 }
@@ -243,13 +277,10 @@ export async function outlineSwap(
   const reverseKey = await primaryKey(db, t.schema, t.table);
   const T = qname(t.schema, t.table);
   const locks = lockOrder(qname(t.schema, t.table), qname(t.schema, t.targetName), deps.fks);
+  const catchUp = captured
+    ? `-- apply the captured changes still pending to ${t.schema}.${t.targetName} (a small remainder: the lock is only requested once it fits the budget), then check the change log is empty`
+    : `-- no change capture (copied before pgshift captured in batch mode): check under the lock that row count and highest key agree, else refuse`;
   const s: string[] = [
-    `BEGIN`,
-    `SET LOCAL lock_timeout = ${Math.round(lockTimeoutMs)}`,
-    ...locks,
-    captured
-      ? `-- apply the captured changes still pending to ${t.schema}.${t.targetName} (a small remainder: the lock is only requested once it fits the budget), then check the change log is empty`
-      : `-- no change capture (copied before pgshift captured in batch mode): check under the lock that row count and highest key agree, else refuse`,
     `ALTER TABLE ${T} RENAME TO ${ident(t.oldName)}`,
     `ALTER TABLE ${qname(t.schema, t.targetName)} RENAME TO ${ident(t.table)}`,
     ...oldRenames.map((r) => renameSql(t.schema, t.oldName, r)),
@@ -263,9 +294,10 @@ export async function outlineSwap(
     s.push(addFkSql(fk, t.schema, t.table));
   }
   s.push(...sequenceSql(t, deps, 'forward'), ...publicationSql(t, deps.publications, 'forward'));
-  if (reverseKey) s.push(...reverseCaptureSql(t, reverseKey, t.table));
-  s.push('COMMIT');
-  return { statements: s, newRenames, oldRenames, reverseKey, locks, oldTriggers: triggers.old, newTriggers: triggers.new };
+  const reverse = reverseKey ? reverseCaptureSql(t, reverseKey, t.table) : { before: [], underLock: [] };
+  s.push(...reverse.underLock);
+  const plan: CutoverPlan = { before: reverse.before, locks, catchUp, body: s };
+  return { ...plan, statements: cutoverStatements(plan, lockTimeoutMs), newRenames, oldRenames, reverseKey, oldTriggers: triggers.old, newTriggers: triggers.new };
 }
 
 /**
@@ -277,7 +309,7 @@ export async function outlineSwap(
  */
 export function lockOrder(table: string, counterpart: string, fks: readonly FkPlan[]): string[] {
   const referencing = [...new Set(fks.map((f) => qname(f.schema, f.table)))].filter((r) => r !== table && r !== counterpart).sort();
-  return [table, counterpart, ...referencing].map((r) => `LOCK TABLE ${r} IN ACCESS EXCLUSIVE MODE`);
+  return [table, counterpart, ...referencing];
 }
 
 /**
@@ -378,7 +410,7 @@ export interface LockedTxOptions {
   readonly attempts: number;
   readonly signal?: AbortSignal;
   readonly log: (m: string, level?: 'info' | 'warn') => void;
-  /** the LOCK TABLE statements, run first (while they wait, the sessions blocking them are tallied) */
+  /** the tables to lock ACCESS EXCLUSIVE, in order, first (while they wait, the sessions blocking them are tallied) */
   readonly locks: readonly string[];
   /** a blocker that kept pgshift's lock requests waiting this long (over all attempts) is offered to the operator */
   readonly blockerThresholdMs: number;
@@ -430,7 +462,7 @@ export async function lockedTx<T>(db: Db, body: (tx: Tx, lockedAt: number) => Pr
         const t0 = performance.now();
         const watch = watchBlockers(db, pid, tally);
         try {
-          for (const l of o.locks) await tx.query(l);
+          for (const r of o.locks) await tx.query(lockSql(r));
         } finally {
           // not awaited: the watcher may be in its sleep or its query, and the locks are held now
           void watch.stop();
@@ -563,11 +595,8 @@ export async function runSwap(
 ): Promise<SwapRunResult> {
   let drained = 0;
   let rows: number | undefined;
-  // the reverse log and its function need no lock on the table: created before it (only CREATE TRIGGER runs under it)
-  const early = (s: string) => s.startsWith(`CREATE TABLE IF NOT EXISTS "pgshift".`) || s.startsWith(`CREATE OR REPLACE FUNCTION "pgshift".`) || s.startsWith(`REVOKE ALL ON FUNCTION "pgshift".`);
-  const pre = outline.statements.filter(early);
-  if (pre.length) await db.ddl(pre, { stepId: opts.stepId, signal: opts.signal });
-  const body = outline.statements.filter((s) => s !== 'BEGIN' && s !== 'COMMIT' && !s.startsWith('SET LOCAL') && !s.startsWith('--') && !s.startsWith('LOCK TABLE') && !early(s));
+  if (outline.before.length) await db.ddl(outline.before, { stepId: opts.stepId, signal: opts.signal });
+  const body = outline.body;
   const r = await lockedTx(db, async (tx, lockedAt) => {
     if (opts.captured) {
       drained = await opts.drain(tx);
@@ -647,19 +676,19 @@ export async function reverseCaptured(db: Db, t: TablePlan, a: SwapArtifact): Pr
  * carried into the old one (from the reverse log: most of it before the lock, the remainder under it; or a full
  * resync when the table had no primary key), names go back, the old table's application triggers are restored and
  * the new table's disabled again, views are re-created against the old table, the original foreign keys come back
- * NOT VALID (validated after commit), sequence ownership returns. Lines starting with `-- carry-back` stand for
- * applyReverse, run where they appear.
+ * NOT VALID (validated after commit), sequence ownership returns. With a reverse log, `catchUp` stands for
+ * applyReverse of the remainder, the first thing under the lock.
  */
-export const CARRY_BACK = '-- carry-back';
-export function swapBackStatements(t: TablePlan, a: SwapArtifact, columns: { name: string; identityAlways: boolean }[]): string[] {
+export function swapBack(t: TablePlan, a: SwapArtifact, columns: { name: string; identityAlways: boolean }[]): CutoverPlan {
   const T = qname(t.schema, t.table); // the new table while swapped
   const O = qname(t.schema, t.oldName);
   const cols = columns.map((c) => ident(c.name)).join(', ');
   const overriding = columns.some((c) => c.identityAlways) ? ' OVERRIDING SYSTEM VALUE' : '';
-  const s: string[] = [...lockOrder(T, O, a.fks)];
+  const s: string[] = [];
+  let catchUp: string | null = null;
   if (a.reverseKey?.length) {
     const logQ = qname('pgshift', a.reverseLog ?? reverseLogName(t));
-    s.push(`${CARRY_BACK}: the keys still in ${logQ} (most were carried before the lock): DELETE them from ${O}, INSERT … SELECT their current rows from ${T}, DELETE those log versions`);
+    catchUp = `-- carry-back: the keys still in ${logQ} (most were carried before the lock): DELETE them from ${O}, INSERT … SELECT their current rows from ${T}, DELETE those log versions`;
     s.push(`DROP TRIGGER IF EXISTS ${ident(REVERSE_TRIGGER)} ON ${T}`);
     s.push(`DROP FUNCTION IF EXISTS ${qname('pgshift', reverseFunction(t))}()`);
     s.push(`DROP TABLE IF EXISTS ${logQ}`);
@@ -682,7 +711,7 @@ export function swapBackStatements(t: TablePlan, a: SwapArtifact, columns: { nam
     );
   }
   s.push(...sequenceSql(t, { sequences: a.sequences } as DependencyRecord, 'back'), ...publicationSql(t, a.publications, 'back'));
-  return s;
+  return { before: [], locks: lockOrder(T, O, a.fks), catchUp, body: s };
 }
 
 /** Columns of a table that an INSERT … SELECT can carry (no generated columns). */
