@@ -32,6 +32,9 @@ function readSqlFile(ctx: PlanContext, rel: string): { abs: string; text: string
 export function sqlFileSteps(paths: readonly string[], phase: PhaseId): Step[] {
   return paths.map((rel): Step => ({
     id: `sql:${rel}`,
+    // the file's objects are removed by the rollback's created-objects step (from the catalog snapshot); the journal
+    // forgets the file with the rest when the rollback completes
+    undo: { tables: [], artifacts: [Artifacts.sql(rel)] },
     phase,
     title: `Apply ${rel}`,
     rerunnable: true,
@@ -125,6 +128,7 @@ function structureStep(t: TablePlan): Step {
     id,
     phase: 2,
     title: `Partitioned table ${t.schema}.${t.targetName} (${t.strategy} by ${t.key})`,
+    undo: { tables: [`${t.schema}.${t.table}`], artifacts: [Artifacts.structure(t)] },
     preview: (ctx) => structureStatements(ctx, t),
     async run(ctx: StepContext): Promise<StepResult> {
       const src = `${t.schema}.${t.table}`;

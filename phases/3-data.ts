@@ -95,6 +95,8 @@ function copyStep(t: TablePlan): Step {
     id,
     phase: 3,
     title: `Copy ${name} → ${t.targetName}`,
+    // the checkpoint goes with the step's state (Journal.forgetSteps); the capture's artifact goes with the capture
+    undo: { tables: [`${t.schema}.${t.table}`], artifacts: [Artifacts.appTriggers(t)] },
     destructive: (ctx) => backupGate(ctx, t),
     preview: (ctx) => previewCopy(ctx, t),
     async run(ctx): Promise<StepResult> {
@@ -242,6 +244,7 @@ function finishStep(t: TablePlan): Step {
     id,
     phase: 3,
     title: `Indexes and foreign keys of ${name}, built after the copy`,
+    undo: { tables: [`${t.schema}.${t.table}`], artifacts: [] },
     // checked on every run (cheap catalog reads when all is built): a rollback that drops and rebuilds the table
     // must get them again even though this step was done before
     rerunnable: true,
@@ -304,11 +307,13 @@ function finishStep(t: TablePlan): Step {
   };
 }
 
-const integrityStep: Step = {
+const integrityStep = (tables: readonly TablePlan[]): Step => ({
   id: INTEGRITY_STEP,
   phase: 3,
   title: 'Integrity report: counts, missing/extra/changed rows (row hashes), FK orphans',
   rerunnable: true,
+  // the report covers every table: undoing any of them makes it stale
+  undo: { tables: tables.map((t) => `${t.schema}.${t.table}`), artifacts: [Artifacts.integrityReport] },
   preview(ctx) {
     return ctx.tables.flatMap((t) => [
       `-- ${displayName(t.schema, t.table)} vs ${displayName(t.schema, t.targetName)}${ctx.plan.copy.mode === 'online' ? ' (change log drained first)' : ''}`,
@@ -364,7 +369,7 @@ const integrityStep: Step = {
       warnings: report.tables.flatMap((x) => (x.note ? [`${x.table}: ${x.note}`] : [])),
     };
   },
-};
+});
 
 /**
  * Phase 3 run again after a failed integrity report: for each table that failed, the rows that differ are queued in
@@ -420,6 +425,6 @@ export const data: Phase = {
   name: 'Data',
   plan(ctx) {
     if (!ctx.tables.length) return [];
-    return [...ctx.tables.flatMap((t) => [copyStep(t), finishStep(t)]), integrityStep, pruningStep];
+    return [...ctx.tables.flatMap((t) => [copyStep(t), finishStep(t)]), integrityStep(ctx.tables), pruningStep];
   },
 };

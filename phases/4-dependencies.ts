@@ -18,6 +18,7 @@ function dependenciesStep(t: TablePlan): Step {
   return {
     id: dependenciesStepId(t),
     phase: 4,
+    undo: { tables: [name(t)], artifacts: [Artifacts.dependencies(t)] },
     title: `Dependencies of ${name(t)}: views, foreign keys, sequences (re-pointed at the swap)`,
     async preview(ctx: PlanContext) {
       const out = [
@@ -152,6 +153,7 @@ function grantsStep(t: TablePlan): Step {
   return {
     id: grantsStepId(t),
     phase: 4,
+    undo: { tables: [name(t)], artifacts: [] },
     title: `Grants: ${target} gets exactly the privileges ${name(t)} has`,
     async preview(ctx: PlanContext) {
       if (!(await tableExists(ctx.db, t.schema, t.targetName))) return [`-- GRANT … ON ${qname(t.schema, t.targetName)} for each privilege (table and column) on ${qname(t.schema, t.table)} it lacks; REVOKE what it has beyond them`];

@@ -82,6 +82,8 @@ function swapStep(t: TablePlan): Step {
   };
   return {
     id,
+    // undone by the swap back (rollback), which forgets this record; listed so the completed rollback forgets it too
+    undo: { tables: [name(t)], artifacts: [Artifacts.swap(t)] },
     phase: 5,
     title: `Swap ${name(t)} with ${t.schema}.${t.targetName} (one short ACCESS EXCLUSIVE transaction)`,
     async preview(ctx) {

@@ -8,8 +8,6 @@ import { autoPlan } from '../source/structure/build.js';
 import { AUTO_FUNCTION } from '../source/structure/autopartition.js';
 import { keyColumnStepId, type KeyColumnArtifact } from '../source/structure/keycolumn.js';
 import { copyStepId } from './3-data.js';
-import { structureStepId } from './2-structure.js';
-import { dependenciesStepId, grantsStepId } from './4-dependencies.js';
 import { fmtDuration } from '../source/format.js';
 import { takeSnapshot, diffSnapshots, createdObjects, type CatalogSnapshot } from '../source/snapshot.js';
 import { restoreTableToSide, sideRestoreCommands, sha256File } from '../source/restore.js';
@@ -19,7 +17,7 @@ import { triggerList } from '../source/copy/app-triggers.js';
 import { fkNeighbours, offerBlocker, protections } from './5-cleanup.js';
 import { SIDE_SCHEMA } from './1-preparation.js';
 import type { BackupArtifact } from '../source/backup.js';
-import { Artifacts } from '../source/engine/artifacts.js';
+import { Artifacts, type ArtifactKey } from '../source/engine/artifacts.js';
 
 /**
  * Rollback, from any point, in reverse order of what happened:
@@ -426,9 +424,13 @@ async function planTarget(ctx: PlanContext, t: TablePlan): Promise<TargetPlan> {
   return { capture, ddl, notes, partitions, tableExists: tableExists_ };
 }
 
-/** The journal entries that describe work on t's new table: once it is dropped, a new run must do that work again. */
-function undoneSteps(t: TablePlan): string[] {
-  return [structureStepId(t), copyStepId(t), `finish:${t.schema}.${t.table}`, dependenciesStepId(t), grantsStepId(t)];
+/**
+ * The journal entries that describe work on t's new table (phases 2–4): once it is dropped, a new run must do that
+ * work again. Composed from the forward steps' own undo footprints: the rollback knows neither their ids nor keys.
+ */
+async function undoneSteps(ctx: PlanContext, t: TablePlan): Promise<{ ids: string[]; artifacts: ArtifactKey<unknown>[] }> {
+  const steps = (await ctx.forwardSteps()).filter((s) => (s.phase === 2 || s.phase === 3 || s.phase === 4) && s.undo?.tables.includes(name(t)));
+  return { ids: steps.map((s) => s.id), artifacts: steps.flatMap((s) => s.undo?.artifacts ?? []) };
 }
 
 function dropTargetStep(t: TablePlan): Step {
@@ -474,20 +476,20 @@ function dropTargetStep(t: TablePlan): Step {
         await removeCapture(ctx.db, t, ctx.stepId);
         ctx.log(`change capture of ${name(t)} removed`);
       }
-      const undone = undoneSteps(t);
+      const undone = await undoneSteps(ctx, t);
       const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
       // the table and the journal's memory of it go together: a copy checkpoint must never outlive the rows it counts
       await ctx.db.tx(async (tx) => {
         for (const s of p.ddl) await tx.query(s);
-        await ctx.journal.deleteCheckpoints([copyStepId(t)], tx);
-        await ctx.journal.forgetSteps(undone, tx);
-        await ctx.journal.deleteArtifacts([Artifacts.structure(t), Artifacts.dependencies(t), Artifacts.appTriggers(t), Artifacts.integrityReport], tx);
+        // their states and checkpoints (the copy's among them), and the artifacts they wrote
+        await ctx.journal.forgetSteps(undone.ids, tx);
+        await ctx.journal.deleteArtifacts(undone.artifacts, tx);
       }, {
         stepId: ctx.stepId, signal: ctx.signal, lockTimeoutMs: lt.ms, attempts: Math.max(ctx.plan.locks.attempts, 20),
         onRetry: (i) => ctx.log(`lock not granted (${i.error}); retry ${i.attempt}/${i.attempts} in ${i.waitMs} ms`, 'warn'),
       });
       for (const n of p.notes) ctx.log(n);
-      ctx.log(`journal: copy checkpoint cleared, steps ${undone.join(', ')} will run again in a new run`);
+      ctx.log(`journal: copy checkpoint cleared, steps ${undone.ids.join(', ')} will run again in a new run`);
       return {
         status: 'done',
         summary: `${p.tableExists ? `dropped ${obj} (${p.partitions} partitions)` : `${obj} was gone`}${p.capture.length ? ', change capture removed' : ''}` +
@@ -693,13 +695,11 @@ const verifyStep: Step = {
       await ctx.journal.resetStep(id);
       reset++;
     }
-    for (const t of ctx.tables) {
-      for (const k of [Artifacts.dependencies(t), Artifacts.structure(t), Artifacts.swap(t), Artifacts.swappedBack(t), Artifacts.appTriggers(t)]) await ctx.journal.deleteArtifact(k);
-    }
-    await ctx.journal.deleteArtifact(Artifacts.integrityReport);
-    // the plan's SQL files were undone with the rest: a new run applies them again (a table left in place above will
-    // make its file fail on CREATE TABLE: the operator was told, and decides)
-    for (const f of [...ctx.plan.sql.structure, ...ctx.plan.sql.dependencies]) await ctx.journal.deleteArtifact(Artifacts.sql(f));
+    // every artifact the forward steps wrote (their undo footprints: structures, copies, reports, dependencies, swaps,
+    // the plan's SQL files — a new run applies those again; a table left in place above will make its file fail on
+    // CREATE TABLE: the operator was told, and decides), and the rollback's own records of its swaps back
+    const forward = (await ctx.forwardSteps()).flatMap((s) => s.undo?.artifacts ?? []);
+    await ctx.journal.deleteArtifacts([...forward, ...ctx.tables.flatMap((t) => [Artifacts.swappedBack(t), Artifacts.restored(t)])]);
     // no copy position may survive: a new copy starts from the first row (a killed copy has a checkpoint but no step state)
     await ctx.journal.deleteCheckpoints('all');
     await ctx.journal.deleteArtifact(Artifacts.snapshot);

@@ -119,6 +119,12 @@ describe('rollback after phases 1–3 (online copy, nothing swapped)', () => {
     const s = await one<{ n: number }>(h.db.client, `SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = 'public.gasifier_observations_partitioned'::regclass`);
     expect(s.n).toBeGreaterThan(20); // one per program + DEFAULT
     expect(diffSnapshots(h.snap0, await takeSnapshot(h.db.client)).length).toBeGreaterThan(50);
+    // every artifact the forward steps wrote is in some step's undo footprint (so a rollback can forget it), but for
+    // phase 1's (the backup and the snapshot outlive the migration) and the capture's (removed with the capture)
+    const declared = new Set((await h.engine.planContext().forwardSteps()).flatMap((s) => (s.undo?.artifacts ?? []).map((a) => a.key)));
+    const keys = (await h.db.client.query<{ key: string }>(`SELECT key FROM pgshift.artifacts ORDER BY key`)).rows.map((r) => r.key);
+    expect(keys.filter((k) => k.startsWith('structure:') || k.startsWith('app-triggers:') || k === 'integrity-report' || k.startsWith('sql:')).length).toBeGreaterThan(4);
+    expect(keys.filter((k) => !declared.has(k) && !/^(backup|snapshot:catalog|capture:.*)$/.test(k))).toEqual([]);
   });
 
   it('headless without --confirm: stops before the first destructive step and changes nothing', async () => {

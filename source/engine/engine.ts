@@ -157,6 +157,7 @@ export class Engine {
       serverMajor: this.serverMajor,
       dryRun: !!this.opts.dryRun,
       tables: this.opts.loaded.tables,
+      forwardSteps: async () => (await this.plan(ALL_PHASES.filter((p) => this.opts.phases.some((m) => m.id === p)))).flatMap((p) => p.steps),
     };
   }
 

@@ -1,3 +1,4 @@
+import type { ArtifactKey } from './artifacts.js';
 import type { Plan, TablePlan } from '../plan/schema.js';
 import type { Db } from '../db/session.js';
 import type { Journal } from './journal.js';
@@ -126,6 +127,8 @@ export interface PlanContext {
   /** true while building a dry run (pgshift plan) */
   readonly dryRun: boolean;
   readonly tables: readonly TablePlan[];
+  /** the steps of the migration's phases (1–5) as planned now: the rollback composes their undo footprints */
+  readonly forwardSteps: () => Promise<readonly Step[]>;
 }
 
 /** What a step gets while it runs. */
@@ -152,12 +155,24 @@ export interface Step {
   readonly title: string;
   /** re-run on every run even when the journal says done (reports) */
   readonly rerunnable?: boolean;
+  /**
+   * The step's journal footprint, declared beside the work it does (as pgroll keeps an operation's start and
+   * rollback together): the tables (`schema.table`, by their pre-migration names) whose new table carries its work,
+   * and the artifacts it writes. When the rollback removes a table's new table, it forgets every step that names
+   * the table — state, checkpoint, artifacts — without knowing the steps' ids or keys.
+   */
+  readonly undo?: StepUndo;
   /** Returns the confirmation needed before run(), or null when nothing destructive remains to do. */
   destructive?(ctx: StepContext): Promise<Omit<ConfirmRequest, 'stepId'> | null>;
   /** the SQL statements and commands it will run, for plan mode and the confirmation prompt */
   preview(ctx: PlanContext): string[] | Promise<string[]>;
   /** idempotent: detects "already done" from the catalog and returns status 'already-done' */
   run(ctx: StepContext): Promise<StepResult>;
+}
+
+export interface StepUndo {
+  readonly tables: readonly string[];
+  readonly artifacts: readonly ArtifactKey<unknown>[];
 }
 
 export interface Phase {
