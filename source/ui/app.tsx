@@ -28,7 +28,6 @@ import { CompactMonitor, FullMonitor } from './components/monitor-panel.js';
 import { HelpScreen, PreviewScreen, QuitPrompt, SkipPrompt, TextScreen, quitPromptHeight } from './components/screens.js';
 import { clip } from './format-ui.js';
 import type { Key } from 'ink';
-import { isOperatorSkip, skipStep } from './skip.js';
 import { BATCH_LIMITS, THROTTLE_LIMITS, sendControl } from '../copy/control.js';
 
 export interface AppProps {
@@ -71,34 +70,27 @@ function ConfirmHost({ item, width, height, onAnswer, live }: {
 /** "12,345" */
 const n0 = (n: number) => Math.round(n).toLocaleString('en-US');
 
-/** "335,000 of ~1,000,000 rows committed" for a copy step (copy:schema.table), the total from the catalog's estimate. */
-async function checkpointText(engine: Engine, stepId: string, rowsDone: number): Promise<string> {
-  const table = stepId.replace(/^copy:/, '');
-  const est = await engine.planContext().db.read<{ n: string | null }>(
-    `SELECT greatest(c.reltuples, 0)::bigint::text AS n FROM pg_class c WHERE c.oid = to_regclass($1)`, [table],
-  ).then((r) => Number(r[0]?.n ?? 0)).catch(() => 0);
+/** "335,000 of ~1,000,000 rows committed" for a copy step's checkpoint, the total from the catalog's estimate. */
+function checkpointText(cp: { rowsDone: number; estimatedRows: number }): string {
+  const { rowsDone, estimatedRows: est } = cp;
   return `${n0(rowsDone)}${est > 0 ? ` of ~${n0(Math.max(est, rowsDone))}` : ''} rows committed`;
 }
 
 /** The last run, if it did not complete: "run 4 stopped in copy:public.t (interrupted): 335,000 of ~1,000,000 rows committed". */
 async function lastStop(engine: Engine): Promise<{ text: string; level: 'warn' | 'error' | 'ok'; phase: PhaseId | null } | null> {
-  const [last] = await engine.journal.runs(1);
+  const last = await engine.lastRunPosition();
   if (!last) return null;
-  const open = last.ended_at === null;
+  const { open, step } = last;
   if (!open && last.status === 'completed') return null;
-  const db = engine.planContext().db;
-  const [step] = await db.read<{ step_id: string; phase: string | null; status: string }>(
-    `SELECT step_id, phase::text AS phase, status FROM pgshift.steps WHERE run_id = $1 ORDER BY started_at DESC LIMIT 1`, [last.run_id],
-  ).catch(() => []);
-  const phase: PhaseId | null = step?.phase === 'rollback' ? 'rollback' : step?.phase && /^[1-5]$/.test(step.phase) ? (Number(step.phase) as PhaseId) : null;
+  const phase = step?.phase ?? null;
   let detail = '';
-  if (step?.step_id.startsWith('copy:')) {
-    const cp = await engine.journal.getCheckpoint(step.step_id).catch(() => null);
-    if (cp) detail = `: ${await checkpointText(engine, step.step_id, cp.rowsDone)}`;
+  if (step?.stepId.startsWith('copy:')) {
+    const cp = await engine.copyCheckpoint(step.stepId);
+    if (cp) detail = `: ${checkpointText(cp)}`;
   }
   const how = open ? 'was killed (it never ended)' : `ended ${last.status}`;
-  const where = step ? ` in ${step.step_id}${phase !== null ? ` (phase ${phase === 'rollback' ? 'Rollback' : phase})` : ''}` : '';
-  return { text: `run ${last.run_id} ${how}${where}${detail} — run the phase again (a) to resume; done steps are not repeated`, level: last.status === 'failed' ? 'error' : 'warn', phase };
+  const where = step ? ` in ${step.stepId}${phase !== null ? ` (phase ${phase === 'rollback' ? 'Rollback' : phase})` : ''}` : '';
+  return { text: `run ${last.runId} ${how}${where}${detail} — run the phase again (a) to resume; done steps are not repeated`, level: last.status === 'failed' ? 'error' : 'warn', phase };
 }
 
 export function App(props: AppProps) {
@@ -163,20 +155,20 @@ export function App(props: AppProps) {
     if (!quiet) dispatch({ type: 'phase-planning', phase });
     try {
       const [p] = await engine.plan([phase]);
-      const states = await engine.journal.stepStates();
+      const states = await engine.stepStates();
       const st: Record<string, { status: string; operatorSkipped?: boolean; summary?: string }> = {};
       for (const s of p!.steps) {
         stepsRef.current.set(s.id, s);
         const j = states.get(s.id);
-        if (j) st[s.id] = { status: j.status, operatorSkipped: j.status === 'skipped' && isOperatorSkip(j.result), summary: isOperatorSkip(j.result) ? `skipped by ${j.result.skippedBy}: ${j.result.reason}` : undefined };
+        if (j) st[s.id] = { status: j.status, operatorSkipped: j.status === 'skipped' && !!j.operatorSkip, summary: j.operatorSkip ? `skipped by ${j.operatorSkip.skippedBy}: ${j.operatorSkip.reason}` : undefined };
       }
       dispatch({ type: 'phase-planned', phase, steps: p!.steps.map((s) => ({ id: s.id, title: s.title })), states: st });
       // a copy stopped mid-way: its committed checkpoint, shown on the pending step
       const cps: Record<string, string> = {};
       for (const s of p!.steps) {
         if (!s.id.startsWith('copy:') || st[s.id]?.status === 'done') continue;
-        const cp = await engine.journal.getCheckpoint(s.id).catch(() => null);
-        if (cp && cp.rowsDone > 0) cps[s.id] = await checkpointText(engine, s.id, cp.rowsDone);
+        const cp = await engine.copyCheckpoint(s.id);
+        if (cp && cp.rowsDone > 0) cps[s.id] = checkpointText(cp);
       }
       if (Object.keys(cps).length) dispatch({ type: 'checkpoints', checkpoints: cps });
     } catch (e) {
@@ -352,26 +344,17 @@ export function App(props: AppProps) {
       protections: ['PostgreSQL rolls back only uncommitted work: no committed row is lost', 'the answer is journaled in pgshift.confirmations'],
     };
     const answer = await ask(request);
-    const journalAnswer = answer.confirmed ? 'confirmed' : 'declined';
-    await engine.journal.recordConfirmation({
-      stepId: 'monitor', kind: action, object: request.object, statements: request.statements, answer: journalAnswer,
-      method: answer.method, by: engine.operator,
-    }).catch((e) => log('error', `could not journal the answer: ${e instanceof Error ? e.message : String(e)}`));
-    if (!answer.confirmed) {
+    const r = await engine.signalBackend(action, pid, answer, (a, p) => monitor.signal(a, p));
+    if (r.journalError) log('error', `could not journal the answer: ${r.journalError}`);
+    if (r.status === 'declined') {
       setMonNotice(`${action} pid ${pid}: not confirmed, nothing sent`);
       log('info', `${action} pid ${pid}: declined by ${engine.operator}`);
       return;
     }
-    try {
-      const ok = await monitor.signal(action, pid);
-      const msg = ok ? `${action} pid ${pid}: sent (${statement})` : `${action} pid ${pid}: PostgreSQL answered false (the backend is gone, or this role may not signal it)`;
-      setMonNotice(msg);
-      log(ok ? 'warn' : 'error', msg);
-    } catch (e) {
-      const msg = `${action} pid ${pid} failed: ${redact(e instanceof Error ? e.message : String(e))}`;
-      setMonNotice(msg);
-      log('error', msg);
-    }
+    const msg = r.status === 'failed' ? `${action} pid ${pid} failed: ${r.error}`
+      : r.ok ? `${action} pid ${pid}: sent (${statement})` : `${action} pid ${pid}: PostgreSQL answered false (the backend is gone, or this role may not signal it)`;
+    setMonNotice(msg);
+    log(r.status === 'sent' && r.ok ? 'warn' : 'error', msg);
   }, [ask, engine, log, monitor, monitorPids]);
 
   const doSkip = useCallback(async (text?: string) => {
@@ -384,7 +367,7 @@ export function App(props: AppProps) {
       return;
     }
     try {
-      await skipStep(engine, { id: step.id, phase: step.phase, title: step.title }, reason);
+      await engine.skipStep({ id: step.id, phase: step.phase, title: step.title }, reason);
       dispatch({ type: 'step-skipped', stepId: step.id, reason, now: Date.now() });
     } catch (e) {
       dispatch({ type: 'skip-error', error: `could not journal the skip: ${redact(e instanceof Error ? e.message : String(e))}` });
