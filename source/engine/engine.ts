@@ -8,6 +8,8 @@ import { Journal } from './journal.js';
 import { phaseModule, type PhaseRegistry } from './phases.js';
 import { UserError } from './errors.js';
 import { VERSION } from '../version.js';
+import { backendActionSql, signalBackend as sendBackendSignal, type BackendAction } from '../db/monitor-actions.js';
+import { isOperatorSkip, journalOperatorSkip, type OperatorSkip } from './skip.js';
 import type {
   ConfirmAnswer, ConfirmFn, ConfirmRequest, EngineEvent, Listener, PhaseId, PlanContext, Progress, Step, StepContext,
 } from './types.js';
@@ -341,6 +343,120 @@ export class Engine {
     }
     await this.db.close();
   }
+
+  // ── asked by the front ends (the wizard): they do not write the journal or query pgshift.* themselves ──
+
+  /**
+   * Skips a step on the operator's word, journaled as a short run of its own (mode "wizard-skip"): the step ends
+   * 'skipped' with the reason as its summary and { skippedBy, reason } as its result (see skip.ts).
+   */
+  async skipStep(step: { readonly id: string; readonly phase: PhaseId; readonly title: string }, reason: string, by: string = this.operator): Promise<OperatorSkip> {
+    const loaded = this.opts.loaded;
+    return journalOperatorSkip(this.journal, {
+      planName: loaded.plan.name, planPath: loaded.path, checksum: loaded.checksum, host: os.hostname(), version: VERSION,
+    }, step, reason, by);
+  }
+
+  /**
+   * Cancels a backend's query (pg_cancel_backend) or ends its session (pg_terminate_backend) on the operator's answer:
+   * the answer is journaled in pgshift.confirmations (step "monitor") first, and only a confirmed answer sends the
+   * signal — through `send` (the wizard's monitor connection) or else a connection of its own, so a busy pool never
+   * delays it. A journal failure does not hold back a confirmed signal: it is returned as journalError.
+   */
+  async signalBackend(action: BackendAction, pid: number, answer: Omit<ConfirmAnswer, 'by'>, send?: BackendSender): Promise<BackendSignalOutcome> {
+    const statement = backendActionSql(action, pid);
+    const journalError = await this.journal.recordConfirmation({
+      stepId: 'monitor', kind: action, object: `pid ${pid}`, statements: [statement], answer: answer.confirmed ? 'confirmed' : 'declined',
+      method: answer.method, by: this.operator,
+    }).then(() => undefined, (e: unknown) => redact(e instanceof Error ? e.message : String(e)));
+    if (!answer.confirmed) return { status: 'declined', statement, journalError };
+    try {
+      const ok = await (send ?? ((a, p) => this.signalOnOwnConnection(a, p)))(action, pid);
+      return { status: 'sent', ok, statement, journalError };
+    } catch (e) {
+      return { status: 'failed', error: redact(e instanceof Error ? e.message : String(e)), statement, journalError };
+    }
+  }
+
+  private async signalOnOwnConnection(action: BackendAction, pid: number): Promise<boolean> {
+    const c = new pg.Client({ ...this.opts.conn.config, application_name: 'pgshift-signal' });
+    c.on('error', () => {});
+    await c.connect();
+    try {
+      return await sendBackendSignal(c, action, pid);
+    } finally {
+      await c.end().catch(() => {});
+    }
+  }
+
+  /** Where the last run (of any mode) stopped: its status and the step it was in last; null before the first run. */
+  async lastRunPosition(): Promise<RunPosition | null> {
+    const [last] = await this.journal.runs(1);
+    if (!last) return null;
+    const step = await this.journal.lastStepOf(Number(last.run_id)).catch(() => null);
+    const phase: PhaseId | null = step?.phase === 'rollback' ? 'rollback' : step && /^[1-5]$/.test(step.phase) ? (Number(step.phase) as PhaseId) : null;
+    return {
+      runId: Number(last.run_id), status: last.status, open: last.ended_at === null,
+      step: step ? { stepId: step.stepId, phase, status: step.status } : null,
+    };
+  }
+
+  /** Each journaled step's last state (pgshift.step_state), with the operator's skip when that is how it ended. */
+  async stepStates(): Promise<Map<string, StepJournalState>> {
+    const out = new Map<string, StepJournalState>();
+    for (const [id, j] of await this.journal.stepStates()) {
+      out.set(id, { status: j.status, runId: j.runId, operatorSkip: isOperatorSkip(j.result) ? { skippedBy: j.result.skippedBy, reason: j.result.reason } : null });
+    }
+    return out;
+  }
+
+  /**
+   * A copy step's committed checkpoint (copy:schema.table) and the table's row estimate from the catalog (0 when
+   * unknown); null when it has none or it cannot be read.
+   */
+  async copyCheckpoint(stepId: string): Promise<{ rowsDone: number; estimatedRows: number } | null> {
+    const cp = await this.journal.getCheckpoint(stepId).catch(() => null);
+    if (!cp) return null;
+    const table = stepId.replace(/^copy:/, '');
+    const estimatedRows = await this.db.read<{ n: string | null }>(
+      `SELECT greatest(c.reltuples, 0)::bigint::text AS n FROM pg_class c WHERE c.oid = to_regclass($1)`, [table],
+    ).then((r) => Number(r[0]?.n ?? 0)).catch(() => 0);
+    return { rowsDone: cp.rowsDone, estimatedRows };
+  }
 }
 
 export const ALL_PHASES: PhaseId[] = PHASES.filter((p) => p.id !== 'rollback').map((p) => p.id);
+
+/** Sends pg_cancel_backend / pg_terminate_backend; true when PostgreSQL answered true. */
+export type BackendSender = (action: BackendAction, pid: number) => Promise<boolean>;
+
+/** What Engine.signalBackend did: declined (nothing sent), sent (ok: PostgreSQL's answer), or the send failed. */
+export type BackendSignalOutcome = {
+  /** the statement shown in the confirmation and journaled */
+  readonly statement: string;
+  /** the answer could not be journaled (redacted) */
+  readonly journalError?: string;
+} & (
+  | { readonly status: 'declined' }
+  | { readonly status: 'sent'; readonly ok: boolean }
+  | { readonly status: 'failed'; readonly error: string }
+);
+
+/** Where a run stopped (Engine.lastRunPosition). */
+export interface RunPosition {
+  readonly runId: number;
+  /** its status in pgshift.runs: completed, failed, aborted… ('running' when it never ended) */
+  readonly status: string;
+  /** it never ended: the process was killed */
+  readonly open: boolean;
+  /** the step it started last; phase null when the journal's phase is not one of the wizard's */
+  readonly step: { readonly stepId: string; readonly phase: PhaseId | null; readonly status: string } | null;
+}
+
+/** A step's journaled state (Engine.stepStates). */
+export interface StepJournalState {
+  readonly status: string;
+  readonly runId: number;
+  /** set when the operator skipped it (Engine.skipStep) */
+  readonly operatorSkip: OperatorSkip | null;
+}

@@ -310,6 +310,15 @@ export class Journal implements StatementSink {
     if (!this.exists) return [];
     return this.db.read<RunRow>(`SELECT * FROM pgshift.runs ORDER BY run_id DESC LIMIT $1`, [limit]);
   }
+
+  /** The step a run was in last (the newest it started), or null: where a stopped or killed run left off. */
+  async lastStepOf(runId: number): Promise<{ stepId: string; phase: string; status: string } | null> {
+    if (!this.exists) return null;
+    const [r] = await this.db.read<{ step_id: string; phase: string; status: string }>(
+      `SELECT step_id, phase::text AS phase, status FROM pgshift.steps WHERE run_id = $1 ORDER BY started_at DESC LIMIT 1`, [runId],
+    );
+    return r ? { stepId: r.step_id, phase: r.phase, status: r.status } : null;
+  }
 }
 
 /** Forgets an artifact outside a run's Journal (cleanup that runs without one: removing a capture). */

@@ -75,6 +75,67 @@ export const MONITOR_KEYS: readonly Binding<MonitorAction>[] = [
   { action: 'close', label: 'esc/m', help: 'back to the phase screen', match: (i, k) => k.escape || ch('m')(i, k) || ch('q')(i, k), hint: true },
 ];
 
+/** `input` is exactly c (whatever the modifiers: the prompts and full-screen views take a typed letter as it comes). */
+const is = (...cs: string[]) => (input: string) => cs.includes(input);
+
+export type QuitPromptAction = 'quit' | 'stay';
+
+/** The quit prompt (q, ctrl+c): y quits, n or esc stays. */
+export const QUIT_PROMPT_KEYS: readonly Binding<QuitPromptAction>[] = [
+  { action: 'quit', label: 'y', help: 'quit (a running batch finishes and commits its checkpoint first)', match: is('y', 'Y') },
+  { action: 'stay', label: 'n/esc', help: 'stay', match: (i, k) => is('n', 'N')(i) || k.escape },
+];
+
+export type SkipPromptAction = 'cancel' | 'submit' | 'backspace';
+
+/** The skip prompt's keys (typed text is the reason). */
+export const SKIP_PROMPT_KEYS: readonly Binding<SkipPromptAction>[] = [
+  { action: 'cancel', label: 'esc', help: 'do not skip', match: (_i, k) => k.escape },
+  { action: 'submit', label: 'enter', help: 'skip the step with the reason typed (journaled with your name)', match: (_i, k) => k.return },
+  { action: 'backspace', label: 'backspace', help: 'delete the last character', match: (_i, k) => k.backspace || k.delete },
+];
+
+export type ScrollViewAction = 'close' | 'up' | 'down' | 'page-up' | 'page-down' | 'end';
+
+const scrollKeys = (close: Binding<ScrollViewAction>['match'], closeLabel: string): Binding<ScrollViewAction>[] => [
+  { action: 'close', label: closeLabel, help: 'close', match: close },
+  { action: 'up', label: '↑/k', help: 'scroll up a line', match: (i, k) => k.upArrow || i === 'k' },
+  { action: 'down', label: '↓/j', help: 'scroll down a line', match: (i, k) => k.downArrow || i === 'j' },
+  { action: 'page-up', label: 'pgup', help: 'scroll up a page', match: (_i, k) => k.pageUp },
+  { action: 'page-down', label: 'pgdn/space', help: 'scroll down a page', match: (i, k) => k.pageDown || i === ' ' },
+];
+
+/** The help screen. */
+export const HELP_KEYS: readonly Binding<ScrollViewAction>[] = scrollKeys((i, k) => k.escape || is('?', 'q')(i), 'esc/?');
+
+/** The full-screen SQL preview. */
+export const PREVIEW_KEYS: readonly Binding<ScrollViewAction>[] = scrollKeys((i, k) => k.escape || is('p', 'q')(i), 'esc/p');
+
+/** The whole log (L) and the full error text (e). */
+export const LOG_VIEW_KEYS: readonly Binding<ScrollViewAction>[] = [
+  ...scrollKeys((i, k) => k.escape || is('q', 'L', 'e')(i), 'esc'),
+  { action: 'end', label: 'G/end', help: 'to the end', match: (i, k) => i === 'G' || k.end },
+];
+
+export type FilterEditAction = 'clear' | 'keep' | 'backspace' | 'type';
+
+/** Typing the activity view's filter: esc clears it, enter keeps it. */
+export const FILTER_EDIT_KEYS: readonly Binding<FilterEditAction>[] = [
+  { action: 'clear', label: 'esc', help: 'clear the filter', match: (_i, k) => k.escape },
+  { action: 'keep', label: 'enter', help: 'keep the filter', match: (_i, k) => k.return },
+  { action: 'backspace', label: 'backspace', help: 'delete the last character', match: (_i, k) => k.backspace || k.delete },
+  { action: 'type', label: 'text', help: 'the filter text', match: (i, k) => !!i && !k.ctrl && !k.meta },
+];
+
+/** What each action of a screen does; an action without a handler does nothing. The typed input is passed on. */
+export type KeyHandlers<A extends string> = { readonly [K in A]?: (input: string) => void };
+
+/** Resolves the key to its action (the first binding that matches) and runs that action's handler. */
+export function dispatchKey<A extends string>(bindings: readonly Binding<A>[], handlers: KeyHandlers<A>, input: string, key: Key): void {
+  const a = resolveKey(bindings, input, key);
+  if (a !== null) handlers[a]?.(input);
+}
+
 /** Keys inside a confirmation, a prompt, the preview or the help screen (fixed words, shown in those screens). */
 export const MODAL_KEYS = {
   confirmYes: 'y',
