@@ -7,7 +7,7 @@ import { Engine } from '../source/engine/engine.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { loadPlan } from '../source/plan/load.js';
 import type { EngineEvent } from '../source/engine/types.js';
-import { freshDatabase, serverUrl, type FreshDb } from './helpers/db.js';
+import { freshDatabase, type FreshDb, dropRoles } from './helpers/db.js';
 import { createRentalFixture, type RentalFixture } from './fixtures/rental-schema.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
 import { first } from '../source/db/session.js';
@@ -24,9 +24,7 @@ describe('addKeyColumns: the keyset fill stops and resumes from its checkpoint',
   });
   afterAll(async () => {
     await db?.drop();
-    const a = new pg.Client({ connectionString: serverUrl() });
-    await a.connect();
-    await a.query(`DROP ROLE IF EXISTS ${fx.app}`).catch(() => {}).finally(() => a.end());
+    await dropRoles(fx.app);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import pg from 'pg';
 import { main } from '../source/cli.js';
 import { diffSnapshots, takeSnapshot, type CatalogSnapshot } from '../source/snapshot.js';
-import { freshDatabase, serverUrl, type FreshDb } from './helpers/db.js';
+import { freshDatabase, type FreshDb, dropRoles } from './helpers/db.js';
 import { captureIo } from './helpers/io.js';
 import { createRentalFixture, rentalInvariant, type RentalFixture } from './fixtures/rental-schema.js';
 import { first } from '../source/db/session.js';
@@ -49,9 +49,7 @@ describe('a referencing table without the partition key: pgshift adds, fills and
   });
   afterAll(async () => {
     await db?.drop();
-    const a = new pg.Client({ connectionString: serverUrl() });
-    await a.connect();
-    await a.query(`DROP ROLE IF EXISTS ${fx.app}`).catch(() => {}).finally(() => a.end());
+    await dropRoles(fx.app);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

@@ -4,9 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { main } from '../source/cli.js';
-import { freshDatabase, serverUrl, type FreshDb } from './helpers/db.js';
+import { freshDatabase, type FreshDb, dropRoles } from './helpers/db.js';
 import { captureIo } from './helpers/io.js';
 
 /**
@@ -49,8 +48,7 @@ describe('pgbench: integer RANGE partitioning and tables without a primary key',
   });
   afterAll(async () => {
     await db?.drop();
-    const a = new pg.Client({ connectionString: serverUrl() });
-    await a.connect().then(() => a.query(`DROP ROLE IF EXISTS ${app}`)).catch(() => {}).finally(() => a.end());
+    await dropRoles(app);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { main } from '../source/cli.js';
-import { freshDatabase, serverUrl, type FreshDb } from './helpers/db.js';
+import { freshDatabase, type FreshDb, dropRoles } from './helpers/db.js';
 import { captureIo } from './helpers/io.js';
 
 /**
@@ -71,10 +71,7 @@ describe('every property of the source table is carried to the new one or announ
   });
   afterAll(async () => {
     await db?.drop();
-    const a = new pg.Client({ connectionString: serverUrl() });
-    await a.connect();
-    for (const r of [app, owner]) await a.query(`DROP ROLE IF EXISTS ${r}`).catch(() => {});
-    await a.end();
+    await dropRoles(app, owner);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

@@ -9,7 +9,7 @@ import { Engine } from '../source/engine/engine.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { loadPlan } from '../source/plan/load.js';
 import { diffSnapshots, takeSnapshot } from '../source/snapshot.js';
-import { freshDatabase, serverUrl, type FreshDb } from './helpers/db.js';
+import { freshDatabase, type FreshDb, dropRoles } from './helpers/db.js';
 import { captureIo } from './helpers/io.js';
 import { createRentalFixture, rentalInvariant, type RentalFixture } from './fixtures/rental-schema.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
@@ -58,9 +58,7 @@ async function setup(label: string, opts: { retentionDays?: number; batchRows?: 
   const fx = await createRentalFixture(db.client, db.url, dir, { withKeyColumn: true, ...opts });
   cleanup.push(async () => {
     await db.drop();
-    const a = new pg.Client({ connectionString: serverUrl() });
-    await a.connect();
-    await a.query(`DROP ROLE IF EXISTS ${fx.app}`).finally(() => a.end());
+    await dropRoles(fx.app);
     fs.rmSync(dir, { recursive: true, force: true });
   });
   return { db, fx, dir };

@@ -43,3 +43,14 @@ export async function freshDatabase(name: string): Promise<FreshDb> {
     },
   };
 }
+
+/** Drops roles a test created (cluster-wide, so never left behind), ignoring ones already gone. */
+export async function dropRoles(...roles: string[]): Promise<void> {
+  const a = new pg.Client({ connectionString: serverUrl() });
+  await a.connect();
+  try {
+    for (const r of roles) await a.query(`DROP ROLE IF EXISTS "${r.replace(/"/g, '""')}"`).catch(() => {});
+  } finally {
+    await a.end();
+  }
+}
