@@ -110,7 +110,7 @@ function writePlan(dir: string, target: string, mode: 'batch' | 'online'): strin
   return file;
 }
 
-async function pgshiftCopy(url: string, c: pg.Client, dir: string, target: string, mode: 'batch' | 'online'): Promise<{ copyMs: number; stepMs: number; analyzeMs: number; summary: string }> {
+async function pgshiftCopy(url: string, c: pg.Client, dir: string, target: string, mode: 'batch' | 'online'): Promise<{ copyMs: number; stepMs: number; analyzeMs: number; summary: string; inBatchesMs: number; batchCount: number }> {
   await c.query(`DELETE FROM pgshift.step_state WHERE step_id LIKE 'copy:%'`).catch(() => {});
   await c.query(`DELETE FROM pgshift.checkpoints WHERE step_id LIKE 'copy:%'`).catch(() => {});
   const engine = await Engine.open({
@@ -141,7 +141,12 @@ async function pgshiftCopy(url: string, c: pg.Client, dir: string, target: strin
   const an = await c.query<{ ms: string | null }>(
     `SELECT duration_ms AS ms FROM pgshift.statements WHERE step_id = 'copy:public.petri_observations' AND sql LIKE 'ANALYZE %' ORDER BY id DESC LIMIT 1`,
   );
-  return { copyMs: data.ms ?? stepMs, stepMs, analyzeMs: Number(an.rows[0]?.ms ?? 0), summary };
+  // each batch journals its own duration (inside its statement): the copy's time in the batches' statements, the rest
+  // is between them (commits, the run procedure's loop, the round trips and the checks between runs)
+  const inb = await c.query<{ ms: string | null; n: number }>(
+    `SELECT sum(duration_ms)::text AS ms, count(*)::int AS n FROM pgshift.statements WHERE step_id = 'copy:public.petri_observations' AND sql LIKE 'WITH ins AS (%'`,
+  );
+  return { copyMs: data.ms ?? stepMs, stepMs, analyzeMs: Number(an.rows[0]?.ms ?? 0), summary, inBatchesMs: Number(inb.rows[0]?.ms ?? 0), batchCount: inb.rows[0]?.n ?? 0 };
 }
 
 async function main(): Promise<void> {
@@ -177,6 +182,10 @@ async function main(): Promise<void> {
       await c.query(`CHECKPOINT`);
       return ms;
     };
+    // one discarded run first: the first large write into a fresh server also creates its WAL segments (later runs
+    // recycle them) and extends the files for the first time; every measured run, pgshift's and the ceiling's,
+    // then starts from the same state
+    await ceiling(' (warm-up, not counted)');
     const ceiling1 = await ceiling('');
     let ceilingMs = ceiling1;
 
@@ -187,6 +196,7 @@ async function main(): Promise<void> {
     const hB = await contentHash(c, 'public.petri_batch');
     if (hA.h !== hB.h || hA.n !== hB.n) throw new Error('batch copy: content differs from the source');
     say(`(c) pgshift batch copy: ${secs(batch.copyMs).toFixed(1)} s (${rate(ROWS, secs(batch.copyMs))}) = ${(batch.copyMs / ceilingMs).toFixed(2)}× (a); step with ANALYZE ${secs(batch.stepMs).toFixed(1)} s; content hash equal`);
+    say(`    of which in the ${batch.batchCount} batch statements ${secs(batch.inBatchesMs).toFixed(1)} s (${(batch.inBatchesMs / Math.max(1, batch.batchCount)).toFixed(1)} ms each), between them ${secs(batch.copyMs - batch.inBatchesMs).toFixed(1)} s`);
     // (e) the integrity check of that copy (both tables hashed, differing chunks drilled, FK orphans), as phase 3 runs it
     let integrityMs = 0;
     {
@@ -207,6 +217,18 @@ async function main(): Promise<void> {
     const ceiling2 = await ceiling(' again, after (c)');
     ceilingMs = (ceiling1 + ceiling2) / 2;
     say(`    ceiling: mean ${secs(ceilingMs).toFixed(1)} s; batch copy ${(batch.copyMs / ceilingMs).toFixed(2)}× of it`);
+    // diagnostic, no target: the same single statement reading in the batch copy's keyset order (the index on the
+    // partition key, not a sequential scan): how much of (c)'s cost is the order rather than the batching
+    let orderedMs = 0;
+    {
+      await createPetriTarget(c, 'petri_ordered');
+      const t = performance.now();
+      await c.query(`INSERT INTO public.petri_ordered (${cols}) SELECT ${cols} FROM public.petri_observations ORDER BY created_at, observation_id`);
+      orderedMs = performance.now() - t;
+      await c.query(`DROP TABLE public.petri_ordered`);
+      await c.query(`CHECKPOINT`);
+      say(`(a') one INSERT … SELECT in the keyset order (diagnostic): ${secs(orderedMs).toFixed(1)} s = ${(orderedMs / ceilingMs).toFixed(2)}× (a); the batch copy is ${(batch.copyMs / orderedMs).toFixed(2)}× of it`);
+    }
 
     // (b) the seed's LIMIT/OFFSET loop, capped by time
     await createPetriTarget(c, 'petri_offset');
@@ -289,6 +311,7 @@ async function main(): Promise<void> {
       ratio_offset: +(offsetMs / ceilingMs).toFixed(2), ratio_batch: +(batch.copyMs / ceilingMs).toFixed(3), ratio_online: +(onlineMs / ceilingMs).toFixed(2),
       ratio_writer_p99: +(busy.p99 / idle.p99).toFixed(2),
       integrity_s: +secs(integrityMs).toFixed(2), ratio_integrity: +(integrityMs / batch.copyMs).toFixed(2),
+      ordered_s: +secs(orderedMs).toFixed(2), ratio_batch_to_ordered: +(batch.copyMs / orderedMs).toFixed(3),
       targets: {
         batch_le_1_10: batch.copyMs / ceilingMs <= 1.1,
         online_le_1_5: onlineMs / ceilingMs <= 1.5,

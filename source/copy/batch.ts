@@ -105,9 +105,10 @@ export function batchStatement(pair: Pair, map: ColumnMap, order: CopyOrder, fir
    ORDER BY ${listOf(o)} LIMIT $${limitAt}
   RETURNING ${listOf(o)}, tableoid
 ), c AS (SELECT count(*)::int AS n FROM ins),
+top AS (SELECT ${listOf(o)}, tableoid FROM ins ORDER BY ${o.map((c) => `${ident(c)} DESC`).join(', ')} LIMIT 1),
 l AS (
-  SELECT ${o.map((c, i) => `${ident(c)}::text AS p${i}`).join(', ')}, (SELECT relname::text FROM pg_class WHERE oid = ins.tableoid) AS part
-    FROM ins ORDER BY ${o.map((c) => `${ident(c)} DESC`).join(', ')} LIMIT 1
+  -- the cursor's text and the partition's name of the last row only (not computed for every inserted row)
+  SELECT ${o.map((c, i) => `${ident(c)}::text AS p${i}`).join(', ')}, (SELECT relname::text FROM pg_class WHERE oid = top.tableoid) AS part FROM top
 ), cp AS (
   UPDATE pgshift.checkpoints k
      SET position = CASE WHEN c.n = 0 THEN k.position || '{"done": true}'::jsonb
