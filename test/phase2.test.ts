@@ -15,6 +15,7 @@ import { structure } from '../phases/2-structure.js';
 import type { StructureArtifact } from '../source/structure/build.js';
 import { finishDeferred } from '../source/copy/finish.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
+import { APP_ROLE } from './app-role.js';
 
 const yes: ConfirmFn = () => Promise.resolve({ confirmed: true, method: 'yes', by: 'test' });
 
@@ -280,7 +281,9 @@ describe('phase 2: names that need quoting, list values, SQL files', () => {
 
       CREATE TABLE "Mixed Schema"."Regions" ("Code" text PRIMARY KEY);
       INSERT INTO "Mixed Schema"."Regions" VALUES ('North'), ('south-east'), ('a/b');
-      CREATE TABLE "Mixed Schema"."Region Readings" (id int, "Region Code" text NOT NULL, v numeric, PRIMARY KEY (id));
+      CREATE TABLE "Mixed Schema"."Region Readings" (id int, "Region Code" text NOT NULL, v numeric, PRIMARY KEY (id))
+        WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.02);
+      ALTER TABLE "Mixed Schema"."Region Readings" OWNER TO ${APP_ROLE};
       INSERT INTO "Mixed Schema"."Region Readings" SELECT g, (ARRAY['North', 'south-east', 'a/b'])[g % 3 + 1], g FROM generate_series(1, 30) g;
     `);
   });
@@ -366,6 +369,12 @@ describe('phase 2: names that need quoting, list values, SQL files', () => {
     expect(Buffer.byteLength(listPartitionName('Region Readings', long))).toBeLessThanOrEqual(63);
     const [d] = await q<{ n: string }>(db.client, `SELECT count(*) AS n FROM "Mixed Schema"."Region Readings_default"`);
     expect(d!.n).toBe('0');
+    // the born partitions are like their siblings: the table owner's (not the migration role's), same storage parameters
+    const props = await q<{ name: string; owner: string; opts: string[] | null }>(db.client,
+      `SELECT c.relname AS name, pg_get_userbyid(c.relowner) AS owner, c.reloptions AS opts FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = $1::regclass ORDER BY 1`, [target]);
+    expect(props.length).toBe(6);
+    expect(props).toEqual(props.map((p) => ({ name: p.name, owner: APP_ROLE, opts: ['fillfactor=80', 'autovacuum_vacuum_scale_factor=0.02'] })));
   });
 
   it('refuses an SQL file changed after it was applied, showing both checksums', async () => {

@@ -23,6 +23,8 @@ import { fitName, md5hex } from './names.js';
  * fire ON DELETE actions on the referencing rows: then nothing is moved, the partition is not created, and a WARNING
  * says so — rows are never lost.
  *
+ * The new partition is given the parent's owner and its siblings' storage parameters, as phase 2's partitions have.
+ *
  * The partition name is `<base>_p_<value>` computed exactly like names.ts (listPartitionName): keep both in step.
  */
 export const AUTO_FUNCTION = 'pgshift_auto_partition';
@@ -50,6 +52,8 @@ DECLARE
   pname    text;
   cols     text;
   moved    bigint := 0;
+  own      text;
+  opts     text[];
 BEGIN
   IF v IS NULL THEN RETURN NULL; END IF;
   SELECT n.nspname, a.attname, pt.partdefid INTO nsp, keycol, def
@@ -97,6 +101,15 @@ BEGIN
       EXECUTE format('DELETE FROM %s WHERE %I = %L', def::regclass, keycol, v);
     END IF;
     EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s FOR VALUES IN (%L)', nsp, pname, parent::regclass, v);
+    -- like its siblings: the parent's owner (whose next ALTER TABLE must not fail on a partition it does not own) and
+    -- the storage parameters phase 2 gave the partitions (the DEFAULT partition's, else another's)
+    SELECT pg_get_userbyid(relowner) INTO own FROM pg_class WHERE oid = parent;
+    EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', nsp, pname, own);
+    SELECT c.reloptions INTO opts FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+     WHERE i.inhparent = parent AND c.relname <> pname ORDER BY (c.oid = def) DESC, c.relname LIMIT 1;
+    IF opts IS NOT NULL THEN
+      EXECUTE format('ALTER TABLE %I.%I SET (%s)', nsp, pname, array_to_string(opts, ', '));
+    END IF;
     IF moved > 0 THEN
       EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM pg_temp.pgshift_auto_move', parent::regclass, cols, cols);
       DROP TABLE pg_temp.pgshift_auto_move;
