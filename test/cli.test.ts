@@ -145,6 +145,11 @@ describe('connections and secrets', () => {
       expect(o).not.toContain(password);
     }
     expect(outputs[0]).toContain('postgres@127.0.0.1');
+    // --json: a step-done event carries what the step stored with its state (the backup: its file, size, checksum)
+    const events = outputs[1]!.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { type: string; stepId?: string; data?: { file?: string; sha256?: string } });
+    const backup = events.find((e) => e.type === 'step-done' && e.stepId === 'backup:pg_dump');
+    expect(backup?.data?.file).toMatch(/\.dump$/);
+    expect(backup?.data?.sha256).toMatch(/^[0-9a-f]{64}$/);
     const leaks = await db.client.query<{ n: string }>(
       `SELECT (SELECT count(*) FROM pgshift.statements WHERE sql LIKE '%' || $1 || '%' OR coalesce(error, '') LIKE '%' || $1 || '%')
             + (SELECT count(*) FROM pgshift.runs WHERE row_to_json(runs)::text LIKE '%' || $1 || '%')

@@ -255,7 +255,7 @@ export class Engine {
         const prior = states.get(step.id);
         if (prior?.status === 'done' && !step.rerunnable) {
           await this.journal.stepSkippedAsDone(step.id, String(step.phase), step.title, prior.runId);
-          this.emit({ type: 'step-done', stepId: step.id, status: 'already-done', summary: `done in run ${prior.runId}`, durationMs: 0, resumed: true });
+          this.emit({ type: 'step-done', stepId: step.id, status: 'already-done', summary: `done in run ${prior.runId}`, data: prior.result ?? undefined, durationMs: 0, resumed: true });
           continue;
         }
         const r = await this.runStep(runId, step, signal);
@@ -318,7 +318,7 @@ export class Engine {
         return { status: 'aborted', message: `stopped by the operator during ${step.id}`, runId };
       }
       await this.journal.stepEnded(step.id, res.status, { summary: res.summary, result: res.data, ms });
-      this.emit({ type: 'step-done', stepId: step.id, status: res.status, summary: res.summary, tables: res.tables, warnings: res.warnings, durationMs: ms });
+      this.emit({ type: 'step-done', stepId: step.id, status: res.status, summary: res.summary, tables: res.tables, warnings: res.warnings, data: res.data, durationMs: ms });
       return null;
     } catch (e) {
       const ms = performance.now() - t0;

@@ -188,7 +188,7 @@ export type EngineEvent =
   | { type: 'step-started'; stepId: string; phase: PhaseId; title: string }
   | { type: 'step-progress'; stepId: string; progress: Progress; ratePerSec?: number; etaSec?: number }
   | { type: 'step-log'; stepId: string; level: LogLevel; message: string }
-  | { type: 'step-done'; stepId: string; status: StepDone['status']; /** skipped because the operator declined it or its refusal held (onDecline: skip) */ declined?: boolean; summary?: string; tables?: readonly ReportTable[]; warnings?: readonly string[]; durationMs: number; resumed?: boolean }
+  | { type: 'step-done'; stepId: string; status: StepDone['status']; /** skipped because the operator declined it or its refusal held (onDecline: skip) */ declined?: boolean; summary?: string; tables?: readonly ReportTable[]; warnings?: readonly string[]; /** what the step stored in the journal with its state (rows copied, lock held…) */ data?: unknown; durationMs: number; resumed?: boolean }
   | { type: 'step-failed'; stepId: string; reason: FailureReason; /** what was not confirmed (needs-confirmation, refused) */ confirm?: { kind: string; object: string }; error: string; hint?: string; summary?: string; tables?: readonly ReportTable[]; warnings?: readonly string[]; durationMs: number }
   | { type: 'confirm-requested'; request: ConfirmRequest }
   | { type: 'confirm-answered'; stepId: string; object: string; answer: ConfirmAnswer }
