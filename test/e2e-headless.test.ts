@@ -4,10 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { main } from '../source/cli.js';
 import { createDemoDatabase, DEMO_TABLES } from '../source/demo/schema.js';
-import { examplePlanPath } from '../source/paths.js';
 import { diffSnapshots, takeSnapshot, tableFingerprint, type CatalogSnapshot } from '../source/snapshot.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { captureIo } from './helpers/io.js';
+import { examplePlan } from './fixtures/swap.js';
 import { first } from '../source/db/session.js';
 
 const TABLES = DEMO_TABLES;
@@ -26,11 +26,7 @@ describe('end to end, headless: the seed plan on the demo data, then back', () =
     db = await freshDatabase('e2e_headless');
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-e2e-'));
     await createDemoDatabase(db.client, { rows: 6000 });
-    const p = JSON.parse(fs.readFileSync(examplePlanPath(), 'utf8')) as { backup: { directory: string }; sql: Record<'structure' | 'dependencies', string[]> };
-    p.backup.directory = path.join(dir, 'backups');
-    for (const k of ['structure', 'dependencies'] as const) p.sql[k] = p.sql[k].map((f) => path.join(path.dirname(examplePlanPath()), f));
-    plan = path.join(dir, 'plan.json');
-    fs.writeFileSync(plan, JSON.stringify(p));
+    plan = examplePlan(dir);
     before = {};
     for (const t of TABLES) before[t] = await tableFingerprint(db.client, 'public', t);
     snap0 = await takeSnapshot(db.client);

@@ -4,10 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { main } from '../source/cli.js';
 import { createDemoDatabase, DEMO_TABLES } from '../source/demo/schema.js';
-import { examplePlanPath } from '../source/paths.js';
 import { diffSnapshots, takeSnapshot, tableFingerprint, type CatalogSnapshot } from '../source/snapshot.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { captureIo } from './helpers/io.js';
+import { examplePlan } from './fixtures/swap.js';
 import { first } from '../source/db/session.js';
 
 /**
@@ -24,12 +24,7 @@ describe('the demo: rollback after the old tables were dropped, then a fresh bac
     db = await freshDatabase('schema_demo_drop');
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-demo-drop-'));
     await createDemoDatabase(db.client, { rows: 3000 });
-    const p = JSON.parse(fs.readFileSync(examplePlanPath(), 'utf8')) as { backup: { directory: string }; retention: { days: number }; sql: Record<'structure' | 'dependencies', string[]> };
-    p.backup.directory = path.join(dir, 'backups');
-    p.retention = { days: 0 };
-    for (const k of ['structure', 'dependencies'] as const) p.sql[k] = p.sql[k].map((f) => path.join(path.dirname(examplePlanPath()), f));
-    plan = path.join(dir, 'plan.json');
-    fs.writeFileSync(plan, JSON.stringify(p));
+    plan = examplePlan(dir, { retention: { days: 0 } });
     before = {};
     for (const t of DEMO_TABLES) before[t] = await tableFingerprint(db.client, 'public', t);
     snap0 = await takeSnapshot(db.client);
