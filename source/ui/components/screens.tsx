@@ -44,13 +44,21 @@ export function HelpScreen({ width, height, scroll = 0 }: { readonly width: numb
 export function TextScreen({ title, text, width, height, scroll }: { readonly title: string; readonly text: string; readonly width: number; readonly height: number; readonly scroll: number }) {
   const t = useTheme();
   const lines: Line[] = text.split('\n').flatMap((l) => wrap(l, Math.max(10, width)).map((x) => ({ text: x, level: /^hint: /.test(l) ? ('warn' as const) : undefined })));
+  return <ScrollingScreen title={title} color={t.error} lines={lines} scroll={scroll} width={width} height={height} keys="↑/↓ scroll · esc or e closes" />;
+}
+
+/** A title, the lines from `scroll` that fit, and a footer saying where the view is and which keys move it. */
+function ScrollingScreen({ title, color, lines, scroll, width, height, keys }: {
+  readonly title: string; readonly color: string | undefined; readonly lines: readonly Line[]; readonly scroll: number; readonly width: number; readonly height: number; readonly keys: string;
+}) {
+  const t = useTheme();
   const body = Math.max(1, height - 2);
   const start = Math.min(scroll, Math.max(0, lines.length - body));
   return (
     <Box flexDirection="column" width={width} height={height} overflow="hidden">
-      <Text bold color={t.error} wrap="truncate-end">{clip(title, width)}</Text>
+      <Text bold color={color} wrap="truncate-end">{clip(title, width)}</Text>
       <Lines lines={lines.slice(start, start + body)} height={body} width={width} />
-      <Text color={t.dim} wrap="truncate-end">{clip(`lines ${lines.length ? start + 1 : 0}-${Math.min(lines.length, start + body)} of ${lines.length} · ↑/↓ scroll · esc or e closes`, width)}</Text>
+      <Text color={t.dim} wrap="truncate-end">{clip(`lines ${lines.length ? start + 1 : 0}-${Math.min(lines.length, start + body)} of ${lines.length} · ${keys}`, width)}</Text>
     </Box>
   );
 }
@@ -59,15 +67,7 @@ export function PreviewScreen({ title, lines, scroll, width, height }: {
   readonly title: string; readonly lines: readonly Line[]; readonly scroll: number; readonly width: number; readonly height: number;
 }) {
   const t = useTheme();
-  const body = Math.max(1, height - 2);
-  const start = Math.min(scroll, Math.max(0, lines.length - body));
-  return (
-    <Box flexDirection="column" width={width} height={height} overflow="hidden">
-      <Text bold color={t.accent} wrap="truncate-end">{clip(title, width)}</Text>
-      <Lines lines={lines.slice(start, start + body)} height={body} width={width} />
-      <Text color={t.dim} wrap="truncate-end">{clip(`lines ${lines.length ? start + 1 : 0}-${Math.min(lines.length, start + body)} of ${lines.length} · ↑/↓ pgup/pgdn scroll · esc or p closes`, width)}</Text>
-    </Box>
-  );
+  return <ScrollingScreen title={title} color={t.accent} lines={lines} scroll={scroll} width={width} height={height} keys="↑/↓ pgup/pgdn scroll · esc or p closes" />;
 }
 
 export function PromptBox({ title, children, width, tone }: { readonly title: string; readonly children: React.ReactNode; readonly width: number; readonly tone?: 'warn' | 'danger' }) {
