@@ -8,6 +8,7 @@ import { Journal } from './journal.js';
 import { phaseModule, type PhaseRegistry } from './phases.js';
 import { UserError } from './errors.js';
 import { VERSION } from '../version.js';
+import { qname } from '../db/quote.js';
 import { backendActionSql, signalBackend as sendBackendSignal, type BackendAction } from '../db/monitor-actions.js';
 import { isOperatorSkip, journalOperatorSkip, type OperatorSkip } from './skip.js';
 import type {
@@ -417,9 +418,10 @@ export class Engine {
   async copyCheckpoint(stepId: string): Promise<{ rowsDone: number; estimatedRows: number } | null> {
     const cp = await this.journal.getCheckpoint(stepId).catch(() => null);
     if (!cp) return null;
-    const table = stepId.replace(/^copy:/, '');
+    // the plan's table of that step, quoted (a name may need quotes, a schema may hold a dot); else the id's text
+    const t = this.opts.loaded.tables.find((x) => stepId === `copy:${x.schema}.${x.table}`);
     const estimatedRows = await this.db.read<{ n: string | null }>(
-      `SELECT greatest(c.reltuples, 0)::bigint::text AS n FROM pg_class c WHERE c.oid = to_regclass($1)`, [table],
+      `SELECT greatest(c.reltuples, 0)::bigint::text AS n FROM pg_class c WHERE c.oid = to_regclass($1)`, [t ? qname(t.schema, t.table) : stepId.replace(/^copy:/, '')],
     ).then((r) => Number(r[0]?.n ?? 0)).catch(() => 0);
     return { rowsDone: cp.rowsDone, estimatedRows };
   }
