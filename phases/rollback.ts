@@ -688,13 +688,9 @@ const verifyStep: Step = {
       };
     }
     // the journal forgets every step, so a new run starts over; the snapshot is retaken by the next phase 1
-    const states = await ctx.journal.stepStates();
-    let reset = 0;
-    for (const id of states.keys()) {
-      if (id === ctx.stepId) continue;
-      await ctx.journal.resetStep(id);
-      reset++;
-    }
+    const forget = [...(await ctx.journal.stepStates()).keys()].filter((id) => id !== ctx.stepId);
+    await ctx.journal.forgetSteps(forget);
+    const reset = forget.length;
     // every artifact the forward steps wrote (their undo footprints: structures, copies, reports, dependencies, swaps,
     // the plan's SQL files — a new run applies those again; a table left in place above will make its file fail on
     // CREATE TABLE: the operator was told, and decides), and the rollback's own records of its swaps back

@@ -22,9 +22,7 @@ export function queryableOf(r: Reader): Queryable {
 }
 
 export async function rowsOf<R extends pg.QueryResultRow>(r: Reader, sql: string, params: unknown[] = []): Promise<R[]> {
-  if ('read' in r && typeof r.read === 'function') return r.read<R>(sql, params);
-  if ('client' in r && r.client) return (await r.client.query<R>(sql, params)).rows;
-  return (await (r as pg.ClientBase).query<R>(sql, params)).rows;
+  return (await queryableOf(r).query<R>(sql, params)).rows;
 }
 
 export interface Rel {

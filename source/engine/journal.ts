@@ -191,12 +191,6 @@ export class Journal implements StatementSink {
     return m;
   }
 
-  /** Forget a step's "done" so it runs again (rollback undoes it). */
-  async resetStep(stepId: string): Promise<void> {
-    await this.db.write(`DELETE FROM pgshift.step_state WHERE step_id = $1`, [stepId]);
-    await this.db.write(`DELETE FROM pgshift.checkpoints WHERE step_id = $1`, [stepId]);
-  }
-
   async recordStatement(s: { stepId: string | null; sql: string; ms: number; rows: number | null; error?: string }): Promise<void> {
     if (!this.exists || this.runId === null) return;
     await this.db.pool.query(
@@ -234,25 +228,26 @@ export class Journal implements StatementSink {
   /** An artifact another step wrote (see artifacts.ts for every key and its type), or null. */
   async getArtifact<T>(a: ArtifactKey<T>): Promise<T | null> {
     if (!this.exists) return null;
-    return readArtifact(this.db.pool, a);
+    return selectArtifact(this.db.pool, a);
+  }
+
+  /** A write to the journal: inside the caller's transaction when given, else on its own. */
+  private async exec(sql: string, params: unknown[], tx?: Tx): Promise<void> {
+    if (tx) await tx.client.query(sql, params);
+    else await this.db.write(sql, params);
   }
 
   /** Writes an artifact; inside the caller's transaction when given, so it commits with what it describes. */
   async setArtifact<T>(a: ArtifactKey<T>, value: T, tx?: Tx): Promise<void> {
     const sql = `INSERT INTO pgshift.artifacts (key, run_id, value) VALUES ($1,$2,$3)
                  ON CONFLICT (key) DO UPDATE SET run_id = EXCLUDED.run_id, value = EXCLUDED.value, updated_at = now()`;
-    const params = [a.key, this.runId, JSON.stringify(value)];
-    if (tx) await tx.client.query(sql, params);
-    else await this.db.write(sql, params);
+    await this.exec(sql, [a.key, this.runId, JSON.stringify(value)], tx);
   }
 
   /** Forgets artifacts; inside the caller's transaction when given. */
   async deleteArtifacts(keys: readonly ArtifactKey<unknown>[], tx?: Tx): Promise<void> {
     if (!this.exists || !keys.length) return;
-    const sql = `DELETE FROM pgshift.artifacts WHERE key = ANY($1::text[])`;
-    const params = [keys.map((k) => k.key)];
-    if (tx) await tx.client.query(sql, params);
-    else await this.db.write(sql, params);
+    await this.exec(`DELETE FROM pgshift.artifacts WHERE key = ANY($1::text[])`, [keys.map((k) => k.key)], tx);
   }
 
   async deleteArtifact(a: ArtifactKey<unknown>, tx?: Tx): Promise<void> {
@@ -263,19 +258,15 @@ export class Journal implements StatementSink {
   async forgetSteps(stepIds: readonly string[], tx?: Tx): Promise<void> {
     if (!this.exists || !stepIds.length) return;
     for (const sql of [`DELETE FROM pgshift.checkpoints WHERE step_id = ANY($1::text[])`, `DELETE FROM pgshift.step_state WHERE step_id = ANY($1::text[])`]) {
-      if (tx) await tx.client.query(sql, [stepIds]);
-      else await this.db.write(sql, [stepIds]);
+      await this.exec(sql, [stepIds], tx);
     }
   }
 
   /** Forgets a copy's checkpoint only (the rows it counted are gone), inside the caller's transaction when given. */
   async deleteCheckpoints(stepIds: readonly string[] | 'all', tx?: Tx): Promise<void> {
     if (!this.exists) return;
-    const [sql, params] = stepIds === 'all'
-      ? [`DELETE FROM pgshift.checkpoints`, []]
-      : [`DELETE FROM pgshift.checkpoints WHERE step_id = ANY($1::text[])`, [stepIds]];
-    if (tx) await tx.client.query(sql, params);
-    else await this.db.write(sql, params);
+    if (stepIds === 'all') await this.exec(`DELETE FROM pgshift.checkpoints`, [], tx);
+    else await this.exec(`DELETE FROM pgshift.checkpoints WHERE step_id = ANY($1::text[])`, [stepIds], tx);
   }
 
   /** Whether the operator confirmed an override of `object` in this run (journaled in pgshift.confirmations). */
@@ -332,7 +323,10 @@ export async function forgetArtifact(db: Db, a: ArtifactKey<unknown>): Promise<v
  */
 export async function readArtifact<T>(r: Queryable, a: ArtifactKey<T>): Promise<T | null> {
   const present = (await r.query<{ ok: boolean }>(`SELECT to_regclass('pgshift.artifacts') IS NOT NULL AS ok`)).rows[0]?.ok;
-  if (!present) return null;
+  return present ? selectArtifact(r, a) : null;
+}
+
+async function selectArtifact<T>(r: Queryable, a: ArtifactKey<T>): Promise<T | null> {
   const rows = (await r.query<{ value: T }>(`SELECT value FROM pgshift.artifacts WHERE key = $1`, [a.key])).rows;
   return rows[0]?.value ?? null;
 }

@@ -481,7 +481,7 @@ export async function lockedTx<T>(db: Db, body: (tx: Tx, lockedAt: number) => Pr
       // the one retry loop (db/session.ts): lock not granted in time, deadlock, lost connection; a budget miss is not
       // retried there but here, after the caller caught up
       return await withRetry((a) => attemptOnce(before + a), {
-        attempts: Math.max(1, o.attempts - before), backoffMs: db.locks.backoffMs, maxBackoffMs: db.locks.maxBackoffMs, signal: o.signal,
+        ...db.retryPolicy(Math.max(1, o.attempts - before)), signal: o.signal,
         retryable: (e) => (e instanceof BudgetExceeded ? null : retryKind(e)),
         onRetry: async (i) => {
           o.log(
