@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { openMonitorClient } from '../db/monitor.js';
+import { MonitorLoop } from '../db/monitor.js';
 import { sleep } from '../db/session.js';
 import type { LogLevel } from '../engine/types.js';
 
@@ -54,10 +54,7 @@ function median(xs: readonly number[]): number {
 }
 
 export class Pacer {
-  private client: pg.Client | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private probing = false;
-  private stopped = false;
+  private readonly loop = new MonitorLoop();
   private recent: number[] = [];
   /** probes taken while the copy rests: the writers' latency without the copy, as the machine is now */
   private resting: number[] = [];
@@ -78,26 +75,22 @@ export class Pacer {
   }
 
   private async probe(): Promise<number | null> {
-    if (!this.client || this.probing) return null;
-    this.probing = true;
+    if (!this.loop.client) return null;
     try {
       const t0 = performance.now();
-      await this.client.query(PROBE_SQL);
+      await this.loop.client.query(PROBE_SQL);
       this.probes++;
       return performance.now() - t0;
     } catch {
       return null; // a failed probe must not stop the copy
-    } finally {
-      this.probing = false;
     }
   }
 
   /** Opens the canary's connection and measures the idle commit latency (before the first batch). */
   async start(): Promise<void> {
-    try {
-      this.client = await openMonitorClient(this.config);
-    } catch (e) {
-      this.opts.log(`pace canary unavailable (${(e as Error).message}): resting ${this.rest} × each batch's duration, fixed`, 'warn');
+    const err = await this.loop.open(this.config);
+    if (err) {
+      this.opts.log(`pace canary unavailable (${err.message}): resting ${this.rest} × each batch's duration, fixed`, 'warn');
       return;
     }
     const idle: number[] = [];
@@ -109,7 +102,6 @@ export class Pacer {
     this.idleMs = median(idle);
     this.opts.log(`pace: writers' commit latency at rest ${this.idleMs.toFixed(2)} ms (canary); the copy slows when it exceeds ${this.limit} × that`);
     const tick = async () => {
-      if (this.stopped) return;
       const during = this.busy;
       const ms = await this.probe();
       if (ms !== null && during && this.busy) {
@@ -120,14 +112,8 @@ export class Pacer {
         this.resting.push(ms);
         if (this.resting.length > PACE_DEFAULTS.window) this.resting.shift();
       }
-      if (!this.stopped) schedule(this.opts.probeMs ?? PACE_DEFAULTS.probeMs);
     };
-    const schedule = (ms: number) => {
-      this.timer = setTimeout(() => {
-        tick().catch((e: unknown) => this.opts.log(`pace canary stopped (${e instanceof Error ? e.message : String(e)})`, 'warn'));
-      }, ms);
-    };
-    schedule(0);
+    this.loop.start(this.opts.probeMs ?? PACE_DEFAULTS.probeMs, tick, (e) => this.opts.log(`pace canary stopped (${e instanceof Error ? e.message : String(e)})`, 'warn'));
   }
 
   /**
@@ -163,10 +149,6 @@ export class Pacer {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    while (this.probing) await sleep(10);
-    await this.client?.end().catch(() => {});
-    this.client = null;
+    await this.loop.stop();
   }
 }

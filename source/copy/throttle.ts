@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { monitorSnapshot, openMonitorClient, type MonitorSnapshot } from '../db/monitor.js';
+import { MonitorLoop, monitorSnapshot, type MonitorSnapshot } from '../db/monitor.js';
 import { sleep } from '../db/session.js';
 import type { LogLevel } from '../engine/types.js';
 
@@ -26,36 +26,22 @@ export type ThrottleLevel = 'clear' | 'slow' | 'pause';
  * Every change of pace is logged once with the reason (pid, how long, what).
  */
 export class Throttle {
-  private client: pg.Client | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private sampling = false;
+  private readonly loop = new MonitorLoop();
   level: ThrottleLevel = 'clear';
   reason = '';
   samples = 0;
   costMs = 0;
   pausedMs = 0;
-  private stopped = false;
 
   constructor(private readonly config: pg.ClientConfig, private readonly opts: ThrottleOptions) {}
 
   async start(): Promise<void> {
-    try {
-      this.client = await openMonitorClient(this.config);
-    } catch (e) {
-      this.opts.log(`throttle monitor unavailable (${(e as Error).message}); copying without it`, 'warn');
+    const err = await this.loop.open(this.config);
+    if (err) {
+      this.opts.log(`throttle monitor unavailable (${err.message}); copying without it`, 'warn');
       return;
     }
-    const tick = async () => {
-      if (this.stopped) return;
-      await this.sample();
-      if (!this.stopped) schedule(this.opts.intervalMs ?? 1000);
-    };
-    const schedule = (ms: number) => {
-      this.timer = setTimeout(() => {
-        tick().catch((e: unknown) => this.opts.log(`throttle monitor stopped (${e instanceof Error ? e.message : String(e)})`, 'warn'));
-      }, ms);
-    };
-    schedule(0);
+    this.loop.start(this.opts.intervalMs ?? 1000, () => this.sample(), (e) => this.opts.log(`throttle monitor stopped (${e instanceof Error ? e.message : String(e)})`, 'warn'));
   }
 
   /** Judges one monitor snapshot: exported for tests. */
@@ -81,10 +67,9 @@ export class Throttle {
   }
 
   private async sample(): Promise<void> {
-    if (!this.client || this.sampling) return;
-    this.sampling = true;
+    if (!this.loop.client) return;
     try {
-      const snap = await monitorSnapshot(this.client, this.opts.longQuerySeconds);
+      const snap = await monitorSnapshot(this.loop.client, this.opts.longQuerySeconds);
       this.samples++;
       this.costMs += snap.costMs;
       const j = Throttle.judge(snap, this.opts);
@@ -96,24 +81,18 @@ export class Throttle {
       this.reason = j.reason;
     } catch {
       // a monitor that times out must not stop the copy
-    } finally {
-      this.sampling = false;
     }
   }
 
   /** Before each batch: waits while paused; returns the batch-size factor (1 or 0.5) and the extra pause. */
   async gate(signal: AbortSignal): Promise<{ factor: number; pauseMs: number }> {
     const t0 = performance.now();
-    while (this.level === 'pause' && !signal.aborted && !this.stopped) await sleep(200, signal);
+    while (this.level === 'pause' && !signal.aborted && !this.loop.stopped) await sleep(200, signal);
     this.pausedMs += performance.now() - t0;
     return this.level === 'slow' ? { factor: 0.5, pauseMs: 500 } : { factor: 1, pauseMs: 0 };
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    while (this.sampling) await sleep(20);
-    await this.client?.end().catch(() => {});
-    this.client = null;
+    await this.loop.stop();
   }
 }

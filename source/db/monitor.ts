@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { sleep } from './session.js';
 
 /** One lock wait: who waits, on whom, for what. */
 export interface LockWait {
@@ -160,6 +161,56 @@ export async function openMonitorClient(config: pg.ClientConfig): Promise<pg.Cli
   c.on('error', () => {});
   await c.connect();
   return c;
+}
+
+/**
+ * A loop on a monitor connection of its own (openMonitorClient): `tick` runs at once, then `intervalMs` after each
+ * tick ends, until stop(). A tick that throws ends the loop, said through `onFailure` (never an unhandled rejection).
+ * stop() waits for a tick in flight, then closes the connection. The copy's throttle and its pace canary run on it.
+ */
+export class MonitorLoop {
+  client: pg.Client | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private ticking = false;
+  stopped = false;
+
+  /** Opens the connection; the error when it cannot (the caller says what it does without it). */
+  async open(config: pg.ClientConfig): Promise<Error | null> {
+    try {
+      this.client = await openMonitorClient(config);
+      return null;
+    } catch (e) {
+      return e instanceof Error ? e : new Error(String(e));
+    }
+  }
+
+  start(intervalMs: number, tick: () => Promise<void>, onFailure: (e: unknown) => void): void {
+    const schedule = (ms: number) => {
+      this.timer = setTimeout(() => {
+        if (this.stopped) return;
+        this.ticking = true;
+        tick().then(
+          () => {
+            this.ticking = false;
+            if (!this.stopped) schedule(intervalMs);
+          },
+          (e: unknown) => {
+            this.ticking = false;
+            onFailure(e);
+          },
+        );
+      }, ms);
+    };
+    schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    while (this.ticking) await sleep(10);
+    await this.client?.end().catch(() => {});
+    this.client = null;
+  }
 }
 
 /** Lock-wait chains as a tree: roots are blockers that wait on nobody. */
