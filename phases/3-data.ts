@@ -3,7 +3,7 @@ import type { TablePlan } from '../source/plan/schema.js';
 import { displayName, ident, qname } from '../source/db/quote.js';
 import { UserError } from '../source/engine/errors.js';
 import { chooseOrder, columnMap, resolvePair, type Pair } from '../source/copy/meta.js';
-import { batchCopy, batchStatement, runProcedureName, targetIsEmpty, upperStatement, type Position } from '../source/copy/batch.js';
+import { batchCopy, batchFunctionName, batchSql, runProcedureName, targetIsEmpty, upperStatement, type Position } from '../source/copy/batch.js';
 import { captureLag, captureNames, captureReplayer, catchUp, findCapture, installCapture, installStatements, queueDiffering } from '../source/copy/online.js';
 import { startBackground } from '../source/copy/catchup.js';
 import { appTriggers, disableTriggerSql, triggerList } from '../source/copy/app-triggers.js';
@@ -57,7 +57,7 @@ async function previewCopy(ctx: PlanContext, t: TablePlan): Promise<string[]> {
   const out: string[] = [];
   if ('missing' in pairOr) {
     out.push(`-- ${pairOr.missing}; statements shown once phase 2 has created it`);
-    out.push(`-- per batch: INSERT INTO ${qname(t.schema, t.targetName)} (…) SELECT … FROM ${qname(t.schema, t.table)} WHERE (${ident(t.key)}, pk) > (cursor) AND (${ident(t.key)}, pk) <= (upper) ORDER BY ${ident(t.key)}, pk LIMIT ${ctx.plan.copy.batchRows}`);
+    out.push(`-- per batch: its end (the ${ctx.plan.copy.batchRows}th next (${ident(t.key)}, pk) from the index), then INSERT INTO ${qname(t.schema, t.targetName)} (…) SELECT … FROM ${qname(t.schema, t.table)} WHERE (${ident(t.key)}, pk) > (cursor) AND (${ident(t.key)}, pk) <= (end)`);
     return out;
   }
   const pair = pairOr;
@@ -76,9 +76,13 @@ async function previewCopy(ctx: PlanContext, t: TablePlan): Promise<string[]> {
     }
     out.push(`-- upper bound, fixed at the start`);
     out.push(upperStatement(pair, order));
-    out.push(`-- each batch, one transaction with its checkpoint (SET LOCAL lock_timeout = ${ctx.plan.locks.timeoutMs}), $${order.columns.length * 2 + 1} = ${ctx.plan.copy.batchRows}`);
-    out.push(batchStatement(pair, map, order, false));
-    out.push(`-- with no rest between batches, runs of them (up to 250 ms, each batch its own transaction) go through one CALL of pgshift.${runProcedureName(copyStepId(t))}(…), created before the copy and dropped after: CREATE OR REPLACE PROCEDURE … LANGUAGE plpgsql (EXECUTE of the statement above, COMMIT after each batch)`);
+    const sql = batchSql(pair, map, order, order.bound);
+    const n = order.bound === 'rows' ? order.columns.length : 1;
+    out.push(`-- each batch, one transaction with its checkpoint (SET LOCAL lock_timeout = ${ctx.plan.locks.timeoutMs}), through pgshift.${batchFunctionName(copyStepId(t))}(…) (plpgsql, created before the copy and dropped after): first where the batch ends, ${order.bound === 'rows' ? 'the' : `the ${order.key} of the`} ${ctx.plan.copy.batchRows.toLocaleString('en-US')}th next row${order.bound === 'rows' ? '' : ` (that ${order.key}'s group of ties taken whole)`}, read from index ${order.index ?? '(none)'}; $${n * 2 + 1} = ${ctx.plan.copy.batchRows}`);
+    out.push(sql.boundNext);
+    out.push('-- then the range up to that end (no ORDER BY, no LIMIT, no RETURNING), the checkpoint moved to it and the insert journaled, in the same transaction');
+    out.push(sql.insertNext);
+    out.push(`-- with no rest between batches, runs of them (up to 250 ms, each batch its own transaction) go through one CALL of pgshift.${runProcedureName(copyStepId(t))}(…), created before the copy and dropped after: CREATE OR REPLACE PROCEDURE … LANGUAGE plpgsql (the same batch function, COMMIT after each batch)`);
     out.push(`INSERT INTO pgshift.checkpoints (step_id, run_id, position, rows_done) VALUES (…) ON CONFLICT (step_id) DO UPDATE …`);
     out.push('-- then replay the change log (REPEATABLE READ, batch by batch, one row per key): DELETE new rows by pk, re-INSERT the current source rows, DELETE the log entries; kept up in the background until the swap');
     out.push(`ANALYZE ${pair.target.q}`);

@@ -59,13 +59,18 @@ describe('phase 3 batch copy (real PostgreSQL, demo data)', () => {
       ['copy:public.gasifier_observations', ROWS / 2, true, 4],
       ['copy:public.petri_observations', ROWS, true, 7],
     ]);
-    const batches = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pgshift.statements WHERE step_id = 'copy:public.petri_observations' AND sql LIKE 'WITH ins AS (%'`);
-    expect(batches.rows[0]!.n).toBe(8); // 7 with rows + the empty one that finds the end
+    const batches = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pgshift.statements WHERE step_id = 'copy:public.petri_observations' AND sql LIKE '-- batch:%'`);
+    expect(batches.rows[0]!.n).toBe(7); // 7 with rows, the last one up to the upper bound (no empty batch to find the end)
     const st = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stats WHERE schemaname = 'public' AND tablename = 'petri_observations_partitioned'`);
     expect(st.rows[0]!.n).toBeGreaterThan(0);
-    // no OFFSET anywhere in what ran
-    const off = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pgshift.statements WHERE sql ILIKE '%OFFSET%'`);
-    expect(off.rows[0]!.n).toBe(0);
+    // not the seed's LIMIT/OFFSET paging: the only OFFSET is the batch's end, read from the cursor on (a keyset
+    // lower bound), never from the start of the table
+    const off = await db.client.query<{ n: number; keyset: number }>(
+      `SELECT count(*)::int AS n, count(*) FILTER (WHERE sql LIKE '-- batch:%' AND sql ~ 'WHERE "created_at" > \\$1 AND "created_at" <= \\$2 ORDER BY "created_at" OFFSET \\$3 - 1 LIMIT 1')::int AS keyset
+         FROM pgshift.statements WHERE step_id = 'copy:public.petri_observations' AND sql ILIKE '%OFFSET%'
+          AND sql NOT LIKE 'CREATE OR REPLACE FUNCTION "pgshift"."copy_batch_%'`,
+    );
+    expect(off.rows[0]).toEqual({ n: 7, keyset: 7 });
 
     // a second run: the journal says done; a rerun of the step itself finds the finished checkpoint
     const again = await openEngine(db.url, file);
@@ -235,7 +240,7 @@ describe('phase 3 batch copy (real PostgreSQL, demo data)', () => {
         for (let i = 0; i < 200; i++) {
           const r = await db.client.query<{ ok: boolean }>(
             `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
-              WHERE datname = current_database() AND application_name = 'pgshift' AND wait_event_type = 'Lock' AND query LIKE 'WITH ins AS%'`,
+              WHERE datname = current_database() AND application_name = 'pgshift' AND wait_event_type = 'Lock' AND query LIKE '%pgshift%copy_%'`,
           );
           if (r.rows.some((x) => x.ok)) {
             kills++;

@@ -123,7 +123,7 @@ describe('phase 3 online copy: change capture and replay beside a live writer', 
     expect(logs).toMatch(/replaying the change log: [\d,]+ changes captured during the copy/);
     // the capture was committed before the first batch ran
     const order = await db.client.query<{ trig: string | null; batch: string | null }>(
-      `SELECT min(id) FILTER (WHERE sql LIKE '%CREATE TRIGGER "pgshift_capture" %') AS trig, min(id) FILTER (WHERE sql LIKE 'WITH ins AS (%') AS batch FROM pgshift.statements`,
+      `SELECT min(id) FILTER (WHERE sql LIKE '%CREATE TRIGGER "pgshift_capture" %') AS trig, min(id) FILTER (WHERE sql LIKE '-- batch:%') AS batch FROM pgshift.statements`,
     );
     expect(Number(order.rows[0]!.trig)).toBeLessThan(Number(order.rows[0]!.batch));
 

@@ -133,7 +133,9 @@ describe('monitors without pg_read_all_stats (non-superuser roles)', () => {
     const bp = await pidOf(builder);
     const building = builder.query('CREATE INDEX CONCURRENTLY accounts_balance_idx ON public.accounts (balance)');
     // (the build also waits, for a moment, on the monitor's own snapshot while a refresh runs)
-    const snap = await until(mon, (s) => s.waits.some((w) => w.pid === bp && w.blockingPids.includes(rp)), 'the index build waiting on the reader');
+    // (and, on a loaded machine, may be caught for a moment in another wait the reader is part of: wait for the
+    // snapshot wait itself, which lasts until the reader commits)
+    const snap = await until(mon, (s) => s.waits.some((w) => w.pid === bp && w.blockingPids.includes(rp) && w.lockType === 'virtualxid'), 'the index build waiting on the reader\'s snapshot');
     const w = snap.waits.find((x) => x.pid === bp)!;
     expect(w.blockingPids).toContain(rp);
     expect(w.lockType).toBe('virtualxid');

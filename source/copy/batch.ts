@@ -4,7 +4,7 @@ import type { Journal } from '../engine/journal.js';
 import type { LogLevel, Progress } from '../engine/types.js';
 import { UserError } from '../engine/errors.js';
 import crypto from 'node:crypto';
-import { ident, qname } from '../db/quote.js';
+import { ident, literal, qname } from '../db/quote.js';
 import { columnsOf, estimateRows, listOf, rowOf, paramsFrom, type ColumnMap, type CopyOrder, type Pair } from './meta.js';
 import { Throttle } from './throttle.js';
 import { Pacer } from './pace.js';
@@ -14,12 +14,13 @@ import { CopyControl } from './control.js';
  * The batch copy. Not the seed's loop: its `LIMIT … OFFSET` inside one DO block is one transaction (nothing
  * commits until the end, pg_sleep releases nothing) and each batch re-reads every earlier row (quadratic).
  * Here each batch is one short transaction through db.tx (SET LOCAL lock_timeout, retried with backoff on lock
- * timeouts and lost connections) carrying ONE statement (batchStatement) that
- *   - inserts the next rows: INSERT INTO new SELECT … FROM old WHERE (key, pk) > ($cursor) AND (key, pk) <= ($upper)
- *     ORDER BY key, pk LIMIT n RETURNING key, pk (rows never travel through Node);
- *   - moves the checkpoint to the last row, guarded by the rows_done the loop expects (a stale cursor moves
+ * timeouts and lost connections) carrying ONE call of the step's batch function (batchFunctionDdl) that
+ *   - reads where the batch ends (the n-th next row or key value, from the index) and inserts the range:
+ *     INSERT INTO new SELECT … FROM old WHERE (key, pk) > ($cursor) AND (key, pk) <= ($end) (rows never travel
+ *     through Node);
+ *   - moves the checkpoint to the batch's end, guarded by the rows_done the loop expects (a stale cursor moves
  *     nothing: the loop rolls the batch back and re-reads the checkpoint FOR UPDATE);
- *   - journals itself in pgshift.statements with its own duration and row count.
+ *   - journals the insert in pgshift.statements with its own duration and row count.
  * So the checkpoint is committed with its rows, and a batch costs one round trip that matters, no separate
  * journal commit. The transaction runs with synchronous_commit off: its commit does not wait for the WAL flush.
  * That is safe for a copy: the rows and the checkpoint are in one transaction, so a server crash that loses the
@@ -47,6 +48,8 @@ export interface Position {
   readonly done: boolean;
   readonly batches: number;
   readonly lastPartition?: string | null;
+  /** how batches find their end (batchSql); absent in checkpoints of earlier versions: 'rows' */
+  readonly bound?: CopyOrder['bound'];
 }
 
 export interface BatchCopyOptions {
@@ -82,58 +85,129 @@ export interface BatchCopyResult {
 }
 
 /**
- * One batch, one statement, one round trip that matters: inserts the next rows, moves the checkpoint (guarded by
- * the rows_done the loop expects, so a stale cursor moves nothing and the caller rolls back), and journals itself
- * (pgshift.statements, with the statement's own duration), all in the batch's transaction: no separate journal
- * commit, no separate checkpoint round trip. Parameters: [cursor…] upper… limit, then step_id, expected rows_done,
- * run_id, the statement's text (for the journal).
+ * One batch, found before it is written. A batch first reads where it ends — the n-th next row of the walk, from the
+ * index alone (`bound: 'rows'`: the index holds every order column), or the n-th next value of the partition key
+ * (`bound: 'key'`: the index holds the key only; the batch then takes that value's whole group of ties) — and then
+ * inserts the range (cursor, end] with a plain INSERT … SELECT: no ORDER BY, no LIMIT, no RETURNING. Measured on
+ * 2,000,000 rows (bench:copy): collecting the inserted keys through RETURNING to find the next cursor cost 12–20 %
+ * over the single INSERT … SELECT; the range insert with its end known costs what the single statement costs.
+ * The batch is over when no n-th row is left (its end is then the copy's upper bound), never because a batch
+ * inserted nothing: rows deleted between the two reads would otherwise end the copy early.
  */
-export function batchStatement(pair: Pair, map: ColumnMap, order: CopyOrder, first: boolean): string {
-  const o = order.columns;
-  const n = o.length;
-  const lower = first ? '' : `${rowOf(o)} > (${paramsFrom(1, n)}) AND `;
-  const upperAt = first ? 1 : n + 1;
-  const limitAt = upperAt + n;
-  const step = `$${limitAt + 1}`;
-  const expected = `$${limitAt + 2}`;
-  const run = `$${limitAt + 3}`;
-  const text = `$${limitAt + 4}`;
-  return `WITH ins AS (
-  INSERT INTO ${pair.target.q} (${listOf(map.columns)})${map.overriding ? ' OVERRIDING SYSTEM VALUE' : ''}
-  SELECT ${listOf(map.columns)} FROM ${pair.source.q}
-   WHERE ${lower}${rowOf(o)} <= (${paramsFrom(upperAt, n)})
-   ORDER BY ${listOf(o)} LIMIT $${limitAt}
-  RETURNING ${listOf(o)}, tableoid
-), c AS (SELECT count(*)::int AS n FROM ins),
-top AS (SELECT ${listOf(o)}, tableoid FROM ins ORDER BY ${o.map((c) => `${ident(c)} DESC`).join(', ')} LIMIT 1),
-l AS (
-  -- the cursor's text and the partition's name of the last row only (not computed for every inserted row)
-  SELECT ${o.map((c, i) => `${ident(c)}::text AS p${i}`).join(', ')}, (SELECT relname::text FROM pg_class WHERE oid = top.tableoid) AS part FROM top
-), cp AS (
-  UPDATE pgshift.checkpoints k
-     SET position = CASE WHEN c.n = 0 THEN k.position || '{"done": true}'::jsonb
-                    ELSE k.position || jsonb_build_object('last', jsonb_build_array(${o.map((_, i) => `l.p${i}`).join(', ')}),
-                                                          'batches', (k.position->>'batches')::int + 1, 'lastPartition', l.part) END,
-         rows_done = k.rows_done + c.n, run_id = ${run}::bigint, updated_at = now()
-    FROM c LEFT JOIN l ON true
-   WHERE k.step_id = ${step}::text AND k.rows_done = ${expected}::bigint
-  RETURNING k.rows_done
-), j AS (
-  INSERT INTO pgshift.statements (run_id, step_id, sql, duration_ms, rows)
-  SELECT ${run}::bigint, ${step}::text, ${text}::text, round((extract(epoch FROM clock_timestamp() - transaction_timestamp()) * 1000)::numeric, 3), c.n FROM c
-)
-SELECT c.n, ${o.map((_, i) => `l.p${i}`).join(', ')}, l.part, (SELECT count(*)::int FROM cp) AS moved FROM c LEFT JOIN l ON true`;
+export interface BatchSql {
+  readonly boundFirst: string;
+  readonly boundNext: string;
+  readonly insertFirst: string;
+  readonly insertNext: string;
+  /** the partition the batch's last row went to (the progress line's "partition …") */
+  readonly probe: string;
 }
+
+export function batchSql(pair: Pair, map: ColumnMap, order: CopyOrder, bound: CopyOrder['bound']): BatchSql {
+  const o = order.columns;
+  const key = order.key;
+  const n = o.length;
+  const src = pair.source.q;
+  const tgt = pair.target.q;
+  const insert = `INSERT INTO ${tgt} (${listOf(map.columns)})${map.overriding ? ' OVERRIDING SYSTEM VALUE' : ''}\n  SELECT ${listOf(map.columns)} FROM ${src}\n   WHERE `;
+  if (bound === 'rows') {
+    return {
+      boundFirst: `SELECT ${listOf(o)} FROM ${src} WHERE ${rowOf(o)} <= (${paramsFrom(1, n)}) ORDER BY ${listOf(o)} OFFSET $${n + 1} - 1 LIMIT 1`,
+      boundNext: `SELECT ${listOf(o)} FROM ${src} WHERE ${rowOf(o)} > (${paramsFrom(1, n)}) AND ${rowOf(o)} <= (${paramsFrom(n + 1, n)}) ORDER BY ${listOf(o)} OFFSET $${2 * n + 1} - 1 LIMIT 1`,
+      insertFirst: `${insert}${rowOf(o)} <= (${paramsFrom(1, n)})`,
+      insertNext: `${insert}${rowOf(o)} > (${paramsFrom(1, n)}) AND ${rowOf(o)} <= (${paramsFrom(n + 1, n)})`,
+      // the partition key too, read from the source's row when the walk does not hold it: the probe then looks in one partition
+      probe: `SELECT t.tableoid FROM ${tgt} t WHERE ${rowOf(o, 't.')} = (${paramsFrom(1, n)})${o.includes(key) ? '' : ` AND t.${ident(key)} = (SELECT s.${ident(key)} FROM ${src} s WHERE ${rowOf(o, 's.')} = (${paramsFrom(1, n)}))`} LIMIT 1`,
+    };
+  }
+  const k = ident(o[0]!);
+  return {
+    boundFirst: `SELECT ${k} FROM ${src} WHERE ${k} <= $1 ORDER BY ${k} OFFSET $2 - 1 LIMIT 1`,
+    boundNext: `SELECT ${k} FROM ${src} WHERE ${k} > $1 AND ${k} <= $2 ORDER BY ${k} OFFSET $3 - 1 LIMIT 1`,
+    insertFirst: `${insert}${k} <= $1 AND ${rowOf(o)} <= (${paramsFrom(2, n)})`,
+    insertNext: `${insert}${k} > $1 AND ${k} <= $2 AND ${rowOf(o)} <= (${paramsFrom(3, n)})`,
+    // the key as a parameter: planned for its value, the probe looks in one partition only
+    probe: `SELECT t.tableoid FROM ${tgt} t WHERE t.${k} = $1 AND ${rowOf(o, 't.')} = (SELECT ${listOf(o, 's.')} FROM ${src} s WHERE s.${k} = $1 AND ${rowOf(o, 's.')} <= (${paramsFrom(2, n)}) LIMIT 1) LIMIT 1`,
+  };
+}
+
+export function batchFunctionName(stepId: string): string {
+  return `copy_batch_${crypto.createHash('md5').update(stepId).digest('hex').slice(0, 12)}`;
+}
+
+function dollarQuote(body: string): string {
+  let tag = '$pgshift$';
+  while (body.includes(tag)) tag = tag.replace(/\$$/, '_$');
+  return `${tag}${body}\n${tag}`;
+}
+
+/**
+ * The batch as one plpgsql function (no COMMIT: the caller's transaction holds it): reads the batch's end, inserts
+ * the range, moves the checkpoint (guarded by the rows_done the caller expects: r_moved = 0 when a retried batch had
+ * committed, and the caller rolls back) and journals the insert in pgshift.statements with its own duration, all in
+ * the caller's transaction. Each statement runs by EXECUTE … USING: planned for its values every time, never a
+ * generic plan. Parameters: cursor (c0… NULL for the first batch; 'key' uses c0 only), upper (u0…), lim, step,
+ * expected rows_done, run. Returns the rows inserted, the new cursor as text, the last row's partition, whether the
+ * checkpoint moved and whether the copy is done.
+ */
+export function batchFunctionDdl(name: string, sql: BatchSql, bound: CopyOrder['bound'], types: readonly string[]): string {
+  const n = types.length;
+  const idx = [...Array(n).keys()];
+  const cs = idx.map((i) => `c${i}`);
+  const us = idx.map((i) => `u${i}`);
+  const bs = bound === 'rows' ? idx.map((i) => `b${i}`) : ['b0'];
+  const body = `
+DECLARE
+  v_t0 timestamptz := clock_timestamp(); v_oid oid;
+  ${bs.map((b, i) => `${b} ${types[i]!};`).join(' ')}
+BEGIN
+  IF c0 IS NULL THEN
+    EXECUTE ${literal(sql.boundFirst)} INTO ${bs.join(', ')} USING ${bound === 'rows' ? us.join(', ') : 'u0'}, lim;
+  ELSE
+    EXECUTE ${literal(sql.boundNext)} INTO ${bs.join(', ')} USING ${bound === 'rows' ? [...cs, ...us].join(', ') : 'c0, u0'}, lim;
+  END IF;
+  r_done := b0 IS NULL;
+  IF r_done THEN
+    ${bs.map((b, i) => `${b} := u${i};`).join(' ')}
+  END IF;
+  IF c0 IS NULL THEN
+    EXECUTE ${literal(sql.insertFirst)} USING ${bound === 'rows' ? bs.join(', ') : ['b0', ...us].join(', ')};
+  ELSE
+    EXECUTE ${literal(sql.insertNext)} USING ${bound === 'rows' ? [...cs, ...bs].join(', ') : ['c0', 'b0', ...us].join(', ')};
+  END IF;
+  GET DIAGNOSTICS r_n = ROW_COUNT;
+  r_last := ARRAY[${bs.map((b) => `${b}::text`).join(', ')}];
+  IF r_n > 0 THEN
+    EXECUTE ${literal(sql.probe)} INTO v_oid USING ${bound === 'rows' ? bs.join(', ') : ['b0', ...us].join(', ')};
+    r_part := (SELECT relname::text FROM pg_class WHERE oid = v_oid);
+  END IF;
+  UPDATE pgshift.checkpoints k
+     SET position = k.position || jsonb_build_object('last', to_jsonb(r_last), 'batches', (k.position->>'batches')::int + CASE WHEN r_n > 0 THEN 1 ELSE 0 END,
+                                                     'lastPartition', COALESCE(r_part, k.position->>'lastPartition'), 'done', r_done),
+         rows_done = k.rows_done + r_n, run_id = run, updated_at = now()
+   WHERE k.step_id = step AND k.rows_done = expected;
+  GET DIAGNOSTICS r_moved = ROW_COUNT;
+  INSERT INTO pgshift.statements (run_id, step_id, sql, duration_ms, rows)
+  VALUES (run, step, ${literal(`${BATCH_SQL_MARK} its end by ${sql.boundNext}\n${sql.insertNext}`)}, round((extract(epoch FROM clock_timestamp() - v_t0) * 1000)::numeric, 3), r_n);
+  RETURN NEXT;
+END`;
+  const args = [...idx.map((i) => `c${i} ${types[i]!}`), ...idx.map((i) => `u${i} ${types[i]!}`), 'lim integer', 'step text', 'expected bigint', 'run bigint'];
+  return `CREATE OR REPLACE FUNCTION ${qname('pgshift', name)}(${args.join(', ')})
+  RETURNS TABLE (r_n integer, r_last text[], r_part text, r_moved integer, r_done boolean) LANGUAGE plpgsql AS ${dollarQuote(body)}`;
+}
+
+/** What the journal's batch rows start with (pgshift.statements.sql): `sql LIKE '-- batch:%'` counts the batches. */
+export const BATCH_SQL_MARK = '-- batch:';
 
 /**
  * Runs of batches: when nothing has to happen between batches (no rest, no pacing, no throttle), one CALL runs
  * batches for up to RUN_MS (at most RUN_BATCHES), each batch its own transaction (the procedure COMMITs after
  * each: rows, checkpoint and journal row together), each with SET LOCAL lock_timeout and synchronous_commit off
- * (set_config(…, true) at the start of every transaction). The batch is the same statement, run by EXECUTE …
- * USING (planned for its values every time, never a generic plan). On a busy machine every round trip waits its
- * turn for a CPU twice (client and server); a run saves two round trips a batch. Between runs the loop looks at the
- * controls, the throttle and the signal as it does between batches, so a pause or a stop waits at most one run.
- * The procedure lives in schema pgshift, named after the step, and is dropped when the copy ends.
+ * (set_config(…, true) at the start of every transaction). The batch is the same function as between runs. On a
+ * busy machine every round trip waits its turn for a CPU twice (client and server); a run saves two round trips a
+ * batch. Between runs the loop looks at the controls, the throttle and the signal as it does between batches, so a
+ * pause or a stop waits at most one run. The function and the procedure live in schema pgshift, named after the
+ * step, and are dropped when the copy ends.
  */
 export const RUN_MS = 250;
 export const RUN_BATCHES = 50;
@@ -142,54 +216,44 @@ export function runProcedureName(stepId: string): string {
   return `copy_run_${crypto.createHash('md5').update(stepId).digest('hex').slice(0, 12)}`;
 }
 
-export function runProcedureDdl(name: string, types: readonly string[]): string {
+export function runProcedureDdl(name: string, fn: string, types: readonly string[]): string {
   const n = types.length;
   const idx = [...Array(n).keys()];
   const cs = idx.map((i) => `pgshift_c${i}`);
   const us = idx.map((i) => `pgshift_u${i}`);
-  const ps = idx.map((i) => `v_p${i}`);
-  const into = `INTO v_n, ${ps.join(', ')}, v_part, v_moved`;
-  const tail = 'lim, step, expected, run';
   const body = `
 DECLARE
-  v_n int; v_moved int; v_part text; v_t0 timestamptz := clock_timestamp(); v_k int := 0;
-  ${ps.map((p) => `${p} text;`).join(' ')}
+  v_n int; v_moved int; v_part text; v_done boolean; v_last text[]; v_t0 timestamptz := clock_timestamp(); v_k int := 0;
 BEGIN
   done := false;
   LOOP
     PERFORM set_config('lock_timeout', lock_ms::text, true), set_config('synchronous_commit', 'off', true);
-    IF pgshift_c0 IS NULL THEN
-      EXECUTE first_sql ${into} USING ${us.join(', ')}, ${tail}, first_sql;
-    ELSE
-      EXECUTE next_sql ${into} USING ${cs.join(', ')}, ${us.join(', ')}, ${tail}, next_sql;
-    END IF;
+    SELECT f.r_n, f.r_last, f.r_part, f.r_moved, f.r_done INTO v_n, v_last, v_part, v_moved, v_done
+      FROM ${qname('pgshift', fn)}(${[...cs, ...us].join(', ')}, lim, step, expected, run) f;
     IF v_moved IS DISTINCT FROM 1 THEN
       RAISE EXCEPTION 'pgshift: the checkpoint moved under this batch' USING ERRCODE = 'PGS01';
     END IF;
     expected := expected + v_n;
-    IF v_n = 0 THEN
+    IF v_n > 0 THEN batches := batches + 1; END IF;
+    last_part := COALESCE(v_part, last_part);
+    last_text := v_last;
+    ${idx.map((i) => `pgshift_c${i} := v_last[${i + 1}]::${types[i]!};`).join('\n    ')}
+    COMMIT;
+    IF v_done THEN
       done := true;
-      COMMIT;
       RETURN;
     END IF;
-    batches := batches + 1;
-    last_part := v_part;
-    last_text := ARRAY[${ps.join(', ')}];
-    ${idx.map((i) => `pgshift_c${i} := v_p${i}::${types[i]};`).join('\n    ')}
-    COMMIT;
     v_k := v_k + 1;
     EXIT WHEN v_k >= max_batches OR clock_timestamp() - v_t0 >= max_ms * interval '1 millisecond';
   END LOOP;
 END`;
-  let tag = '$pgshift$';
-  while (body.includes(tag)) tag = tag.replace(/\$$/, '_$');
   const args = [
-    ...idx.map((i) => `INOUT pgshift_c${i} ${types[i]}`), ...idx.map((i) => `pgshift_u${i} ${types[i]}`),
-    'lim integer', 'step text', 'INOUT expected bigint', 'run bigint', 'next_sql text', 'first_sql text',
+    ...idx.map((i) => `INOUT pgshift_c${i} ${types[i]!}`), ...idx.map((i) => `pgshift_u${i} ${types[i]!}`),
+    'lim integer', 'step text', 'INOUT expected bigint', 'run bigint',
     'max_batches integer', 'max_ms integer', 'lock_ms integer', 'INOUT batches integer', 'INOUT last_part text', 'INOUT done boolean',
     'INOUT last_text text[]',
   ];
-  return `CREATE OR REPLACE PROCEDURE ${qname('pgshift', name)}(${args.join(', ')}) LANGUAGE plpgsql AS ${tag}${body}\n${tag}`;
+  return `CREATE OR REPLACE PROCEDURE ${qname('pgshift', name)}(${args.join(', ')}) LANGUAGE plpgsql AS ${dollarQuote(body)}`;
 }
 
 export function upperStatement(pair: Pair, order: CopyOrder): string {
@@ -278,7 +342,7 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
   if (!cp) {
     const up = (await db.read<Record<string, string>>(upperStatement(pair, order)))[0];
     const upper = up ? order.columns.map((_, i) => up[`p${i}`]!) : null;
-    const position: Position = { v: 1, order: order.columns, upper, last: null, done: upper === null, batches: 0 };
+    const position: Position = { v: 1, order: order.columns, upper, last: null, done: upper === null, batches: 0, bound: order.bound };
     await db.tx((tx) => journal.setCheckpoint(tx, stepId, position, 0), { stepId, onRetry: onRetry('checkpoint') });
     cp = { position, rowsDone: 0 };
     opts.log(upper ? `upper bound fixed at the start: (${order.columns.join(', ')}) ≤ (${upper.join(', ')}); later rows are not chased` : `${pair.source.display} is empty: nothing to copy`);
@@ -287,27 +351,30 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
   }
   const resumedFrom = cp.rowsDone;
   const total = await estimateRows(db, pair.source.oid);
-  const firstSql = batchStatement(pair, map, order, true);
-  const nextSql = batchStatement(pair, map, order, false);
+  // a checkpoint of an earlier version holds a whole row as its cursor: it goes on by rows, whatever the index
+  const bound = cp.position.bound ?? 'rows';
+  const cols = await columnsOf(db, pair.source.oid);
+  const types = order.columns.map((c) => cols.find((x) => x.name === c)!.type);
+  const fn = qname('pgshift', batchFunctionName(stepId));
+  await db.ddl([batchFunctionDdl(batchFunctionName(stepId), batchSql(pair, map, order, bound), bound, types)], { stepId });
   let runProc: string | null = null;
-  if (opts.runs !== false && db.info && (await db.read<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`))[0]!.v >= 110000) {
-    const cols = await columnsOf(db, pair.source.oid);
-    const types = order.columns.map((c) => cols.find((x) => x.name === c)!.type);
+  if (opts.runs !== false && (await db.read<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`))[0]!.v >= 110000) {
     const name = runProcedureName(stepId);
     try {
-      await db.ddl([runProcedureDdl(name, types)], { stepId });
+      await db.ddl([runProcedureDdl(name, batchFunctionName(stepId), types)], { stepId });
       runProc = qname('pgshift', name);
     } catch (e) {
       opts.log(`runs of batches unavailable (${(e as Error).message}): one round trip per batch`, 'warn');
     }
   }
+  /** the cursor as the function's c0… parameters: NULLs before the first batch, the key alone in 'key' mode */
+  const cursorParams = (p: Position) => order.columns.map((_, i) => p.last?.[i] ?? null);
   let runFailures = 0;
   const callRun = async (p: Position, before: number, limit: number): Promise<{ pos: Position; rowsDone: number; n: number }> => {
     const client = await db.pool.connect();
     try {
       const params = [
-        ...(p.last ?? order.columns.map(() => null)), ...p.upper!, limit, stepId, before, runId, nextSql, firstSql,
-        RUN_BATCHES, RUN_MS, Math.round(db.locks.timeoutMs), p.batches, p.lastPartition ?? null, false, p.last ?? null,
+        ...cursorParams(p), ...p.upper!, limit, stepId, before, runId, RUN_BATCHES, RUN_MS, Math.round(db.locks.timeoutMs), p.batches, p.lastPartition ?? null, false, p.last ?? null,
       ];
       const res = await client.query<{ expected: string; batches: number; last_part: string | null; done: boolean; last_text: string[] | null }>(
         `CALL ${runProc}(${params.map((_, i) => `$${i + 1}`).join(', ')})`, params,
@@ -397,14 +464,14 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
             before = c.rowsDone;
           }
           if (p.done) return { pos: p, rowsDone: before, n: 0 };
-          const params = [...(p.last ? [...p.last, ...p.upper!] : [...p.upper!]), limit, stepId, before, runId, p.last ? nextSql : firstSql];
-          const res = await tx.client.query<Record<string, string | number | null>>(p.last ? nextSql : firstSql, params);
+          const params = [...cursorParams(p), ...p.upper!, limit, stepId, before, runId];
+          const res = await tx.client.query<{ r_n: number; r_last: string[]; r_part: string | null; r_moved: number; r_done: boolean }>(
+            `SELECT r_n, r_last, r_part, r_moved, r_done FROM ${fn}(${params.map((_, i) => `$${i + 1}`).join(', ')})`, params,
+          );
           const row = res.rows[0]!;
-          if (Number(row.moved) !== 1) throw new StaleCheckpoint();
-          const n = Number(row.n);
-          const next: Position = n === 0
-            ? { ...p, done: true }
-            : { ...p, last: order.columns.map((_, i) => String(row[`p${i}`])), batches: p.batches + 1, lastPartition: (row.part as string | null) ?? null };
+          if (row.r_moved !== 1) throw new StaleCheckpoint();
+          const n = row.r_n;
+          const next: Position = { ...p, last: row.r_last, batches: p.batches + (n > 0 ? 1 : 0), lastPartition: row.r_part ?? p.lastPartition ?? null, done: row.r_done };
           return { pos: next, rowsDone: before + n, n };
         }, { stepId, signal: opts.signal, onRetry: retry, asyncCommit: true });
       } catch (e) {
@@ -469,6 +536,7 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
   } finally {
     await Promise.all([throttle?.stop(), pacer?.stop(), control?.settle()]);
     if (runProc) await db.ddl([`DROP PROCEDURE IF EXISTS ${runProc}`], { stepId }).catch(() => {});
+    await db.ddl([`DROP FUNCTION IF EXISTS ${fn}`], { stepId }).catch(() => {});
   }
   return {
     rows: rowsDone, batches, ms: performance.now() - t0, stopped: !done, already: false, resumedFrom,

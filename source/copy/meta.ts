@@ -184,6 +184,14 @@ export interface CopyOrder {
   readonly pk: string[];
   /** the index that serves the order, when there is one */
   readonly index: string | null;
+  /**
+   * How a batch finds its last row before inserting (batch.ts): 'rows' when the index holds every order column (the
+   * n-th next row, read from the index alone), 'key' when it holds the partition key only (the n-th next key value;
+   * the batch takes that value's whole group of ties, which chooseOrder keeps small).
+   */
+  readonly bound: 'rows' | 'key';
+  /** the partition key (in `columns` unless the walk is the primary key alone) */
+  readonly key: string;
   /** why this order: for the log */
   readonly reason: string;
 }
@@ -226,16 +234,16 @@ export async function chooseOrder(r: Reader, pair: Pair, key: string, batchRows:
   const keyCol = cols.find((c) => c.name === key);
   if (!keyCol) throw new UserError(`${pair.source.display} has no column ${key} (the partition key in the plan)`, 'fix "key" in the plan', 2);
   const orderCols = [key, ...pk.filter((c) => c !== key)];
-  const pkOrder = (reason: string, index: string | null): CopyOrder => ({ columns: pk, mode: 'pk', pk, index, reason });
+  const pkOrder = (reason: string, index: string | null): CopyOrder => ({ columns: pk, mode: 'pk', pk, index, reason, bound: 'rows', key });
   const pkIndex = (await indexesOf(r, pair.source.oid)).find((i) => i.valid && !i.pred && i.cols.slice(0, pk.length).join('\u0000') === pk.join('\u0000'));
   if (!keyCol.notNull) {
     const [n] = await rowsOf<{ has: boolean }>(r, `SELECT EXISTS (SELECT 1 FROM ${pair.source.q} WHERE ${ident(key)} IS NULL) AS has`);
     if (n!.has) return pkOrder(`${key} holds NULLs (a keyset comparison would skip those rows): walking the primary key (${pk.join(', ')}) instead`, pkIndex?.name ?? null);
   }
-  if (pk[0] === key) return { columns: pk, mode: 'key+pk', pk, index: pkIndex?.name ?? null, reason: `the primary key starts with ${key}: walking it` };
+  if (pk[0] === key) return { columns: pk, mode: 'key+pk', pk, index: pkIndex?.name ?? null, bound: 'rows', key, reason: `the primary key starts with ${key}: walking it` };
   const idx = (await indexesOf(r, pair.source.oid)).filter((i) => i.valid && !i.pred);
   const exact = idx.find((i) => orderCols.every((c, n) => i.cols[n] === c));
-  if (exact) return { columns: orderCols, mode: 'key+pk', pk, index: exact.name, reason: `index ${exact.name} serves the keyset (${orderCols.join(', ')})` };
+  if (exact) return { columns: orderCols, mode: 'key+pk', pk, index: exact.name, bound: 'rows', key, reason: `index ${exact.name} serves the keyset (${orderCols.join(', ')})` };
   const lead = idx.find((i) => i.cols[0] === key);
   if (lead) {
     const [st] = await rowsOf<{ reltuples: number; n_distinct: number | null }>(
@@ -250,7 +258,7 @@ export async function chooseOrder(r: Reader, pair: Pair, key: string, batchRows:
     const perValue = nd === null ? null : rows / Math.max(1, nd);
     if (perValue !== null && perValue <= batchRows / 4) {
       return {
-        columns: orderCols, mode: 'key+pk', pk, index: lead.name,
+        columns: orderCols, mode: 'key+pk', pk, index: lead.name, bound: 'key', key,
         reason: `no index on (${orderCols.join(', ')}); index ${lead.name} on ${key} serves the keyset with a small incremental sort of ties (~${Math.ceil(perValue)} rows per ${key} value)`,
       };
     }
