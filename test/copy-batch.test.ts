@@ -339,4 +339,63 @@ describe('phase 3 batch copy (real PostgreSQL, demo data)', () => {
       await fresh.drop();
     }
   });
+
+  it('walks whole groups of ties by key; resumes a checkpoint of an earlier version (a whole row, mid-group) by rows, without duplicate or gap', async () => {
+    await db.client.query(`TRUNCATE public.petri_observations_partitioned`);
+    await db.client.query(`DELETE FROM pgshift.checkpoints; DELETE FROM pgshift.step_state`);
+    // ties: five more rows sharing the created_at of the 5,000th row
+    const [mid] = (await db.client.query<{ at: string }>(`SELECT created_at::text AS at FROM public.petri_observations ORDER BY created_at, observation_id OFFSET 4999 LIMIT 1`)).rows;
+    await db.client.query(
+      `INSERT INTO public.petri_observations (observation_id, program_id, site_id, petri_code, growth_index, created_at, updated_at)
+       SELECT gen_random_uuid(), program_id, site_id, 'TIE-' || g, 1, created_at, updated_at
+         FROM public.petri_observations CROSS JOIN generate_series(1, 5) g WHERE created_at = $1::timestamptz LIMIT 5`,
+      [mid!.at],
+    );
+    try {
+      // a fresh copy walks by created_at with its index alone: its cursor is a created_at, each group of ties whole
+      const file = writePlan(path.join(dir, 'ties'), { partition: [PETRI_ENTRY], copy: { batchRows: 1000 } });
+      const o = await openEngine(db.url, file);
+      try {
+        expect((await o.engine.run({ phases: [3], only: ['copy:public.petri_observations'] })).status, o.logs().join('\n')).toBe('completed');
+      } finally {
+        await o.engine.close();
+      }
+      const [cp] = (await db.client.query<{ position: { bound: string; last: string[] } }>(`SELECT position FROM pgshift.checkpoints WHERE step_id = 'copy:public.petri_observations'`)).rows;
+      expect(cp!.position.bound).toBe('key');
+      expect(cp!.position.last).toHaveLength(1);
+      const a = await contentHash(db.client, 'public.petri_observations', PETRI_COLS, 'observation_id');
+      expect(await contentHash(db.client, 'public.petri_observations_partitioned', PETRI_COLS, 'observation_id')).toEqual(a);
+
+      // the checkpoint an earlier version left, its cursor inside the group of ties: the rows up to it are copied
+      await db.client.query(`TRUNCATE public.petri_observations_partitioned`);
+      await db.client.query(`DELETE FROM pgshift.checkpoints; DELETE FROM pgshift.step_state`);
+      const [last] = (await db.client.query<{ at: string; id: string }>(
+        `SELECT created_at::text AS at, observation_id::text AS id FROM public.petri_observations WHERE created_at = $1::timestamptz ORDER BY observation_id OFFSET 2 LIMIT 1`, [mid!.at],
+      )).rows;
+      const [upper] = (await db.client.query<{ at: string; id: string }>(
+        `SELECT created_at::text AS at, observation_id::text AS id FROM public.petri_observations ORDER BY created_at DESC, observation_id DESC LIMIT 1`,
+      )).rows;
+      const copied = await db.client.query(
+        `INSERT INTO public.petri_observations_partitioned (${PETRI_COLS.join(', ')}) SELECT ${PETRI_COLS.join(', ')} FROM public.petri_observations
+          WHERE (created_at, observation_id) <= ($1::timestamptz, $2::uuid)`,
+        [last!.at, last!.id],
+      );
+      const position = { v: 1, order: ['created_at', 'observation_id'], upper: [upper!.at, upper!.id], last: [last!.at, last!.id], done: false, batches: 5 };
+      await db.client.query(`INSERT INTO pgshift.checkpoints (step_id, position, rows_done) VALUES ('copy:public.petri_observations', $1, $2)`, [position, copied.rowCount]);
+      const again = await openEngine(db.url, writePlan(path.join(dir, 'ties-resume'), { partition: [PETRI_ENTRY], copy: { batchRows: 1000 } }));
+      try {
+        expect((await again.engine.run({ phases: [3], only: ['copy:public.petri_observations'] })).status, again.logs().join('\n')).toBe('completed');
+        expect(again.logs().join('\n')).toContain(`resuming from the checkpoint: ${copied.rowCount!.toLocaleString('en-US')} rows in 5 batches already committed, cursor (${last!.at}, ${last!.id})`);
+      } finally {
+        await again.engine.close();
+      }
+      const [cp2] = (await db.client.query<{ position: { bound?: string; last: string[] }; rows_done: string }>(`SELECT position, rows_done FROM pgshift.checkpoints WHERE step_id = 'copy:public.petri_observations'`)).rows;
+      expect(cp2!.position.bound).toBeUndefined();
+      expect(cp2!.position.last).toHaveLength(2);
+      expect(Number(cp2!.rows_done)).toBe(a.n);
+      expect(await contentHash(db.client, 'public.petri_observations_partitioned', PETRI_COLS, 'observation_id')).toEqual(a);
+    } finally {
+      await db.client.query(`DELETE FROM public.petri_observations WHERE petri_code LIKE 'TIE-%'`);
+    }
+  });
 });
