@@ -623,18 +623,22 @@ export async function runSwap(
 /** Apply of the reverse log to the old table, `limit` keys in version order (null: all), in the caller's transaction. */
 export async function applyReverse(
   tx: Tx, t: TablePlan, a: SwapArtifact, columns: { name: string; identityAlways: boolean }[], limit: number | null,
+  /** called after the log is read, before the rows are carried (tests: an application write lands there) */
+  afterRead?: () => Promise<void>,
 ): Promise<{ changes: number; rows: number }> {
   const k = a.reverseKey!;
   const logQ = qname('pgshift', a.reverseLog ?? reverseLogName(t));
   const T = qname(t.schema, t.table); // the new table while swapped
   const O = qname(t.schema, t.oldName);
+  // beside live writers the log is read without locking it: an application transaction upserting one of these keys
+  // right now is never made to wait for the whole carry-back (the rows are locked, briefly, only by the last
+  // statement below). A key written again meanwhile gets a new version: it stays in the log and is carried again.
   const sel = await tx.client.query<Record<string, string>>(
-    // beside live writers, log rows an application transaction is upserting right now are skipped (their version
-    // changes anyway): the carry-back never waits for an application's lock, so it can never deadlock with one
-    `SELECT ${k.map((x, i) => `${ident(x.column)}::text AS k${i}`).join(', ')}, ver::text AS ver FROM ${logQ} ORDER BY ver${limit === null ? '' : ' LIMIT $1 FOR UPDATE SKIP LOCKED'}`,
+    `SELECT ${k.map((x, i) => `${ident(x.column)}::text AS k${i}`).join(', ')}, ver::text AS ver FROM ${logQ} ORDER BY ver${limit === null ? '' : ' LIMIT $1'}`,
     limit === null ? [] : [limit],
   );
   if (!sel.rows.length) return { changes: 0, rows: 0 };
+  await afterRead?.();
   const arrays = k.map((_, i) => sel.rows.map((r) => r[`k${i}`]!));
   const vers = sel.rows.map((r) => r.ver!);
   const keys = `SELECT * FROM unnest(${k.map((x, i) => `$${i + 1}::text[]::${x.type}[]`).join(', ')}) AS p(${k.map((x) => ident(x.column)).join(', ')})`;
@@ -646,10 +650,15 @@ export async function applyReverse(
     `INSERT INTO ${O} (${cols})${overriding} SELECT ${cols} FROM ${T} n WHERE (${k.map((x) => `n.${ident(x.column)}`).join(', ')}) IN (SELECT ${k.map((x) => `p.${ident(x.column)}`).join(', ')} FROM (${keys}) p)`,
     arrays,
   );
-  // only the versions carried: a key written again meanwhile has a new version and stays for the next batch
+  // only the versions carried: a key written again meanwhile has a new version and stays for the next batch. Last
+  // statement before COMMIT, so an application upserting one of these keys waits at most for the commit; beside
+  // live writers the log rows an application transaction holds right now are skipped (SKIP LOCKED: they stay and
+  // are carried again), so the carry-back never waits for an application's lock and cannot deadlock with one
+  const versions = `SELECT * FROM unnest(${k.map((x, i) => `$${i + 1}::text[]::${x.type}[]`).join(', ')}, $${k.length + 1}::bigint[]) AS p(${k.map((x) => ident(x.column)).join(', ')}, ver)`;
   await tx.query(
-    `DELETE FROM ${logQ} l USING (SELECT * FROM unnest(${k.map((x, i) => `$${i + 1}::text[]::${x.type}[]`).join(', ')}, $${k.length + 1}::bigint[]) AS p(${k.map((x) => ident(x.column)).join(', ')}, ver)) p
-      WHERE ${match('l')} AND l.ver = p.ver`,
+    limit === null
+      ? `DELETE FROM ${logQ} l USING (${versions}) p WHERE ${match('l')} AND l.ver = p.ver`
+      : `DELETE FROM ${logQ} WHERE ctid = ANY (ARRAY(SELECT l.ctid FROM ${logQ} l JOIN (${versions}) p ON ${match('l')} AND l.ver = p.ver FOR UPDATE OF l SKIP LOCKED))`,
     [...arrays, vers],
   );
   return { changes: sel.rows.length, rows: ins.rowCount ?? 0 };
