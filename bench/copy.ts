@@ -175,9 +175,14 @@ async function main(): Promise<void> {
     // scans (the batch's read of where it ends) need no heap visit. A VACUUM right after the load cannot mark them
     // (the loading transaction is the newest one: its rows are not yet older than every snapshot), so one xid is
     // used up first; the bench checks it worked and says so
-    await c.query(`SELECT txid_current()`);
-    await c.query(`VACUUM ANALYZE public.petri_observations`);
-    const vm = (await c.query<{ v: number; p: number }>(`SELECT relallvisible AS v, relpages AS p FROM pg_class WHERE oid = 'public.petri_observations'::regclass`)).rows[0]!;
+    // (an autovacuum started by the load may hold the horizon back too: a few tries)
+    let vm = { v: 0, p: 1 };
+    for (let i = 0; i < 5 && vm.v < 0.95 * vm.p; i++) {
+      if (i) await new Promise((r) => setTimeout(r, 1000));
+      await c.query(`SELECT txid_current()`);
+      await c.query(`VACUUM ANALYZE public.petri_observations`);
+      vm = (await c.query<{ v: number; p: number }>(`SELECT relallvisible AS v, relpages AS p FROM pg_class WHERE oid = 'public.petri_observations'::regclass`)).rows[0]!;
+    }
     say(`source vacuumed: ${vm.v.toLocaleString('en-US')} of ${vm.p.toLocaleString('en-US')} pages all-visible`);
     // warm the cache the same way for everyone: the table and its created_at index
     await c.query(`SELECT count(*), sum(length(notes)) FROM public.petri_observations`);
