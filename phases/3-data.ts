@@ -77,8 +77,7 @@ async function previewCopy(ctx: PlanContext, t: TablePlan): Promise<string[]> {
     out.push(`-- upper bound, fixed at the start`);
     out.push(upperStatement(pair, order));
     const sql = batchSql(pair, map, order, order.bound);
-    const n = order.bound === 'rows' ? order.columns.length : 1;
-    out.push(`-- each batch, one transaction with its checkpoint (SET LOCAL lock_timeout = ${ctx.plan.locks.timeoutMs}), through pgshift.${batchFunctionName(copyStepId(t))}(…) (plpgsql, created before the copy and dropped after): first where the batch ends, ${order.bound === 'rows' ? 'the' : `the ${order.key} of the`} ${ctx.plan.copy.batchRows.toLocaleString('en-US')}th next row${order.bound === 'rows' ? '' : ` (that ${order.key}'s group of ties taken whole)`}, read from index ${order.index ?? '(none)'}; $${n * 2 + 1} = ${ctx.plan.copy.batchRows}`);
+    out.push(`-- each batch, one transaction with its checkpoint (SET LOCAL lock_timeout = ${ctx.plan.locks.timeoutMs}), through pgshift.${batchFunctionName(copyStepId(t))}(…) (plpgsql, created before the copy and dropped after): first where the batch ends, ${order.bound === 'rows' ? 'the' : `the ${order.key} of the`} ${ctx.plan.copy.batchRows.toLocaleString('en-US')}th next row${order.bound === 'rows' ? '' : ` (that ${order.key}'s group of ties taken whole)`}, read from index ${order.index ?? '(none)'}; $${sql.limitParam} = ${ctx.plan.copy.batchRows}`);
     out.push(sql.boundNext);
     out.push('-- then the range up to that end (no ORDER BY, no LIMIT, no RETURNING), the checkpoint moved to it and the insert journaled, in the same transaction');
     out.push(sql.insertNext);

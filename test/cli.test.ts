@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { main } from '../source/cli.js';
 import { resolveConnection, redact } from '../source/db/connection.js';
-import { ident, qname, literal, parseQualified } from '../source/db/quote.js';
+import { dollarQuote, ident, qname, literal, parseQualified } from '../source/db/quote.js';
+import pg from 'pg';
 import { createDemoDatabase } from '../source/demo/schema.js';
 import { examplePlanPath } from '../source/paths.js';
 import { VERSION } from '../source/version.js';
@@ -63,6 +64,20 @@ describe('quoting: one helper for identifiers, literals only where parameters ar
     expect(parseQualified('"My ""S"".x"."t.y"')).toEqual({ schema: 'My "S".x', name: 't.y' });
     expect(parseQualified('orders')).toEqual({ schema: 'public', name: 'orders' });
     expect(() => parseQualified('a.b.c')).toThrow(/expected "table" or "schema.table"/);
+  });
+
+  it('dollar-quotes function bodies with a tag the body does not contain (a quoted identifier cannot close it)', async () => {
+    expect(dollarQuote('\nBEGIN RETURN NULL; END')).toBe('$pgshift$\nBEGIN RETURN NULL; END\n$pgshift$');
+    const body = `\nBEGIN INSERT INTO ${ident('log$pgshift$x')} VALUES (NEW.${ident('k$pgshift_$')}); END`;
+    const q = dollarQuote(body);
+    expect(q.startsWith('$pgshift__$')).toBe(true);
+    const c = new pg.Client({ connectionString: serverUrl() });
+    await c.connect();
+    try {
+      expect((await c.query<{ v: string }>(`SELECT ${q}::text AS v`)).rows[0]!.v).toBe(`${body}\n`);
+    } finally {
+      await c.end();
+    }
   });
 });
 

@@ -3,8 +3,8 @@ import { backoffDelay, isConnectionLoss, isLockTimeout, retryKind, sleep } from 
 import type { Journal } from '../engine/journal.js';
 import type { LogLevel, Progress } from '../engine/types.js';
 import { UserError } from '../engine/errors.js';
-import crypto from 'node:crypto';
-import { ident, literal, qname } from '../db/quote.js';
+import { md5hex } from '../structure/names.js';
+import { dollarQuote, ident, literal, qname } from '../db/quote.js';
 import { columnsOf, estimateRows, listOf, rowOf, paramsFrom, type ColumnMap, type CopyOrder, type Pair } from './meta.js';
 import { Throttle } from './throttle.js';
 import { Pacer } from './pace.js';
@@ -86,17 +86,19 @@ export interface BatchCopyResult {
 
 /**
  * One batch, found before it is written. A batch first reads where it ends — the n-th next row of the walk, from the
- * index alone (`bound: 'rows'`: the index holds every order column), or the n-th next value of the partition key
- * (`bound: 'key'`: the index holds the key only; the batch then takes that value's whole group of ties) — and then
- * inserts the range (cursor, end] with a plain INSERT … SELECT: no ORDER BY, no LIMIT, no RETURNING. Measured on
- * 2,000,000 rows (bench:copy): collecting the inserted keys through RETURNING to find the next cursor cost 12–20 %
- * over the single INSERT … SELECT; the range insert with its end known costs what the single statement costs.
+ * index alone (`bound: 'rows'`: the index holds every order column), or the partition key of the n-th next row
+ * (`bound: 'key'`: the index holds the key only; the batch then takes that key value's whole group of ties) — and
+ * then inserts the range (cursor, end] with a plain INSERT … SELECT: no ORDER BY, no LIMIT, no RETURNING. Measured on
+ * 2,000,000 rows: collecting the inserted keys through RETURNING to find the next cursor cost 8–22 % over inserting
+ * the same ranges with their ends known, which cost what the single INSERT … SELECT costs.
  * The batch is over when no n-th row is left (its end is then the copy's upper bound), never because a batch
  * inserted nothing: rows deleted between the two reads would otherwise end the copy early.
  */
 export interface BatchSql {
   readonly boundFirst: string;
   readonly boundNext: string;
+  /** the parameter of boundNext that holds the batch size (for the preview) */
+  readonly limitParam: number;
   readonly insertFirst: string;
   readonly insertNext: string;
   /** the partition the batch's last row went to (the progress line's "partition …") */
@@ -114,6 +116,7 @@ export function batchSql(pair: Pair, map: ColumnMap, order: CopyOrder, bound: Co
     return {
       boundFirst: `SELECT ${listOf(o)} FROM ${src} WHERE ${rowOf(o)} <= (${paramsFrom(1, n)}) ORDER BY ${listOf(o)} OFFSET $${n + 1} - 1 LIMIT 1`,
       boundNext: `SELECT ${listOf(o)} FROM ${src} WHERE ${rowOf(o)} > (${paramsFrom(1, n)}) AND ${rowOf(o)} <= (${paramsFrom(n + 1, n)}) ORDER BY ${listOf(o)} OFFSET $${2 * n + 1} - 1 LIMIT 1`,
+      limitParam: 2 * n + 1,
       insertFirst: `${insert}${rowOf(o)} <= (${paramsFrom(1, n)})`,
       insertNext: `${insert}${rowOf(o)} > (${paramsFrom(1, n)}) AND ${rowOf(o)} <= (${paramsFrom(n + 1, n)})`,
       // the partition key too, read from the source's row when the walk does not hold it: the probe then looks in one partition
@@ -124,6 +127,7 @@ export function batchSql(pair: Pair, map: ColumnMap, order: CopyOrder, bound: Co
   return {
     boundFirst: `SELECT ${k} FROM ${src} WHERE ${k} <= $1 ORDER BY ${k} OFFSET $2 - 1 LIMIT 1`,
     boundNext: `SELECT ${k} FROM ${src} WHERE ${k} > $1 AND ${k} <= $2 ORDER BY ${k} OFFSET $3 - 1 LIMIT 1`,
+    limitParam: 3,
     insertFirst: `${insert}${k} <= $1 AND ${rowOf(o)} <= (${paramsFrom(2, n)})`,
     insertNext: `${insert}${k} > $1 AND ${k} <= $2 AND ${rowOf(o)} <= (${paramsFrom(3, n)})`,
     // the key as a parameter: planned for its value, the probe looks in one partition only
@@ -132,13 +136,7 @@ export function batchSql(pair: Pair, map: ColumnMap, order: CopyOrder, bound: Co
 }
 
 export function batchFunctionName(stepId: string): string {
-  return `copy_batch_${crypto.createHash('md5').update(stepId).digest('hex').slice(0, 12)}`;
-}
-
-function dollarQuote(body: string): string {
-  let tag = '$pgshift$';
-  while (body.includes(tag)) tag = tag.replace(/\$$/, '_$');
-  return `${tag}${body}\n${tag}`;
+  return `copy_batch_${md5hex(stepId).slice(0, 12)}`;
 }
 
 /**
@@ -213,7 +211,7 @@ export const RUN_MS = 250;
 export const RUN_BATCHES = 50;
 
 export function runProcedureName(stepId: string): string {
-  return `copy_run_${crypto.createHash('md5').update(stepId).digest('hex').slice(0, 12)}`;
+  return `copy_run_${md5hex(stepId).slice(0, 12)}`;
 }
 
 export function runProcedureDdl(name: string, fn: string, types: readonly string[]): string {
@@ -355,13 +353,14 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
   const bound = cp.position.bound ?? 'rows';
   const cols = await columnsOf(db, pair.source.oid);
   const types = order.columns.map((c) => cols.find((x) => x.name === c)!.type);
-  const fn = qname('pgshift', batchFunctionName(stepId));
-  await db.ddl([batchFunctionDdl(batchFunctionName(stepId), batchSql(pair, map, order, bound), bound, types)], { stepId });
+  const fnName = batchFunctionName(stepId);
+  const fn = qname('pgshift', fnName);
+  await db.ddl([batchFunctionDdl(fnName, batchSql(pair, map, order, bound), bound, types)], { stepId });
   let runProc: string | null = null;
   if (opts.runs !== false && (await db.read<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`))[0]!.v >= 110000) {
     const name = runProcedureName(stepId);
     try {
-      await db.ddl([runProcedureDdl(name, batchFunctionName(stepId), types)], { stepId });
+      await db.ddl([runProcedureDdl(name, fnName, types)], { stepId });
       runProc = qname('pgshift', name);
     } catch (e) {
       opts.log(`runs of batches unavailable (${(e as Error).message}): one round trip per batch`, 'warn');

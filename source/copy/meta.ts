@@ -186,8 +186,8 @@ export interface CopyOrder {
   readonly index: string | null;
   /**
    * How a batch finds its last row before inserting (batch.ts): 'rows' when the index holds every order column (the
-   * n-th next row, read from the index alone), 'key' when it holds the partition key only (the n-th next key value;
-   * the batch takes that value's whole group of ties, which chooseOrder keeps small).
+   * n-th next row, read from the index alone), 'key' when it holds the partition key only (the key of the n-th next
+   * row; the batch takes that key value's whole group of ties, which chooseOrder keeps small).
    */
   readonly bound: 'rows' | 'key';
   /** the partition key (in `columns` unless the walk is the primary key alone) */

@@ -1,12 +1,12 @@
-import crypto from 'node:crypto';
 import type { Tx, Db } from '../db/session.js';
 import type { TablePlan } from '../plan/schema.js';
-import { ident, qname } from '../db/quote.js';
+import { dollarQuote, ident, qname } from '../db/quote.js';
 import { sleep } from '../db/session.js';
 import { stopBackground, type Replayer } from './catchup.js';
 import { columnMap, columnsOf, listOf, primaryKeyOf, queryableOf, relByName, relByOid, rowsOf, type ColumnMap, type Pair, type Reader, type Rel } from './meta.js';
 import { forgetArtifact, readArtifact, type Journal } from '../engine/journal.js';
 import { Artifacts, type ArtifactKey } from '../engine/artifacts.js';
+import { md5hex } from '../structure/names.js';
 
 /**
  * Online copy: change capture on the source table, replayed onto the new table.
@@ -60,7 +60,7 @@ export interface CaptureNames {
 /** Deterministic object names in schema pgshift for a plan entry. */
 export function captureNames(t: Pick<TablePlan, 'schema' | 'table'>): CaptureNames {
   const base = `${t.schema}_${t.table}`.toLowerCase().replace(/[^a-z0-9_]+/g, '_').slice(0, 40);
-  const h = crypto.createHash('md5').update(`${t.schema}.${t.table}`).digest('hex').slice(0, 8);
+  const h = md5hex(`${t.schema}.${t.table}`).slice(0, 8);
   return { log: `log_${base}_${h}`, fn: `capture_${base}_${h}`, artifact: Artifacts.capture(t) };
 }
 
@@ -83,12 +83,6 @@ export interface Capture {
   readonly pk: string[];
 }
 
-function dollarTag(body: string): string {
-  let tag = 'pgshift';
-  while (body.includes(`$${tag}$`)) tag += '_';
-  return `$${tag}$`;
-}
-
 /** Statements that install the capture (for preview and for the install itself). */
 export function installStatements(pair: Pair, pk: readonly { name: string; type: string }[], names: CaptureNames): string[] {
   const logQ = qname('pgshift', names.log);
@@ -108,17 +102,15 @@ BEGIN
   END IF;
   RETURN NULL;
 END`;
-  const tag = dollarTag(body);
   const guardBody = `
 BEGIN
   RAISE EXCEPTION 'pgshift: %.% is being copied online; TRUNCATE would bypass the change capture', TG_TABLE_SCHEMA, TG_TABLE_NAME
     USING HINT = 'finish or roll back the migration first (pgshift removes this trigger)';
 END`;
-  const gtag = dollarTag(guardBody);
   return [
     `CREATE TABLE IF NOT EXISTS ${logQ} (${ident(SEQ)} bigserial PRIMARY KEY, ${pk.map((c) => `${ident(c.name)} ${c.type} NOT NULL`).join(', ')}, captured_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
-    `CREATE OR REPLACE FUNCTION ${fnQ}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${tag}${body}\n${tag}`,
-    `CREATE OR REPLACE FUNCTION ${qname('pgshift', TRUNCATE_GUARD_FN)}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${gtag}${guardBody}\n${gtag}`,
+    `CREATE OR REPLACE FUNCTION ${fnQ}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${dollarQuote(body)}`,
+    `CREATE OR REPLACE FUNCTION ${qname('pgshift', TRUNCATE_GUARD_FN)}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${dollarQuote(guardBody)}`,
     // only triggers call them (a trigger's function is not checked for EXECUTE when it fires)
     `REVOKE ALL ON FUNCTION ${fnQ}() FROM PUBLIC`,
     `REVOKE ALL ON FUNCTION ${qname('pgshift', TRUNCATE_GUARD_FN)}() FROM PUBLIC`,

@@ -28,6 +28,16 @@ export function literal(value: string | number | boolean | null): string {
   return (hasBackslash ? " E'" : "'") + body + "'";
 }
 
+/**
+ * A function body as a dollar-quoted literal: `$pgshift$…$pgshift$`, the tag lengthened (`$pgshift_$`, …) until the
+ * body does not contain it, so quoted identifiers inside the body can never close the quote.
+ */
+export function dollarQuote(body: string): string {
+  let tag = '$pgshift$';
+  while (body.includes(tag)) tag = tag.replace(/\$$/, '_$');
+  return `${tag}${body}\n${tag}`;
+}
+
 /** Splits "schema.table" (either part may be quoted) into its parts; a bare name gets `defaultSchema`. */
 export function parseQualified(name: string, defaultSchema = 'public'): { schema: string; name: string } {
   const parts: string[] = [];

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Db } from '../db/session.js';
 import type { TablePlan } from '../plan/schema.js';
-import { ident, parseQualified, qname } from '../db/quote.js';
+import { dollarQuote, ident, parseQualified, qname } from '../db/quote.js';
 
 /**
  * A referencing table without the partition key (e.g. `payment` → `rental` by rental_id, partitioned by
@@ -104,7 +104,7 @@ export function keyColumnDdl(t: TablePlan, k: KeyColumnPlan): string[] {
     ...(k.exists ? [] : [`ALTER TABLE ${R} ADD COLUMN ${ident(k.column)} ${k.type}`]),
     // runs as the application's role: SECURITY DEFINER (pgshift's role reads the source) with a pinned search_path;
     // the source is named, so after the swap the lookup reads the partitioned table under the same name
-    `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $pgshift$
+    `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${dollarQuote(`
 BEGIN
   IF ${allSet} THEN
     NEW.${ident(k.column)} := (SELECT s.${ident(t.key)} FROM ${S} s WHERE ${match});
@@ -112,8 +112,7 @@ BEGIN
     NEW.${ident(k.column)} := NULL;
   END IF;
   RETURN NEW;
-END
-$pgshift$`,
+END`)}`,
     `DROP TRIGGER IF EXISTS ${ident(k.triggerName)} ON ${R}`,
     `CREATE TRIGGER ${ident(k.triggerName)} BEFORE INSERT OR UPDATE OF ${[...k.fkColumns, k.column].map(ident).join(', ')} ON ${R} FOR EACH ROW EXECUTE FUNCTION ${fn}()`,
   ];

@@ -6,7 +6,7 @@ import { BudgetExceeded } from '../copy/catchup.js';
 import { disableTriggerSql, restoreTriggerSql, type TriggerState } from '../copy/app-triggers.js';
 import type { TablePlan } from '../plan/schema.js';
 import type { Journal } from '../engine/journal.js';
-import { ident, literal, qname } from '../db/quote.js';
+import { dollarQuote, ident, literal, qname } from '../db/quote.js';
 import { UserError } from '../engine/errors.js';
 import type { StepContext } from '../engine/types.js';
 import { fmtDuration } from '../format.js';
@@ -206,13 +206,12 @@ export function reverseCaptureSql(t: TablePlan, key: { column: string; type: str
     `INSERT INTO ${logQ} (${cols.join(', ')}) VALUES (${cols.map((c) => `${rec}.${c}`).join(', ')}) ON CONFLICT (${cols.join(', ')}) DO UPDATE SET ver = pg_catalog.nextval(${seq}::pg_catalog.regclass);`;
   const before = [
     `CREATE TABLE IF NOT EXISTS ${logQ} (${key.map((k) => `${ident(k.column)} ${k.type} NOT NULL`).join(', ')}, ver bigserial NOT NULL, PRIMARY KEY (${cols.join(', ')}))`,
-    `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $pgshift$
+    `CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${dollarQuote(`
 BEGIN
   IF TG_OP <> 'DELETE' THEN ${upsert('NEW')} END IF;
   IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND (${cols.map((c) => `OLD.${c}`).join(', ')}) IS DISTINCT FROM (${cols.map((c) => `NEW.${c}`).join(', ')})) THEN ${upsert('OLD')} END IF;
   RETURN NULL;
-END
-$pgshift$`,
+END`)}`,
     `REVOKE ALL ON FUNCTION ${fn}() FROM PUBLIC`,
   ];
   // the log and its function need no lock on the table: created before the exclusive transaction; the trigger under it
@@ -641,7 +640,8 @@ export async function applyReverse(
   await afterRead?.();
   const arrays = k.map((_, i) => sel.rows.map((r) => r[`k${i}`]!));
   const vers = sel.rows.map((r) => r.ver!);
-  const keys = `SELECT * FROM unnest(${k.map((x, i) => `$${i + 1}::text[]::${x.type}[]`).join(', ')}) AS p(${k.map((x) => ident(x.column)).join(', ')})`;
+  const keyArrays = k.map((x, i) => `$${i + 1}::text[]::${x.type}[]`).join(', ');
+  const keys = `SELECT * FROM unnest(${keyArrays}) AS p(${k.map((x) => ident(x.column)).join(', ')})`;
   const match = (alias: string) => k.map((x) => `${alias}.${ident(x.column)} = p.${ident(x.column)}`).join(' AND ');
   const cols = columns.map((c) => ident(c.name)).join(', ');
   const overriding = columns.some((c) => c.identityAlways) ? ' OVERRIDING SYSTEM VALUE' : '';
@@ -654,7 +654,7 @@ export async function applyReverse(
   // statement before COMMIT, so an application upserting one of these keys waits at most for the commit; beside
   // live writers the log rows an application transaction holds right now are skipped (SKIP LOCKED: they stay and
   // are carried again), so the carry-back never waits for an application's lock and cannot deadlock with one
-  const versions = `SELECT * FROM unnest(${k.map((x, i) => `$${i + 1}::text[]::${x.type}[]`).join(', ')}, $${k.length + 1}::bigint[]) AS p(${k.map((x) => ident(x.column)).join(', ')}, ver)`;
+  const versions = `SELECT * FROM unnest(${keyArrays}, $${k.length + 1}::bigint[]) AS p(${k.map((x) => ident(x.column)).join(', ')}, ver)`;
   await tx.query(
     limit === null
       ? `DELETE FROM ${logQ} l USING (${versions}) p WHERE ${match('l')} AND l.ver = p.ver`
