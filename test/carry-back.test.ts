@@ -1,10 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { freshDatabase, type FreshDb } from './helpers/db.js';
-import { tmpDir } from './fixtures/copy-helpers.js';
-import { createBank, createRoles, openBank, writeBankPlan, type Roles } from './fixtures/cutover.js';
+import { bankDatabase, openBank, writeBankPlan, type BankDb, type Roles } from './fixtures/cutover.js';
 import { loadPlan } from '../source/plan/load.js';
 import { Db } from '../source/db/session.js';
 import { resolveConnection } from '../source/db/connection.js';
@@ -19,23 +16,17 @@ import { qname } from '../source/db/quote.js';
  * and the key written meanwhile stays in the log with its new version, to be carried again: nothing is lost.
  */
 describe('carry-back beside the application', () => {
-  let db: FreshDb;
+  let bank: BankDb;
   let roles: Roles;
   let owner: pg.Client;
   let dir: string;
 
   beforeAll(async () => {
-    db = await freshDatabase('carry_back');
-    roles = await createRoles(db.client, db.url, db.name);
-    owner = new pg.Client({ connectionString: roles.ownerUrl });
-    await owner.connect();
-    await createBank(owner, roles, { branches: 2, accountsPerBranch: 200 });
-    dir = tmpDir('carry-back');
+    bank = await bankDatabase('carry_back', { branches: 2, accountsPerBranch: 200 });
+    ({ roles, owner, dir } = bank);
   });
   afterAll(async () => {
-    await owner?.end();
-    await db?.drop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await bank?.close();
   });
 
   it('an application write of a key being carried does not wait for the carry-back, and its new version is carried next', async () => {

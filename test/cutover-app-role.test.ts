@@ -1,10 +1,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { freshDatabase, type FreshDb } from './helpers/db.js';
-import { tmpDir } from './fixtures/copy-helpers.js';
-import { createBank, createRoles, invariant, openBank, startApp, stepData, writeBankPlan, type Roles } from './fixtures/cutover.js';
+import type { FreshDb } from './helpers/db.js';
+import { bankDatabase, invariant, openBank, startApp, stepData, writeBankPlan, type BankDb, type Roles } from './fixtures/cutover.js';
 import { first } from '../source/db/session.js';
 
 /**
@@ -13,6 +11,7 @@ import { first } from '../source/db/session.js';
  * application's own audit trigger records the application's statements only (never the copy, replay or carry-back).
  */
 describe('cut-over with a non-superuser application role and a non-superuser owner', () => {
+  let bank: BankDb;
   let db: FreshDb;
   let roles: Roles;
   let owner: pg.Client;
@@ -20,17 +19,11 @@ describe('cut-over with a non-superuser application role and a non-superuser own
   const BRANCHES = 4, PER = 500;
 
   beforeAll(async () => {
-    db = await freshDatabase('cutover_app');
-    roles = await createRoles(db.client, db.url, db.name);
-    owner = new pg.Client({ connectionString: roles.ownerUrl });
-    await owner.connect();
-    await createBank(owner, roles, { branches: BRANCHES, accountsPerBranch: PER });
-    dir = tmpDir('cutover-app');
+    bank = await bankDatabase('cutover_app', { branches: BRANCHES, accountsPerBranch: PER });
+    ({ db, roles, owner, dir } = bank);
   });
   afterAll(async () => {
-    await owner?.end();
-    await db?.drop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await bank?.close();
   });
 
   it('copy (batch mode, captured), swap, retention, rollback swap-back and drop: 0 failed application statements, invariant holds, audit = application only', async () => {

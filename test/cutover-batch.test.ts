@@ -1,10 +1,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { freshDatabase, type FreshDb } from './helpers/db.js';
-import { tmpDir } from './fixtures/copy-helpers.js';
-import { createBank, createRoles, invariant, openBank, stepData, writeBankPlan, type Roles } from './fixtures/cutover.js';
+import type { FreshDb } from './helpers/db.js';
+import { bankDatabase, invariant, openBank, stepData, writeBankPlan, type BankDb, type Roles } from './fixtures/cutover.js';
 import { first as firstRow } from '../source/db/session.js';
 
 const BRANCHES = 4, PER = 500;
@@ -43,21 +41,16 @@ async function sameContent(c: pg.ClientBase, a: string, b: string): Promise<{ a:
 }
 
 describe('batch mode: updates between the copy and the swap are captured and applied, never lost', () => {
+  let bank: BankDb;
   let db: FreshDb;
   let roles: Roles;
   let dir: string;
   beforeAll(async () => {
-    db = await freshDatabase('cutover_batch');
-    roles = await createRoles(db.client, db.url, db.name);
-    const o = new pg.Client({ connectionString: roles.ownerUrl });
-    await o.connect();
-    await createBank(o, roles, { branches: BRANCHES, accountsPerBranch: PER });
-    await o.end();
-    dir = tmpDir('cutover-batch');
+    bank = await bankDatabase('cutover_batch', { branches: BRANCHES, accountsPerBranch: PER });
+    ({ db, roles, dir } = bank);
   });
   afterAll(async () => {
-    await db?.drop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await bank?.close();
   });
 
   it('phases 1–4 on a quiet table, then 300 tpcb UPDATE transactions, then phase 5 alone: the pgbench invariant holds on the new table', async () => {
@@ -100,17 +93,15 @@ describe('batch mode: updates between the copy and the swap are captured and app
 });
 
 describe('phase 3 after an integrity FAIL re-syncs and passes, without a rollback', () => {
+  let bank: BankDb;
   let db: FreshDb;
   let dir: string;
   beforeAll(async () => {
-    db = await freshDatabase('cutover_resync');
-    const roles = await createRoles(db.client, db.url, db.name);
-    await createBank(db.client, roles, { branches: BRANCHES, accountsPerBranch: PER });
-    dir = tmpDir('cutover-resync');
+    bank = await bankDatabase('cutover_resync', { branches: BRANCHES, accountsPerBranch: PER, createdBy: 'superuser' });
+    ({ db, dir } = bank);
   });
   afterAll(async () => {
-    await db?.drop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await bank?.close();
   });
 
   it('a FAIL (rows changed, missing and extra in the new table), then phase 3 again: re-synced, PASS, content identical', async () => {

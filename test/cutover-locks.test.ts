@@ -4,8 +4,8 @@ import { Db, first } from '../source/db/session.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { BudgetExceeded } from '../source/copy/catchup.js';
 import { cutoverLockTimeout, lockedTx, type Blocker } from '../source/swap/swap.js';
-import { freshDatabase, type FreshDb } from './helpers/db.js';
-import { createBank, createRoles, type Roles } from './fixtures/cutover.js';
+import type { FreshDb } from './helpers/db.js';
+import { bankDatabase, type BankDb, type Roles } from './fixtures/cutover.js';
 
 /**
  * The cut-over's lock transaction (lockedTx), run as a non-superuser owner without pg_read_all_stats: only a
@@ -14,23 +14,20 @@ import { createBank, createRoles, type Roles } from './fixtures/cutover.js';
  * that overruns the lock budget is rolled back, caught up and retried, and gives up with a message after N misses.
  */
 describe('lockedTx: blockers, budget, lock_timeout below deadlock_timeout', () => {
+  let bank: BankDb;
   let db: FreshDb;
   let roles: Roles;
   let pdb: Db;
 
   beforeAll(async () => {
-    db = await freshDatabase('cutover_locks');
-    roles = await createRoles(db.client, db.url, db.name);
-    const o = new pg.Client({ connectionString: roles.ownerUrl });
-    await o.connect();
-    await createBank(o, roles, { branches: 2, accountsPerBranch: 50 });
-    await o.end();
+    bank = await bankDatabase('cutover_locks', { branches: 2, accountsPerBranch: 50 });
+    ({ db, roles } = bank);
     pdb = new Db(resolveConnection(roles.ownerUrl), 'pgshift-test');
     pdb.locks = { timeoutMs: 200, attempts: 40, backoffMs: 20, maxBackoffMs: 100 };
   });
   afterAll(async () => {
     await pdb?.close();
-    await db?.drop();
+    await bank?.close();
   });
 
   it('offers only the session that keeps blocking the lock, past the threshold; never a short idle-in-transaction one', async () => {

@@ -1,10 +1,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { freshDatabase, type FreshDb } from './helpers/db.js';
-import { tmpDir } from './fixtures/copy-helpers.js';
-import { createBank, createRoles, invariant, openBank, startApp, writeBankPlan, type Roles } from './fixtures/cutover.js';
+import type { FreshDb } from './helpers/db.js';
+import { bankDatabase, invariant, openBank, startApp, writeBankPlan, type BankDb, type Roles } from './fixtures/cutover.js';
 import { first } from '../source/db/session.js';
 
 /**
@@ -13,20 +11,19 @@ import { first } from '../source/db/session.js';
  * with both rates and what to do, nothing locked or renamed; once the replay can go on, the swap succeeds.
  */
 describe('cut-over when the replay cannot keep up', () => {
+  let bank: BankDb;
   let db: FreshDb;
   let roles: Roles;
   let dir: string;
   const BRANCHES = 2, PER = 500;
 
   beforeAll(async () => {
-    db = await freshDatabase('cutover_outpace');
-    roles = await createRoles(db.client, db.url, db.name);
-    await createBank(db.client, roles, { branches: BRANCHES, accountsPerBranch: PER });
-    dir = tmpDir('cutover-outpace');
+    // the bank's tables belong to the superuser here (the owner role runs pgshift)
+    bank = await bankDatabase('cutover_outpace', { branches: BRANCHES, accountsPerBranch: PER, createdBy: 'superuser' });
+    ({ db, roles, dir } = bank);
   });
   afterAll(async () => {
-    await db?.drop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await bank?.close();
   });
 
   it('gives up after catchUpTimeoutSec with captured/s and applied/s, renames nothing; succeeds once the replay can go on', async () => {

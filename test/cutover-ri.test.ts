@@ -1,9 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import fs from 'node:fs';
 import path from 'node:path';
-import { freshDatabase, type FreshDb } from './helpers/db.js';
-import { tmpDir } from './fixtures/copy-helpers.js';
-import { createBank, createRoles, invariant, openBank, startApp, writeBankPlan, type Roles } from './fixtures/cutover.js';
+import type { FreshDb } from './helpers/db.js';
+import { bankDatabase, invariant, openBank, startApp, writeBankPlan, type BankDb, type Roles } from './fixtures/cutover.js';
 
 /**
  * RI in both directions inside one application transaction — accounts (the migrated table) references branches,
@@ -13,20 +11,19 @@ import { createBank, createRoles, invariant, openBank, startApp, writeBankPlan, 
  * lock_timeout is below deadlock_timeout: no application statement fails.
  */
 describe('cut-over beside RI-checking writers: 0 failed application statements', () => {
+  let bank: BankDb;
   let db: FreshDb;
   let roles: Roles;
   let dir: string;
   const BRANCHES = 3, PER = 400;
 
   beforeAll(async () => {
-    db = await freshDatabase('cutover_ri');
-    roles = await createRoles(db.client, db.url, db.name);
-    await createBank(db.client, roles, { branches: BRANCHES, accountsPerBranch: PER });
-    dir = tmpDir('cutover-ri');
+    // the bank's tables belong to the superuser here (the owner role runs pgshift)
+    bank = await bankDatabase('cutover_ri', { branches: BRANCHES, accountsPerBranch: PER, createdBy: 'superuser' });
+    ({ db, roles, dir } = bank);
   });
   afterAll(async () => {
-    await db?.drop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await bank?.close();
   });
 
   it('swap, swap back, drop of the new table, second swap, drop of the old table', async () => {
