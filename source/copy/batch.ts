@@ -357,7 +357,7 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
   const fn = qname('pgshift', fnName);
   await db.ddl([batchFunctionDdl(fnName, batchSql(pair, map, order, bound), bound, types)], { stepId });
   let runProc: string | null = null;
-  if (opts.runs !== false && (await db.read<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`))[0]!.v >= 110000) {
+  if (opts.runs !== false && (await db.serverVersionNum()) >= 110000) {
     const name = runProcedureName(stepId);
     try {
       await db.ddl([runProcedureDdl(name, fnName, types)], { stepId });

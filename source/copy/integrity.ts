@@ -73,8 +73,7 @@ export interface HashPlan { readonly byValue: string[]; readonly byText: string[
 const VALUE_SAFE = /^(uuid|bigint|integer|smallint|boolean|text|date|bytea|jsonb|timestamp(\(\d\))? with(out)? time zone|character varying(\(\d+\))?|numeric\(\d+,\d+\))$/;
 
 export async function hashPlan(db: Db, pair: Pair, cols: readonly string[], pk: readonly string[]): Promise<HashPlan> {
-  const { v } = await db.readOne<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`);
-  if (v < 140000) return { byValue: [], byText: [...cols], pkByValue: false };
+  if ((await db.serverVersionNum()) < 140000) return { byValue: [], byText: [...cols], pkByValue: false };
   const types = await db.read<{ rel: number; name: string; type: string; nondet: boolean }>(
     `SELECT a.attrelid::int AS rel, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
             COALESCE(NOT co.collisdeterministic, false) AS nondet
@@ -200,8 +199,7 @@ async function chunkSumsBoth(
     const { snap } = first((await a.query<{ snap: string }>('SELECT pg_export_snapshot() AS snap')).rows, 'pg_export_snapshot()');
     await b.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await b.query(`SET TRANSACTION SNAPSHOT '${snap.replace(/'/g, "''")}'`);
-    const { v } = first((await a.query<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`)).rows, 'server_version_num');
-    const tidRange = v >= 140000;
+    const tidRange = (await db.serverVersionNum()) >= 140000;
     const oldLeaves = await leavesOf(a, pair.source.oid);
     const newLeaves = await leavesOf(b, pair.target.oid);
     const totalBlocks = [...oldLeaves, ...newLeaves].reduce((s, l) => s + l.blocks, 0);

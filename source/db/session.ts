@@ -211,6 +211,7 @@ export class Db {
         "SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS n, current_user AS u, current_database() AS d",
       );
       const row = r.rows[0]!;
+      this.versionNum = Promise.resolve(Number(row.n));
       return { version: row.v, major: Math.floor(Number(row.n) / 10000), user: row.u, database: row.d };
     } finally {
       c.release();
@@ -239,6 +240,20 @@ export class Db {
   /** A read that returns exactly one row (an aggregate, a setting); throws when the server returned none. */
   async readOne<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<R> {
     return first(await this.read<R>(sql, params), sql);
+  }
+
+  private versionNum: Promise<number> | null = null;
+
+  /** The server's server_version_num (150018 for 15.18), read once per Db (a failed read is tried again next time). */
+  serverVersionNum(): Promise<number> {
+    this.versionNum ??= this.readOne<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`).then(
+      (r) => r.v,
+      (e: unknown) => {
+        this.versionNum = null;
+        throw e;
+      },
+    );
+    return this.versionNum;
   }
 
   private async journaled<R extends pg.QueryResultRow>(

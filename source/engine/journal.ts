@@ -257,9 +257,8 @@ export class Journal implements StatementSink {
   /** Forgets steps' "done" and their checkpoints (a rollback undid them); inside the caller's transaction when given. */
   async forgetSteps(stepIds: readonly string[], tx?: Tx): Promise<void> {
     if (!this.exists || !stepIds.length) return;
-    for (const sql of [`DELETE FROM pgshift.checkpoints WHERE step_id = ANY($1::text[])`, `DELETE FROM pgshift.step_state WHERE step_id = ANY($1::text[])`]) {
-      await this.exec(sql, [stepIds], tx);
-    }
+    await this.deleteCheckpoints(stepIds, tx);
+    await this.exec(`DELETE FROM pgshift.step_state WHERE step_id = ANY($1::text[])`, [stepIds], tx);
   }
 
   /** Forgets a copy's checkpoint only (the rows it counted are gone), inside the caller's transaction when given. */
