@@ -136,9 +136,11 @@ async function pgshiftCopy(url: string, c: pg.Client, dir: string, target: strin
     }
     if (e.type === 'step-failed') say(`  ✗ ${e.stepId}: ${e.error}`);
   });
+  let runId: number | undefined;
   try {
     const out = await engine.run({ phases: [3], only: ['copy:public.petri_observations'] });
     if (out.status !== 'completed') throw new Error(`pgshift copy (${mode}) ${out.status}: ${out.message}`);
+    runId = out.runId;
     const r = await c.query<{ result: { ms?: number } | null }>(`SELECT result FROM pgshift.step_state WHERE step_id = 'copy:public.petri_observations'`);
     data = r.rows[0]?.result ?? {};
   } finally {
@@ -149,9 +151,11 @@ async function pgshiftCopy(url: string, c: pg.Client, dir: string, target: strin
     `SELECT duration_ms AS ms FROM pgshift.statements WHERE step_id = 'copy:public.petri_observations' AND sql LIKE 'ANALYZE %' ORDER BY id DESC LIMIT 1`,
   );
   // each batch journals its own duration (inside its statement): the copy's time in the batches' statements, the rest
-  // is between them (commits, the run procedure's loop, the round trips and the checks between runs)
+  // is between them (commits, the run procedure's loop, the round trips and the checks between runs). This run's
+  // batches only: the bench copies the same table several times into one journal
   const inb = await c.query<{ ms: string | null; n: number }>(
-    `SELECT sum(duration_ms)::text AS ms, count(*)::int AS n FROM pgshift.statements WHERE step_id = 'copy:public.petri_observations' AND sql LIKE '-- batch:%'`,
+    `SELECT sum(duration_ms)::text AS ms, count(*)::int AS n FROM pgshift.statements WHERE step_id = 'copy:public.petri_observations' AND sql LIKE '-- batch:%' AND run_id = $1`,
+    [runId],
   );
   return { copyMs: data.ms ?? stepMs, stepMs, analyzeMs: Number(an.rows[0]?.ms ?? 0), summary, inBatchesMs: Number(inb.rows[0]?.ms ?? 0), batchCount: inb.rows[0]?.n ?? 0 };
 }
