@@ -12,7 +12,7 @@ import { fmtDuration } from '../source/format.js';
 import { takeSnapshot, diffSnapshots, createdObjects, type CatalogSnapshot } from '../source/snapshot.js';
 import { restoreTableToSide, sideRestoreCommands, sha256File } from '../source/restore.js';
 import { isSwapped, validateForeignKey, renameSql, swapBack, cutoverStatements, insertableColumns, relkind, type SwapArtifact, applyReverse, reversePending, reverseCaptured, lockedTx, cutoverLockTimeout } from '../source/swap/swap.js';
-import { ApplyMeter, BudgetExceeded, applyBudget, converge, describeRates, startBackground, stopBackground, type Replayer } from '../source/copy/catchup.js';
+import { ApplyMeter, applyBudget, applyUnderLock, converge, describeRates, startBackground, stopBackground, type Replayer } from '../source/copy/catchup.js';
 import { triggerList } from '../source/copy/app-triggers.js';
 import { fkNeighbours, offerBlocker, protections } from './5-cleanup.js';
 import { SIDE_SCHEMA } from './1-preparation.js';
@@ -116,10 +116,9 @@ function swapBackStep(t: TablePlan): Step {
       const r = await lockedTx(ctx.db, async (tx, lockedAt) => {
         underLock = 0;
         if (b.plan.catchUp) {
-          underLock = (await applyReverse(tx, t, b.a, b.cols, null)).changes;
-          const ms = performance.now() - lockedAt;
-          if (ms > maxLockMs) throw new BudgetExceeded(ms, maxLockMs, underLock);
-          ctx.log(`${underLock} key(s) carried back under the lock in ${Math.round(ms)} ms; reverse log empty`);
+          const r = await applyUnderLock(lockedAt, maxLockMs, async () => (await applyReverse(tx, t, b.a, b.cols, null)).changes);
+          underLock = r.changes;
+          ctx.log(`${underLock} key(s) carried back under the lock in ${Math.round(r.ms)} ms; reverse log empty`);
         }
         for (const s of b.plan.body) await tx.query(s);
       }, {
@@ -128,8 +127,7 @@ function swapBackStep(t: TablePlan): Step {
       });
       const held = r.lockHeldMs;
       ctx.log(`exclusive lock held ${held} ms (LOCK to COMMIT); ${underLock} change(s) applied under the lock`);
-      await ctx.journal.deleteArtifact(Artifacts.swap(t));
-      await ctx.journal.deleteArtifact(Artifacts.restored(t));
+      await ctx.journal.deleteArtifacts([Artifacts.swap(t), Artifacts.restored(t)]);
       await ctx.journal.setArtifact(Artifacts.swappedBack(t), { at: new Date().toISOString(), lockHeldMs: held, fks: b.a.fks, changesUnderLock: underLock });
       return {
         status: 'done', summary: `swapped back in ${r.attempts} attempt(s); exclusive lock held ${held} ms; ${underLock} change(s) applied under the lock`,

@@ -118,6 +118,18 @@ export class BudgetExceeded extends Error {
   }
 }
 
+/**
+ * Applies the remainder of a change log under the cut-over's lock, held since `lockedAt`: over `maxLockMs` it throws
+ * BudgetExceeded, so lockedTx rolls back (the lock goes), catches up again and retries. The swap and the swap back
+ * both apply their remainder through this one rule.
+ */
+export async function applyUnderLock(lockedAt: number, maxLockMs: number, apply: () => Promise<number>): Promise<{ changes: number; ms: number }> {
+  const changes = await apply();
+  const ms = performance.now() - lockedAt;
+  if (ms > maxLockMs) throw new BudgetExceeded(ms, maxLockMs, changes);
+  return { changes, ms };
+}
+
 /** The budget for the apply itself under the lock: the rest of the lock time goes to the renames, views and FKs. */
 export const applyBudget = (maxLockMs: number) => Math.max(5, Math.floor(maxLockMs * 0.6));
 

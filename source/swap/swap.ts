@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { Db, Tx } from '../db/session.js';
 import { redact } from '../db/connection.js';
 import { retryKind, sleep, withRetry } from '../db/session.js';
-import { BudgetExceeded } from '../copy/catchup.js';
+import { BudgetExceeded, applyUnderLock } from '../copy/catchup.js';
 import { disableTriggerSql, restoreTriggerSql, type TriggerState } from '../copy/app-triggers.js';
 import type { TablePlan } from '../plan/schema.js';
 import type { Journal } from '../engine/journal.js';
@@ -598,10 +598,9 @@ export async function runSwap(
   const body = outline.body;
   const r = await lockedTx(db, async (tx, lockedAt) => {
     if (opts.captured) {
-      drained = await opts.drain(tx);
-      const ms = performance.now() - lockedAt;
-      if (ms > opts.maxLockMs) throw new BudgetExceeded(ms, opts.maxLockMs, drained);
-      opts.log(`${drained} captured change(s) applied under the lock in ${Math.round(ms)} ms; change log empty`);
+      const r = await applyUnderLock(lockedAt, opts.maxLockMs, () => opts.drain(tx));
+      drained = r.changes;
+      opts.log(`${drained} captured change(s) applied under the lock in ${Math.round(r.ms)} ms; change log empty`);
     } else {
       rows = await checkBatchComplete(tx, t, outline.reverseKey);
     }
