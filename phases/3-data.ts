@@ -3,7 +3,7 @@ import type { TablePlan } from '../source/plan/schema.js';
 import { displayName, ident, qname } from '../source/db/quote.js';
 import { UserError } from '../source/engine/errors.js';
 import { chooseOrder, columnMap, resolvePair, type Pair } from '../source/copy/meta.js';
-import { batchCopy, batchFunctionName, batchSql, runProcedureName, targetIsEmpty, upperStatement, type Position } from '../source/copy/batch.js';
+import { batchCopy, batchFunctionName, batchSql, pageBatchSql, pagesStatement, runProcedureName, targetIsEmpty, upperStatement, type PageWalkLog, type Position } from '../source/copy/batch.js';
 import { captureLag, captureNames, captureReplayer, catchUp, findCapture, installCapture, installStatements, queueDiffering } from '../source/copy/online.js';
 import { startBackground } from '../source/copy/catchup.js';
 import { appTriggers, disableTriggerSql, triggerList } from '../source/copy/app-triggers.js';
@@ -27,7 +27,7 @@ export const PRUNING_STEP = 'verify:pruning';
 
 const SEED_LOOP_NOTE =
   "not the seed's loop: its LIMIT/OFFSET inside one DO block is a single transaction (nothing commits until the end, pg_sleep releases nothing) " +
-  'and every batch re-reads all earlier rows (quadratic); pgshift walks a keyset, one short transaction per batch, checkpoint committed with the rows';
+  'and every batch re-reads all earlier rows (quadratic); pgshift walks the table once (its pages in physical order, or a keyset), one short transaction per batch, checkpoint committed with the rows';
 
 /** The copy needs a verified backup; without one it is refused unless the operator overrides (journaled). */
 async function backupGate(ctx: StepContext, t: TablePlan): Promise<Omit<ConfirmRequest, 'stepId'> | null> {
@@ -64,15 +64,28 @@ async function previewCopy(ctx: PlanContext, t: TablePlan): Promise<string[]> {
   try {
     const map = await columnMap(ctx.db, pair);
     const order = await chooseOrder(ctx.db, pair, t.key, ctx.plan.copy.batchRows);
-    out.push(`-- order: ${order.reason}`);
-    {
-      const cols = await ctx.db.read<{ attname: string; type: string }>(
-        `SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(n, o)
-           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.o`,
-        [pair.source.oid],
-      );
-      out.push(`-- change capture (${ctx.plan.copy.mode} mode), installed and committed before the first batch; the application's triggers on the new table are disabled until the swap`);
-      out.push(...installStatements(pair, cols.map((c) => ({ name: c.attname, type: c.type })), captureNames(t)));
+    const cols = await ctx.db.read<{ attname: string; type: string }>(
+      `SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(n, o)
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.o`,
+      [pair.source.oid],
+    );
+    const cp = await ctx.journal.getCheckpoint<Position>(copyStepId(t));
+    const physical = cp ? cp.position.walk === 'pages' : ctx.plan.copy.order === 'physical' && (await ctx.db.serverVersionNum()) >= 140000;
+    if (!physical) out.push(`-- order: ${order.reason}`);
+    out.push(`-- change capture (${ctx.plan.copy.mode} mode), installed and committed before the first batch; the application's triggers on the new table are disabled until the swap`);
+    out.push(...installStatements(pair, cols.map((c) => ({ name: c.attname, type: c.type })), captureNames(t)));
+    if (physical) {
+      const names = captureNames(t);
+      out.push(`-- order: the source's pages in physical order (copy.order = physical; PostgreSQL 14+)`);
+      out.push(`-- upper bound, fixed at the start: the source's size in pages once the capture is committed`);
+      out.push(pagesStatement(pair));
+      out.push(`-- each batch, one transaction with its checkpoint (SET LOCAL lock_timeout = ${ctx.plan.locks.timeoutMs}), through pgshift.${batchFunctionName(copyStepId(t))}(…) (plpgsql, created before the copy and dropped after): the rows of the next pages in physical order (a TID range scan, as many pages as hold ~${ctx.plan.copy.batchRows.toLocaleString('en-US')} rows), skipping the keys already in the change log (the replay writes them); the checkpoint moved to the last page and the insert journaled, in the same transaction`);
+      out.push(pageBatchSql(pair, map, { logQ: qname('pgshift', names.log), pk: cols.map((c) => c.attname) }));
+      out.push(`-- with no rest between batches, runs of them (up to 250 ms, each batch its own transaction) go through one CALL of pgshift.${runProcedureName(copyStepId(t))}(…), created before the copy and dropped after: CREATE OR REPLACE PROCEDURE … LANGUAGE plpgsql (the same batch function, COMMIT after each batch)`);
+      out.push(`INSERT INTO pgshift.checkpoints (step_id, run_id, position, rows_done) VALUES (…) ON CONFLICT (step_id) DO UPDATE …`);
+      out.push('-- then replay the change log (REPEATABLE READ, batch by batch, one row per key): DELETE new rows by pk, re-INSERT the current source rows, DELETE the log entries; kept up in the background until the swap');
+      out.push(`ANALYZE ${pair.target.q}`);
+      return out;
     }
     out.push(`-- upper bound, fixed at the start`);
     out.push(upperStatement(pair, order));
@@ -116,7 +129,6 @@ function copyStep(t: TablePlan): Step {
       for (const n of map.notes) ctx.log(n);
       if (map.skipped.length) ctx.log(`columns of ${pair.target.display} not in ${pair.source.display} are left to their defaults: ${map.skipped.join(', ')}`);
       const order = await chooseOrder(ctx.db, pair, t.key, ctx.plan.copy.batchRows);
-      ctx.log(`copy order: ${order.reason}`);
       ctx.log(`batch copy, ${ctx.plan.copy.batchRows.toLocaleString('en-US')} rows per batch — ${SEED_LOOP_NOTE}`);
       const onRetry = (m: string) => ctx.log(/connection|terminat/i.test(m) ? `connection lost, reconnecting… (${m})` : m, 'warn');
 
@@ -155,8 +167,10 @@ function copyStep(t: TablePlan): Step {
       if (online) ctx.log('online: the table stays live, so the copy paces itself on the writers\' commit latency (a canary commit): it rests after each batch when application commits slow down behind the copy\'s WAL, and takes the room back when they recover');
       else if (!legacy) ctx.log('batch mode: writes during and after the copy are captured too and applied before the swap; the copy does not rest between batches');
 
+      const pages = await pageWalk(ctx, t, pair, legacy);
+      if (!pages) ctx.log(`copy order: ${order.reason}`);
       const res = await batchCopy(ctx.db, ctx.journal, pair, map, order, {
-        stepId: id, batchRows: ctx.plan.copy.batchRows, pauseMs: ctx.plan.copy.pauseMs, throttle: ctx.plan.copy.throttle,
+        stepId: id, batchRows: ctx.plan.copy.batchRows, pauseMs: ctx.plan.copy.pauseMs, throttle: ctx.plan.copy.throttle, pages: pages ?? undefined,
         signal: ctx.signal, log: ctx.log, progress: ctx.progress, yieldFactor: online ? 1 : 0,
       });
       if (res.stopped) {
@@ -202,6 +216,32 @@ function copyStep(t: TablePlan): Step {
 }
 
 const CAPTURE_NAME = 'pgshift_capture';
+
+/**
+ * Whether a fresh copy walks the source's pages (batch.ts, pageBatchSql) and, if so, the capture log it skips keys
+ * of. It needs the change capture (rows that move between pages are the replay's) and TID range scans (PostgreSQL
+ * 14+: before, a ctid range is a whole-table scan per batch). A checkpoint's walk wins over this (batchCopy).
+ */
+async function pageWalk(ctx: StepContext, t: TablePlan, pair: Pair, legacy: boolean): Promise<PageWalkLog | null> {
+  const cp = await ctx.journal.getCheckpoint<Position>(copyStepId(t));
+  const cap = legacy ? null : await findCapture(ctx.db, t);
+  if (cp) {
+    if (cp.position.walk === 'pages') return cap ? { logQ: cap.logQ, pk: cap.pk } : null;
+    ctx.log(`the copy goes on in (${cp.position.order.join(', ')}) order, as it started`);
+    return null;
+  }
+  if (ctx.plan.copy.order === 'key') {
+    ctx.log(`copy.order = key in the plan: batches walk (${t.key}, primary key) order`);
+    return null;
+  }
+  if (!cap) return null;
+  if ((await ctx.db.serverVersionNum()) < 140000) {
+    ctx.log('PostgreSQL before 14 has no TID range scan: the copy walks the key order instead of the physical order');
+    return null;
+  }
+  ctx.log(`copy order: the source's pages in physical order (TID range scans: the sequential read of a single INSERT … SELECT, no index); a row that moves between pages while the copy runs is in the change log, so each batch leaves the logged keys to the replay`);
+  return { logQ: cap.logQ, pk: cap.pk };
+}
 
 /**
  * The application's triggers on the new table are disabled before the first batch (their state recorded), so the

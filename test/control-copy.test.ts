@@ -81,7 +81,7 @@ describe('live control of a running copy (pgshift control, through pgshift.contr
 
   it('is paused and resumed from another process, its batch size changed; each command journaled; no row lost or doubled', async () => {
     // the plan rests 60 s between batches: only the commands below can move the copy along
-    const file = writePlan(path.join(dir, 'a'), { partition: [PETRI_ENTRY], copy: { batchRows: FIRST, pauseMs: 60_000 }, pruning: { queries: [] } });
+    const file = writePlan(path.join(dir, 'a'), { partition: [PETRI_ENTRY], copy: { batchRows: FIRST, pauseMs: 60_000, order: 'key' }, pruning: { queries: [] } });
     const o = await openEngine(db.url, file);
     const ac = new AbortController();
     const running = o.engine.run({ phases: [3], only: [STEP], signal: ac.signal });

@@ -30,8 +30,8 @@ describe('phase 3 batch copy (real PostgreSQL, demo data)', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('copies both tables by keyset, one transaction per batch, content identical, parents analyzed', async () => {
-    const file = writePlan(path.join(dir, 'a'), { partition: [PETRI_ENTRY, GASIFIER_ENTRY], copy: { batchRows: 3000 } });
+  it('copies both tables by keyset (copy.order = key), one transaction per batch, content identical, parents analyzed', async () => {
+    const file = writePlan(path.join(dir, 'a'), { partition: [PETRI_ENTRY, GASIFIER_ENTRY], copy: { batchRows: 3000, order: 'key' } });
     const o = await openEngine(db.url, file);
     try {
       const out = await o.engine.run({ phases: [3], only: ['copy:public.petri_observations', 'copy:public.gasifier_observations'] });
@@ -148,7 +148,7 @@ describe('phase 3 batch copy (real PostgreSQL, demo data)', () => {
     await db.client.query(`ANALYZE public.bounded`);
     await db.client.query(`CREATE TABLE public.bounded_partitioned (id int, at timestamptz NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at)`);
     await db.client.query(`CREATE TABLE public.bounded_p1 PARTITION OF public.bounded_partitioned FOR VALUES FROM ('2024-01-01') TO ('2024-02-01')`);
-    const file = writePlan(path.join(dir, 'bounded'), { partition: [{ source: 'public.bounded', strategy: 'range', key: 'at', interval: '1 month', defaultPartition: false }], copy: { batchRows: 100, pauseMs: 20 } });
+    const file = writePlan(path.join(dir, 'bounded'), { partition: [{ source: 'public.bounded', strategy: 'range', key: 'at', interval: '1 month', defaultPartition: false }], copy: { batchRows: 100, pauseMs: 20, order: 'key' } });
     const o = await openEngine(db.url, file);
     // while the copy runs, the application keeps inserting rows with later keys: the copy must not chase them
     let inserted = 0;
@@ -353,7 +353,7 @@ describe('phase 3 batch copy (real PostgreSQL, demo data)', () => {
     );
     try {
       // a fresh copy walks by created_at with its index alone: its cursor is a created_at, each group of ties whole
-      const file = writePlan(path.join(dir, 'ties'), { partition: [PETRI_ENTRY], copy: { batchRows: 1000 } });
+      const file = writePlan(path.join(dir, 'ties'), { partition: [PETRI_ENTRY], copy: { batchRows: 1000, order: 'key' } });
       const o = await openEngine(db.url, file);
       try {
         expect((await o.engine.run({ phases: [3], only: ['copy:public.petri_observations'] })).status, o.logs().join('\n')).toBe('completed');
@@ -382,7 +382,7 @@ describe('phase 3 batch copy (real PostgreSQL, demo data)', () => {
       );
       const position = { v: 1, order: ['created_at', 'observation_id'], upper: [upper!.at, upper!.id], last: [last!.at, last!.id], done: false, batches: 5 };
       await db.client.query(`INSERT INTO pgshift.checkpoints (step_id, position, rows_done) VALUES ('copy:public.petri_observations', $1, $2)`, [position, copied.rowCount]);
-      const again = await openEngine(db.url, writePlan(path.join(dir, 'ties-resume'), { partition: [PETRI_ENTRY], copy: { batchRows: 1000 } }));
+      const again = await openEngine(db.url, writePlan(path.join(dir, 'ties-resume'), { partition: [PETRI_ENTRY], copy: { batchRows: 1000, order: 'key' } }));
       try {
         expect((await again.engine.run({ phases: [3], only: ['copy:public.petri_observations'] })).status, again.logs().join('\n')).toBe('completed');
         expect(again.logs().join('\n')).toContain(`resuming from the checkpoint: ${copied.rowCount!.toLocaleString('en-US')} rows in 5 batches already committed, cursor (${last!.at}, ${last!.id})`);

@@ -155,9 +155,11 @@ describe('end to end through phase 2 (real structure) and phase 3 on the demo da
     expect(await main(['plan', '--phase', '3', '--plan', file, '--db', db.url], io)).toBe(0);
     const text = io.text();
     expect(text).toContain('-- ▶ copy:public.petri_observations: Copy public.petri_observations → petri_observations_partitioned');
-    // each batch first reads its end from the created_at index alone (whole groups of ties), then inserts the range
-    expect(text).toMatch(/^SELECT "created_at" FROM "public"\."petri_observations" WHERE "created_at" > \$1 AND "created_at" <= \$2 ORDER BY "created_at" OFFSET \$3 - 1 LIMIT 1;$/m);
+    // each batch inserts the rows of the next pages (a TID range scan), leaving the keys in the change log to the replay
+    expect(text).toContain("-- order: the source's pages in physical order (copy.order = physical; PostgreSQL 14+)");
     expect(text).toMatch(/^INSERT INTO "public"\."petri_observations_partitioned" \(/m);
+    expect(text).toMatch(/^ {3}WHERE s\.ctid >= \$1::tid AND s\.ctid < \$2::tid\n {5}AND NOT EXISTS \(SELECT 1 FROM "pgshift"\."log_public_petri_observations_[0-9a-f]{8}" l WHERE \(l\."observation_id"\) = \(s\."observation_id"\)\);$/m);
+    expect(text).not.toMatch(/OFFSET/);
     expect(text).toContain('EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT count(*), avg(growth_index) FROM public.petri_observations');
   });
 });

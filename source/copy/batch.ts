@@ -50,6 +50,13 @@ export interface Position {
   readonly lastPartition?: string | null;
   /** how batches find their end (batchSql); absent in checkpoints of earlier versions: 'rows' */
   readonly bound?: CopyOrder['bound'];
+  /**
+   * 'pages': the copy walks the source's pages in physical order (pageBatchSql); `upper` and `last` then hold one
+   * page number each (the first page not walked), and `relfilenode` the source's file at the start (a rewrite moves
+   * every row: the walk cannot go on). Absent: the keyset walk.
+   */
+  readonly walk?: 'pages';
+  readonly relfilenode?: number;
 }
 
 export interface BatchCopyOptions {
@@ -69,6 +76,11 @@ export interface BatchCopyOptions {
   readonly control?: boolean;
   /** runs of batches in one CALL when nothing happens between batches (default on) */
   readonly runs?: boolean;
+  /**
+   * A fresh copy walks the source's pages (pageBatchSql) when this names the change capture's log (the walk skips
+   * the keys in it: the replay writes them); absent: the keyset walk. A checkpoint's own walk always wins.
+   */
+  readonly pages?: PageWalkLog;
   readonly log: (message: string, level?: LogLevel) => void;
   readonly progress: (p: Progress) => void;
 }
@@ -196,6 +208,79 @@ END`;
 
 /** What the journal's batch rows start with (pgshift.statements.sql): `sql LIKE '-- batch:%'` counts the batches. */
 export const BATCH_SQL_MARK = '-- batch:';
+
+/** The change capture's log as the page walk needs it: the keys it holds are left to the replay. */
+export interface PageWalkLog {
+  readonly logQ: string;
+  readonly pk: readonly string[];
+}
+
+/**
+ * The page walk (PostgreSQL 14+, with the change capture on): each batch inserts the rows of a range of the source's
+ * pages, read by a TID range scan — the sequential read a single INSERT … SELECT makes, with no index, no bound to
+ * look up and no sort. Measured on 2,000,000 rows (10,000-row batches, each its own transaction): 1.02–1.04× the
+ * single statement, where the keyset walk cost 1.14–1.17× (its index reads, and the batch's end looked up first).
+ * On a table whose primary key is a random uuid the keyset walk reads the heap in random order; pages never do.
+ *
+ * Rows move between pages when they are updated (or deleted and inserted), so a row could be met twice, or not at
+ * all. Neither loses or doubles a row, because the capture (installed and committed before the copy starts) logs
+ * the key of every row written since, and the replay (after the copy) makes the new table equal to the source for
+ * every logged key. What is left is the double insert: a row copied from page 10, updated into page 5,000 before
+ * the walk gets there, would be inserted again (a duplicate key, or a second copy in another partition). So each
+ * batch skips the keys already in the log (NOT EXISTS, a hash anti-join on the log: +0–2 % with an empty log, +8 %
+ * with 20,000 entries). A row version the batch sees in its pages was either written before the capture (then its
+ * key is in the log only if a later write happened, and that write's version is the replay's business) or after it
+ * (then its key is in the log, committed before the batch's snapshot saw it): a key the batch inserts is not in the
+ * log as of the batch, so no later batch can meet another visible version of it unless a write committed between
+ * the two, which logged the key, which the later batch then skips.
+ * The upper bound is the source's size in pages after the capture was installed: pages added later hold only rows
+ * written since, all logged. A rewrite of the source (VACUUM FULL, CLUSTER, pg_repack) gives every row a new place;
+ * the walk notices (relfilenode) and stops with a message instead of going on.
+ */
+export function pageBatchSql(pair: Pair, map: ColumnMap, log: PageWalkLog): string {
+  return `INSERT INTO ${pair.target.q} (${listOf(map.columns)})${map.overriding ? ' OVERRIDING SYSTEM VALUE' : ''}
+  SELECT ${listOf(map.columns, 's.')} FROM ${pair.source.q} s
+   WHERE s.ctid >= $1::tid AND s.ctid < $2::tid
+     AND NOT EXISTS (SELECT 1 FROM ${log.logQ} l WHERE ${rowOf(log.pk, 'l.')} = ${rowOf(log.pk, 's.')})`;
+}
+
+/** The page walk's upper bound and file: read after the capture's install has committed. */
+export function pagesStatement(pair: Pair): string {
+  return `SELECT (pg_relation_size(c.oid) / current_setting('block_size')::int)::bigint AS pages, c.relfilenode::bigint AS relfilenode,
+       c.relpages::float8 AS relpages, c.reltuples::float8 AS reltuples FROM pg_class c WHERE c.oid = ${pair.source.oid}`;
+}
+
+/**
+ * The page walk's batch function, the same contract as batchFunctionDdl's (c0 = the first page of the batch, NULL
+ * for the first batch; u0 = the upper bound; lim = pages in the batch): checks the source was not rewritten,
+ * inserts the range, moves the checkpoint (guarded by rows_done), journals the insert.
+ */
+export function pageFunctionDdl(name: string, insertSql: string, pair: Pair, relfilenode: number): string {
+  const body = `
+DECLARE
+  v_t0 timestamptz := clock_timestamp(); v_from bigint := COALESCE(c0, 0); v_to bigint;
+BEGIN
+  IF (SELECT c.relfilenode::bigint FROM pg_class c WHERE c.oid = ${pair.source.oid}) IS DISTINCT FROM ${relfilenode} THEN
+    RAISE EXCEPTION 'pgshift: % was rewritten since its copy started (VACUUM FULL, CLUSTER or a table rewrite): its rows moved, so the pages already copied no longer say which rows are', ${literal(pair.source.display)}
+      USING ERRCODE = 'PGS02';
+  END IF;
+  v_to := LEAST(v_from + lim, u0);
+  EXECUTE ${literal(insertSql)} USING format('(%s,0)', v_from)::tid, format('(%s,0)', v_to)::tid;
+  GET DIAGNOSTICS r_n = ROW_COUNT;
+  r_done := v_to >= u0;
+  r_last := ARRAY[v_to::text];
+  UPDATE pgshift.checkpoints k
+     SET position = k.position || jsonb_build_object('last', to_jsonb(r_last), 'batches', (k.position->>'batches')::int + CASE WHEN r_n > 0 THEN 1 ELSE 0 END, 'done', r_done),
+         rows_done = k.rows_done + r_n, run_id = run, updated_at = now()
+   WHERE k.step_id = step AND k.rows_done = expected;
+  GET DIAGNOSTICS r_moved = ROW_COUNT;
+  INSERT INTO pgshift.statements (run_id, step_id, sql, duration_ms, rows)
+  VALUES (run, step, ${literal(`${BATCH_SQL_MARK} pages [$1, $2) of the source, from `)} || v_from || ' to ' || v_to || E'\n' || ${literal(insertSql)}, round((extract(epoch FROM clock_timestamp() - v_t0) * 1000)::numeric, 3), r_n);
+  RETURN NEXT;
+END`;
+  return `CREATE OR REPLACE FUNCTION ${qname('pgshift', name)}(c0 bigint, u0 bigint, lim integer, step text, expected bigint, run bigint)
+  RETURNS TABLE (r_n integer, r_last text[], r_part text, r_moved integer, r_done boolean) LANGUAGE plpgsql AS ${dollarQuote(body)}`;
+}
 
 /**
  * Runs of batches: when nothing has to happen between batches (no rest, no pacing, no throttle), one CALL runs
@@ -327,7 +412,7 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
       1,
     );
   }
-  if (cp && cp.position.order.join('\u0000') !== order.columns.join('\u0000')) {
+  if (cp && cp.position.walk !== 'pages' && cp.position.order.join('\u0000') !== order.columns.join('\u0000')) {
     throw new UserError(
       `the checkpoint of ${stepId} walks (${cp.position.order.join(', ')}) but the table is now walked by (${order.columns.join(', ')})`,
       'the table changed since the copy started (primary key or indexes); empty the target and run phase 3 again',
@@ -337,7 +422,31 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
   if (cp?.position.done) {
     return { rows: cp.rowsDone, batches: cp.position.batches, ms: 0, stopped: false, already: true, resumedFrom: cp.rowsDone, pausedMs: 0 };
   }
-  if (!cp) {
+  if (cp?.position.walk === 'pages') {
+    if (!opts.pages) {
+      throw new UserError(
+        `the copy of ${pair.source.display} walks its pages and needs the change capture, which is no longer installed`,
+        `empty ${pair.target.display} (TRUNCATE ${pair.target.display}) and run phase 3 again: the copy starts over with a new capture`,
+        1,
+      );
+    }
+    const [now] = await db.read<{ relfilenode: string }>(pagesStatement(pair));
+    if (Number(now!.relfilenode) !== cp.position.relfilenode) {
+      throw new UserError(
+        `${pair.source.display} was rewritten since its copy started (VACUUM FULL, CLUSTER or a table rewrite): its rows moved, so the ${cp.position.last?.[0] ?? 0} pages already copied no longer say which rows are`,
+        `empty ${pair.target.display} (TRUNCATE ${pair.target.display}) and run phase 3 again: the copy starts over`,
+        1,
+      );
+    }
+  }
+  if (!cp && opts.pages) {
+    const [pg0] = await db.read<{ pages: string; relfilenode: string }>(pagesStatement(pair));
+    const pages = Number(pg0!.pages);
+    const position: Position = { v: 1, order: ['ctid'], upper: [String(pages)], last: null, done: pages === 0, batches: 0, walk: 'pages', relfilenode: Number(pg0!.relfilenode) };
+    await db.tx((tx) => journal.setCheckpoint(tx, stepId, position, 0), { stepId, onRetry: onRetry('checkpoint') });
+    cp = { position, rowsDone: 0 };
+    opts.log(`upper bound fixed at the start: the source's first ${pages.toLocaleString('en-US')} pages (its size after the change capture was installed); rows written later are in the change log, not chased`);
+  } else if (!cp) {
     const up = (await db.read<Record<string, string>>(upperStatement(pair, order)))[0];
     const upper = up ? order.columns.map((_, i) => up[`p${i}`]!) : null;
     const position: Position = { v: 1, order: order.columns, upper, last: null, done: upper === null, batches: 0, bound: order.bound };
@@ -349,13 +458,37 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
   }
   const resumedFrom = cp.rowsDone;
   const total = await estimateRows(db, pair.source.oid);
+  const pageWalk = cp.position.walk === 'pages';
   // a checkpoint of an earlier version holds a whole row as its cursor: it goes on by rows, whatever the index
   const bound = cp.position.bound ?? 'rows';
   const cols = await columnsOf(db, pair.source.oid);
-  const types = order.columns.map((c) => cols.find((x) => x.name === c)!.type);
+  const types = pageWalk ? ['bigint'] : order.columns.map((c) => cols.find((x) => x.name === c)!.type);
   const fnName = batchFunctionName(stepId);
   const fn = qname('pgshift', fnName);
-  await db.ddl([batchFunctionDdl(fnName, batchSql(pair, map, order, bound), bound, types)], { stepId });
+  await db.ddl([
+    pageWalk
+      ? pageFunctionDdl(fnName, pageBatchSql(pair, map, opts.pages!), pair, cp.position.relfilenode!)
+      : batchFunctionDdl(fnName, batchSql(pair, map, order, bound), bound, types),
+  ], { stepId });
+  /** rows per page, for the page walk's batch size in pages: the catalog's estimate, then what the walk measured */
+  let perPage = 0;
+  if (pageWalk) {
+    const [st] = await db.read<{ relpages: number; reltuples: number }>(pagesStatement(pair));
+    perPage = st!.relpages > 0 && st!.reltuples > 0 ? st!.reltuples / st!.relpages : 0;
+    if (!perPage) {
+      const [sample] = await db.read<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${pair.source.q} WHERE ctid < '(64,0)'::tid`);
+      perPage = Math.max(1, sample!.n / 64);
+    }
+  }
+  const walkedFrom = pageWalk ? Number(cp.position.last?.[0] ?? 0) : 0;
+  /** the batch's size as the function takes it: rows, or pages for the page walk */
+  const batchLimit = (rows: number, p: Position): number => {
+    if (!pageWalk) return rows;
+    const walked = Number(p.last?.[0] ?? 0) - walkedFrom;
+    const copied = rowsDone - resumedFrom;
+    if (walked >= 16 && copied > 0) perPage = copied / walked;
+    return Math.max(1, Math.min(1_000_000, Math.round(rows / Math.max(0.01, perPage))));
+  };
   let runProc: string | null = null;
   if (opts.runs !== false && (await db.serverVersionNum()) >= 110000) {
     const name = runProcedureName(stepId);
@@ -367,7 +500,7 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
     }
   }
   /** the cursor as the function's c0… parameters: NULLs before the first batch, the key alone in 'key' mode */
-  const cursorParams = (p: Position) => order.columns.map((_, i) => p.last?.[i] ?? null);
+  const cursorParams = (p: Position) => types.map((_, i) => p.last?.[i] ?? null);
   let runFailures = 0;
   const callRun = async (p: Position, before: number, limit: number): Promise<{ pos: Position; rowsDone: number; n: number }> => {
     const client = await db.pool.connect();
@@ -405,7 +538,9 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
   let stale = 0;
   let waitingLock: string | null = null;
   let pausedMs = 0;
-  const where = () => (lastPart ? `partition ${lastPart} · batch ${batches}` : `batch ${batches}`);
+  const where = () =>
+    pageWalk ? `page ${Number(pos.last?.[0] ?? 0).toLocaleString('en-US')} of ${Number(pos.upper?.[0] ?? 0).toLocaleString('en-US')} · batch ${batches}`
+    : lastPart ? `partition ${lastPart} · batch ${batches}` : `batch ${batches}`;
   const report = (state: Progress['state'], reason?: string, detail?: string) =>
     opts.progress({
       done: rowsDone, total: done ? rowsDone : total && total > rowsDone ? total : undefined, unit: 'rows',
@@ -440,7 +575,7 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
       const gate = throttle ? await throttle.gate(opts.signal) : { factor: 1, pauseMs: 0 };
       if (opts.signal.aborted) break;
       const rows = ctl?.batchRows ?? opts.batchRows;
-      const limit = Math.max(100, Math.floor(rows * gate.factor));
+      const limit = batchLimit(Math.max(100, Math.floor(rows * gate.factor)), pos);
       const b0 = performance.now();
       let r: { pos: Position; rowsDone: number; n: number };
       if (control) control.inBatch = true;
@@ -491,6 +626,13 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
           opts.log(e.message, 'warn');
           stale++;
           continue;
+        }
+        if (err?.code === 'PGS02') {
+          throw new UserError(
+            (err.message ?? '').replace(/^pgshift: /, ''),
+            `empty ${pair.target.display} (TRUNCATE ${pair.target.display}) and run phase 3 again: the copy starts over`,
+            1,
+          );
         }
         if (err?.code === '23514' && /no partition of relation/.test(err.message ?? '')) {
           throw new UserError(

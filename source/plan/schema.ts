@@ -111,6 +111,11 @@ export const PlanSchema = z
         mode: z.enum(['batch', 'online']).default('batch'),
         batchRows: z.number().int().min(100).max(1_000_000).default(10_000),
         pauseMs: z.number().int().min(0).max(60_000).default(0),
+        /**
+         * 'physical' (default): batches of the source's pages in their physical order (PostgreSQL 14+, TID range
+         * scans; the change capture covers rows that move); 'key': batches in (partition key, primary key) order.
+         */
+        order: z.enum(['physical', 'key']).default('physical'),
         throttle: z
           .object({
             /** slow down when a session has waited this long on a lock pgshift holds */
@@ -122,7 +127,7 @@ export const PlanSchema = z
           .default({ lockWaitMs: 1000, longQuerySeconds: 30 }),
       })
       .strict()
-      .default({ mode: 'batch', batchRows: 10_000, pauseMs: 0, throttle: { lockWaitMs: 1000, longQuerySeconds: 30 } }),
+      .default({ mode: 'batch', batchRows: 10_000, pauseMs: 0, order: 'physical', throttle: { lockWaitMs: 1000, longQuerySeconds: 30 } }),
     pruning: z
       .object({
         queries: z.array(z.object({ name: z.string().min(1), table: qualified, sql: z.string().min(1) }).strict()).default([]),
