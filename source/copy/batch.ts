@@ -470,8 +470,13 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
       ? pageFunctionDdl(fnName, pageBatchSql(pair, map, opts.pages!), pair, cp.position.relfilenode!)
       : batchFunctionDdl(fnName, batchSql(pair, map, order, bound), bound, types),
   ], { stepId });
-  /** rows per page, for the page walk's batch size in pages: the catalog's estimate, then what the walk measured */
+  /**
+   * rows per page, for the page walk's batch size in pages: the catalog's estimate (or a count of the first 64
+   * pages), then what the walk measured — never below a quarter of the estimate, so a run of empty pages (bloat)
+   * cannot make the next batch swallow the table in one transaction
+   */
   let perPage = 0;
+  let perPageFloor = 0;
   if (pageWalk) {
     const [st] = await db.read<{ relpages: number; reltuples: number }>(pagesStatement(pair));
     perPage = st!.relpages > 0 && st!.reltuples > 0 ? st!.reltuples / st!.relpages : 0;
@@ -479,6 +484,7 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
       const [sample] = await db.read<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${pair.source.q} WHERE ctid < '(64,0)'::tid`);
       perPage = Math.max(1, sample!.n / 64);
     }
+    perPageFloor = perPage / 4;
   }
   const walkedFrom = pageWalk ? Number(cp.position.last?.[0] ?? 0) : 0;
   /** the batch's size as the function takes it: rows, or pages for the page walk */
@@ -486,7 +492,7 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
     if (!pageWalk) return rows;
     const walked = Number(p.last?.[0] ?? 0) - walkedFrom;
     const copied = rowsDone - resumedFrom;
-    if (walked >= 16 && copied > 0) perPage = copied / walked;
+    if (walked >= 16 && copied > 0) perPage = Math.max(perPageFloor, copied / walked);
     return Math.max(1, Math.min(1_000_000, Math.round(rows / Math.max(0.01, perPage))));
   };
   let runProc: string | null = null;
