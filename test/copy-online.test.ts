@@ -148,7 +148,7 @@ describe('phase 3 online copy: change capture and replay beside a live writer', 
       expect(a.n).toBe(ROWS + c.insert - c.delete);
       expect(b).toEqual(a);
       // TRUNCATE would bypass the capture: refused while it is on
-      await expect(db.client.query(`TRUNCATE public.petri_observations CASCADE`)).rejects.toThrow(/being copied online; TRUNCATE would bypass the change capture/);
+      await expect(db.client.query(`TRUNCATE public.petri_observations CASCADE`)).rejects.toThrow(/is being migrated \(its changes are captured for the new table\); TRUNCATE would bypass the change capture/);
       await removeCapture(pdb, t, null);
       expect(await captureInstalled(pdb, t)).toBe(false);
       const left = await db.client.query(

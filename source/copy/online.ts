@@ -104,7 +104,7 @@ BEGIN
 END`;
   const guardBody = `
 BEGIN
-  RAISE EXCEPTION 'pgshift: %.% is being copied online; TRUNCATE would bypass the change capture', TG_TABLE_SCHEMA, TG_TABLE_NAME
+  RAISE EXCEPTION 'pgshift: %.% is being migrated (its changes are captured for the new table); TRUNCATE would bypass the change capture', TG_TABLE_SCHEMA, TG_TABLE_NAME
     USING HINT = 'finish or roll back the migration first (pgshift removes this trigger)';
 END`;
   return [
