@@ -57,7 +57,9 @@ async function previewCopy(ctx: PlanContext, t: TablePlan): Promise<string[]> {
   const out: string[] = [];
   if ('missing' in pairOr) {
     out.push(`-- ${pairOr.missing}; statements shown once phase 2 has created it`);
-    out.push(`-- per batch: its end (the ${ctx.plan.copy.batchRows}th next (${ident(t.key)}, pk) from the index), then INSERT INTO ${qname(t.schema, t.targetName)} (…) SELECT … FROM ${qname(t.schema, t.table)} WHERE (${ident(t.key)}, pk) > (cursor) AND (${ident(t.key)}, pk) <= (end)`);
+    out.push(ctx.plan.copy.order === 'physical'
+      ? `-- per batch (PostgreSQL 14+; else by key): the next pages holding ~${ctx.plan.copy.batchRows} rows, INSERT INTO ${qname(t.schema, t.targetName)} (…) SELECT … FROM ${qname(t.schema, t.table)} s WHERE s.ctid >= (first page) AND s.ctid < (next page) AND NOT EXISTS (its key in the change log)`
+      : `-- per batch: its end (the ${ctx.plan.copy.batchRows}th next (${ident(t.key)}, pk) from the index), then INSERT INTO ${qname(t.schema, t.targetName)} (…) SELECT … FROM ${qname(t.schema, t.table)} WHERE (${ident(t.key)}, pk) > (cursor) AND (${ident(t.key)}, pk) <= (end)`);
     return out;
   }
   const pair = pairOr;
@@ -81,19 +83,15 @@ async function previewCopy(ctx: PlanContext, t: TablePlan): Promise<string[]> {
       out.push(pagesStatement(pair));
       out.push(`-- each batch, one transaction with its checkpoint (SET LOCAL lock_timeout = ${ctx.plan.locks.timeoutMs}), through pgshift.${batchFunctionName(copyStepId(t))}(…) (plpgsql, created before the copy and dropped after): the rows of the next pages in physical order (a TID range scan, as many pages as hold ~${ctx.plan.copy.batchRows.toLocaleString('en-US')} rows), skipping the keys already in the change log (the replay writes them); the checkpoint moved to the last page and the insert journaled, in the same transaction`);
       out.push(pageBatchSql(pair, map, { logQ: qname('pgshift', names.log), pk: cols.map((c) => c.attname) }));
-      out.push(`-- with no rest between batches, runs of them (up to 250 ms, each batch its own transaction) go through one CALL of pgshift.${runProcedureName(copyStepId(t))}(…), created before the copy and dropped after: CREATE OR REPLACE PROCEDURE … LANGUAGE plpgsql (the same batch function, COMMIT after each batch)`);
-      out.push(`INSERT INTO pgshift.checkpoints (step_id, run_id, position, rows_done) VALUES (…) ON CONFLICT (step_id) DO UPDATE …`);
-      out.push('-- then replay the change log (REPEATABLE READ, batch by batch, one row per key): DELETE new rows by pk, re-INSERT the current source rows, DELETE the log entries; kept up in the background until the swap');
-      out.push(`ANALYZE ${pair.target.q}`);
-      return out;
+    } else {
+      out.push(`-- upper bound, fixed at the start`);
+      out.push(upperStatement(pair, order));
+      const sql = batchSql(pair, map, order, order.bound);
+      out.push(`-- each batch, one transaction with its checkpoint (SET LOCAL lock_timeout = ${ctx.plan.locks.timeoutMs}), through pgshift.${batchFunctionName(copyStepId(t))}(…) (plpgsql, created before the copy and dropped after): first where the batch ends, ${order.bound === 'rows' ? 'the' : `the ${order.key} of the`} ${ctx.plan.copy.batchRows.toLocaleString('en-US')}th next row${order.bound === 'rows' ? '' : ` (that ${order.key}'s group of ties taken whole)`}, read from index ${order.index ?? '(none)'}; $${sql.limitParam} = ${ctx.plan.copy.batchRows}`);
+      out.push(sql.boundNext);
+      out.push('-- then the range up to that end (no ORDER BY, no LIMIT, no RETURNING), the checkpoint moved to it and the insert journaled, in the same transaction');
+      out.push(sql.insertNext);
     }
-    out.push(`-- upper bound, fixed at the start`);
-    out.push(upperStatement(pair, order));
-    const sql = batchSql(pair, map, order, order.bound);
-    out.push(`-- each batch, one transaction with its checkpoint (SET LOCAL lock_timeout = ${ctx.plan.locks.timeoutMs}), through pgshift.${batchFunctionName(copyStepId(t))}(…) (plpgsql, created before the copy and dropped after): first where the batch ends, ${order.bound === 'rows' ? 'the' : `the ${order.key} of the`} ${ctx.plan.copy.batchRows.toLocaleString('en-US')}th next row${order.bound === 'rows' ? '' : ` (that ${order.key}'s group of ties taken whole)`}, read from index ${order.index ?? '(none)'}; $${sql.limitParam} = ${ctx.plan.copy.batchRows}`);
-    out.push(sql.boundNext);
-    out.push('-- then the range up to that end (no ORDER BY, no LIMIT, no RETURNING), the checkpoint moved to it and the insert journaled, in the same transaction');
-    out.push(sql.insertNext);
     out.push(`-- with no rest between batches, runs of them (up to 250 ms, each batch its own transaction) go through one CALL of pgshift.${runProcedureName(copyStepId(t))}(…), created before the copy and dropped after: CREATE OR REPLACE PROCEDURE … LANGUAGE plpgsql (the same batch function, COMMIT after each batch)`);
     out.push(`INSERT INTO pgshift.checkpoints (step_id, run_id, position, rows_done) VALUES (…) ON CONFLICT (step_id) DO UPDATE …`);
     out.push('-- then replay the change log (REPEATABLE READ, batch by batch, one row per key): DELETE new rows by pk, re-INSERT the current source rows, DELETE the log entries; kept up in the background until the swap');
@@ -227,7 +225,7 @@ async function pageWalk(ctx: StepContext, t: TablePlan, pair: Pair, legacy: bool
   const cap = legacy ? null : await findCapture(ctx.db, t);
   if (cp) {
     if (cp.position.walk === 'pages') return cap ? { logQ: cap.logQ, pk: cap.pk } : null;
-    ctx.log(`the copy goes on in (${cp.position.order.join(', ')}) order, as it started`);
+    if (!cp.position.done) ctx.log(`the copy goes on in (${cp.position.order.join(', ')}) order, as it started`);
     return null;
   }
   if (ctx.plan.copy.order === 'key') {
