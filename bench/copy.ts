@@ -4,7 +4,7 @@
  *  (b) the seed's LIMIT/OFFSET loop at the same batch size, capped by time and extrapolated (each batch re-reads
  *      every earlier row, so batch time grows linearly: fitted, then summed over all batches);
  *  (c) pgshift's batch copy (the real phase-3 step through the engine, the default walk: the source's pages) at ~10,000-row batches;
- *  (d) pgshift's online copy while a writer (insert/update/move/delete on its own connection) runs, with the
+ *  (d) pgshift's online copy while a writer (insert/update/move/delete, in a process of its own) runs, with the
  *      writer's p50/p99 latency against the same writer on the idle database; then the drain (as phase 5 does it,
  *      under lock) and a content-hash check.
  *   npm run bench:copy -- --rows 2000000 [--json] [--batch 10000] [--offset-cap 120] [--writer-seconds 10] [--repeat 3] [--online-only]
