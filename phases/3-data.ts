@@ -144,7 +144,8 @@ function copyStep(t: TablePlan): Step {
             1,
           );
         }
-        if (cp && cp.rowsDone > 0) {
+        // a checkpoint whose rows are gone (the target was emptied, as pgshift's hints say to do) starts over: with a capture
+        if (cp && cp.rowsDone > 0 && !(await emptied(ctx, cp, pair))) {
           if (online) {
             throw new UserError(
               `the copy of ${name} started without change capture (${cp.rowsDone} rows copied) and the plan now says online: changes made since are not logged`,
@@ -216,12 +217,21 @@ function copyStep(t: TablePlan): Step {
 const CAPTURE_NAME = 'pgshift_capture';
 
 /**
+ * An unfinished checkpoint whose rows are gone from the target (emptied, as pgshift's hints say to do): batchCopy
+ * starts that copy over, so it is a fresh copy (with a capture, by pages) and not the continuation of the old one.
+ */
+async function emptied(ctx: StepContext, cp: { position: Position; rowsDone: number }, pair: Pair): Promise<boolean> {
+  return cp.rowsDone > 0 && !cp.position.done && (await targetIsEmpty(ctx.db, pair));
+}
+
+/**
  * Whether a fresh copy walks the source's pages (batch.ts, pageBatchSql) and, if so, the capture log it skips keys
  * of. It needs the change capture (rows that move between pages are the replay's) and TID range scans (PostgreSQL
  * 14+: before, a ctid range is a whole-table scan per batch). A checkpoint's walk wins over this (batchCopy).
  */
 async function pageWalk(ctx: StepContext, t: TablePlan, pair: Pair, legacy: boolean): Promise<PageWalkLog | null> {
-  const cp = await ctx.journal.getCheckpoint<Position>(copyStepId(t));
+  const cp0 = await ctx.journal.getCheckpoint<Position>(copyStepId(t));
+  const cp = cp0 && (await emptied(ctx, cp0, pair)) ? null : cp0;
   const cap = legacy ? null : await findCapture(ctx.db, t);
   if (cp) {
     if (cp.position.walk === 'pages') return cap ? { logQ: cap.logQ, pk: cap.pk } : null;

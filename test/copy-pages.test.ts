@@ -140,6 +140,30 @@ describe('phase 3 copy by pages (copy.order = physical, the default)', () => {
     expect(journal.rows[0]).toMatchObject({ ctid: journal.rows[0]!.n, offset: 0 });
   });
 
+  it('refuses to go on walking pages once the change capture is gone (a row moved meanwhile would be lost), and changes nothing', async () => {
+    await db.client.query(`TRUNCATE public.ledger_partitioned`);
+    await db.client.query(`DELETE FROM pgshift.checkpoints; DELETE FROM pgshift.step_state`);
+    await copyOneBatch('nocapture-1');
+    const before = (await checkpoint())!;
+    expect(before.position.walk).toBe('pages');
+    // removed by hand between two runs: the trigger and its log
+    const [{ log }] = (await db.client.query<{ log: string }>(`SELECT value->>'log' AS log FROM pgshift.artifacts WHERE key = 'capture:public.ledger'`)).rows as [{ log: string }];
+    await db.client.query(`DROP TRIGGER pgshift_capture ON public.ledger; DROP TABLE pgshift."${log}"`);
+    const { out } = await finish('nocapture-2');
+    expect(out.status).toBe('failed');
+    expect(out.message).toContain('the copy of public.ledger walks its pages and needs the change capture, which is no longer installed');
+    expect(out.hint).toContain('empty public.ledger_partitioned (TRUNCATE public.ledger_partitioned) and run phase 3 again');
+    expect(await checkpoint()).toEqual(before);
+    const [{ n }] = (await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.ledger_partitioned`)).rows as [{ n: number }];
+    expect(n).toBe(before.n);
+    // as told: emptied, the copy starts over with a new capture and matches
+    await db.client.query(`TRUNCATE public.ledger_partitioned`);
+    const again = await finish('nocapture-3');
+    expect(again.out.status, again.logs).toBe('completed');
+    expect(again.logs).toContain('change capture installed and committed BEFORE the first batch');
+    expect(await contentHash(db.client, 'public.ledger_partitioned', COLS, 'id')).toEqual(await contentHash(db.client, 'public.ledger', COLS, 'id'));
+  });
+
   it('stops with a clear message when the source is rewritten mid-copy (VACUUM FULL moves every row), and changes nothing', async () => {
     await db.client.query(`TRUNCATE public.ledger_partitioned`);
     await db.client.query(`DELETE FROM pgshift.checkpoints; DELETE FROM pgshift.step_state`);
