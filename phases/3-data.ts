@@ -243,6 +243,11 @@ async function pageWalk(ctx: StepContext, t: TablePlan, pair: Pair, legacy: bool
     return null;
   }
   if (!cap) return null;
+  if (pair.source.kind !== 'r') {
+    // a partitioned (or other) relation has no pages of its own: its size is 0, a page walk would copy nothing
+    ctx.log(`${pair.source.display} is not a plain table (relkind ${pair.source.kind}): the copy walks the key order, not pages`);
+    return null;
+  }
   if ((await ctx.db.serverVersionNum()) < 140000) {
     ctx.log('PostgreSQL before 14 has no TID range scan: the copy walks the key order instead of the physical order');
     return null;

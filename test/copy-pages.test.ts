@@ -164,6 +164,30 @@ describe('phase 3 copy by pages (copy.order = physical, the default)', () => {
     expect(await contentHash(db.client, 'public.ledger_partitioned', COLS, 'id')).toEqual(await contentHash(db.client, 'public.ledger', COLS, 'id'));
   });
 
+  it('walks keys, not pages, when the source is itself partitioned (it has no pages of its own), and copies every row', async () => {
+    await db.client.query(`CREATE TABLE public.parted (id bigint NOT NULL, k int NOT NULL, v text, PRIMARY KEY (id, k)) PARTITION BY LIST (k)`);
+    await db.client.query(`CREATE TABLE public.parted_a PARTITION OF public.parted FOR VALUES IN (1); CREATE TABLE public.parted_b PARTITION OF public.parted FOR VALUES IN (2)`);
+    await db.client.query(`INSERT INTO public.parted SELECT g, 1 + g % 2, md5(g::text) FROM generate_series(1, 3000) g`);
+    await db.client.query(`ANALYZE public.parted`);
+    await db.client.query(`CREATE TABLE public.parted_partitioned (LIKE public.parted) PARTITION BY LIST (k)`);
+    await db.client.query(`ALTER TABLE public.parted_partitioned ADD PRIMARY KEY (id, k)`);
+    await db.client.query(`CREATE TABLE public.parted_partitioned_1 PARTITION OF public.parted_partitioned FOR VALUES IN (1); CREATE TABLE public.parted_partitioned_2 PARTITION OF public.parted_partitioned FOR VALUES IN (2)`);
+    const o = await openEngine(db.url, writePlan(path.join(dir, 'parted'), {
+      partition: [{ source: 'public.parted', strategy: 'list', key: 'k', values: { query: 'SELECT 1 UNION ALL SELECT 2' } }], copy: { batchRows: 500 },
+    }));
+    try {
+      const out = await o.engine.run({ phases: [3], only: ['copy:public.parted'] });
+      expect(out.status, o.logs().join('\n')).toBe('completed');
+      expect(o.logs().join('\n')).toContain('public.parted is not a plain table (relkind p): the copy walks the key order, not pages');
+    } finally {
+      await o.engine.close();
+    }
+    const cols = ['id', 'k', 'v'];
+    const a = await contentHash(db.client, 'public.parted', cols, 'id');
+    expect(a.n).toBe(3000);
+    expect(await contentHash(db.client, 'public.parted_partitioned', cols, 'id')).toEqual(a);
+  });
+
   it('stops with a clear message when the source is rewritten mid-copy (VACUUM FULL moves every row), and changes nothing', async () => {
     await db.client.query(`TRUNCATE public.ledger_partitioned`);
     await db.client.query(`DELETE FROM pgshift.checkpoints; DELETE FROM pgshift.step_state`);
