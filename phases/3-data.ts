@@ -81,8 +81,8 @@ async function previewCopy(ctx: PlanContext, t: TablePlan): Promise<string[]> {
       out.push(`-- order: the source's pages in physical order (copy.order = physical; PostgreSQL 14+)`);
       out.push(`-- upper bound, fixed at the start: the source's size in pages once the capture is committed`);
       out.push(pagesStatement(pair));
-      out.push(`-- each batch, one transaction with its checkpoint (SET LOCAL lock_timeout = ${ctx.plan.locks.timeoutMs}), through pgshift.${batchFunctionName(copyStepId(t))}(…) (plpgsql, created before the copy and dropped after): the rows of the next pages in physical order (a TID range scan, as many pages as hold ~${ctx.plan.copy.batchRows.toLocaleString('en-US')} rows), skipping the keys already in the change log (the replay writes them); the checkpoint moved to the last page and the insert journaled, in the same transaction`);
-      out.push(pageBatchSql(pair, map, { logQ: qname('pgshift', names.log), pk: cols.map((c) => c.attname) }));
+      out.push(`-- each batch, one transaction with its checkpoint (SET LOCAL lock_timeout = ${ctx.plan.locks.timeoutMs}), through pgshift.${batchFunctionName(copyStepId(t))}(…) (plpgsql, created before the copy and dropped after): the rows of the next pages in physical order (a TID range scan, as many pages as hold ~${ctx.plan.copy.batchRows.toLocaleString('en-US')} rows), skipping the keys already in the change log (the replay writes them; looked up only for row versions written since the capture's install, $3 = the age of the oldest transaction running then); the checkpoint moved to the last page and the insert journaled, in the same transaction`);
+      out.push(pageBatchSql(pair, map, { logQ: qname('pgshift', names.log), pk: cols.map((c) => c.attname), xmin: '0' }));
     } else {
       out.push(`-- upper bound, fixed at the start`);
       out.push(upperStatement(pair, order));
@@ -234,7 +234,7 @@ async function pageWalk(ctx: StepContext, t: TablePlan, pair: Pair, legacy: bool
   const cp = cp0 && (await emptied(ctx, cp0, pair)) ? null : cp0;
   const cap = legacy ? null : await findCapture(ctx.db, t);
   if (cp) {
-    if (cp.position.walk === 'pages') return cap ? { logQ: cap.logQ, pk: cap.pk } : null;
+    if (cp.position.walk === 'pages') return cap ? { logQ: cap.logQ, pk: cap.pk, xmin: cap.xmin } : null;
     if (!cp.position.done) ctx.log(`the copy goes on in (${cp.position.order.join(', ')}) order, as it started`);
     return null;
   }
@@ -253,7 +253,7 @@ async function pageWalk(ctx: StepContext, t: TablePlan, pair: Pair, legacy: bool
     return null;
   }
   ctx.log(`copy order: the source's pages in physical order (TID range scans: the sequential read of a single INSERT … SELECT, no index); a row that moves between pages while the copy runs is in the change log, so each batch leaves the logged keys to the replay`);
-  return { logQ: cap.logQ, pk: cap.pk };
+  return { logQ: cap.logQ, pk: cap.pk, xmin: cap.xmin };
 }
 
 /**

@@ -138,6 +138,15 @@ describe('phase 3 copy by pages (copy.order = physical, the default)', () => {
          FROM pgshift.statements WHERE step_id = $1 AND sql LIKE '-- batch:%'`, [STEP]);
     expect(journal.rows[0]!.n).toBeGreaterThanOrEqual(2);
     expect(journal.rows[0]).toMatchObject({ ctid: journal.rows[0]!.n, offset: 0 });
+    // the log is looked up only for row versions written since the capture's install (older than its oldest running
+    // transaction: committed before it), one probe each on the log's key index
+    const lookups = await db.client.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pgshift.statements WHERE step_id = $1 AND sql LIKE '-- batch:%' AND sql LIKE '%(age(s.xmin) > $3 OR NOT EXISTS (SELECT 1 FROM %'`, [STEP]);
+    expect(lookups.rows[0]!.n).toBe(journal.rows[0]!.n);
+    const art = await db.client.query<{ xmin: string; log: string }>(`SELECT value->>'xmin' AS xmin, value->>'log' AS log FROM pgshift.artifacts WHERE key = 'capture:public.ledger'`);
+    expect(Number(art.rows[0]!.xmin)).toBeGreaterThan(0);
+    const idx = await db.client.query<{ def: string }>(`SELECT pg_get_indexdef(indexrelid) AS def FROM pg_index WHERE indrelid = ('pgshift.' || quote_ident($1))::regclass AND NOT indisprimary`, [art.rows[0]!.log]);
+    expect(idx.rows.map((r) => r.def)).toEqual([expect.stringMatching(/USING btree \(id\)$/)]);
   });
 
   it('refuses to go on walking pages once the change capture is gone (a row moved meanwhile would be lost), and changes nothing', async () => {

@@ -72,6 +72,12 @@ export interface CaptureArtifact {
   targetOid: number;
   pk: string[];
   installedAt: string;
+  /**
+   * The oldest transaction still running when the capture was installed (pg_snapshot_xmin of the install's snapshot,
+   * as text; absent for captures installed by earlier versions). A row version written by an older transaction was
+   * committed before the capture existed; only newer ones can be a logged row's second version (the page walk).
+   */
+  xmin?: string;
 }
 
 /** The capture of a table as it is now: its log, and source and target found by OID (the swap renames them). */
@@ -81,6 +87,8 @@ export interface Capture {
   readonly source: Rel;
   readonly target: Rel;
   readonly pk: string[];
+  /** CaptureArtifact.xmin */
+  readonly xmin: string | null;
 }
 
 /** Statements that install the capture (for preview and for the install itself). */
@@ -109,6 +117,8 @@ BEGIN
 END`;
   return [
     `CREATE TABLE IF NOT EXISTS ${logQ} (${ident(SEQ)} bigserial PRIMARY KEY, ${pk.map((c) => `${ident(c.name)} ${c.type} NOT NULL`).join(', ')}, captured_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+    // the page walk looks up the keys of recently written rows here, one probe each, whatever the log's size
+    `CREATE INDEX IF NOT EXISTS ${ident(`${names.log}_key`)} ON ${logQ} (${cols.join(', ')})`,
     `CREATE OR REPLACE FUNCTION ${fnQ}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${dollarQuote(body)}`,
     `CREATE OR REPLACE FUNCTION ${qname('pgshift', TRUNCATE_GUARD_FN)}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${dollarQuote(guardBody)}`,
     // only triggers call them (a trigger's function is not checked for EXECUTE when it fires)
@@ -145,7 +155,8 @@ export async function installCapture(db: Db, journal: Journal, t: TablePlan, pai
     const guard = await triggerOn(tx, pair.source.oid, TRUNCATE_TRIGGER);
     // one round trip (and one journal entry) for the whole install: the sooner the first batch starts
     await tx.query([`CREATE SCHEMA IF NOT EXISTS pgshift`, ...stmts.filter((s) => !(guard && s.includes(ident(TRUNCATE_TRIGGER))))].join(';\n'));
-    const art: CaptureArtifact = { log: names.log, fn: names.fn, sourceOid: pair.source.oid, targetOid: pair.target.oid, pk: pkNames, installedAt: new Date().toISOString() };
+    const [snap] = (await tx.client.query<{ xmin: string }>(`SELECT txid_snapshot_xmin(txid_current_snapshot())::text AS xmin`)).rows;
+    const art: CaptureArtifact = { log: names.log, fn: names.fn, sourceOid: pair.source.oid, targetOid: pair.target.oid, pk: pkNames, installedAt: new Date().toISOString(), xmin: snap!.xmin };
     await journal.setArtifact(names.artifact, art, tx);
     installed = true;
   }, { stepId, onRetry: onRetry ? (i) => onRetry(`installing the capture trigger: ${i.error}; retry ${i.attempt}/${i.attempts} in ${i.waitMs} ms`) : undefined });
@@ -169,7 +180,7 @@ export async function findCapture(r: Reader, t: TablePlan): Promise<Capture | nu
   if (!target) target = await relByName(r, t.schema, t.targetName);
   if (!source || !target) return null;
   const pk = art?.pk ?? (await primaryKeyOf(r, source.oid));
-  return { names, logQ: logRel.q, source, target, pk };
+  return { names, logQ: logRel.q, source, target, pk, xmin: art?.xmin ?? null };
 }
 
 /** Pending (not yet replayed) changes. */
