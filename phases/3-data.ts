@@ -3,7 +3,7 @@ import type { TablePlan } from '../source/plan/schema.js';
 import { displayName, ident, qname } from '../source/db/quote.js';
 import { UserError } from '../source/engine/errors.js';
 import { chooseOrder, columnMap, resolvePair, type Pair } from '../source/copy/meta.js';
-import { batchCopy, batchFunctionName, batchSql, pageBatchSql, pagesStatement, runProcedureName, targetIsEmpty, upperStatement, type PageWalkLog, type Position } from '../source/copy/batch.js';
+import { batchCopy, batchFunctionName, emptiedCheckpoint, batchSql, pageBatchSql, pagesStatement, runProcedureName, targetIsEmpty, upperStatement, type PageWalkLog, type Position } from '../source/copy/batch.js';
 import { captureLag, captureNames, captureReplayer, catchUp, findCapture, installCapture, installStatements, queueDiffering } from '../source/copy/online.js';
 import { startBackground } from '../source/copy/catchup.js';
 import { appTriggers, disableTriggerSql, triggerList } from '../source/copy/app-triggers.js';
@@ -135,17 +135,20 @@ function copyStep(t: TablePlan): Step {
       // is applied to the new table before the swap (batch mode used to compare counts under the lock, blind to updates)
       let legacy = false;
       const cap0 = await findCapture(ctx.db, t);
+      const cp0 = await ctx.journal.getCheckpoint<Position>(id);
+      const empty = await targetIsEmpty(ctx.db, pair);
+      // a checkpoint whose rows are gone (the target was emptied, as pgshift's hints say to do) starts a fresh copy:
+      // with a capture, by pages (batchCopy starts it over by the same rule)
+      const cp = cp0 && emptiedCheckpoint(cp0, empty) ? null : cp0;
       if (!cap0) {
-        const cp = await ctx.journal.getCheckpoint<Position>(id);
-        if (!cp && !(await targetIsEmpty(ctx.db, pair))) {
+        if (!cp0 && !empty) {
           throw new UserError(
             `${pair.target.display} already holds rows but this copy has no checkpoint: copying would insert rows twice`,
             `check what is in ${pair.target.display}; if it is a leftover of an earlier attempt, empty it (TRUNCATE ${pair.target.display}) and run phase 3 again`,
             1,
           );
         }
-        // a checkpoint whose rows are gone (the target was emptied, as pgshift's hints say to do) starts over: with a capture
-        if (cp && cp.rowsDone > 0 && !(await emptied(ctx, cp, pair))) {
+        if (cp && cp.rowsDone > 0) {
           if (online) {
             throw new UserError(
               `the copy of ${name} started without change capture (${cp.rowsDone} rows copied) and the plan now says online: changes made since are not logged`,
@@ -166,7 +169,7 @@ function copyStep(t: TablePlan): Step {
       if (online) ctx.log('online: the table stays live, so the copy paces itself on the writers\' commit latency (a canary commit): it rests after each batch when application commits slow down behind the copy\'s WAL, and takes the room back when they recover');
       else if (!legacy) ctx.log('batch mode: writes during and after the copy are captured too and applied before the swap; the copy does not rest between batches');
 
-      const pages = await pageWalk(ctx, t, pair, legacy);
+      const pages = await pageWalk(ctx, t, pair, cp, legacy);
       if (!pages) ctx.log(`copy order: ${order.reason}`);
       const res = await batchCopy(ctx.db, ctx.journal, pair, map, order, {
         stepId: id, batchRows: ctx.plan.copy.batchRows, pauseMs: ctx.plan.copy.pauseMs, throttle: ctx.plan.copy.throttle, pages: pages ?? undefined,
@@ -217,21 +220,12 @@ function copyStep(t: TablePlan): Step {
 const CAPTURE_NAME = 'pgshift_capture';
 
 /**
- * An unfinished checkpoint whose rows are gone from the target (emptied, as pgshift's hints say to do): batchCopy
- * starts that copy over, so it is a fresh copy (with a capture, by pages) and not the continuation of the old one.
- */
-async function emptied(ctx: StepContext, cp: { position: Position; rowsDone: number }, pair: Pair): Promise<boolean> {
-  return cp.rowsDone > 0 && !cp.position.done && (await targetIsEmpty(ctx.db, pair));
-}
-
-/**
  * Whether a fresh copy walks the source's pages (batch.ts, pageBatchSql) and, if so, the capture log it skips keys
  * of. It needs the change capture (rows that move between pages are the replay's) and TID range scans (PostgreSQL
- * 14+: before, a ctid range is a whole-table scan per batch). A checkpoint's walk wins over this (batchCopy).
+ * 14+: before, a ctid range is a whole-table scan per batch). The copy's checkpoint (`cp`: null for a fresh copy,
+ * also when its rows are gone from an emptied target) keeps the walk it started with (batchCopy).
  */
-async function pageWalk(ctx: StepContext, t: TablePlan, pair: Pair, legacy: boolean): Promise<PageWalkLog | null> {
-  const cp0 = await ctx.journal.getCheckpoint<Position>(copyStepId(t));
-  const cp = cp0 && (await emptied(ctx, cp0, pair)) ? null : cp0;
+async function pageWalk(ctx: StepContext, t: TablePlan, pair: Pair, cp: { position: Position; rowsDone: number } | null, legacy: boolean): Promise<PageWalkLog | null> {
   const cap = legacy ? null : await findCapture(ctx.db, t);
   if (cp) {
     if (cp.position.walk === 'pages') return cap ? { logQ: cap.logQ, pk: cap.pk, xmin: cap.xmin } : null;

@@ -270,7 +270,7 @@ DECLARE
   v_t0 timestamptz := clock_timestamp(); v_from bigint := COALESCE(c0, 0); v_to bigint;
 BEGIN
   IF (SELECT c.relfilenode::bigint FROM pg_class c WHERE c.oid = ${pair.source.oid}) IS DISTINCT FROM ${relfilenode} THEN
-    RAISE EXCEPTION 'pgshift: % was rewritten since its copy started (VACUUM FULL, CLUSTER or a table rewrite): its rows moved, so the pages already copied no longer say which rows are', ${literal(pair.source.display)}
+    RAISE EXCEPTION 'pgshift: % was rewritten since its copy started (VACUUM FULL, CLUSTER or a table rewrite): its rows moved, so the % pages already copied no longer say which rows are', ${literal(pair.source.display)}, v_from
       USING ERRCODE = 'PGS02';
   END IF;
   v_to := LEAST(v_from + lim, u0);
@@ -361,6 +361,14 @@ async function readCheckpoint(tx: Tx, stepId: string): Promise<{ position: Posit
   return r.rows[0] ? { position: r.rows[0].position, rowsDone: Number(r.rows[0].rows_done) } : null;
 }
 
+/**
+ * An unfinished checkpoint whose rows are gone from the target (emptied, as pgshift's hints say to do, or re-created):
+ * the copy starts over, fresh — not the continuation of the old one.
+ */
+export function emptiedCheckpoint(cp: { position: Position; rowsDone: number }, targetEmpty: boolean): boolean {
+  return cp.rowsDone > 0 && !cp.position.done && targetEmpty;
+}
+
 export async function targetIsEmpty(db: Db, pair: Pair): Promise<boolean> {
   const [r] = await db.read<{ e: boolean }>(`SELECT NOT EXISTS (SELECT 1 FROM ${pair.target.q}) AS e`);
   return r!.e;
@@ -410,7 +418,8 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
 
   let cp = await journal.getCheckpoint<Position>(stepId);
   const empty = await targetIsEmpty(db, pair);
-  if (cp && cp.rowsDone > 0 && empty && !cp.position.done) {
+  const startOver = `empty ${pair.target.display} (TRUNCATE ${pair.target.display}) and run phase 3 again: the copy starts over`;
+  if (cp && emptiedCheckpoint(cp, empty)) {
     opts.log(`the checkpoint says ${cp.rowsDone.toLocaleString('en-US')} rows were copied but ${pair.target.display} is empty (re-created?): starting over`, 'warn');
     cp = null;
   }
@@ -431,27 +440,16 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
   if (cp?.position.done) {
     return { rows: cp.rowsDone, batches: cp.position.batches, ms: 0, stopped: false, already: true, resumedFrom: cp.rowsDone, pausedMs: 0 };
   }
-  if (cp?.position.walk === 'pages') {
-    if (!opts.pages) {
-      throw new UserError(
-        `the copy of ${pair.source.display} walks its pages and needs the change capture, which is no longer installed`,
-        `empty ${pair.target.display} (TRUNCATE ${pair.target.display}) and run phase 3 again: the copy starts over with a new capture`,
-        1,
-      );
-    }
-    const [now] = await db.read<{ relfilenode: string }>(pagesStatement(pair));
-    if (Number(now!.relfilenode) !== cp.position.relfilenode) {
-      throw new UserError(
-        `${pair.source.display} was rewritten since its copy started (VACUUM FULL, CLUSTER or a table rewrite): its rows moved, so the ${cp.position.last?.[0] ?? 0} pages already copied no longer say which rows are`,
-        `empty ${pair.target.display} (TRUNCATE ${pair.target.display}) and run phase 3 again: the copy starts over`,
-        1,
-      );
-    }
+  if (cp?.position.walk === 'pages' && !opts.pages) {
+    throw new UserError(`the copy of ${pair.source.display} walks its pages and needs the change capture, which is no longer installed`, `${startOver} with a new capture`, 1);
   }
+  // the source's size, file and rows per page, read once for a page walk (fresh: its upper bound and file; resumed:
+  // the batch function checks the file against the checkpoint's before every batch)
+  const pageWalk = cp ? cp.position.walk === 'pages' : !!opts.pages;
+  const [src] = pageWalk ? await db.read<{ pages: string; relfilenode: string; relpages: number; reltuples: number }>(pagesStatement(pair)) : [];
   if (!cp && opts.pages) {
-    const [pg0] = await db.read<{ pages: string; relfilenode: string }>(pagesStatement(pair));
-    const pages = Number(pg0!.pages);
-    const position: Position = { v: 1, order: ['ctid'], upper: [String(pages)], last: null, done: pages === 0, batches: 0, walk: 'pages', relfilenode: Number(pg0!.relfilenode) };
+    const pages = Number(src!.pages);
+    const position: Position = { v: 1, order: ['ctid'], upper: [String(pages)], last: null, done: pages === 0, batches: 0, walk: 'pages', relfilenode: Number(src!.relfilenode) };
     await db.tx((tx) => journal.setCheckpoint(tx, stepId, position, 0), { stepId, onRetry: onRetry('checkpoint') });
     cp = { position, rowsDone: 0 };
     opts.log(`upper bound fixed at the start: the source's first ${pages.toLocaleString('en-US')} pages (its size after the change capture was installed); rows written later are in the change log, not chased`);
@@ -467,7 +465,6 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
   }
   const resumedFrom = cp.rowsDone;
   const total = await estimateRows(db, pair.source.oid);
-  const pageWalk = cp.position.walk === 'pages';
   // a checkpoint of an earlier version holds a whole row as its cursor: it goes on by rows, whatever the index
   const bound = cp.position.bound ?? 'rows';
   const cols = await columnsOf(db, pair.source.oid);
@@ -487,8 +484,7 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
   let perPage = 0;
   let perPageFloor = 0;
   if (pageWalk) {
-    const [st] = await db.read<{ relpages: number; reltuples: number }>(pagesStatement(pair));
-    perPage = st!.relpages > 0 && st!.reltuples > 0 ? st!.reltuples / st!.relpages : 0;
+    perPage = src!.relpages > 0 && src!.reltuples > 0 ? src!.reltuples / src!.relpages : 0;
     if (!perPage) {
       const [sample] = await db.read<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${pair.source.q} WHERE ctid < '(64,0)'::tid`);
       perPage = Math.max(1, sample!.n / 64);
@@ -642,13 +638,7 @@ export async function batchCopy(db: Db, journal: Journal, pair: Pair, map: Colum
           stale++;
           continue;
         }
-        if (err?.code === 'PGS02') {
-          throw new UserError(
-            (err.message ?? '').replace(/^pgshift: /, ''),
-            `empty ${pair.target.display} (TRUNCATE ${pair.target.display}) and run phase 3 again: the copy starts over`,
-            1,
-          );
-        }
+        if (err?.code === 'PGS02') throw new UserError((err.message ?? '').replace(/^pgshift: /, ''), startOver, 1);
         if (err?.code === '23514' && /no partition of relation/.test(err.message ?? '')) {
           throw new UserError(
             `${pair.source.display} has rows no partition of ${pair.target.display} accepts: ${err.message}`,
