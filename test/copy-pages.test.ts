@@ -149,28 +149,40 @@ describe('phase 3 copy by pages (copy.order = physical, the default)', () => {
     expect(idx.rows.map((r) => r.def)).toEqual([expect.stringMatching(/USING btree \(id\)$/)]);
   });
 
-  it('refuses to go on walking pages once the change capture is gone (a row moved meanwhile would be lost), and changes nothing', async () => {
+  /**
+   * A copy stopped after its first batch, then `damage` done between two runs: the next run is refused with `message`
+   * and the hint to start over, nothing changes (checkpoint, target); emptied as told, the copy starts over and
+   * matches. Returns the logs of that last run.
+   */
+  const refusedThenStartsOver = async (name: string, damage: () => Promise<void>, message: RegExp): Promise<string> => {
     await db.client.query(`TRUNCATE public.ledger_partitioned`);
     await db.client.query(`DELETE FROM pgshift.checkpoints; DELETE FROM pgshift.step_state`);
-    await copyOneBatch('nocapture-1');
+    await copyOneBatch(`${name}-1`);
     const before = (await checkpoint())!;
     expect(before.position.walk).toBe('pages');
-    // removed by hand between two runs: the trigger and its log
-    const [{ log }] = (await db.client.query<{ log: string }>(`SELECT value->>'log' AS log FROM pgshift.artifacts WHERE key = 'capture:public.ledger'`)).rows as [{ log: string }];
-    await db.client.query(`DROP TRIGGER pgshift_capture ON public.ledger; DROP TABLE pgshift."${log}"`);
-    const { out } = await finish('nocapture-2');
+    await damage();
+    const { out } = await finish(`${name}-2`);
     expect(out.status).toBe('failed');
-    expect(out.message).toContain('the copy of public.ledger walks its pages and needs the change capture, which is no longer installed');
+    expect(out.message).toMatch(message);
     expect(out.hint).toContain('empty public.ledger_partitioned (TRUNCATE public.ledger_partitioned) and run phase 3 again');
     expect(await checkpoint()).toEqual(before);
     const [{ n }] = (await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.ledger_partitioned`)).rows as [{ n: number }];
     expect(n).toBe(before.n);
-    // as told: emptied, the copy starts over with a new capture and matches
     await db.client.query(`TRUNCATE public.ledger_partitioned`);
-    const again = await finish('nocapture-3');
+    const again = await finish(`${name}-3`);
     expect(again.out.status, again.logs).toBe('completed');
-    expect(again.logs).toContain('change capture installed and committed BEFORE the first batch');
     expect(await contentHash(db.client, 'public.ledger_partitioned', COLS, 'id')).toEqual(await contentHash(db.client, 'public.ledger', COLS, 'id'));
+    return again.logs;
+  };
+
+  it('refuses to go on walking pages once the change capture is gone (a row moved meanwhile would be lost), and changes nothing', async () => {
+    // removed by hand between two runs: the trigger and its log
+    const logs = await refusedThenStartsOver('nocapture', async () => {
+      const [{ log }] = (await db.client.query<{ log: string }>(`SELECT value->>'log' AS log FROM pgshift.artifacts WHERE key = 'capture:public.ledger'`)).rows as [{ log: string }];
+      await db.client.query(`DROP TRIGGER pgshift_capture ON public.ledger; DROP TABLE pgshift."${log}"`);
+    }, /the copy of public\.ledger walks its pages and needs the change capture, which is no longer installed/);
+    // the copy started over with a new capture
+    expect(logs).toContain('change capture installed and committed BEFORE the first batch');
   });
 
   it('walks keys, not pages, when the source is itself partitioned (it has no pages of its own), and copies every row', async () => {
@@ -198,23 +210,9 @@ describe('phase 3 copy by pages (copy.order = physical, the default)', () => {
   });
 
   it('stops with a clear message when the source is rewritten mid-copy (VACUUM FULL moves every row), and changes nothing', async () => {
-    await db.client.query(`TRUNCATE public.ledger_partitioned`);
-    await db.client.query(`DELETE FROM pgshift.checkpoints; DELETE FROM pgshift.step_state`);
-    await copyOneBatch('rewrite-1');
-    const before = (await checkpoint())!;
-    expect(before.position.walk).toBe('pages');
-    await db.client.query(`VACUUM FULL public.ledger`);
-    const { out } = await finish('rewrite-2');
-    expect(out.status).toBe('failed');
-    expect(out.message).toMatch(/public\.ledger was rewritten since its copy started \(VACUUM FULL, CLUSTER or a table rewrite\)/);
-    expect(out.hint).toContain('empty public.ledger_partitioned (TRUNCATE public.ledger_partitioned) and run phase 3 again');
-    expect(await checkpoint()).toEqual(before);
-    const [{ n }] = (await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.ledger_partitioned`)).rows as [{ n: number }];
-    expect(n).toBe(before.n);
-    // as told: emptied, the copy starts over (a new walk over the new file) and matches
-    await db.client.query(`TRUNCATE public.ledger_partitioned`);
-    const again = await finish('rewrite-3');
-    expect(again.out.status, again.logs).toBe('completed');
-    expect(await contentHash(db.client, 'public.ledger_partitioned', COLS, 'id')).toEqual(await contentHash(db.client, 'public.ledger', COLS, 'id'));
+    // the copy starts over: a new walk over the new file
+    await refusedThenStartsOver('rewrite', async () => {
+      await db.client.query(`VACUUM FULL public.ledger`);
+    }, /public\.ledger was rewritten since its copy started \(VACUUM FULL, CLUSTER or a table rewrite\)/);
   });
 });
