@@ -135,8 +135,11 @@ describe('phase 3 online copy: change capture and replay beside a live writer', 
       const journal = await Journal.open(pdb, { create: false });
       expect(await captureInstalled(pdb, t)).toBe(true);
       const cap = await findCapture(pdb, t);
+      // the background catch-up may have applied all the writer's changes before it stopped: three more, made now
+      // (the capture outlives the engine), so the drain under the lock surely has work
+      await db.client.query(`UPDATE public.petri_observations SET growth_index = growth_index + 1 WHERE observation_id IN (SELECT observation_id FROM public.petri_observations ORDER BY observation_id LIMIT 3)`);
       const pending = await captureLag(pdb, cap!);
-      expect(pending).toBeGreaterThan(0);
+      expect(pending).toBeGreaterThanOrEqual(3);
       const applied = await pdb.tx(async (tx) => {
         await tx.query(`LOCK TABLE public.petri_observations IN EXCLUSIVE MODE`);
         return drainCapture(tx, t, journal);
