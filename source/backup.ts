@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { execa } from 'execa';
+import { loadExeca } from './execa.js';
 import type { ConnectionInfo } from './db/connection.js';
 import { redact } from './db/connection.js';
 
@@ -48,6 +48,7 @@ function childEnv(conn: ConnectionInfo, extra: Record<string, string> = {}): Nod
 /** The tool's version, or null when it is not installed (not on PATH). */
 export async function toolVersion(tool: 'pg_dump' | 'pg_restore', env: NodeJS.ProcessEnv = process.env): Promise<ToolVersion | null> {
   try {
+    const execa = await loadExeca();
     const r = await execa(tool, ['--version'], { env, reject: false, timeout: 15_000 });
     if (r.exitCode !== 0) return null;
     const v = parseToolVersion(String(r.stdout));
@@ -142,6 +143,7 @@ export async function runPgDump(o: DumpOptions): Promise<DumpResult> {
     void sizeOf(o.file).then((b) => o.onBytes?.(b));
   }, 500);
   try {
+    const execa = await loadExeca();
     const r = await execa('pg_dump', args, { env: o.env ?? childEnv(o.conn), reject: false, cancelSignal: o.signal, forceKillAfterDelay: 5000 });
     const stderr = redact(String(r.stderr ?? ''));
     if (r.exitCode !== 0 || r.isCanceled) {
@@ -169,6 +171,7 @@ export interface TocEntry { readonly desc: string; readonly schema: string; read
 
 /** `pg_restore --list`: the archive's table of contents. Throws ToolError when pg_restore cannot read the file. */
 export async function restoreList(file: string, env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
+  const execa = await loadExeca();
   const r = await execa('pg_restore', ['--list', file], { env, reject: false });
   if (r.exitCode !== 0) throw new ToolError(`pg_restore cannot read ${file}: ${lastLines(redact(String(r.stderr)))}`, r.exitCode, String(r.stderr));
   return String(r.stdout).split('\n').filter((l) => l && !l.startsWith(';'));
@@ -184,6 +187,7 @@ export function tocHas(lines: readonly string[], kind: 'TABLE' | 'TABLE DATA', s
 /** pg_restore of the archive into an existing (scratch) database. */
 export async function restoreInto(o: { conn: ConnectionInfo; file: string; database: string; signal?: AbortSignal; env?: NodeJS.ProcessEnv }): Promise<{ ms: number }> {
   const t0 = performance.now();
+  const execa = await loadExeca();
   const r = await execa('pg_restore', ['--no-password', '--exit-on-error', '--no-owner', `--dbname=${o.database}`, o.file], {
     env: o.env ?? childEnv(o.conn, { PGDATABASE: o.database }), reject: false, cancelSignal: o.signal, forceKillAfterDelay: 5000,
   });

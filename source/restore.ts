@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execa } from 'execa';
+import { loadExeca } from './execa.js';
 import type { ConnectionInfo } from './db/connection.js';
 import { redact } from './db/connection.js';
 import { backupChildEnv, restoreList } from './backup.js';
@@ -57,6 +57,7 @@ export async function restoreBackup(o: RestoreOptions): Promise<{ ms: number; it
   const t0 = performance.now();
   const log: string[] = [];
   let done = 0;
+  const execa = await loadExeca();
   const child = execa('pg_restore', restoreArgs({ file: o.file, intoNew: o.intoNew, database, listFile }), {
     env, extendEnv: true, reject: false, cancelSignal: o.signal, all: true, buffer: false,
   });
@@ -172,6 +173,7 @@ export async function restoreTableToSide(o: SideRestoreOptions): Promise<{ ms: n
   try {
     const listFile = path.join(dir, 'toc.list');
     fs.writeFileSync(listFile, picked.join('\n') + '\n', { mode: 0o600 });
+    const execa = await loadExeca();
     const script = await execa('pg_restore', ['--use-list', listFile, '--file', '-', o.file], { env, extendEnv: true, reject: false, cancelSignal: o.signal, encoding: 'utf8' });
     if (script.exitCode !== 0) throw new Error(`pg_restore could not read ${o.file}: ${redact(String(script.stderr)).split('\n').slice(-3).join(' | ')}`);
     const sql = rewriteToSide(String(script.stdout), { schema: o.quoted.schema, names: [o.quoted.table, ...o.quoted.sequences], side: o.quoted.side });
