@@ -305,6 +305,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       app_transactions_idle: idle.transactions,
       app_failed_transactions: mig.failed,
       app_aborted_clients: mig.aborted,
+      app_transactions_after_stop: mig.afterStop,
       app_errors: mig.errors,
       load_seconds: mig.seconds,
       idle_seconds: idle.seconds,

@@ -103,6 +103,8 @@ export interface LoadResult {
   readonly exitCode: number | null;
   /** the load ended by its -T bound (not stopped by the bench) */
   readonly endedByBound: boolean;
+  /** successful transactions that ended after stop() began terminating the sessions: not measured */
+  readonly afterStop: number;
   /** start and end (epoch ms) of each successful transaction */
   readonly txs: readonly { readonly start: number; readonly end: number }[];
 }
@@ -186,6 +188,10 @@ export class Load {
     const txs: { start: number; end: number }[] = [];
     let failed = 0;
     let maxUs = 0;
+    // stop() terminates the role's sessions: a transaction still running then is the bench's doing, not the
+    // migration's (the baseline ends by its -T bound, without that), so only those ended before it are measured
+    const stopAt = this.stopRequestedAt || Infinity;
+    let afterStop = 0;
     for (const f of files) {
       for (const line of fs.readFileSync(path.join(this.o.dir, f), 'utf8').split('\n')) {
         if (!line) continue;
@@ -197,11 +203,14 @@ export class Load {
           continue;
         }
         const us = Number(x[2]);
+        if (end > stopAt) {
+          afterStop++;
+          continue;
+        }
         maxUs = Math.max(maxUs, us);
         txs.push({ start: end - us / 1000, end });
       }
     }
-    const stopAt = this.stopRequestedAt || Infinity;
     const abortLines = this.stderrLines.filter((l) => /client \d+ (?:script \d+ )?aborted/.test(l.line));
     const errors = this.stderrLines.filter((l) => l.at < stopAt && /aborted|ERROR|FATAL/.test(l.line)).map((l) => l.line.replace(/^pgbench: error: /, ""));
     txs.sort((a, b) => a.end - b.end);
@@ -218,6 +227,7 @@ export class Load {
       seconds: Math.round(seconds),
       exitCode: code,
       endedByBound: !this.stopRequestedAt,
+      afterStop,
       txs,
     };
   }
