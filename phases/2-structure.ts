@@ -112,7 +112,8 @@ async function structureStatements(ctx: PlanContext, t: TablePlan): Promise<stri
   const note = deferredNote(ddl.deferred);
   const deferred = note
     ? [
-      `-- ${note}; they run in phase 3, step finish:${t.schema}.${t.table}, once the copy is done:`,
+      `-- ${note}; they run in phase 3 once the copy is done (keys: step copy:${t.schema}.${t.table}; the rest: step finish:${t.schema}.${t.table}):`,
+      ...(ddl.deferred.keys ?? []).map((x) => `--   ${x.statement}  (after the last batch, before the replay)`),
       ...ddl.deferred.indexes.map((x) => `--   ${x.statement}  (ON ONLY the parent, CONCURRENTLY per partition, ATTACH)`),
       ...ddl.deferred.foreignKeys.map((x) => `--   ${x.statement}  (NOT VALID + VALIDATE per partition, then the parent)`),
     ]
@@ -218,7 +219,7 @@ function structureStep(t: TablePlan): Step {
       const n = partitions.length;
       return {
         status: 'done',
-        summary: `${t.schema}.${t.targetName} created: ${n} partition(s)${t.defaultPartition ? ' incl. DEFAULT' : ''}, ${ddl.indexes.length - ddl.deferred.indexes.length} index(es), ${ddl.constraints.length - ddl.deferred.foreignKeys.length} constraint(s)` +
+        summary: `${t.schema}.${t.targetName} created: ${n} partition(s)${t.defaultPartition ? ' incl. DEFAULT' : ''}, ${ddl.indexes.length - ddl.deferred.indexes.length - (ddl.deferred.keys?.length ?? 0)} index(es), ${ddl.constraints.length - ddl.deferred.foreignKeys.length - (ddl.deferred.keys?.length ?? 0)} constraint(s)` +
           `${ddl.pkChange ? `, primary key (${ddl.pkChange.from.join(', ')}) → (${ddl.pkChange.to.join(', ')})` : ''}${auto ? `, auto-partition trigger on ${auto.table}` : ''}.` +
           `${deferNote ? ` ${deferNote}.` : ''} ${LOCK_NOTE}`,
         warnings: ddl.warnings,

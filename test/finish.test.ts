@@ -31,7 +31,7 @@ describe('phase 2 defers the secondary indexes and outbound FKs; phase 3 builds 
   let file: string;
   let p2: Awaited<ReturnType<typeof openEngine>>;
   let p3: Awaited<ReturnType<typeof openEngine>>;
-  const after2: { idx: { name: string; valid: boolean }[]; fks: unknown[] } = { idx: [], fks: [] };
+  const after2: { idx: { name: string; valid: boolean }[]; fks: unknown[]; pk: unknown[] } = { idx: [], fks: [], pk: [] };
 
   beforeAll(async () => {
     db = await freshDatabase('finish');
@@ -47,6 +47,7 @@ describe('phase 2 defers the secondary indexes and outbound FKs; phase 3 builds 
     }
     after2.idx = await secondaryIndexes(db.client, T);
     after2.fks = await fks(db.client, T);
+    after2.pk = await q(db.client, `SELECT conname FROM pg_constraint WHERE conrelid = $1::regclass AND contype IN ('p', 'u')`, [T]);
     p3 = await openEngine(db.url, file);
     try {
       const o = await p3.engine.run({ phases: [3] });
@@ -60,11 +61,17 @@ describe('phase 2 defers the secondary indexes and outbound FKs; phase 3 builds 
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('phase 2 builds the PK and unique constraints but neither the non-unique indexes nor the FKs, records them as deferred and says why', async () => {
+  it('phase 2 builds neither the keys, the non-unique indexes nor the FKs, records them as deferred and says why; the copy step adds the key after its last batch', async () => {
     expect(after2.idx).toEqual([]);
     expect(after2.fks).toEqual([]);
+    expect(after2.pk).toEqual([]);
+    // after phase 3: the widened primary key, added by the copy step (journaled there) once the rows were in
     const [pk] = await q<{ def: string }>(db.client, `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'p'`, [T]);
     expect(pk!.def).toBe('PRIMARY KEY (observation_id, created_at)');
+    const added = await q<{ step_id: string }>(db.client, `SELECT step_id FROM pgshift.statements WHERE sql LIKE 'ALTER TABLE "public"."petri_observations_partitioned" ADD CONSTRAINT "petri_observations_pkey_p" PRIMARY KEY%' AND error IS NULL`);
+    expect(added).toEqual([{ step_id: 'copy:public.petri_observations' }]);
+    const copied = p3.events.find((e) => e.type === 'step-done' && e.stepId === 'copy:public.petri_observations');
+    expect(copied && copied.type === 'step-done' && copied.summary).toMatch(/; primary key petri_observations_pkey_p added after the copy in \d+\.\d s/);
     const [a] = await q<{ value: StructureArtifact }>(db.client, `SELECT value FROM pgshift.artifacts WHERE key = 'structure:public.petri_observations'`);
     const d = a!.value.deferred!;
     expect(d.indexes.map((x) => [x.newName, x.sourceName])).toEqual([
@@ -81,7 +88,7 @@ describe('phase 2 defers the secondary indexes and outbound FKs; phase 3 builds 
     expect(a!.value.indexes).toContainEqual({ newName: 'petri_observations_site_id_idx_p', sourceName: 'petri_observations_site_id_idx' });
     expect(a!.value.constraints.map((c) => c.newName)).toContain('petri_observations_site_id_fkey_p');
     const done = p2.events.find((e) => e.type === 'step-done' && e.stepId === 'structure:public.petri_observations');
-    expect(done && done.type === 'step-done' && done.summary).toContain('3 secondary indexes and 2 foreign keys are built after the copy (phase 3, step finish): per-row foreign-key checks and index maintenance on every inserted row would slow the copy');
+    expect(done && done.type === 'step-done' && done.summary).toContain('the primary key, 3 secondary indexes and 2 foreign keys are built after the copy (phase 3: the keys right after the last batch, the rest in step finish): index maintenance and foreign-key checks on every inserted row would slow the copy');
   });
 
   it('phase 3 runs finish after each copy and before the integrity report', () => {
@@ -370,4 +377,73 @@ describe('PostgreSQL 15: a parent FK adopts validated partition FKs without scan
     const cons = await q<{ rel: string; validated: boolean }>(db.client, `SELECT conrelid::regclass::text AS rel, convalidated AS validated FROM pg_constraint WHERE conname = 'c_r_fkey_p' ORDER BY 1`);
     expect(cons).toEqual([{ rel: 'c0', validated: true }, { rel: 'c1', validated: false }]);
   });
+});
+
+describe('the keys phase 2 deferred: added by the copy step after its last batch', () => {
+  let db: FreshDb;
+  let dir: string;
+
+  beforeAll(async () => {
+    db = await freshDatabase('finish_keys');
+    dir = tmpDir('finish-keys');
+    await createDemoDatabase(db.client, { rows: 6_000 });
+  }, 60_000);
+  afterAll(async () => {
+    await db?.drop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a row in the new table twice stops the key (the step fails, says which key and what to do; nothing is added); emptied as told, the copy starts over and the key is added', async () => {
+    const file = writePlan(path.join(dir, 'a'), { partition: [PETRI_ENTRY], copy: { batchRows: 500, pauseMs: 5 }, pruning: { queries: [] }, locks: LOCKS });
+    const p2 = await openEngine(db.url, file);
+    try {
+      expect((await p2.engine.run({ phases: [2], only: ['structure:public.petri_observations'] })).status, p2.logs().join('\n')).toBe('completed');
+    } finally {
+      await p2.engine.close();
+    }
+    // a copy stopped midway, then one of its rows inserted a second time (what a copy bug would leave)
+    const ac = new AbortController();
+    const cut = await openEngine(db.url, file);
+    cut.engine.on((e) => {
+      if (e.type === 'step-progress' && e.stepId === 'copy:public.petri_observations' && e.progress.unit === 'rows' && e.progress.done >= 1500) ac.abort();
+    });
+    try {
+      expect((await cut.engine.run({ phases: [3], only: ['copy:public.petri_observations'], signal: ac.signal })).status).toBe('aborted');
+    } finally {
+      await cut.engine.close();
+    }
+    const keysOf = () => q<{ name: string; def: string }>(db.client, `SELECT conname AS name, pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = $1::regclass AND contype IN ('p', 'u')`, [T]);
+    expect(await keysOf()).toEqual([]);
+    await db.client.query(`INSERT INTO ${T} SELECT * FROM ${T} LIMIT 1`);
+    const [{ n: before }] = await q<{ n: number }>(db.client, `SELECT count(*)::int AS n FROM ${T}`) as [{ n: number }];
+    const again = await openEngine(db.url, file);
+    try {
+      const out = await again.engine.run({ phases: [3], only: ['copy:public.petri_observations'] });
+      expect(out.status).toBe('failed');
+      const failed = again.events.find((e) => e.type === 'step-failed');
+      expect(failed && failed.type === 'step-failed' && failed.error).toMatch(/^public\.petri_observations_partitioned holds a key twice, so primary key petri_observations_pkey_p cannot be added \(nothing was added\): could not create unique index/);
+      expect(failed && failed.type === 'step-failed' && failed.hint).toContain('TRUNCATE public.petri_observations_partitioned');
+    } finally {
+      await again.engine.close();
+    }
+    expect(await keysOf()).toEqual([]);
+    const [{ n: after }] = await q<{ n: number }>(db.client, `SELECT count(*)::int AS n FROM ${T}`) as [{ n: number }];
+    const [{ n: source }] = await q<{ n: number }>(db.client, `SELECT count(*)::int AS n FROM public.petri_observations`) as [{ n: number }];
+    // the copy itself finished (every row once, plus the planted one); only the key is missing
+    expect(after).toBe(source + 1);
+    expect(after).toBeGreaterThan(before);
+    await db.client.query(`TRUNCATE ${T}`);
+    const last = await openEngine(db.url, file);
+    try {
+      expect((await last.engine.run({ phases: [3], only: ['copy:public.petri_observations'] })).status, last.logs().join('\n')).toBe('completed');
+      expect(last.logs().some((l) => l.includes('adding primary key petri_observations_pkey_p to public.petri_observations_partitioned now that its rows are in'))).toBe(true);
+    } finally {
+      await last.engine.close();
+    }
+    expect(await keysOf()).toEqual([{ name: 'petri_observations_pkey_p', def: 'PRIMARY KEY (observation_id, created_at)' }]);
+    const dup = await q(db.client, `SELECT observation_id FROM ${T} GROUP BY 1 HAVING count(*) > 1`);
+    expect(dup).toEqual([]);
+    const [{ n: copied }] = await q<{ n: number }>(db.client, `SELECT count(*)::int AS n FROM ${T}`) as [{ n: number }];
+    expect(copied).toBe(source);
+  }, 60_000);
 });

@@ -107,8 +107,13 @@ describe('phase 2 on the demo data with the example plan', () => {
     const monthly = names.filter((n) => /_p\d{4}_\d{2}$/.test(n));
     expect(new Set(monthly).size).toBe(monthly.length);
     expect(parts.find((p) => p.name === 'petri_observations_p2024_02')!.bound).toBe(`FOR VALUES FROM ('2024-02-01 00:00:00+00') TO ('2024-03-01 00:00:00+00')`);
-    const [pk] = await q<{ def: string; name: string }>(db.client, `SELECT conname AS name, pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = 'public.petri_observations_partitioned'::regclass AND contype = 'p'`);
-    expect(pk).toEqual({ name: 'petri_observations_pkey_p', def: 'PRIMARY KEY (observation_id, created_at)' });
+    // the widened primary key is phase 3's to add, after the copy (the table phase 2 creates has none yet)
+    const pk = await q(db.client, `SELECT 1 FROM pg_constraint WHERE conrelid = 'public.petri_observations_partitioned'::regclass AND contype = 'p'`);
+    expect(pk).toEqual([]);
+    const [art] = await q<{ value: StructureArtifact }>(db.client, `SELECT value FROM pgshift.artifacts WHERE key = 'structure:public.petri_observations'`);
+    expect(art!.value.deferred!.keys!.map((k) => k.statement)).toEqual([
+      'ALTER TABLE "public"."petri_observations_partitioned" ADD CONSTRAINT "petri_observations_pkey_p" PRIMARY KEY ("observation_id", "created_at")',
+    ]);
     // the operator was told why, before it ran
     const logs = first.events.filter((e) => e.type === 'step-log' && e.stepId === 'structure:public.petri_observations').map((e) => (e as { message: string }).message);
     expect(logs.some((l) => l.startsWith('primary key (observation_id) → (observation_id, created_at): PostgreSQL requires every unique constraint on a partitioned table to include the partition key'))).toBe(true);
@@ -130,10 +135,10 @@ describe('phase 2 on the demo data with the example plan', () => {
     );
     const checks = await q<{ def: string }>(db.client, `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = 'public.gasifier_observations_partitioned'::regclass AND contype = 'c'`);
     expect(checks[0]!.def).toContain('Geraniol');
-    // after phase 2 only the primary key: the 3 secondary indexes and 2 outbound FKs are built by phase 3 after the
-    // copy (step finish:…; their full definitions are asserted there, in test/finish.test.ts)
+    // after phase 2 no index at all: the primary key, the 3 secondary indexes and the 2 outbound FKs are built by
+    // phase 3 after the copy (the key by the copy step, the rest by step finish:…; asserted in test/finish.test.ts)
     const idx = await q<{ name: string; def: string }>(db.client, `SELECT indexrelid::regclass::text AS name, pg_get_indexdef(indexrelid) AS def FROM pg_index WHERE indrelid = 'public.petri_observations_partitioned'::regclass ORDER BY 1`);
-    expect(idx.map((i) => i.name)).toEqual(['petri_observations_pkey_p']);
+    expect(idx.map((i) => i.name)).toEqual([]);
     const fks = await q<{ def: string }>(db.client, `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = 'public.petri_observations_partitioned'::regclass AND contype = 'f' ORDER BY 1`);
     expect(fks).toEqual([]);
     const [art] = await q<{ value: StructureArtifact }>(db.client, `SELECT value FROM pgshift.artifacts WHERE key = 'structure:public.petri_observations'`);
@@ -144,7 +149,7 @@ describe('phase 2 on the demo data with the example plan', () => {
     ]);
     expect(art!.value.deferred!.foreignKeys.map((f) => f.definition)).toEqual(['FOREIGN KEY (program_id) REFERENCES public.pilot_programs(program_id)', 'FOREIGN KEY (site_id) REFERENCES public.sites(site_id)']);
     const logs = first.events.filter((e) => e.type === 'step-log' && e.stepId === 'structure:public.petri_observations').map((e) => (e as { message: string }).message);
-    expect(logs.some((l) => l.startsWith('3 secondary indexes and 2 foreign keys are built after the copy (phase 3, step finish): per-row foreign-key checks and index maintenance on every inserted row would slow the copy'))).toBe(true);
+    expect(logs.some((l) => l.startsWith('the primary key, 3 secondary indexes and 2 foreign keys are built after the copy (phase 3: the keys right after the last batch, the rest in step finish): index maintenance and foreign-key checks on every inserted row would slow the copy'))).toBe(true);
     const trg = await q<{ def: string }>(db.client, `SELECT pg_get_triggerdef(oid) AS def FROM pg_trigger WHERE tgrelid = 'public.petri_observations_partitioned'::regclass AND NOT tgisinternal`);
     expect(trg.map((t) => t.def)).toEqual(['CREATE TRIGGER set_updated_at BEFORE UPDATE ON public.petri_observations_partitioned FOR EACH ROW EXECUTE FUNCTION set_updated_at()']);
     const [cm] = await q<{ c: string }>(db.client, `SELECT obj_description('public.petri_observations_partitioned'::regclass, 'pg_class') AS c`);
@@ -307,6 +312,14 @@ describe('phase 2: names that need quoting, list values, SQL files', () => {
     const r = await runPhase(db.url, loadPlan(path.join(dir, 'plan.json')));
     expect(r.outcome.status, r.outcome.message).toBe('completed');
     const target = `"Mixed Schema"."Odd ""Obs"" Table_partitioned"`;
+    // the key phase 3 adds after the copy: its statement, quoted right, runs as recorded
+    const [keyArt] = await q<{ value: StructureArtifact }>(db.client, `SELECT value FROM pgshift.artifacts WHERE key = $1`, ['structure:Mixed Schema.Odd "Obs" Table']);
+    const keys = keyArt!.value.deferred!.keys!;
+    expect(keys.map((k) => k.statement)).toEqual([
+      `ALTER TABLE ${target} ADD CONSTRAINT "Odd PK_p" PRIMARY KEY ("id", "Created At")`,
+      `ALTER TABLE ${target} ADD CONSTRAINT "kind per id_p" UNIQUE ("Kind", "id", "Created At")`,
+    ]);
+    for (const k of keys) await db.client.query(k.statement);
     const [pk] = await q<{ def: string; name: string }>(db.client, `SELECT conname AS name, pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'p'`, [target]);
     expect(pk).toEqual({ name: 'Odd PK_p', def: 'PRIMARY KEY (id, "Created At")' });
     const [uq] = await q<{ def: string }>(db.client, `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'u'`, [target]);
@@ -431,10 +444,11 @@ describe('plan mode (dry run) shows phase 1 and 2 statements and changes nothing
       const all = pv.flatMap((p) => p.steps.flatMap((s) => s.statements));
       expect(all.some((s) => s.startsWith('pg_dump --format=custom'))).toBe(true);
       expect(all.some((s) => s.includes('CREATE TABLE public.report_folders'))).toBe(true);
-      expect(all.some((s) => s.startsWith('CREATE TABLE "public"."petri_observations_partitioned" (') && s.includes('CONSTRAINT "petri_observations_pkey_p" PRIMARY KEY ("observation_id", "created_at")') && s.endsWith('PARTITION BY RANGE ("created_at")'))).toBe(true);
+      expect(all.some((s) => s.startsWith('CREATE TABLE "public"."petri_observations_partitioned" (') && !s.includes('PRIMARY KEY') && s.endsWith('PARTITION BY RANGE ("created_at")'))).toBe(true);
+      expect(all).toContain('--   ALTER TABLE "public"."petri_observations_partitioned" ADD CONSTRAINT "petri_observations_pkey_p" PRIMARY KEY ("observation_id", "created_at")  (after the last batch, before the replay)');
       // the deferred indexes and FKs: not among phase 2's statements, shown as going to phase 3
       expect(all.some((s) => /^(CREATE INDEX "petri_observations_site_id_idx_p"|ALTER TABLE "public"."petri_observations_partitioned" ADD CONSTRAINT)/.test(s))).toBe(false);
-      expect(all).toContain('-- 3 secondary indexes and 2 foreign keys are built after the copy (phase 3, step finish): per-row foreign-key checks and index maintenance on every inserted row would slow the copy; they run in phase 3, step finish:public.petri_observations, once the copy is done:');
+      expect(all).toContain('-- the primary key, 3 secondary indexes and 2 foreign keys are built after the copy (phase 3: the keys right after the last batch, the rest in step finish): index maintenance and foreign-key checks on every inserted row would slow the copy; they run in phase 3 once the copy is done (keys: step copy:public.petri_observations; the rest: step finish:public.petri_observations):');
       expect(all).toContain('--   CREATE INDEX "petri_observations_site_id_idx_p" ON "public"."petri_observations_partitioned" USING btree (site_id)  (ON ONLY the parent, CONCURRENTLY per partition, ATTACH)');
       expect(all).toContain(`CREATE TABLE "public"."petri_observations_p2024_01" PARTITION OF "public"."petri_observations_partitioned" FOR VALUES FROM ('2024-01-01 00:00:00+00') TO ('2024-02-01 00:00:00+00')`);
       expect(all.some((s) => s.startsWith('CREATE TRIGGER "pgshift_autopart_') && s.includes(`'<oid of public.gasifier_observations_partitioned>', 'gasifier_observations', 'program_id'`))).toBe(true);

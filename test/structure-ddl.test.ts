@@ -89,10 +89,14 @@ describe('DDL builder', () => {
     expect(d.statements[0]).toBe(`CREATE TABLE "public"."obs_new" (
   "id" bigint GENERATED ALWAYS AS IDENTITY (START WITH 1 INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 CACHE 1 NO CYCLE) NOT NULL,
   "at" timestamp with time zone DEFAULT now() NOT NULL,
-  "code" text COLLATE "pg_catalog"."C",
-  CONSTRAINT "obs_pkey_p" PRIMARY KEY ("id", "at"),
-  CONSTRAINT "obs_code_key_p" UNIQUE ("code", "at")
+  "code" text COLLATE "pg_catalog"."C"
 ) PARTITION BY RANGE ("at")`);
+    // the keys are not in the table phase 2 creates: phase 3 adds them after the copy, widened with the key
+    expect(d.deferred.keys!.map((k) => [k.kind, k.statement])).toEqual([
+      ['primary key', 'ALTER TABLE "public"."obs_new" ADD CONSTRAINT "obs_pkey_p" PRIMARY KEY ("id", "at")'],
+      ['unique', 'ALTER TABLE "public"."obs_new" ADD CONSTRAINT "obs_code_key_p" UNIQUE ("code", "at")'],
+    ]);
+    expect(d.statements.some((s) => /PRIMARY KEY|UNIQUE \(/.test(s))).toBe(false);
     expect(d.pkChange).toEqual({ constraint: 'obs_pkey', from: ['id'], to: ['id', 'at'] });
     expect(d.changes.find((c) => c.startsWith('primary key (id) → (id, at): PostgreSQL requires every unique constraint on a partitioned table to include the partition key'))).toBeTruthy();
     expect(d.uniqueChanges).toEqual([]);
@@ -130,7 +134,9 @@ describe('DDL builder', () => {
     // the swap still gets both names
     expect(d.indexes).toContainEqual({ newName: 'obs_at_idx_p', sourceName: 'obs_at_idx' });
     expect(d.constraints.find((c) => c.sourceName === 'obs_site_fkey')?.newName).toBe('obs_site_fkey_p');
-    expect(deferredNote(d.deferred)).toBe('1 secondary index and 1 foreign key are built after the copy (phase 3, step finish): per-row foreign-key checks and index maintenance on every inserted row would slow the copy');
+    expect(deferredNote(d.deferred)).toBe('the primary key, 1 unique constraint, 1 secondary index and 1 foreign key are built after the copy (phase 3: the keys right after the last batch, the rest in step finish): index maintenance and foreign-key checks on every inserted row would slow the copy');
+    expect(deferredNote({ ...d.deferred, keys: [] })).toBe('1 secondary index and 1 foreign key are built after the copy (phase 3, step finish): index maintenance and foreign-key checks on every inserted row would slow the copy');
+    expect(deferredNote({ indexes: [], foreignKeys: [], keys: d.deferred.keys })).toBe('the primary key and 1 unique constraint are built after the copy (phase 3, right after the last batch): index maintenance and foreign-key checks on every inserted row would slow the copy');
     expect(deferredNote({ indexes: [], foreignKeys: [] })).toBeNull();
     expect(finishStatements('public', 'obs_new', ['obs_p2024_01', 'obs_default'], d.deferred).filter((s) => !s.startsWith('--'))).toEqual([
       'CREATE INDEX "obs_at_idx_p" ON ONLY "public"."obs_new" USING brin (at) WHERE (code IS NOT NULL)',

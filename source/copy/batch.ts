@@ -362,11 +362,12 @@ async function readCheckpoint(tx: Tx, stepId: string): Promise<{ position: Posit
 }
 
 /**
- * An unfinished checkpoint whose rows are gone from the target (emptied, as pgshift's hints say to do, or re-created):
- * the copy starts over, fresh — not the continuation of the old one.
+ * A checkpoint whose rows are gone from the target (emptied, as pgshift's hints say to do, or re-created): the copy
+ * starts over, fresh — not the continuation of the old one. A finished one too: its rows are not in the target any
+ * more (a key that could not be added, say), so "already copied" would be false.
  */
 export function emptiedCheckpoint(cp: { position: Position; rowsDone: number }, targetEmpty: boolean): boolean {
-  return cp.rowsDone > 0 && !cp.position.done && targetEmpty;
+  return cp.rowsDone > 0 && targetEmpty;
 }
 
 export async function targetIsEmpty(db: Db, pair: Pair): Promise<boolean> {

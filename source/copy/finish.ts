@@ -1,10 +1,11 @@
 import type pg from 'pg';
-import type { Db } from '../db/session.js';
+import type { Db, RetryInfo } from '../db/session.js';
 import { isConnectionLoss, sleep, withRetry } from '../db/session.js';
 import { redact } from '../db/connection.js';
 import { ident, literal, qname } from '../db/quote.js';
 import type { ConfirmAnswer, ConfirmRequest, LogLevel, Progress } from '../engine/types.js';
-import type { DeferredForeignKey, DeferredIndex, DeferredObjects } from '../structure/ddl.js';
+import type { DeferredForeignKey, DeferredIndex, DeferredKey, DeferredObjects } from '../structure/ddl.js';
+import type { Rel } from './meta.js';
 import { fitName } from '../structure/names.js';
 
 /**
@@ -338,19 +339,52 @@ async function finishForeignKey(
   return { name: fk.newName, partitions: parts.length, added, validated, parentMs, adopted, ms: performance.now() - f0 };
 }
 
-/** Deferred objects not (yet) complete on the table: a parent index absent or invalid, a FK absent from the parent. */
+/** The deferred keys not on the table yet (by constraint name). */
+export async function missingKeys(db: Db, target: Pick<Rel, 'oid'>, keys: readonly DeferredKey[]): Promise<DeferredKey[]> {
+  if (!keys.length) return [];
+  const have = new Set((await db.read<{ name: string }>(`SELECT conname AS name FROM pg_constraint WHERE conrelid = $1 AND contype IN ('p', 'u')`, [target.oid])).map((r) => r.name));
+  return keys.filter((k) => !have.has(k.newName));
+}
+
+/** The statements that add the keys to `target` (by its name now), with their comments. */
+export function keyStatements(target: Pick<Rel, 'q' | 'schema'>, keys: readonly DeferredKey[]): string[] {
+  return keys.flatMap((k) => [
+    `ALTER TABLE ${target.q} ADD ${k.definition}`,
+    ...(k.comment !== null ? [`COMMENT ON CONSTRAINT ${ident(k.newName)} ON ${target.q} IS ${literal(k.comment)}`] : []),
+    ...(k.indexComment !== null ? [`COMMENT ON INDEX ${qname(target.schema, k.newName)} IS ${literal(k.indexComment)}`] : []),
+  ]);
+}
+
+/**
+ * The primary key and UNIQUE constraints phase 2 deferred, added once the rows are in: ALTER TABLE … ADD CONSTRAINT
+ * builds each partition's index in one sorted pass instead of one insertion per copied row. One transaction under
+ * lock_timeout, retried: it takes ACCESS EXCLUSIVE on the new table and its partitions, which nothing but pgshift
+ * uses before the swap. Idempotent: the keys already there are skipped. A duplicate key (the copy inserted a row
+ * twice) fails the build, and nothing is added.
+ */
+export async function buildKeys(db: Db, o: { stepId: string; target: Rel; keys: readonly DeferredKey[]; onRetry?: (i: RetryInfo) => void; signal?: AbortSignal; serial?: boolean }): Promise<{ built: DeferredKey[]; ms: number }> {
+  const missing = await missingKeys(db, o.target, o.keys);
+  if (!missing.length) return { built: [], ms: 0 };
+  const t0 = performance.now();
+  // serial: no parallel workers for the sorts (they would take every core from the application meanwhile)
+  await db.ddl([...(o.serial ? ['SET LOCAL max_parallel_maintenance_workers = 0'] : []), ...keyStatements(o.target, missing)], { stepId: o.stepId, onRetry: o.onRetry, signal: o.signal });
+  return { built: missing, ms: performance.now() - t0 };
+}
+
+/** Deferred objects not (yet) complete on the table: a key absent, a parent index absent or invalid, a FK absent from the parent. */
 export async function missingDeferred(db: Db, schema: string, table: string, d: DeferredObjects): Promise<string[]> {
   const rows = await db.read<{ kind: string; name: string; ok: boolean }>(
     `SELECT 'index' AS kind, c.relname AS name, i.indisvalid AS ok
        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
       WHERE i.indrelid = (SELECT t.oid FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = $1 AND t.relname = $2)
      UNION ALL
-     SELECT 'fk', conname, convalidated FROM pg_constraint
-      WHERE contype = 'f' AND conrelid = (SELECT t.oid FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = $1 AND t.relname = $2)`,
+     SELECT CASE contype WHEN 'f' THEN 'fk' ELSE 'key' END, conname, convalidated FROM pg_constraint
+      WHERE contype IN ('f', 'p', 'u') AND conrelid = (SELECT t.oid FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = $1 AND t.relname = $2)`,
     [schema, table],
   );
   const ok = new Set(rows.filter((r) => r.ok).map((r) => `${r.kind}:${r.name}`));
   return [
+    ...(d.keys ?? []).filter((x) => !ok.has(`key:${x.newName}`)).map((x) => `${x.kind === 'primary key' ? 'primary key' : 'unique constraint'} ${x.newName}`),
     ...d.indexes.filter((x) => !ok.has(`index:${x.newName}`)).map((x) => `index ${x.newName}`),
     ...d.foreignKeys.filter((x) => !ok.has(`fk:${x.newName}`)).map((x) => `foreign key ${x.newName}`),
   ];
