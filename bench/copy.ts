@@ -24,7 +24,7 @@ import { Db } from '../source/db/session.js';
 import { Journal } from '../source/engine/journal.js';
 import { drainCapture, removeCapture } from '../source/copy/online.js';
 import { integrityReport } from '../source/copy/integrity.js';
-import { PETRI_COLUMNS, contentHash, createPetriTarget } from './lib/copy-target.js';
+import { PETRI_COLUMNS, contentHash, createPetriTarget, percentile } from './lib/copy-target.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
 import { runBench } from './lib/main.js';
 import { standInBackup } from '../test/fixtures/artifacts.js';
@@ -58,7 +58,7 @@ const say = (s: string) => {
 const secs = (ms: number) => ms / 1000;
 const rate = (rows: number, s: number) => `${Math.round(rows / s).toLocaleString('en-US')} rows/s`;
 
-interface WriterStats { ops: number; errors: number; p50: number; p99: number; max: number }
+interface WriterStats { ops: number; errors: number; p50: number; p99: number; max: number; lat: number[]; at: number[] }
 
 /**
  * The application writer (bench/lib/writer.ts) in a process of its own, as an application is: in this process its
@@ -94,7 +94,33 @@ function writePlan(dir: string, target: string, mode: 'batch' | 'online'): strin
   return file;
 }
 
-async function pgshiftCopy(url: string, c: pg.Client, dir: string, target: string, mode: 'batch' | 'online'): Promise<{ copyMs: number; stepMs: number; analyzeMs: number; summary: string; inBatchesMs: number; batchCount: number }> {
+/**
+ * pgshift's own target, as phase 2 makes it (its structure step on the bench's plan): the partitions, and the
+ * primary key left for the copy step to add after its last batch. The ceiling's target (createPetriTarget) has the
+ * key from the start, as a hand-made table would; both end with the same key, and the copy's figure includes the key.
+ */
+async function pgshiftStructure(url: string, c: pg.Client, dir: string, target: string, mode: 'batch' | 'online'): Promise<void> {
+  await c.query(`DELETE FROM pgshift.step_state WHERE step_id LIKE 'structure:%' OR step_id LIKE 'copy:%'`).catch(() => {});
+  await c.query(`DELETE FROM pgshift.checkpoints WHERE step_id LIKE 'copy:%'`).catch(() => {});
+  const engine = await Engine.open({
+    phases: PHASE_REGISTRY,
+    conn: resolveConnection(url), loaded: loadPlan(writePlan(dir, target, mode)), mode: 'bench', operator: 'bench',
+    confirm: () => Promise.resolve({ confirmed: true, method: 'yes', by: 'bench' }),
+  });
+  try {
+    await engine.journal.setArtifact(Artifacts.backup, standInBackup('bench, throwaway database'));
+    const out = await engine.run({ phases: [2], only: ['structure:public.petri_observations'] });
+    if (out.status !== 'completed') throw new Error(`pgshift phase 2 (${target}) ${out.status}: ${out.message}`);
+  } finally {
+    await engine.close();
+  }
+}
+
+/** What pgshift was doing from when (epoch ms): its copy step's stages, from its own log lines. */
+type Mark = { at: number; stage: string };
+const STAGES: [RegExp, string][] = [[/^batch copy/, 'batches'], [/^adding /, 'key build'], [/^ANALYZE /, 'ANALYZE'], [/^replaying /, 'replay']];
+
+async function pgshiftCopy(url: string, c: pg.Client, dir: string, target: string, mode: 'batch' | 'online'): Promise<{ copyMs: number; keysMs: number; stepMs: number; analyzeMs: number; summary: string; inBatchesMs: number; batchCount: number; marks: Mark[] }> {
   await c.query(`DELETE FROM pgshift.step_state WHERE step_id LIKE 'copy:%'`).catch(() => {});
   await c.query(`DELETE FROM pgshift.checkpoints WHERE step_id LIKE 'copy:%'`).catch(() => {});
   const engine = await Engine.open({
@@ -104,10 +130,16 @@ async function pgshiftCopy(url: string, c: pg.Client, dir: string, target: strin
   });
   await engine.journal.setArtifact(Artifacts.backup, standInBackup('bench, throwaway database'));
   let summary = '';
-  let data: { ms?: number };
+  let data: { ms?: number; keysMs?: number };
   let stepMs = 0;
+  const marks: Mark[] = [];
   engine.on((e) => {
+    if (e.type === 'step-log') {
+      const st = STAGES.find(([re]) => re.test(e.message));
+      if (st && marks.at(-1)?.stage !== st[1]) marks.push({ at: Date.now(), stage: st[1] });
+    }
     if (e.type === 'step-done' && e.stepId.startsWith('copy:')) {
+      marks.push({ at: Date.now(), stage: 'after the step' });
       summary = e.summary ?? '';
       stepMs = e.durationMs;
     }
@@ -118,7 +150,7 @@ async function pgshiftCopy(url: string, c: pg.Client, dir: string, target: strin
     const out = await engine.run({ phases: [3], only: ['copy:public.petri_observations'] });
     if (out.status !== 'completed') throw new Error(`pgshift copy (${mode}) ${out.status}: ${out.message}`);
     runId = out.runId;
-    const r = await c.query<{ result: { ms?: number } | null }>(`SELECT result FROM pgshift.step_state WHERE step_id = 'copy:public.petri_observations'`);
+    const r = await c.query<{ result: { ms?: number; keysMs?: number } | null }>(`SELECT result FROM pgshift.step_state WHERE step_id = 'copy:public.petri_observations'`);
     data = r.rows[0]?.result ?? {};
   } finally {
     await engine.close();
@@ -134,7 +166,8 @@ async function pgshiftCopy(url: string, c: pg.Client, dir: string, target: strin
     `SELECT sum(duration_ms)::text AS ms, count(*)::int AS n FROM pgshift.statements WHERE step_id = 'copy:public.petri_observations' AND sql LIKE '-- batch:%' AND run_id = $1`,
     [runId],
   );
-  return { copyMs: data.ms ?? stepMs, stepMs, analyzeMs: Number(an.rows[0]?.ms ?? 0), summary, inBatchesMs: Number(inb.rows[0]?.ms ?? 0), batchCount: inb.rows[0]?.n ?? 0 };
+  // the copy's figure: its batches and the key it adds after them (the ceiling's target had the key all along)
+  return { copyMs: (data.ms ?? stepMs) + (data.keysMs ?? 0), keysMs: data.keysMs ?? 0, stepMs, analyzeMs: Number(an.rows[0]?.ms ?? 0), summary, inBatchesMs: Number(inb.rows[0]?.ms ?? 0), batchCount: inb.rows[0]?.n ?? 0, marks };
 }
 
 async function main(): Promise<void> {
@@ -203,14 +236,14 @@ async function main(): Promise<void> {
     let batch: Awaited<ReturnType<typeof pgshiftCopy>> | null = null;
     let integrityMs = 0;
     for (let k = 0; k < (ONLINE_ONLY ? 0 : REPEAT); k++) {
-      await createPetriTarget(c, 'petri_batch');
+      await pgshiftStructure(url, c, dir, 'petri_batch', 'batch');
       const run = await pgshiftCopy(url, c, dir, 'petri_batch', 'batch');
       hA ??= await contentHash(c, 'public.petri_observations');
       const hB = await contentHash(c, 'public.petri_batch');
       if (hA.h !== hB.h || hA.n !== hB.n) throw new Error(`batch copy ${k + 1}: content differs from the source`);
       batchRuns.push(run.copyMs);
-      say(`(c) pgshift batch copy, run ${k + 1}: ${secs(run.copyMs).toFixed(1)} s (${rate(ROWS, secs(run.copyMs))}); step with ANALYZE ${secs(run.stepMs).toFixed(1)} s; content hash equal`);
-      say(`    of which in the ${run.batchCount} batch statements ${secs(run.inBatchesMs).toFixed(1)} s (${(run.inBatchesMs / Math.max(1, run.batchCount)).toFixed(1)} ms each), between them ${secs(run.copyMs - run.inBatchesMs).toFixed(1)} s`);
+      say(`(c) pgshift batch copy, run ${k + 1}: ${secs(run.copyMs).toFixed(1)} s with the primary key it adds after the last batch (${rate(ROWS, secs(run.copyMs))}); step with ANALYZE ${secs(run.stepMs).toFixed(1)} s; content hash equal`);
+      say(`    of which in the ${run.batchCount} batch statements ${secs(run.inBatchesMs).toFixed(1)} s (${(run.inBatchesMs / Math.max(1, run.batchCount)).toFixed(1)} ms each), between them ${secs(run.copyMs - run.keysMs - run.inBatchesMs).toFixed(1)} s, the key ${secs(run.keysMs).toFixed(1)} s`);
       if (!batch) {
         batch = run;
         const db = new Db(resolveConnection(url), 'pgshift-bench');
@@ -273,7 +306,7 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, WRITER_S * 1000));
     const idle = await w.stop();
     say(`writer alone: ${idle.ops} ops in ${WRITER_S} s, p50 ${idle.p50.toFixed(2)} ms, p99 ${idle.p99.toFixed(2)} ms`);
-    await createPetriTarget(c, 'petri_online');
+    await pgshiftStructure(url, c, dir, 'petri_online', 'online');
     w = startWriter(url);
     await new Promise((r) => setTimeout(r, 500));
     const online = await pgshiftCopy(url, c, dir, 'petri_online', 'online');
@@ -281,6 +314,13 @@ async function main(): Promise<void> {
     const onlineMs = online.stepMs - online.analyzeMs;
     say(`(d) pgshift online copy (copy + replay, the step less its ANALYZE of ${secs(online.analyzeMs).toFixed(1)} s): ${secs(onlineMs).toFixed(1)} s with the writer (${busy.ops} ops, ${busy.errors} errors) = ${(onlineMs / ceilingMs).toFixed(2)}× (a): ${online.summary}`);
     say(`    writer during the copy: p50 ${busy.p50.toFixed(2)} ms, p99 ${busy.p99.toFixed(2)} ms = ${(busy.p99 / idle.p99).toFixed(2)}× idle p99`);
+    // where the slow writes were: p99 and ops per stage of the copy step (from its log lines)
+    const stages = online.marks.map((m, i) => {
+      const end = online.marks[i + 1]?.at ?? Infinity;
+      const xs = busy.lat.filter((_, k) => busy.at[k]! >= m.at && busy.at[k]! < end);
+      return `${m.stage} ${xs.length} ops p99 ${percentile(xs, 99).toFixed(2)} ms`;
+    });
+    say(`    by stage: ${stages.join(' · ')}`);
     // the swap's drain: lock the source, apply what is left, compare content
     const db = new Db(resolveConnection(url), 'pgshift-bench');
     const loaded = loadPlan(path.join(dir, 'plan-petri_online.json'));
@@ -309,7 +349,7 @@ async function main(): Promise<void> {
       ceiling_s: +secs(ceilingMs).toFixed(2), ceiling_runs_s: ceilings.map((x) => +secs(x).toFixed(2)),
       batch_runs_s: batchRuns.map((x) => +secs(x).toFixed(2)), batch_ratios: batchRatios.map((x) => +x.toFixed(3)),
       offset_s: +secs(offsetMs).toFixed(2), offset_extrapolated: extrapolated, offset_batches_measured: times.length, offset_batches_total: batches,
-      batch_s: batch ? +secs(batchMs).toFixed(2) : null, batch_step_s: batch ? +secs(batch.stepMs).toFixed(2) : null,
+      batch_s: batch ? +secs(batchMs).toFixed(2) : null, batch_key_s: batch ? +secs(batch.keysMs).toFixed(2) : null, batch_step_s: batch ? +secs(batch.stepMs).toFixed(2) : null,
       online_s: +secs(onlineMs).toFixed(2), online_step_s: +secs(online.stepMs).toFixed(2),
       writer_p50_idle_ms: +idle.p50.toFixed(2), writer_p99_idle_ms: +idle.p99.toFixed(2),
       writer_p50_online_ms: +busy.p50.toFixed(2), writer_p99_online_ms: +busy.p99.toFixed(2),

@@ -13,6 +13,8 @@ if (!url) {
 }
 const c = new pg.Client({ connectionString: url, application_name: 'bench-writer' });
 const lat: number[] = [];
+/** when each op ended (epoch ms), for the bench's breakdown by what pgshift was doing */
+const at: number[] = [];
 let errors = 0;
 let stop = false;
 process.stdin.on('data', () => { stop = true; });
@@ -42,10 +44,11 @@ for (let i = 0; !stop; i++) {
       await c.query(`DELETE FROM public.petri_observations WHERE observation_id = $1`, [id]);
     }
     lat.push(performance.now() - t0);
+    at.push(Date.now());
   } catch {
     errors++;
   }
   await new Promise((r) => setTimeout(r, 2));
 }
 await c.end();
-process.stdout.write(`${JSON.stringify({ ops: lat.length, errors, p50: percentile(lat, 50), p99: percentile(lat, 99), max: percentile(lat, 100) })}\n`);
+process.stdout.write(`${JSON.stringify({ ops: lat.length, errors, p50: percentile(lat, 50), p99: percentile(lat, 99), max: percentile(lat, 100), lat: lat.map((x) => +x.toFixed(2)), at })}\n`);
