@@ -5,9 +5,9 @@
  *      every earlier row, so batch time grows linearly: fitted, then summed over all batches);
  *  (c) pgshift's batch copy (the real phase-3 step through the engine, the default walk: the source's pages) at ~10,000-row batches;
  *  (d) pgshift's online copy while a writer (insert/update/move/delete, in a process of its own) runs, with the
- *      writer's p50/p99 latency against the same writer on the idle database; then the drain (as phase 5 does it,
- *      under lock) and a content-hash check.
- *   npm run bench:copy -- --rows 2000000 [--json] [--batch 10000] [--offset-cap 120] [--writer-seconds 10] [--repeat 3] [--online-only]
+ *      writer's p50/p99 latency against the same writer on the idle database just before; then the drain (as phase 5
+ *      does it, under lock) and a content-hash check. Three times by default: the figures are the medians.
+ *   npm run bench:copy -- --rows 2000000 [--json] [--batch 10000] [--offset-cap 120] [--writer-seconds 10] [--repeat 3] [--online-repeat 3] [--online-only]
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -46,6 +46,8 @@ const ONLINE_ONLY = process.argv.includes('--online-only');
 const SKIP_OFFSET = ONLINE_ONLY || process.argv.includes('--no-offset');
 const WRITER_S = arg('writer-seconds', 10);
 const REPEAT = Math.max(1, Math.round(arg('repeat', 3)));
+/** how many times (d) runs: its figures are the medians */
+const ONLINE_REPEAT = Math.max(1, Math.round(arg('online-repeat', 3)));
 const median = (xs: readonly number[]) => {
   const v = [...xs].sort((a, b) => a - b);
   const m = Math.floor(v.length / 2);
@@ -120,7 +122,7 @@ async function pgshiftStructure(url: string, c: pg.Client, dir: string, target: 
 type Mark = { at: number; stage: string };
 const STAGES: [RegExp, string][] = [[/^batch copy/, 'batches'], [/^adding /, 'key build'], [/^ANALYZE /, 'ANALYZE'], [/^replaying /, 'replay']];
 
-async function pgshiftCopy(url: string, c: pg.Client, dir: string, target: string, mode: 'batch' | 'online'): Promise<{ copyMs: number; keysMs: number; stepMs: number; analyzeMs: number; summary: string; inBatchesMs: number; batchCount: number; marks: Mark[] }> {
+async function pgshiftCopy(url: string, c: pg.Client, dir: string, target: string, mode: 'batch' | 'online'): Promise<{ copyMs: number; keysMs: number; stepMs: number; analyzeMs: number; summary: string; inBatchesMs: number; batchCount: number; marks: Mark[]; pace: string[] }> {
   await c.query(`DELETE FROM pgshift.step_state WHERE step_id LIKE 'copy:%'`).catch(() => {});
   await c.query(`DELETE FROM pgshift.checkpoints WHERE step_id LIKE 'copy:%'`).catch(() => {});
   const engine = await Engine.open({
@@ -133,10 +135,12 @@ async function pgshiftCopy(url: string, c: pg.Client, dir: string, target: strin
   let data: { ms?: number; keysMs?: number };
   let stepMs = 0;
   const marks: Mark[] = [];
+  const pace: string[] = [];
   engine.on((e) => {
     if (e.type === 'step-log') {
       const st = STAGES.find(([re]) => re.test(e.message));
       if (st && marks.at(-1)?.stage !== st[1]) marks.push({ at: Date.now(), stage: st[1] });
+      if (/^pace/.test(e.message)) pace.push(e.message);
     }
     if (e.type === 'step-done' && e.stepId.startsWith('copy:')) {
       marks.push({ at: Date.now(), stage: 'after the step' });
@@ -167,7 +171,54 @@ async function pgshiftCopy(url: string, c: pg.Client, dir: string, target: strin
     [runId],
   );
   // the copy's figure: its batches and the key it adds after them (the ceiling's target had the key all along)
-  return { copyMs: (data.ms ?? stepMs) + (data.keysMs ?? 0), keysMs: data.keysMs ?? 0, stepMs, analyzeMs: Number(an.rows[0]?.ms ?? 0), summary, inBatchesMs: Number(inb.rows[0]?.ms ?? 0), batchCount: inb.rows[0]?.n ?? 0, marks };
+  return { copyMs: (data.ms ?? stepMs) + (data.keysMs ?? 0), keysMs: data.keysMs ?? 0, stepMs, analyzeMs: Number(an.rows[0]?.ms ?? 0), summary, inBatchesMs: Number(inb.rows[0]?.ms ?? 0), batchCount: inb.rows[0]?.n ?? 0, marks, pace };
+}
+
+interface OnlineRun { onlineMs: number; idle: WriterStats; busy: WriterStats; drained: number; equal: boolean }
+
+/** One (d): the writer alone, then pgshift's online copy (structure, copy step) beside it, the drain, the content check. */
+async function onlineCopy(url: string, c: pg.Client, dir: string, ceilingMs: number, k: number): Promise<OnlineRun> {
+  let w = startWriter(url);
+  await new Promise((r) => setTimeout(r, WRITER_S * 1000));
+  const idle = await w.stop();
+  say(`(d${k}) writer alone: ${idle.ops} ops in ${WRITER_S} s, p50 ${idle.p50.toFixed(2)} ms, p99 ${idle.p99.toFixed(2)} ms`);
+  await pgshiftStructure(url, c, dir, 'petri_online', 'online');
+  w = startWriter(url);
+  await new Promise((r) => setTimeout(r, 500));
+  const online = await pgshiftCopy(url, c, dir, 'petri_online', 'online');
+  const busy = await w.stop();
+  const onlineMs = online.stepMs - online.analyzeMs;
+  say(`    pgshift online copy (copy + replay, the step less its ANALYZE of ${secs(online.analyzeMs).toFixed(1)} s): ${secs(onlineMs).toFixed(1)} s with the writer (${busy.ops} ops, ${busy.errors} errors) = ${(onlineMs / ceilingMs).toFixed(2)}× (a): ${online.summary}`);
+  for (const line of online.pace) say(`    ${line}`);
+  say(`    writer during the copy: p50 ${busy.p50.toFixed(2)} ms, p99 ${busy.p99.toFixed(2)} ms = ${(busy.p99 / idle.p99).toFixed(2)}× idle p99`);
+  // where the slow writes were: p99 and ops per stage of the copy step (from its log lines)
+  const stages = online.marks.map((m, i) => {
+    const end = online.marks[i + 1]?.at ?? Infinity;
+    const xs = busy.lat.filter((_, j) => busy.at[j]! >= m.at && busy.at[j]! < end);
+    return `${m.stage} ${xs.length} ops p99 ${percentile(xs, 99).toFixed(2)} ms`;
+  });
+  say(`    by stage: ${stages.join(' · ')}`);
+  // the swap's drain: lock the source, apply what is left, compare content
+  const db = new Db(resolveConnection(url), 'pgshift-bench');
+  const loaded = loadPlan(path.join(dir, 'plan-petri_online.json'));
+  try {
+    const journal = await Journal.open(db, { create: false });
+    const t1 = performance.now();
+    const drained = await db.tx(async (tx) => {
+      await tx.query(`LOCK TABLE public.petri_observations IN EXCLUSIVE MODE`);
+      return drainCapture(tx, loaded.tables[0]!, journal);
+    });
+    const drainMs = performance.now() - t1;
+    const s = await contentHash(c, 'public.petri_observations');
+    const n = await contentHash(c, 'public.petri_online');
+    const equal = s.h === n.h && s.n === n.n;
+    say(`    drain under lock: ${drained} changes in ${drainMs.toFixed(0)} ms; content hash ${equal ? 'equal' : 'DIFFERS'} (${s.n.toLocaleString('en-US')} rows)`);
+    await removeCapture(db, loaded.tables[0]!, null);
+    await c.query(`DROP TABLE public.petri_online`);
+    return { onlineMs, idle, busy, drained, equal };
+  } finally {
+    await db.close();
+  }
 }
 
 async function main(): Promise<void> {
@@ -301,46 +352,28 @@ async function main(): Promise<void> {
     await c.query(`DROP TABLE public.petri_offset`);
     await settle();
 
-    // (d) online copy beside a writer, against the same writer on the idle database
-    let w = startWriter(url);
-    await new Promise((r) => setTimeout(r, WRITER_S * 1000));
-    const idle = await w.stop();
-    say(`writer alone: ${idle.ops} ops in ${WRITER_S} s, p50 ${idle.p50.toFixed(2)} ms, p99 ${idle.p99.toFixed(2)} ms`);
-    await pgshiftStructure(url, c, dir, 'petri_online', 'online');
-    w = startWriter(url);
-    await new Promise((r) => setTimeout(r, 500));
-    const online = await pgshiftCopy(url, c, dir, 'petri_online', 'online');
-    const busy = await w.stop();
-    const onlineMs = online.stepMs - online.analyzeMs;
-    say(`(d) pgshift online copy (copy + replay, the step less its ANALYZE of ${secs(online.analyzeMs).toFixed(1)} s): ${secs(onlineMs).toFixed(1)} s with the writer (${busy.ops} ops, ${busy.errors} errors) = ${(onlineMs / ceilingMs).toFixed(2)}× (a): ${online.summary}`);
-    say(`    writer during the copy: p50 ${busy.p50.toFixed(2)} ms, p99 ${busy.p99.toFixed(2)} ms = ${(busy.p99 / idle.p99).toFixed(2)}× idle p99`);
-    // where the slow writes were: p99 and ops per stage of the copy step (from its log lines)
-    const stages = online.marks.map((m, i) => {
-      const end = online.marks[i + 1]?.at ?? Infinity;
-      const xs = busy.lat.filter((_, k) => busy.at[k]! >= m.at && busy.at[k]! < end);
-      return `${m.stage} ${xs.length} ops p99 ${percentile(xs, 99).toFixed(2)} ms`;
-    });
-    say(`    by stage: ${stages.join(' · ')}`);
-    // the swap's drain: lock the source, apply what is left, compare content
-    const db = new Db(resolveConnection(url), 'pgshift-bench');
-    const loaded = loadPlan(path.join(dir, 'plan-petri_online.json'));
-    let drained = 0;
-    let equal = false;
-    try {
-      const journal = await Journal.open(db, { create: false });
-      const t1 = performance.now();
-      drained = await db.tx(async (tx) => {
-        await tx.query(`LOCK TABLE public.petri_observations IN EXCLUSIVE MODE`);
-        return drainCapture(tx, loaded.tables[0]!, journal);
-      });
-      const drainMs = performance.now() - t1;
-      const s = await contentHash(c, 'public.petri_observations');
-      const n = await contentHash(c, 'public.petri_online');
-      equal = s.h === n.h && s.n === n.n;
-      say(`    drain under lock: ${drained} changes in ${drainMs.toFixed(0)} ms; content hash ${equal ? 'equal' : 'DIFFERS'} (${s.n.toLocaleString('en-US')} rows)`);
-      await removeCapture(db, loaded.tables[0]!, null);
-    } finally {
-      await db.close();
+    // (d) online copy beside a writer, against the same writer on the idle database just before it. A writer's p99
+    // over 10 s is the ~30th slowest of ~3,000 operations: one run of it varies by ±20 % on a shared 2-core machine,
+    // so (d) runs ONLINE_REPEAT times and the median of each run's ratios is the figure, as for (c)
+    const onlineRuns: OnlineRun[] = [];
+    for (let k = 0; k < ONLINE_REPEAT; k++) {
+      onlineRuns.push(await onlineCopy(url, c, dir, ceilingMs, k + 1));
+      await settle();
+    }
+    // the median run by each figure (an odd count is the default; with an even one, the lower middle)
+    const pick = (f: (r: OnlineRun) => number): { value: number; run: OnlineRun } => {
+      const run = [...onlineRuns].sort((a, b) => f(a) - f(b))[Math.floor((onlineRuns.length - 1) / 2)]!;
+      return { value: f(run), run };
+    };
+    const onlineMed = pick((r) => r.onlineMs);
+    const p99Med = pick((r) => r.busy.p99 / r.idle.p99);
+    const onlineMs = onlineMed.value;
+    const { idle, busy } = p99Med.run;
+    const drained = Math.max(...onlineRuns.map((r) => r.drained));
+    const equal = onlineRuns.every((r) => r.equal);
+    if (onlineRuns.length > 1) {
+      say(`    online copy against the ceiling: ${onlineRuns.map((r) => `${(r.onlineMs / ceilingMs).toFixed(2)}×`).join(', ')}; median ${(onlineMs / ceilingMs).toFixed(2)}×`);
+      say(`    writer p99 against its idle p99 just before: ${onlineRuns.map((r) => `${(r.busy.p99 / r.idle.p99).toFixed(2)}×`).join(', ')}; median ${(busy.p99 / idle.p99).toFixed(2)}×`);
     }
     await c.end();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -350,7 +383,8 @@ async function main(): Promise<void> {
       batch_runs_s: batchRuns.map((x) => +secs(x).toFixed(2)), batch_ratios: batchRatios.map((x) => +x.toFixed(3)),
       offset_s: +secs(offsetMs).toFixed(2), offset_extrapolated: extrapolated, offset_batches_measured: times.length, offset_batches_total: batches,
       batch_s: batch ? +secs(batchMs).toFixed(2) : null, batch_key_s: batch ? +secs(batch.keysMs).toFixed(2) : null, batch_step_s: batch ? +secs(batch.stepMs).toFixed(2) : null,
-      online_s: +secs(onlineMs).toFixed(2), online_step_s: +secs(online.stepMs).toFixed(2),
+      online_s: +secs(onlineMs).toFixed(2), online_runs_s: onlineRuns.map((r) => +secs(r.onlineMs).toFixed(2)),
+      writer_p99_ratios: onlineRuns.map((r) => +(r.busy.p99 / r.idle.p99).toFixed(3)),
       writer_p50_idle_ms: +idle.p50.toFixed(2), writer_p99_idle_ms: +idle.p99.toFixed(2),
       writer_p50_online_ms: +busy.p50.toFixed(2), writer_p99_online_ms: +busy.p99.toFixed(2),
       writer_ops_idle: idle.ops, writer_ops_online: busy.ops, writer_errors_online: busy.errors,
@@ -362,6 +396,7 @@ async function main(): Promise<void> {
         ...(batch ? { batch_le_1_10: batchRatio <= 1.1 } : {}),
         online_le_1_5: onlineMs / ceilingMs <= 1.5,
         writer_p99_le_2x: busy.p99 / idle.p99 <= 2,
+        online_content_equal: equal,
         ...(batch ? { integrity_le_1_5: integrityMs / batch.copyMs <= 1.5 } : {}),
       },
     };

@@ -184,8 +184,9 @@ function copyStep(t: TablePlan): Step {
         return { status: 'skipped', summary: `stopped at a committed checkpoint: ${res.rows.toLocaleString('en-US')} rows in ${res.batches} batches; run again to continue from there` };
       }
       const keys = await addKeys(ctx, t, pair, onRetry);
-      await ctx.db.ddl([`ANALYZE ${pair.target.q}`], { stepId: id, onRetry: (i) => onRetry(`ANALYZE: ${i.error}`) });
       ctx.log(`ANALYZE ${pair.target.display}: autovacuum never analyzes a partitioned parent, so pgshift does it after the copy (before the replay, so the replay's plans use the statistics)`);
+      ctx.progress({ done: res.rows, total: res.rows, unit: 'rows', detail: `ANALYZE ${pair.target.display} (statistics for the new table and its partitions)` });
+      await ctx.db.ddl([`ANALYZE ${pair.target.q}`], { stepId: id, onRetry: (i) => onRetry(`ANALYZE: ${i.error}`) });
       let replay = '';
       let applied = 0;
       const cap = await findCapture(ctx.db, t);
