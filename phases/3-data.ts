@@ -185,7 +185,7 @@ function copyStep(t: TablePlan): Step {
       }
       const keys = await addKeys(ctx, t, pair, onRetry);
       ctx.log(`ANALYZE ${pair.target.display}: autovacuum never analyzes a partitioned parent, so pgshift does it after the copy (before the replay, so the replay's plans use the statistics)`);
-      ctx.progress({ done: res.rows, total: res.rows, unit: 'rows', detail: `ANALYZE ${pair.target.display} (statistics for the new table and its partitions)` });
+      ctx.progress({ done: res.rows, total: res.rows, unit: 'rows', state: 'running', detail: `ANALYZE ${pair.target.display} (statistics for the new table and its partitions)` });
       await ctx.db.ddl([`ANALYZE ${pair.target.q}`], { stepId: id, onRetry: (i) => onRetry(`ANALYZE: ${i.error}`) });
       let replay = '';
       let applied = 0;

