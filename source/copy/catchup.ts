@@ -241,7 +241,15 @@ const running = new WeakMap<Db, Map<string, Background>>();
  * lag and both rates every `logEveryMs`. Stops by itself when the pool closes or after repeated errors (logged).
  * Starting it twice for the same key keeps the first one.
  */
-export function startBackground(db: Db, key: string, rp: Replayer, opts: { batch: number; reporter: Reporter; logEveryMs?: number }): void {
+/**
+ * Whether the background catch-up logs its line now: every `everyMs` while changes come or wait, every
+ * `quietEveryMs` once it has said it is quiet (a wizard left open for the night is not a screenful of zeros).
+ */
+export function backgroundLogDue(o: { sinceLastMs: number; quiet: boolean; lastWasQuiet: boolean; everyMs: number; quietEveryMs: number }): boolean {
+  return o.sinceLastMs > (o.quiet && o.lastWasQuiet ? o.quietEveryMs : o.everyMs);
+}
+
+export function startBackground(db: Db, key: string, rp: Replayer, opts: { batch: number; reporter: Reporter; logEveryMs?: number; quietEveryMs?: number }): void {
   let map = running.get(db);
   if (!map) running.set(db, (map = new Map<string, Background>()));
   if (map.has(key)) return;
@@ -251,6 +259,7 @@ export function startBackground(db: Db, key: string, rp: Replayer, opts: { batch
     const cap = new RateWindow(10_000), app = new RateWindow(10_000);
     let applied = 0, errors = 0, lastLog = performance.now();
     let lastPending: number | null = null;
+    let lastWasQuiet = false;
     opts.reporter.log(`background catch-up of ${rp.label} started: captured changes keep being applied until the swap`);
     while (!ctl.signal.aborted && !db.pool.ending) {
       try {
@@ -258,17 +267,22 @@ export function startBackground(db: Db, key: string, rp: Replayer, opts: { batch
         const now = performance.now();
         cap.add(await rp.captured(), now);
         app.add(applied, now);
-        if (now - lastLog > (opts.logEveryMs ?? 5000)) {
+        const rep = { pending, capturedPerSec: cap.perSec(), appliedPerSec: app.perSec(), capacityPerSec: meter.capacity, predictedLockMs: meter.predict(pending) };
+        const quiet = pending === 0 && rep.capturedPerSec === 0 && rep.appliedPerSec === 0;
+        if (backgroundLogDue({ sinceLastMs: now - lastLog, quiet, lastWasQuiet, everyMs: opts.logEveryMs ?? 5000, quietEveryMs: opts.quietEveryMs ?? 60_000 })) {
           lastLog = now;
-          const rep = { pending, capturedPerSec: cap.perSec(), appliedPerSec: app.perSec(), capacityPerSec: meter.capacity, predictedLockMs: meter.predict(pending) };
           const growing = lastPending !== null && pending > lastPending && pending > opts.batch && rep.capturedPerSec > rep.appliedPerSec;
+          const every = Math.round((opts.quietEveryMs ?? 60_000) / 1000);
           opts.reporter.log(
             growing
               ? `writes outpace the replay of ${rp.label}: ${describeRates(rep)} and growing; the swap will wait for it to catch up (and give up after swap.catchUpTimeoutSec). Raise copy.batchRows (bigger apply batches) or pick a quieter moment`
-              : `background catch-up ${rp.label}: ${describeRates(rep)}`,
+              : quiet
+                ? `background catch-up ${rp.label}: up to date, no writes captured in the last 10 s${lastWasQuiet ? '' : ` (while it stays so, this line comes every ${every} s)`}`
+                : `background catch-up ${rp.label}: ${describeRates(rep)}`,
             growing ? 'warn' : 'info',
           );
           lastPending = pending;
+          lastWasQuiet = quiet;
         }
         if (pending > 0) {
           meter.backlog(pending);

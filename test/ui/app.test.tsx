@@ -98,6 +98,28 @@ describe('wizard screens (ink-testing-library, real engine on a real database)',
     await press(m.ui.stdin, '1');
   });
 
+  it('pgdn and pgup in a full-screen view move a screenful, keeping one line for context (they moved 10 of 33 lines)', async () => {
+    await press(m.ui.stdin, '?');
+    await waitFor(() => /help lines 1-\d+ of \d+/.test(m.frame()), 'the help, longer than the screen');
+    const range = () => {
+      const r = /help lines (\d+)-(\d+) of (\d+)/.exec(m.frame());
+      return r ? { from: Number(r[1]), to: Number(r[2]), of: Number(r[3]) } : null;
+    };
+    const first = range()!;
+    expect(first.to).toBeGreaterThan(20); // a 40-row terminal shows a screenful, not a few lines
+    await press(m.ui.stdin, KEY.pageDown);
+    await waitFor(() => range()?.from !== 1, 'the next page');
+    // a page is the lines shown less one (the last line shown stays, on top), unless the end comes first
+    const shown = first.to;
+    const from = Math.min(shown, first.of - shown + 1);
+    expect(from).toBeGreaterThan(11); // farther than the 10 lines a page used to be
+    expect(range()).toEqual({ from, to: from + shown - 1, of: first.of });
+    await press(m.ui.stdin, KEY.pageUp);
+    await waitFor(() => range()?.from === 1, 'the first page again');
+    await press(m.ui.stdin, KEY.esc);
+    await waitFor(() => !m.frame().includes('help lines'), 'the help to close');
+  });
+
   it('fits 80×24 and re-renders on resize', async () => {
     setSize(m.ui.stdout, 80, 24);
     await waitFor(() => m.frame().split('\n').length <= 23 && /\? help · q quit/.test(m.frame()), 'the narrow layout');

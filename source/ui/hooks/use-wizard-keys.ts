@@ -38,8 +38,10 @@ export function useWizardKeys({ stateRef, act, log, run, activity, monitorAction
 }): void {
   const close = () => act({ type: 'overlay', overlay: 'none' });
   const scrollDetail = (delta: number) => act({ type: 'scroll-detail', delta, max: view.current.overlayMax });
+  // a page of a full-screen view: its visible lines (the body less its title and footer) less one kept for context
+  const page = () => Math.max(5, view.current.bodyH - 4);
   const scrollView = (scroll: (delta: number) => void): KeyHandlers<ScrollViewAction> => ({
-    close, up: () => scroll(-1), down: () => scroll(1), 'page-up': () => scroll(-10), 'page-down': () => scroll(10), end: () => scroll(1_000_000),
+    close, up: () => scroll(-1), down: () => scroll(1), 'page-up': () => scroll(-page()), 'page-down': () => scroll(page()), end: () => scroll(1_000_000),
   });
 
   /** the phase screen's actions, on the state the key sees */
