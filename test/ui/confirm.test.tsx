@@ -2,6 +2,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type { ConfirmAnswer, ConfirmRequest } from '../../source/engine/types.js';
 import { freshDatabase, type FreshDb } from '../helpers/db.js';
 import { KEY, mountApp, press, tick, waitFor, type Mounted } from './harness.js';
+import { confirmBodyLines } from '../../source/ui/components/confirm-modal.js';
 
 const DROP: ConfirmRequest = {
   stepId: 'cleanup:public.petri_observations_old', kind: 'drop', object: 'public.petri_observations_old', typed: true,
@@ -182,5 +183,32 @@ describe('wizard confirmations (ink-testing-library, real engine)', () => {
     await press(m.ui.stdin, 'n');
     await q2.p;
     expect(q2.answer).toMatchObject({ confirmed: false, method: 'declined' });
+  });
+});
+
+describe('confirmation text wrapping (confirmBodyLines)', () => {
+  it('wraps each item once with a hanging indent: no line breaks before a word that fit on it (seen: "waits at most" / "500 ms")', () => {
+    const width = 116;
+    const req: ConfirmRequest = {
+      ...RENAME,
+      impact: [
+        'locks ACCESS EXCLUSIVE, in this order: "public"."petri_observations", "public"."petri_observations_partitioned", "public"."petri_observation_images" — every query on them waits while the lock is held (each attempt waits at most 500 ms for the lock, up to 10 attempts)',
+        'behaviour change: the primary key of public.petri_observations becomes (observation_id, created_at) — (observation_id) alone is no longer unique across partitions (PostgreSQL cannot enforce it on a partitioned table; a unique index per partition does not either)',
+      ],
+      statements: ['CREATE VIEW public.v AS\n  SELECT observation_id, created_at, program_id, site_id, petri_code, growth_index, fungicide_used, outdoor_temperature, outdoor_humidity FROM public.petri_observations'],
+    };
+    const lines = confirmBodyLines(req, width).map((l) => l.text);
+    for (const l of lines) expect(l.length).toBeLessThanOrEqual(width);
+    // every word of every item is there, in order
+    const words = (s: string) => s.split(/\s+/).filter(Boolean);
+    const text = lines.join(' ');
+    for (const item of [...req.impact, ...req.statements]) expect(words(text).join(' ')).toContain(words(item).join(' '));
+    // greedy: a continuation line's first word would not have fitted on the line before it
+    for (let i = 1; i < lines.length; i++) {
+      const cont = /^ {4}\S/.test(lines[i]!) && !/^ {2}• /.test(lines[i]!) && /^ {2}• |^ {4}/.test(lines[i - 1]!);
+      if (!cont) continue;
+      const first = lines[i]!.trimStart().split(' ')[0]!;
+      expect(lines[i - 1]!.length + 1 + first.length, `${lines[i - 1]}\n${lines[i]}`).toBeGreaterThan(width);
+    }
   });
 });

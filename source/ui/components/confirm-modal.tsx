@@ -9,11 +9,22 @@ import { MODAL_KEYS } from '../keymap.js';
 
 export function confirmBodyLines(r: ConfirmRequest, width: number): Line[] {
   const out: Line[] = [];
+  // a hanging indent: the first line at the full width, the rest of the text wrapped once at the indented width
+  // (wrapping each full-width line again at the narrower width left one-word lines: "waits at most" / "500 ms")
   const push = (text: string, level?: Line['level']) => {
     const indent = /^\s*(• )?/.exec(text)![0].length;
-    wrap(text, Math.max(10, width)).forEach((l, i) => {
-      if (i === 0) out.push({ text: l, level });
-      else for (const w of wrap(l, Math.max(10, width - indent))) out.push({ text: ' '.repeat(indent) + w, level });
+    const pad = ' '.repeat(indent);
+    const narrow = Math.max(10, width - indent);
+    text.split('\n').forEach((raw, i) => {
+      const para = raw.replace(/\t/g, '  ').replace(/\r/g, '');
+      let rest = para;
+      if (i === 0) {
+        const first = wrap(para, Math.max(10, width))[0] ?? '';
+        out.push({ text: first, level });
+        rest = para.slice(first.length).replace(/^ +/, '');
+        if (!rest) return;
+      }
+      for (const w of wrap(rest, narrow)) out.push({ text: pad + w, level });
     });
   };
   if (r.refusal) push(`REFUSED: ${r.refusal}`, 'error');
