@@ -57,15 +57,27 @@ async function tableFacts(ctx: PlanContext, schema: string, table: string): Prom
 }
 
 /** Tables a DROP or a swap locks besides the table itself: the targets of its foreign keys and the tables referencing it. */
-export async function fkNeighbours(ctx: PlanContext, schema: string, table: string): Promise<{ referenced: string[]; referencing: string[] }> {
-  const r = await ctx.db.read<{ referenced: string[] | null; referencing: string[] | null }>(
-    `WITH k AS (SELECT conrelid, confrelid FROM pg_constraint WHERE contype = 'f' AND conrelid <> confrelid AND to_regclass($1) IN (conrelid, confrelid)),
-          q AS (SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS q FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace)
-     SELECT (SELECT array_agg(DISTINCT q.q ORDER BY q.q) FROM k JOIN q ON q.oid = k.confrelid WHERE k.conrelid = to_regclass($1)) AS referenced,
-            (SELECT array_agg(DISTINCT q.q ORDER BY q.q) FROM k JOIN q ON q.oid = k.conrelid WHERE k.confrelid = to_regclass($1)) AS referencing`,
+export interface FkNeighbours {
+  /** quoted through qname, for the LOCK statements */
+  readonly referenced: string[];
+  readonly referencing: string[];
+  /** the same as schema.name, for the operator */
+  readonly shown: { readonly referenced: string[]; readonly referencing: string[] };
+}
+
+export async function fkNeighbours(ctx: PlanContext, schema: string, table: string): Promise<FkNeighbours> {
+  const r = await ctx.db.read<{ side: 'referenced' | 'referencing'; nsp: string; rel: string }>(
+    `WITH k AS (SELECT conrelid, confrelid FROM pg_constraint WHERE contype = 'f' AND conrelid <> confrelid AND to_regclass($1) IN (conrelid, confrelid))
+     SELECT DISTINCT CASE WHEN k.conrelid = to_regclass($1) THEN 'referenced' ELSE 'referencing' END AS side, n.nspname AS nsp, c.relname AS rel
+       FROM k JOIN pg_class c ON c.oid = CASE WHEN k.conrelid = to_regclass($1) THEN k.confrelid ELSE k.conrelid END
+       JOIN pg_namespace n ON n.oid = c.relnamespace`,
     [qname(schema, table)],
   );
-  return { referenced: r[0]?.referenced ?? [], referencing: r[0]?.referencing ?? [] };
+  // quoted through the one helper, in a stable order (the order the locks are taken in)
+  const side = (x: 'referenced' | 'referencing') => r.filter((y) => y.side === x).sort((a, b) => qname(a.nsp, a.rel).localeCompare(qname(b.nsp, b.rel)));
+  const q = (x: 'referenced' | 'referencing') => side(x).map((y) => qname(y.nsp, y.rel));
+  const shown = (x: 'referenced' | 'referencing') => side(x).map((y) => `${y.nsp}.${y.rel}`);
+  return { referenced: q('referenced'), referencing: q('referencing'), shown: { referenced: shown('referenced'), referencing: shown('referencing') } };
 }
 
 function swapStep(t: TablePlan): Step {
@@ -370,8 +382,8 @@ function dropStep(t: TablePlan): Step {
         kind: 'drop' as const, object: obj, typed: true, statements: statements(a, fk, lt.ms),
         impact: [
           `${obj}: ~${facts.rows.toLocaleString('en-US')} rows, ${fmtBytes(facts.bytes)} freed`,
-          `locks ACCESS EXCLUSIVE for a moment (catalog only) on ${[...fk.referenced, obj, ...fk.referencing].join(', ')}` +
-            (fk.referenced.length ? ` — ${fk.referenced.join(', ')}: the targets of its foreign keys, whose RI triggers are dropped with it; queries on them wait meanwhile` : ''),
+          `locks ACCESS EXCLUSIVE for a moment (catalog only) on ${[...fk.shown.referenced, obj, ...fk.shown.referencing].join(', ')}` +
+            (fk.referenced.length ? ` — ${fk.shown.referenced.join(', ')}: the targets of its foreign keys, whose RI triggers are dropped with it; queries on them wait meanwhile` : ''),
           lt.note,
           'after this, a rollback can no longer swap back: only a restore of the backup can bring the old table back',
         ],

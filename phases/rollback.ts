@@ -448,15 +448,15 @@ function dropTargetStep(t: TablePlan): Step {
       if (!statements.length) return null;
       if (await isSwapped(ctx.db, t)) return { kind: 'rollback', object: obj, typed: true, statements, impact: [], protections: [], refusal: `${name(t)} is still swapped: swap back first` };
       const cp = await ctx.journal.getCheckpoint<unknown>(copyStepId(t));
-      const fk = p.tableExists ? await fkNeighbours(ctx, t.schema, t.targetName) : { referenced: [], referencing: [] };
+      const fk = p.tableExists ? await fkNeighbours(ctx, t.schema, t.targetName) : { referenced: [], referencing: [], shown: { referenced: [], referencing: [] } };
       const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
       return {
         kind: 'rollback', object: obj, typed: true, statements,
         impact: [
           ...(p.tableExists ? [`${obj} and its ${p.partitions} partition(s) are dropped: a copy; the data is in ${name(t)}, which this does not touch`] : []),
           ...(p.tableExists
-            ? [`DROP TABLE locks ACCESS EXCLUSIVE for a moment (catalog only) on ${[obj, ...fk.referenced, ...fk.referencing].join(', ')}` +
-                (fk.referenced.length ? ` — ${fk.referenced.join(', ')}: the targets of its foreign keys, whose RI triggers are dropped with it; queries on them wait meanwhile` : ''),
+            ? [`DROP TABLE locks ACCESS EXCLUSIVE for a moment (catalog only) on ${[obj, ...fk.shown.referenced, ...fk.shown.referencing].join(', ')}` +
+                (fk.referenced.length ? ` — ${fk.shown.referenced.join(', ')}: the targets of its foreign keys, whose RI triggers are dropped with it; queries on them wait meanwhile` : ''),
                lt.note]
             : []),
           ...p.notes,

@@ -73,7 +73,7 @@ describe('cut-over beside RI-checking writers: 0 failed application statements',
     const dropTx = drop.statements.slice(drop.statements.lastIndexOf('BEGIN'));
     expect(dropTx).toEqual([
       'BEGIN', expect.stringMatching(/^SET LOCAL lock_timeout = \d+$/),
-      'LOCK TABLE public.branches IN ACCESS EXCLUSIVE MODE', 'LOCK TABLE "public"."accounts_old" IN ACCESS EXCLUSIVE MODE',
+      'LOCK TABLE "public"."branches" IN ACCESS EXCLUSIVE MODE', 'LOCK TABLE "public"."accounts_old" IN ACCESS EXCLUSIVE MODE',
       'DROP TABLE "public"."accounts_old"', 'COMMIT',
     ]);
     expect(drop.statements.filter((x) => x === 'BEGIN')).toHaveLength(2);
