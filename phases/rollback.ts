@@ -11,10 +11,10 @@ import { copyStepId } from './3-data.js';
 import { fmtDuration } from '../source/format.js';
 import { takeSnapshot, diffSnapshots, createdObjects, type CatalogSnapshot } from '../source/snapshot.js';
 import { restoreTableToSide, sideRestoreCommands, sha256File } from '../source/restore.js';
-import { isSwapped, validateForeignKey, renameSql, swapBack, cutoverStatements, insertableColumns, relkind, type SwapArtifact, applyReverse, reversePending, reverseCaptured, lockedTx, cutoverLockTimeout } from '../source/swap/swap.js';
+import { isSwapped, validateForeignKey, renameSql, swapBack, cutoverStatements, insertableColumns, relkind, type SwapArtifact, applyReverse, reversePending, reverseCaptured, lockedTx, cutoverLockTimeout, lockSql } from '../source/swap/swap.js';
 import { ApplyMeter, applyBudget, applyUnderLock, converge, describeRates, startBackground, stopBackground, type Replayer } from '../source/copy/catchup.js';
 import { triggerList } from '../source/copy/app-triggers.js';
-import { fkNeighbours, offerBlocker, protections } from './5-cleanup.js';
+import { fkNeighbours, offerBlocker, protections, type FkNeighbours } from './5-cleanup.js';
 import { SIDE_SCHEMA } from './1-preparation.js';
 import type { BackupArtifact } from '../source/backup.js';
 import { Artifacts, type ArtifactKey } from '../source/engine/artifacts.js';
@@ -363,6 +363,11 @@ async function autoTrigger(ctx: PlanContext, t: TablePlan): Promise<{ table: { s
   return (await triggerExists(ctx.db, a.table.schema, a.table.name, a.trigger)) || f[0]!.ok ? a : null;
 }
 
+/** What the rollback of a copy runs: the capture's removal, then one transaction as it runs (lock_timeout first, the locks in order, the drops). */
+function targetStatements(p: TargetPlan, lockTimeoutMs: number): string[] {
+  return [...p.capture, ...(p.ddl.length ? ['BEGIN', `SET LOCAL lock_timeout = ${lockTimeoutMs}`, ...p.ddl, 'COMMIT'] : [])];
+}
+
 interface TargetPlan {
   /** removeCapture's statements (run by removeCapture itself, shown in the confirmation) */
   readonly capture: string[];
@@ -371,6 +376,8 @@ interface TargetPlan {
   readonly notes: string[];
   readonly partitions: number;
   readonly tableExists: boolean;
+  /** the tables the copy's foreign keys touch (null when the copy is gone) */
+  readonly fk: FkNeighbours | null;
 }
 
 /** Everything the migration built for t besides the copied rows: the new table, capture, auto-partition trigger. */
@@ -392,6 +399,11 @@ async function planTarget(ctx: PlanContext, t: TablePlan): Promise<TargetPlan> {
     notes.push(`the online copy's change capture on ${name(t)} is removed: its triggers (writes to ${name(t)} stop being logged), function and change log pgshift.${names.log}`);
   }
   const ddl: string[] = [];
+  // the DROP's locks first, in the order phase 5's DROP takes them: the targets of the copy's foreign keys (their RI
+  // triggers go with it), then the copy; an application's RI check locks the referenced table first too
+  const tableExists_ = await tableExists(ctx.db, t.schema, t.targetName);
+  const fk = tableExists_ ? await fkNeighbours(ctx, t.schema, t.targetName) : null;
+  if (fk) ddl.push(...[...fk.referenced, qname(t.schema, t.targetName), ...fk.referencing].map(lockSql));
   const a = await autoTrigger(ctx, t);
   if (a) {
     const tq = qname(a.table.schema, a.table.name);
@@ -413,13 +425,12 @@ async function planTarget(ctx: PlanContext, t: TablePlan): Promise<TargetPlan> {
       notes.push(`function ${a.fn.schema}.${a.fn.name}() is kept: still used by trigger(s) ${others.map((o) => o.t).join(', ')}`);
     }
   }
-  const tableExists_ = await tableExists(ctx.db, t.schema, t.targetName);
   let partitions = 0;
   if (tableExists_) {
     partitions = Number((await ctx.db.read<{ n: string }>(`SELECT count(*) AS n FROM pg_inherits WHERE inhparent = $1::regclass`, [qname(t.schema, t.targetName)]))[0]!.n);
     ddl.push(`DROP TABLE ${qname(t.schema, t.targetName)}`);
   }
-  return { capture, ddl, notes, partitions, tableExists: tableExists_ };
+  return { capture, ddl, notes, partitions, tableExists: tableExists_, fk };
 }
 
 /**
@@ -439,17 +450,18 @@ function dropTargetStep(t: TablePlan): Step {
     title: `Drop the new table ${obj} and its partitions, its auto-partition trigger and the change capture`,
     async preview(ctx) {
       const p = await planTarget(ctx, t);
-      const all = [...p.capture, ...p.ddl];
+      const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
+      const all = targetStatements(p, lt.ms);
       return all.length ? all : [`-- ${obj}, its capture and auto-partition trigger are gone already`];
     },
     async destructive(ctx) {
       const p = await planTarget(ctx, t);
-      const statements = [...p.capture, ...p.ddl];
+      const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
+      const statements = targetStatements(p, lt.ms);
       if (!statements.length) return null;
       if (await isSwapped(ctx.db, t)) return { kind: 'rollback', object: obj, typed: true, statements, impact: [], protections: [], refusal: `${name(t)} is still swapped: swap back first` };
       const cp = await ctx.journal.getCheckpoint<unknown>(copyStepId(t));
-      const fk = p.tableExists ? await fkNeighbours(ctx, t.schema, t.targetName) : { referenced: [], referencing: [], shown: { referenced: [], referencing: [] } };
-      const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
+      const fk = p.fk ?? { referenced: [], referencing: [], shown: { referenced: [], referencing: [] } };
       return {
         kind: 'rollback', object: obj, typed: true, statements,
         impact: [
@@ -492,7 +504,7 @@ function dropTargetStep(t: TablePlan): Step {
         status: 'done',
         summary: `${p.tableExists ? `dropped ${obj} (${p.partitions} partitions)` : `${obj} was gone`}${p.capture.length ? ', change capture removed' : ''}` +
           `${p.ddl.some((x) => x.startsWith('DROP TRIGGER')) ? ', auto-partition trigger dropped' : ''}${p.ddl.some((x) => x.startsWith('DROP FUNCTION')) ? ' with its function' : ''}`,
-        data: { statements: [...p.capture, ...p.ddl] },
+        data: { statements: targetStatements(p, lt.ms) },
       };
     },
   };
