@@ -1,4 +1,4 @@
-import type { Db } from '../db/session.js';
+import type { Db, Tx } from '../db/session.js';
 import { sleep } from '../db/session.js';
 import { UserError } from '../engine/errors.js';
 import type { LogLevel, Progress } from '../engine/types.js';
@@ -135,8 +135,10 @@ export function describeRates(r: CatchUpReport): string {
 }
 
 export class BudgetExceeded extends Error {
-  constructor(readonly ms: number, readonly budget: number, readonly changes: number) {
-    super(`applying ${changes} change(s) under the lock took ${Math.round(ms)} ms, over the ${budget} ms budget`);
+  constructor(readonly ms: number, readonly budget: number, readonly changes: number, readonly cut = false) {
+    super(cut
+      ? `the apply under the lock was cut at the ${budget} ms budget (statement_timeout) after ${Math.round(ms)} ms`
+      : `applying ${changes} change(s) under the lock took ${Math.round(ms)} ms, over the ${budget} ms budget`);
     this.name = 'BudgetExceeded';
   }
 }
@@ -144,10 +146,25 @@ export class BudgetExceeded extends Error {
 /**
  * Applies the remainder of a change log under the cut-over's lock, held since `lockedAt`: over `maxLockMs` it throws
  * BudgetExceeded, so lockedTx rolls back (the lock goes), catches up again and retries. The swap and the swap back
- * both apply their remainder through this one rule.
+ * both apply their remainder through this one rule. With `tx`, each statement of the apply also runs under a
+ * statement_timeout of what is left of the budget: a statement that would hold the lock longer (a plan gone bad, a
+ * row lock) is cut there instead of after it finished.
  */
-export async function applyUnderLock(lockedAt: number, maxLockMs: number, apply: () => Promise<number>): Promise<{ changes: number; ms: number }> {
-  const changes = await apply();
+export async function applyUnderLock(lockedAt: number, maxLockMs: number, apply: () => Promise<number>, tx?: Tx): Promise<{ changes: number; ms: number }> {
+  let prev: string | null = null;
+  if (tx) {
+    const left = Math.max(1, Math.ceil(maxLockMs - (performance.now() - lockedAt)));
+    prev = (await tx.client.query<{ v: string }>(`SELECT current_setting('statement_timeout') AS v, set_config('statement_timeout', $1, true)`, [String(left)])).rows[0]!.v;
+  }
+  let changes: number;
+  try {
+    changes = await apply();
+  } catch (e) {
+    const err = e as { code?: string; message?: string };
+    if (tx && err.code === '57014' && /statement timeout/.test(err.message ?? '')) throw new BudgetExceeded(performance.now() - lockedAt, maxLockMs, -1, true);
+    throw e;
+  }
+  if (tx && prev !== null) await tx.client.query(`SELECT set_config('statement_timeout', $1, true)`, [prev]);
   const ms = performance.now() - lockedAt;
   if (ms > maxLockMs) throw new BudgetExceeded(ms, maxLockMs, changes);
   return { changes, ms };
