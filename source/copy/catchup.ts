@@ -254,11 +254,6 @@ interface Background {
 const running = new WeakMap<Db, Map<string, Background>>();
 
 /**
- * Keeps applying the log in the background (one short transaction per batch) until stopBackground; a line with the
- * lag and both rates every `logEveryMs`. Stops by itself when the pool closes or after repeated errors (logged).
- * Starting it twice for the same key keeps the first one.
- */
-/**
  * Whether the background catch-up logs its line now: every `everyMs` while changes come or wait, every
  * `quietEveryMs` once it has said it is quiet (a wizard left open for the night is not a screenful of zeros).
  */
@@ -266,6 +261,11 @@ export function backgroundLogDue(o: { sinceLastMs: number; quiet: boolean; lastW
   return o.sinceLastMs > (o.quiet && o.lastWasQuiet ? o.quietEveryMs : o.everyMs);
 }
 
+/**
+ * Keeps applying the log in the background (one short transaction per batch) until stopBackground; a line with the
+ * lag and both rates every `logEveryMs` (once a minute, `quietEveryMs`, while nothing comes). Stops by itself when the pool closes or after repeated errors (logged).
+ * Starting it twice for the same key keeps the first one.
+ */
 export function startBackground(db: Db, key: string, rp: Replayer, opts: { batch: number; reporter: Reporter; logEveryMs?: number; quietEveryMs?: number }): void {
   let map = running.get(db);
   if (!map) running.set(db, (map = new Map<string, Background>()));
