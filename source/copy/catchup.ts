@@ -263,8 +263,8 @@ export function backgroundLogDue(o: { sinceLastMs: number; quiet: boolean; lastW
 
 /**
  * Keeps applying the log in the background (one short transaction per batch) until stopBackground; a line with the
- * lag and both rates every `logEveryMs` (once a minute, `quietEveryMs`, while nothing comes). Stops by itself when the pool closes or after repeated errors (logged).
- * Starting it twice for the same key keeps the first one.
+ * lag and both rates every `logEveryMs` (every `quietEveryMs`, a minute, while nothing comes). Stops by itself when
+ * the pool closes or after repeated errors (logged). Starting it twice for the same key keeps the first one.
  */
 export function startBackground(db: Db, key: string, rp: Replayer, opts: { batch: number; reporter: Reporter; logEveryMs?: number; quietEveryMs?: number }): void {
   let map = running.get(db);
