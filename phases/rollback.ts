@@ -467,7 +467,7 @@ function dropTargetStep(t: TablePlan): Step {
         impact: [
           ...(p.tableExists ? [`${obj} and its ${p.partitions} partition(s) are dropped: a copy; the data is in ${name(t)}, which this does not touch`] : []),
           ...(p.tableExists
-            ? [`DROP TABLE locks ACCESS EXCLUSIVE for a moment (catalog only) on ${[obj, ...fk.shown.referenced, ...fk.shown.referencing].join(', ')}` +
+            ? [`DROP TABLE locks ACCESS EXCLUSIVE for a moment (catalog only) on ${[...fk.shown.referenced, obj, ...fk.shown.referencing].join(', ')} (in that order)` +
                 (fk.referenced.length ? ` — ${fk.shown.referenced.join(', ')}: the targets of its foreign keys, whose RI triggers are dropped with it; queries on them wait meanwhile` : ''),
                lt.note]
             : []),

@@ -78,7 +78,7 @@ describe('cut-over beside RI-checking writers: 0 failed application statements',
     ]);
     expect(drop.statements.filter((x) => x === 'BEGIN')).toHaveLength(2);
     const dropNew = run.requests.find((r) => r.kind === 'rollback' && r.object === 'public.accounts_partitioned')!;
-    expect(dropNew.impact.join('\n')).toMatch(/DROP TABLE locks ACCESS EXCLUSIVE for a moment \(catalog only\) on public\.accounts_partitioned, public\.branches — public\.branches: the targets of its foreign keys/);
+    expect(dropNew.impact.join('\n')).toMatch(/DROP TABLE locks ACCESS EXCLUSIVE for a moment \(catalog only\) on public\.branches, public\.accounts_partitioned \(in that order\) — public\.branches: the targets of its foreign keys/);
     const swap = run.requests.find((r) => r.kind === 'rename' && r.object === 'public.accounts')!;
     expect(swap.statements.filter((s) => s.startsWith('LOCK TABLE'))).toEqual([
       'LOCK TABLE "public"."accounts" IN ACCESS EXCLUSIVE MODE',
