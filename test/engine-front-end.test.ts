@@ -1,4 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import fs from 'node:fs';
 import pg from 'pg';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { openEngine, tmpDir, writePlan, type Opened } from './fixtures/copy-helpers.js';
@@ -9,15 +10,17 @@ describe('engine: the front ends ask it to skip, signal a backend, say where the
   let db: FreshDb;
   let o: Opened;
   const extra: pg.Client[] = [];
+  const dir = tmpDir('front-end');
   beforeAll(async () => {
     db = await freshDatabase('engine_front_end');
-    o = await openEngine(db.url, writePlan(tmpDir('front-end'), {}), { backup: false });
+    o = await openEngine(db.url, writePlan(dir, {}), { backup: false });
   });
   afterAll(async () => {
     await o?.engine.close();
     // a terminated client may never finish end(): do not wait on it for long
     for (const c of extra) await Promise.race([c.end().catch(() => {}), tick(500)]);
     await db?.drop();
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   async function connect(app: string): Promise<{ c: pg.Client; pid: number }> {

@@ -23,9 +23,16 @@ async function q<T = Record<string, unknown>>(c: pg.Client, sql: string, params:
   return (await c.query(sql, params)).rows as T[];
 }
 
+/** the plan directories this file made: removed when it ends */
+const made: string[] = [];
+afterAll(() => {
+  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
+});
+
 /** A copy of a plan directory with the plan replaced, so tests can change SQL files. */
 function planDir(plan: object, files: Record<string, string>): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgshift-p2-'));
+  made.push(dir);
   for (const [name, text] of Object.entries(files)) {
     fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
     fs.writeFileSync(path.join(dir, name), text);
