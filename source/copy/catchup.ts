@@ -1,5 +1,5 @@
 import type { Db, Tx } from '../db/session.js';
-import { sleep } from '../db/session.js';
+import { setLocal, sleep } from '../db/session.js';
 import { UserError } from '../engine/errors.js';
 import type { LogLevel, Progress } from '../engine/types.js';
 
@@ -151,11 +151,7 @@ export class BudgetExceeded extends Error {
  * row lock) is cut there instead of after it finished.
  */
 export async function applyUnderLock(lockedAt: number, maxLockMs: number, apply: () => Promise<number>, tx?: Tx): Promise<{ changes: number; ms: number }> {
-  let prev: string | null = null;
-  if (tx) {
-    const left = Math.max(1, Math.ceil(maxLockMs - (performance.now() - lockedAt)));
-    prev = (await tx.client.query<{ v: string }>(`SELECT current_setting('statement_timeout') AS v, set_config('statement_timeout', $1, true)`, [String(left)])).rows[0]!.v;
-  }
+  const restore = tx ? await setLocal(tx.client, { statement_timeout: String(Math.max(1, Math.ceil(maxLockMs - (performance.now() - lockedAt)))) }) : null;
   let changes: number;
   try {
     changes = await apply();
@@ -164,7 +160,7 @@ export async function applyUnderLock(lockedAt: number, maxLockMs: number, apply:
     if (tx && err.code === '57014' && /statement timeout/.test(err.message ?? '')) throw new BudgetExceeded(performance.now() - lockedAt, maxLockMs, -1, true);
     throw e;
   }
-  if (tx && prev !== null) await tx.client.query(`SELECT set_config('statement_timeout', $1, true)`, [prev]);
+  await restore?.();
   const ms = performance.now() - lockedAt;
   if (ms > maxLockMs) throw new BudgetExceeded(ms, maxLockMs, changes);
   return { changes, ms };

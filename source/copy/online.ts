@@ -1,7 +1,7 @@
 import type { Tx, Db } from '../db/session.js';
 import type { TablePlan } from '../plan/schema.js';
 import { dollarQuote, ident, qname } from '../db/quote.js';
-import { sleep } from '../db/session.js';
+import { setLocal, sleep } from '../db/session.js';
 import { stopBackground, type Replayer } from './catchup.js';
 import { columnMap, columnsOf, listOf, primaryKeyOf, queryableOf, relByName, relByOid, rowsOf, type ColumnMap, type Pair, type Reader, type Rel } from './meta.js';
 import { forgetArtifact, readArtifact, type Journal } from '../engine/journal.js';
@@ -213,13 +213,9 @@ export async function applyChanges(tx: Tx, cap: Capture, limit: number | null, m
   // a cost that grows with the table). pgshift knows the exact count: up to NESTED_LOOP_MAX keys, one index probe
   // per key (nested loop) is always the right plan and its cost follows the keys, not the table. Sequential scans
   // are ruled out too: a partition that was empty when last analyzed would be scanned whole once per key.
-  const few = Number(range.n) <= NESTED_LOOP_MAX;
-  const saved = few
-    ? (await tx.client.query<{ h: string; m: string; s: string }>(
-      `SELECT current_setting('enable_hashjoin') AS h, current_setting('enable_mergejoin') AS m, current_setting('enable_seqscan') AS s`,
-    )).rows[0]!
+  const restore = Number(range.n) <= NESTED_LOOP_MAX
+    ? await setLocal(tx.client, { enable_hashjoin: 'off', enable_mergejoin: 'off', enable_seqscan: 'off' })
     : null;
-  if (saved) await tx.client.query(`SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true), set_config('enable_seqscan', 'off', true)`);
   const pkList = listOf(cap.pk);
   const eq = cap.pk.map((c) => `t.${ident(c)} = k.${ident(c)}`).join(' AND ');
   const keys = `SELECT DISTINCT ${pkList} FROM ${cap.logQ} WHERE ${ident(SEQ)} <= $1`;
@@ -231,7 +227,7 @@ export async function applyChanges(tx: Tx, cap: Capture, limit: number | null, m
   );
   await tx.query(`DELETE FROM ${cap.logQ} WHERE ${ident(SEQ)} <= $1`, [range.hi]);
   // as they were, for whatever the caller's transaction runs next
-  if (saved) await tx.client.query(`SELECT set_config('enable_hashjoin', $1, true), set_config('enable_mergejoin', $2, true), set_config('enable_seqscan', $3, true)`, [saved.h, saved.m, saved.s]);
+  await restore?.();
   return { changes: Number(range.n), rows: ins.rowCount ?? 0 };
 }
 

@@ -163,6 +163,24 @@ export async function readOnlyTx<T>(client: pg.ClientBase, fn: (c: pg.ClientBase
   }
 }
 
+/**
+ * Sets settings for the rest of the caller's transaction (set_config(…, true), as SET LOCAL) and returns what puts
+ * them back as they were, for the statements the transaction runs next. One round trip each way: the previous
+ * values are read in a materialized CTE, so they are read before the new ones are set.
+ */
+export async function setLocal(client: pg.ClientBase, settings: Readonly<Record<string, string>>): Promise<() => Promise<void>> {
+  const names = Object.keys(settings);
+  const r = await client.query<{ prev: string[] }>(
+    `WITH p AS MATERIALIZED (SELECT array_agg(current_setting(n) ORDER BY i) AS prev FROM unnest($1::text[]) WITH ORDINALITY AS u(n, i))
+     SELECT p.prev, (SELECT array_agg(set_config(n, v, true)) FROM unnest($1::text[], $2::text[]) AS s(n, v)) AS set FROM p`,
+    [names, names.map((n) => settings[n]!)],
+  );
+  const prev = r.rows[0]!.prev;
+  return async () => {
+    await client.query(`SELECT set_config(n, v, true) FROM unnest($1::text[], $2::text[]) AS s(n, v)`, [names, prev]);
+  };
+}
+
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
