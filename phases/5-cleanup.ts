@@ -56,16 +56,16 @@ async function tableFacts(ctx: PlanContext, schema: string, table: string): Prom
   return { rows: Math.max(0, Number(r[0]!.rows)), bytes: Number(r[0]!.bytes) };
 }
 
-/** Tables a DROP or a swap locks besides the table itself: the targets of its foreign keys and the tables referencing it. */
-export interface FkNeighbours {
-  /** quoted through qname, for the LOCK statements */
-  readonly referenced: string[];
-  readonly referencing: string[];
-  /** the same as schema.name, for the operator */
-  readonly shown: { readonly referenced: string[]; readonly referencing: string[] };
+/** What DROP TABLE locks: the table and the tables its foreign keys touch (their RI triggers go with it). */
+export interface DropLocks {
+  /** quoted through qname, in the order pgshift takes the locks: the targets of its foreign keys (an application's
+   * RI check locks the referenced table first too), the table, then the tables referencing it */
+  readonly order: string[];
+  /** the same for the operator, as the confirmation's impact line */
+  readonly impact: string;
 }
 
-export async function fkNeighbours(ctx: PlanContext, schema: string, table: string): Promise<FkNeighbours> {
+export async function dropLocks(ctx: PlanContext, schema: string, table: string): Promise<DropLocks> {
   const r = await ctx.db.read<{ side: 'referenced' | 'referencing'; nsp: string; rel: string }>(
     `WITH k AS (SELECT conrelid, confrelid FROM pg_constraint WHERE contype = 'f' AND conrelid <> confrelid AND to_regclass($1) IN (conrelid, confrelid))
      SELECT DISTINCT CASE WHEN k.conrelid = to_regclass($1) THEN 'referenced' ELSE 'referencing' END AS side, n.nspname AS nsp, c.relname AS rel
@@ -73,11 +73,15 @@ export async function fkNeighbours(ctx: PlanContext, schema: string, table: stri
        JOIN pg_namespace n ON n.oid = c.relnamespace`,
     [qname(schema, table)],
   );
-  // quoted through the one helper, in a stable order (the order the locks are taken in)
-  const side = (x: 'referenced' | 'referencing') => r.filter((y) => y.side === x).sort((a, b) => qname(a.nsp, a.rel).localeCompare(qname(b.nsp, b.rel)));
-  const q = (x: 'referenced' | 'referencing') => side(x).map((y) => qname(y.nsp, y.rel));
-  const shown = (x: 'referenced' | 'referencing') => side(x).map((y) => `${y.nsp}.${y.rel}`);
-  return { referenced: q('referenced'), referencing: q('referencing'), shown: { referenced: shown('referenced'), referencing: shown('referencing') } };
+  const sorted = r.map((x) => ({ ...x, q: qname(x.nsp, x.rel), shown: `${x.nsp}.${x.rel}` })).sort((a, b) => a.q.localeCompare(b.q));
+  const self = { q: qname(schema, table), shown: `${schema}.${table}` };
+  const all = [...sorted.filter((x) => x.side === 'referenced'), self, ...sorted.filter((x) => x.side === 'referencing')];
+  const targets = sorted.filter((x) => x.side === 'referenced').map((x) => x.shown);
+  return {
+    order: all.map((x) => x.q),
+    impact: `locks ACCESS EXCLUSIVE for a moment (catalog only) on ${all.map((x) => x.shown).join(', ')} (in that order)` +
+      (targets.length ? ` — ${targets.join(', ')}: the targets of its foreign keys, whose RI triggers are dropped with it; queries on them wait meanwhile` : ''),
+  };
 }
 
 function swapStep(t: TablePlan): Step {
@@ -354,11 +358,11 @@ function dropStep(t: TablePlan): Step {
       `DROP TABLE IF EXISTS ${qname('pgshift', a.reverseLog ?? reverseLogName(t))}`,
     ],
   } : null);
-  /** DROP TABLE locks the old table and the tables its foreign keys point to (their RI triggers go): referenced first */
-  const drop = (fk: { referenced: string[]; referencing: string[] }): CutoverPlan => ({
-    before: [], locks: [...fk.referenced, qname(t.schema, t.oldName), ...fk.referencing], catchUp: null, body: [`DROP TABLE ${qname(t.schema, t.oldName)}`],
+  /** DROP TABLE locks the old table and the tables its foreign keys touch, in dropLocks' order */
+  const drop = (fk: DropLocks): CutoverPlan => ({
+    before: [], locks: fk.order, catchUp: null, body: [`DROP TABLE ${qname(t.schema, t.oldName)}`],
   });
-  const statements = (a: SwapArtifact | null, fk: { referenced: string[]; referencing: string[] }, lockTimeoutMs: number): string[] => {
+  const statements = (a: SwapArtifact | null, fk: DropLocks, lockTimeoutMs: number): string[] => {
     const u = unhook(a);
     return [...(u ? cutoverStatements(u, lockTimeoutMs) : []), ...cutoverStatements(drop(fk), lockTimeoutMs)];
   };
@@ -367,7 +371,7 @@ function dropStep(t: TablePlan): Step {
     phase: 5,
     title: `Drop ${obj} once the retention period has passed`,
     async preview(ctx) {
-      const fk = await fkNeighbours(ctx, t.schema, t.oldName);
+      const fk = await dropLocks(ctx, t.schema, t.oldName);
       const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
       return [`-- only after the integrity report passed and ${ctx.plan.retention.days} days after the swap (or --force-retention)`, ...statements(await ctx.journal.getArtifact(Artifacts.swap(t)), fk, lt.ms)];
     },
@@ -376,14 +380,13 @@ function dropStep(t: TablePlan): Step {
       const a = await ctx.journal.getArtifact(Artifacts.swap(t));
       const prot = await protections(ctx, t);
       const facts = await tableFacts(ctx, t.schema, t.oldName);
-      const fk = await fkNeighbours(ctx, t.schema, t.oldName);
+      const fk = await dropLocks(ctx, t.schema, t.oldName);
       const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
       const base = {
         kind: 'drop' as const, object: obj, typed: true, statements: statements(a, fk, lt.ms),
         impact: [
           `${obj}: ~${facts.rows.toLocaleString('en-US')} rows, ${fmtBytes(facts.bytes)} freed`,
-          `locks ACCESS EXCLUSIVE for a moment (catalog only) on ${[...fk.shown.referenced, obj, ...fk.shown.referencing].join(', ')}` +
-            (fk.referenced.length ? ` — ${fk.shown.referenced.join(', ')}: the targets of its foreign keys, whose RI triggers are dropped with it; queries on them wait meanwhile` : ''),
+          fk.impact,
           lt.note,
           'after this, a rollback can no longer swap back: only a restore of the backup can bring the old table back',
         ],
@@ -412,7 +415,7 @@ function dropStep(t: TablePlan): Step {
         return { status: 'failed', failed: `sequence(s) ${used.join(', ')} are owned by ${obj} but still used by another table's default: DROP TABLE would drop them. Move ownership first (ALTER SEQUENCE … OWNED BY the new column)` };
       }
       ctx.log(`no sequence owned by ${obj} is used elsewhere (ownership moved at the swap)`);
-      const fk = await fkNeighbours(ctx, t.schema, t.oldName);
+      const fk = await dropLocks(ctx, t.schema, t.oldName);
       const lt = await cutoverLockTimeout(ctx.db, ctx.plan.locks.timeoutMs);
       ctx.log(lt.note);
       // the reverse trigger first, on its own (a short lock on the live table); then the old table with its FK targets

@@ -14,7 +14,7 @@ import { restoreTableToSide, sideRestoreCommands, sha256File } from '../source/r
 import { isSwapped, validateForeignKey, renameSql, swapBack, cutoverStatements, insertableColumns, relkind, type SwapArtifact, applyReverse, reversePending, reverseCaptured, lockedTx, cutoverLockTimeout, lockSql } from '../source/swap/swap.js';
 import { ApplyMeter, applyBudget, applyUnderLock, converge, describeRates, startBackground, stopBackground, type Replayer } from '../source/copy/catchup.js';
 import { triggerList } from '../source/copy/app-triggers.js';
-import { fkNeighbours, offerBlocker, protections, type FkNeighbours } from './5-cleanup.js';
+import { dropLocks, offerBlocker, protections, type DropLocks } from './5-cleanup.js';
 import { SIDE_SCHEMA } from './1-preparation.js';
 import type { BackupArtifact } from '../source/backup.js';
 import { Artifacts, type ArtifactKey } from '../source/engine/artifacts.js';
@@ -376,8 +376,8 @@ interface TargetPlan {
   readonly notes: string[];
   readonly partitions: number;
   readonly tableExists: boolean;
-  /** the tables the copy's foreign keys touch (null when the copy is gone) */
-  readonly fk: FkNeighbours | null;
+  /** what dropping the copy locks (null when the copy is gone) */
+  readonly locks: DropLocks | null;
 }
 
 /** Everything the migration built for t besides the copied rows: the new table, capture, auto-partition trigger. */
@@ -402,8 +402,8 @@ async function planTarget(ctx: PlanContext, t: TablePlan): Promise<TargetPlan> {
   // the DROP's locks first, in the order phase 5's DROP takes them: the targets of the copy's foreign keys (their RI
   // triggers go with it), then the copy; an application's RI check locks the referenced table first too
   const tableExists_ = await tableExists(ctx.db, t.schema, t.targetName);
-  const fk = tableExists_ ? await fkNeighbours(ctx, t.schema, t.targetName) : null;
-  if (fk) ddl.push(...[...fk.referenced, qname(t.schema, t.targetName), ...fk.referencing].map(lockSql));
+  const locks = tableExists_ ? await dropLocks(ctx, t.schema, t.targetName) : null;
+  if (locks) ddl.push(...locks.order.map(lockSql));
   const a = await autoTrigger(ctx, t);
   if (a) {
     const tq = qname(a.table.schema, a.table.name);
@@ -430,7 +430,7 @@ async function planTarget(ctx: PlanContext, t: TablePlan): Promise<TargetPlan> {
     partitions = Number((await ctx.db.read<{ n: string }>(`SELECT count(*) AS n FROM pg_inherits WHERE inhparent = $1::regclass`, [qname(t.schema, t.targetName)]))[0]!.n);
     ddl.push(`DROP TABLE ${qname(t.schema, t.targetName)}`);
   }
-  return { capture, ddl, notes, partitions, tableExists: tableExists_, fk };
+  return { capture, ddl, notes, partitions, tableExists: tableExists_, locks };
 }
 
 /**
@@ -461,16 +461,11 @@ function dropTargetStep(t: TablePlan): Step {
       if (!statements.length) return null;
       if (await isSwapped(ctx.db, t)) return { kind: 'rollback', object: obj, typed: true, statements, impact: [], protections: [], refusal: `${name(t)} is still swapped: swap back first` };
       const cp = await ctx.journal.getCheckpoint<unknown>(copyStepId(t));
-      const fk = p.fk ?? { referenced: [], referencing: [], shown: { referenced: [], referencing: [] } };
       return {
         kind: 'rollback', object: obj, typed: true, statements,
         impact: [
           ...(p.tableExists ? [`${obj} and its ${p.partitions} partition(s) are dropped: a copy; the data is in ${name(t)}, which this does not touch`] : []),
-          ...(p.tableExists
-            ? [`DROP TABLE locks ACCESS EXCLUSIVE for a moment (catalog only) on ${[...fk.shown.referenced, obj, ...fk.shown.referencing].join(', ')} (in that order)` +
-                (fk.referenced.length ? ` — ${fk.shown.referenced.join(', ')}: the targets of its foreign keys, whose RI triggers are dropped with it; queries on them wait meanwhile` : ''),
-               lt.note]
-            : []),
+          ...(p.locks ? [`DROP TABLE ${p.locks.impact}`, lt.note] : []),
           ...p.notes,
           ...(cp ? [`the copy checkpoint of ${name(t)} (${cp.rowsDone.toLocaleString('en-US')} rows) is cleared: a new run copies from the first row`] : []),
         ],
