@@ -14,6 +14,7 @@ import { planPartitions, targetState } from '../source/structure/build.js';
 import { buildStructureDdl, deferredNote, type DeferredObjects } from '../source/structure/ddl.js';
 import { readTableDef } from '../source/structure/definition.js';
 import { Artifacts } from '../source/engine/artifacts.js';
+import { gentleAnalyze } from '../source/db/session.js';
 
 /**
  * Phase 3 · Data: one copy step per partitioned table (batch, or online with change capture), then the integrity
@@ -99,7 +100,7 @@ async function previewCopy(ctx: PlanContext, t: TablePlan): Promise<string[]> {
       out.push('-- after the last batch, the keys phase 2 deferred (one sorted build per partition instead of an index insertion per copied row; ACCESS EXCLUSIVE on the new table only, which nothing but pgshift uses before the swap)');
       out.push(...keyStatements(pair.target, keys));
     }
-    out.push(`ANALYZE ${pair.target.q}`);
+    out.push(...gentleAnalyze(pair.target.q));
     out.push('-- then replay the change log (REPEATABLE READ, batch by batch, one row per key): DELETE new rows by pk, re-INSERT the current source rows, DELETE the log entries; kept up in the background until the swap');
   } catch (e) {
     out.push(`-- cannot plan the copy yet: ${(e as Error).message}`);
@@ -186,7 +187,7 @@ function copyStep(t: TablePlan): Step {
       const keys = await addKeys(ctx, t, pair, onRetry);
       ctx.log(`ANALYZE ${pair.target.display}: autovacuum never analyzes a partitioned parent, so pgshift does it after the copy (before the replay, so the replay's plans use the statistics)`);
       ctx.progress({ done: res.rows, total: res.rows, unit: 'rows', state: 'running', detail: `ANALYZE ${pair.target.display} (statistics for the new table and its partitions)` });
-      await ctx.db.ddl([`ANALYZE ${pair.target.q}`], { stepId: id, onRetry: (i) => onRetry(`ANALYZE: ${i.error}`) });
+      await ctx.db.ddl(gentleAnalyze(pair.target.q), { stepId: id, onRetry: (i) => onRetry(`ANALYZE: ${i.error}`) });
       let replay = '';
       let applied = 0;
       const cap = await findCapture(ctx.db, t);

@@ -8,7 +8,7 @@ import { captureInstalled, captureReplayer, drainKnown, findCapture, removeCaptu
 import { ApplyMeter, applyBudget, converge, describeRates, startBackground, stopBackground } from '../source/copy/catchup.js';
 import { appTriggers, triggerList } from '../source/copy/app-triggers.js';
 import { columnMap } from '../source/copy/meta.js';
-import { sleep, type Tx } from '../source/db/session.js';
+import { gentleAnalyze, sleep, type Tx } from '../source/db/session.js';
 import { fmtBytes, fmtDuration } from '../source/format.js';
 import type { DependencyRecord } from '../source/swap/deps.js';
 import { isSwapped, validateForeignKey, lockHolders, outlineSwap, runSwap, relkind, REVERSE_TRIGGER, reverseFunction, reverseLogName, cutoverLockTimeout, cutoverStatements, lockedTx, lockSql, type Blocker, type CutoverPlan, type SwapArtifact } from '../source/swap/swap.js';
@@ -297,7 +297,7 @@ function analyzeStep(t: TablePlan): Step {
     phase: 5,
     title: `ANALYZE ${name(t)} (autovacuum never analyzes a partitioned parent)`,
     preview() {
-      return [`ANALYZE ${qname(t.schema, t.table)}`];
+      return gentleAnalyze(qname(t.schema, t.table));
     },
     async run(ctx) {
       if ((await relkind(ctx.db, t.schema, t.table)) !== 'p') return { status: 'skipped', summary: `${name(t)} is not partitioned (not swapped)` };
@@ -318,7 +318,7 @@ function analyzeStep(t: TablePlan): Step {
         }
       })();
       try {
-        await ctx.db.ddl([`ANALYZE ${qname(t.schema, t.table)}`], { stepId: ctx.stepId, signal: ctx.signal });
+        await ctx.db.ddl(gentleAnalyze(qname(t.schema, t.table)), { stepId: ctx.stepId, signal: ctx.signal });
       } finally {
         stop = true;
         await poll;

@@ -74,6 +74,11 @@ describe('cleanup: validate, analyze, and DROP only after retention (or --force-
     expect(first(st.rows, 'pg_class row').analyzed).toBe(true);
     const stats = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stats WHERE schemaname = 'public' AND tablename = 'petri_observations'`);
     expect(stats.rows[0]!.n).toBeGreaterThan(0); // the partitioned parent has statistics now
+    // the ANALYZE yields to the application as autovacuum does: cost-based delay set for its transaction, journaled before it
+    const an = await db.client.query<{ sql: string }>(`SELECT sql FROM pgshift.statements WHERE step_id = 'analyze:public.petri_observations' ORDER BY id`);
+    const sqls = an.rows.map((r) => r.sql);
+    expect(sqls.indexOf('SET LOCAL vacuum_cost_delay = 2')).toBeGreaterThanOrEqual(0);
+    expect(sqls.indexOf('SET LOCAL vacuum_cost_delay = 2')).toBeLessThan(sqls.indexOf('ANALYZE "public"."petri_observations"'));
     expect((await db.client.query<{ x: boolean }>(`SELECT to_regclass('public.petri_observations_old') IS NOT NULL AS x`)).rows[0]!.x).toBe(true);
   });
 

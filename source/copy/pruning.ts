@@ -1,4 +1,4 @@
-import type { Db } from '../db/session.js';
+import { gentleAnalyze, type Db } from '../db/session.js';
 import type { Plan, TablePlan } from '../plan/schema.js';
 import type { ReportTable } from '../engine/types.js';
 import { parseQualified, displayName } from '../db/quote.js';
@@ -162,7 +162,7 @@ export async function pruningCheck(
     }
     if (!analyzed.has(pair.target.oid)) {
       // autovacuum never analyzes a partitioned parent: without this the planner guesses the parent's row counts
-      await db.ddl([`ANALYZE ${pair.target.q}`], { stepId });
+      await db.ddl(gentleAnalyze(pair.target.q), { stepId });
       log(`ANALYZE ${pair.target.display} (autovacuum never analyzes a partitioned parent; its partitions are analyzed with it)`);
       analyzed.add(pair.target.oid);
     }

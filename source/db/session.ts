@@ -181,6 +181,17 @@ export async function setLocal(client: pg.ClientBase, settings: Readonly<Record<
   };
 }
 
+/**
+ * The statements of one ANALYZE that yields to the application as autovacuum does: cost-based delay (2 ms of sleep
+ * every vacuum_cost_limit units of page cost, autovacuum's own default) for this transaction only. On a busy
+ * machine an unthrottled ANALYZE of a partitioned parent and its partitions takes a whole core for the length of
+ * its sample; measured under pgbench it was the longest application transaction of the whole run. For db.ddl, which
+ * runs them in one transaction under lock_timeout.
+ */
+export function gentleAnalyze(qualified: string): string[] {
+  return ['SET LOCAL vacuum_cost_delay = 2', `ANALYZE ${qualified}`];
+}
+
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
