@@ -420,7 +420,7 @@ const integrityStep = (tables: readonly TablePlan[]): Step => ({
   },
   async run(ctx) {
     await resyncAfterFail(ctx);
-    if (ctx.plan.copy.mode === 'online') ctx.log('online: the tables are live, so the check hashes the old and the new table one after the other (one snapshot), leaving a core to the application');
+    if (ctx.plan.copy.mode === 'online') ctx.log('online: the tables are live, so the check hashes the old and the new table one after the other (one snapshot), leaving a core to the application, in 4 MB ranges with a rest after each half as long as the range took, so the application\'s queries get the CPU back before a queue forms');
     let report: IntegrityReport = await integrityReport(ctx.db, ctx.tables, {
       log: ctx.log, signal: ctx.signal, stepId: ctx.stepId, live: ctx.plan.copy.mode === 'online',
       onRows: (p) => ctx.progress({ ...p, unit: 'rows hashed' }),

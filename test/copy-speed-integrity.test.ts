@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { Db } from '../source/db/session.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { loadPlan } from '../source/plan/load.js';
-import { integrityReport, hashPlan } from '../source/copy/integrity.js';
+import { integrityReport, hashPlan, LIVE_PACE } from '../source/copy/integrity.js';
 import { resolvePair, columnMap, primaryKeyOf, type Pair } from '../source/copy/meta.js';
 import { createDemoDatabase } from '../source/demo/schema.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
@@ -93,5 +93,44 @@ describe('integrity check at scan speed: same guarantees, its own progress', () 
     expect(ev.at(-1)!.progress).toMatchObject({ done: 40_000, total: 40_000 });
     expect(ev.some((e) => /public\.petri_observations ↔ public\.petri_observations_partitioned: [\d,]+ \/ [\d,]+ blocks hashed/.test(e.progress.detail ?? ''))).toBe(true);
     expect(ev.some((e) => e.ratePerSec !== undefined && e.ratePerSec > 0)).toBe(true);
+  });
+
+  it('on live tables (online mode) hashes in short ranges, each reported, to the same verdict as the quiet check', async () => {
+    const c = db.client;
+    // ~1,700 heap blocks: one range of the quiet check, four of the live one
+    await c.query(`CREATE TABLE public.wide (id integer PRIMARY KEY, k date NOT NULL, pad text)`);
+    await c.query(`INSERT INTO public.wide SELECT g, date '2024-01-01' + (g % 200), repeat(md5(g::text), 14) FROM generate_series(1, 27000) g`);
+    await c.query(`CREATE TABLE public.wide_new (LIKE public.wide INCLUDING DEFAULTS, PRIMARY KEY (id, k)) PARTITION BY RANGE (k)`);
+    await c.query(`CREATE TABLE public.wide_new_all PARTITION OF public.wide_new FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')`);
+    await c.query(`INSERT INTO public.wide_new SELECT * FROM public.wide`);
+    await c.query(`UPDATE public.wide_new SET pad = 'changed' WHERE id = 26999`);
+    const blocks = (await c.query<{ n: number }>(`SELECT pg_relation_size('public.wide')::bigint / current_setting('block_size')::int AS n`)).rows[0]!.n;
+    expect(Number(blocks)).toBeGreaterThan(3 * LIVE_PACE.blocks);
+    const file = writePlan(path.join(dir, 'wide'), {
+      partition: [{ source: 'public.wide', target: 'wide_new', strategy: 'range', key: 'k', interval: '1 year' }], pruning: { queries: [] },
+    });
+    const loaded = loadPlan(file);
+    const pg = new Db(resolveConnection(db.url), 'pgshift-test');
+    try {
+      const check = async (live: boolean) => {
+        const steps: { done: number }[] = [];
+        const r = (await integrityReport(pg, loaded.tables, {
+          log: () => {}, signal: new AbortController().signal, stepId: null, live,
+          onRows: (p) => steps.push({ done: p.done }),
+        })).tables[0]!;
+        return { r, steps };
+      };
+      const quiet = await check(false);
+      const live = await check(true);
+      for (const x of [quiet, live]) expect(x.r).toMatchObject({ oldRows: 27000, newRows: 27000, missing: 0, extra: 0, mismatched: 1, pass: false });
+      expect(live.r.samples).toEqual(quiet.r.samples);
+      // the quiet check reads the old table in one statement; the live one in ranges of LIVE_PACE.blocks, each reported
+      const oldQuiet = quiet.steps.filter((s) => s.done <= 27000 && s.done > 0);
+      const oldLive = live.steps.filter((s) => s.done <= 27000 && s.done > 0);
+      expect(oldQuiet.length).toBe(1);
+      expect(oldLive.length).toBeGreaterThanOrEqual(Math.floor(Number(blocks) / LIVE_PACE.blocks));
+    } finally {
+      await pg.close();
+    }
   });
 });
