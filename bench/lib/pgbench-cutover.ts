@@ -176,6 +176,8 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
 
     // ── the migration under load
     say(`load: pgbench -f tpcb-like, ${o.clients} clients as ${APP_ROLE} (not a superuser), at most ${o.maxSeconds} s`);
+    const ckpt = async () => Number((await c.query<{ n: string }>(`SELECT (checkpoints_timed + checkpoints_req)::text AS n FROM pg_stat_bgwriter`)).rows[0]!.n);
+    const ckptMig0 = await ckpt();
     const load = new Load({ ...loadOpts, name: 'migration', seconds: o.maxSeconds });
     cleanups.push(() => load.kill());
     const migWaits = new WaitSampler(wc, dbName);
@@ -225,12 +227,14 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
     }
     say(load.running ? 'stopping the load (terminating the application role\'s sessions)' : 'the load ended on its own');
     const mig = await load.stop(c);
+    const ckptMig = (await ckpt()) - ckptMig0;
     await migWaits.stop();
     const atRest = await inv('at rest, after the migration load');
 
     // ── the baseline: the same pgbench, no migration
     const idleSeconds = Math.max(20, Math.round(o.idleSeconds ?? (mig.seconds || 60)));
     say(`baseline: the same pgbench for ${idleSeconds} s, no migration`);
+    const ckptIdle0 = await ckpt();
     const idleLoad = new Load({ ...loadOpts, name: 'baseline', seconds: idleSeconds });
     cleanups.push(() => idleLoad.kill());
     const idleWaits = new WaitSampler(wc, dbName);
@@ -243,6 +247,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       if (idleLoad.running) await inv(`baseline, at the offset of "${m.at}"`);
     }
     const idle = await idleLoad.done;
+    const ckptIdle = (await ckpt()) - ckptIdle0;
     await idleWaits.stop();
     const idleInvariant = await inv('after the baseline');
 
@@ -298,6 +303,9 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       app_max_latency_at: worst ? new Date(worst.start).toISOString() : null,
       app_max_latency_waits: waitsAt(migWaits, worst),
       app_max_latency_idle_waits: waitsAt(idleWaits, worstIdle),
+      // checkpoints begun during each load (timed or requested): after one, every first write of a page logs the whole page
+      checkpoints_during_load: ckptMig,
+      checkpoints_during_idle: ckptIdle,
       app_blocked_by_pgshift: migWaits.blockedBy(/^pgshift/),
       swap_during_load: swapDuringLoad,
       swapback_during_load: swapBackDuringLoad,
