@@ -103,6 +103,29 @@ describe('verify:pruning on the demo data', () => {
     const n = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.petri_observations WHERE created_at < '2024-02-01'`);
     expect(n.rows[0]!.n).toBeGreaterThan(0);
     expect(String(verdict('writes are rolled back')[6])).toMatch(/could not run: cannot execute DELETE in a read-only transaction/);
+    // the copy analyzed the new tree after its last batch; the pruning check uses those statistics instead of a second ANALYZE
+    expect(o.logs().join('\n')).toContain('public.petri_observations_partitioned has statistics for the whole tree already');
+    const an = await db.client.query<{ step_id: string }>(`SELECT step_id FROM pgshift.statements WHERE sql = 'ANALYZE "public"."petri_observations_partitioned"' ORDER BY id`);
+    expect(an.rows.map((r) => r.step_id)).toEqual(['copy:public.petri_observations']);
+  });
+
+  it('analyzes the new tree itself when it has no statistics for the whole tree (the copy\'s ANALYZE lost or never run)', async () => {
+    await db.client.query(`DELETE FROM pg_statistic WHERE starelid = 'public.petri_observations_partitioned'::regclass AND stainherit`);
+    const file = writePlan(path.join(dir, 'b'), {
+      partition: [PETRI_ENTRY],
+      pruning: { queries: [{ name: 'one month', table: 'public.petri_observations', sql: `SELECT count(*) FROM public.petri_observations WHERE created_at >= TIMESTAMPTZ '2025-11-01' AND created_at < TIMESTAMPTZ '2025-12-01'` }] },
+    });
+    const o = await openEngine(db.url, file);
+    try {
+      const out = await o.engine.run({ phases: [3], only: ['verify:pruning'] });
+      expect(out.status, o.logs().join('\n')).toBe('completed');
+    } finally {
+      await o.engine.close();
+    }
     expect(o.logs().join('\n')).toContain('ANALYZE public.petri_observations_partitioned (autovacuum never analyzes a partitioned parent');
+    const an = await db.client.query<{ sql: string }>(`SELECT sql FROM pgshift.statements WHERE step_id = 'verify:pruning' AND sql LIKE '%ANALYZE "public"."petri_observations_partitioned"' OR (step_id = 'verify:pruning' AND sql LIKE 'SET LOCAL vacuum_cost_delay%') ORDER BY id`);
+    expect(an.rows.map((r) => r.sql).slice(-2)).toEqual(['SET LOCAL vacuum_cost_delay = 2', 'ANALYZE "public"."petri_observations_partitioned"']);
+    const st = await db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stats WHERE schemaname = 'public' AND tablename = 'petri_observations_partitioned' AND inherited`);
+    expect(st.rows[0]!.n).toBeGreaterThan(0);
   });
 });

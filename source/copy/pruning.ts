@@ -161,9 +161,15 @@ export async function pruningCheck(
       continue;
     }
     if (!analyzed.has(pair.target.oid)) {
-      // autovacuum never analyzes a partitioned parent: without this the planner guesses the parent's row counts
-      await db.ddl(gentleAnalyze(pair.target.q), { stepId });
-      log(`ANALYZE ${pair.target.display} (autovacuum never analyzes a partitioned parent; its partitions are analyzed with it)`);
+      // autovacuum never analyzes a partitioned parent: without this the planner guesses the parent's row counts.
+      // The copy step analyzes it after its last batch: a second ANALYZE of the whole tree here would add nothing
+      const has = await db.read<{ x: boolean }>(`SELECT EXISTS (SELECT 1 FROM pg_stats WHERE schemaname = $1 AND tablename = $2 AND inherited) AS x`, [pair.target.schema, pair.target.name]);
+      if (pair.target.kind === 'p' && has[0]?.x) {
+        log(`${pair.target.display} has statistics for the whole tree already (its copy's ANALYZE, autovacuum never analyzes a partitioned parent): not analyzed again`);
+      } else {
+        await db.ddl(gentleAnalyze(pair.target.q), { stepId });
+        log(`ANALYZE ${pair.target.display} (autovacuum never analyzes a partitioned parent; its partitions are analyzed with it)`);
+      }
       analyzed.add(pair.target.oid);
     }
     try {
