@@ -106,4 +106,24 @@ describe('applying captured changes: plans that follow the keys, not the table',
     expect(after.r.changes).toBe(0);
     expect(after.v).toBe('7s');
   });
+
+  it('the budget bounds the whole apply, not each statement: the later statements get only what is left of it', async () => {
+    // three statements of 200 ms under a 300 ms budget: each alone fits, together they do not. With the timeout set
+    // once for the whole apply, all three would finish (600 ms under the lock) before the budget was noticed.
+    const ran: string[] = [];
+    const cut = await db.tx(async (tx) => {
+      const t0 = performance.now();
+      return applyUnderLock(t0, 300, async (bounded) => {
+        for (let i = 0; i < 3; i++) {
+          await (i % 2 ? bounded!.query(`SELECT pg_sleep(0.2)`) : bounded!.client.query(`SELECT pg_sleep(0.2)`));
+          ran.push(`statement ${i + 1}`);
+        }
+        return 3;
+      }, tx).then(() => null, (e: unknown) => e);
+    }, { stepId: null }).catch((e: unknown) => e);
+    expect(cut).toBeInstanceOf(BudgetExceeded);
+    expect((cut as BudgetExceeded).cut).toBe(true);
+    expect(ran).toEqual(['statement 1']);
+    expect((cut as BudgetExceeded).ms).toBeLessThan(600);
+  });
 });

@@ -146,15 +146,16 @@ export class BudgetExceeded extends Error {
 /**
  * Applies the remainder of a change log under the cut-over's lock, held since `lockedAt`: over `maxLockMs` it throws
  * BudgetExceeded, so lockedTx rolls back (the lock goes), catches up again and retries. The swap and the swap back
- * both apply their remainder through this one rule. With `tx`, each statement of the apply also runs under a
- * statement_timeout of what is left of the budget: a statement that would hold the lock longer (a plan gone bad, a
- * row lock) is cut there instead of after it finished.
+ * both apply their remainder through this one rule. With `tx`, `apply` gets a transaction whose every statement
+ * first gets a statement_timeout of what is left of the budget then (not of what was left when the apply began:
+ * four statements each allowed the whole rest could hold the lock four times as long): a statement that would hold
+ * the lock past the budget (a plan gone bad, a row lock) is cut there instead of after it finished.
  */
-export async function applyUnderLock(lockedAt: number, maxLockMs: number, apply: () => Promise<number>, tx?: Tx): Promise<{ changes: number; ms: number }> {
-  const restore = tx ? await setLocal(tx.client, { statement_timeout: String(Math.max(1, Math.ceil(maxLockMs - (performance.now() - lockedAt)))) }) : null;
+export async function applyUnderLock(lockedAt: number, maxLockMs: number, apply: (tx?: Tx) => Promise<number>, tx?: Tx): Promise<{ changes: number; ms: number }> {
+  const restore = tx ? await setLocal(tx.client, { statement_timeout: String(remainingMs(lockedAt, maxLockMs)) }) : null;
   let changes: number;
   try {
-    changes = await apply();
+    changes = await apply(tx ? deadlineTx(tx, lockedAt, maxLockMs) : undefined);
   } catch (e) {
     const err = e as { code?: string; message?: string };
     if (tx && err.code === '57014' && /statement timeout/.test(err.message ?? '')) throw new BudgetExceeded(performance.now() - lockedAt, maxLockMs, -1, true);
@@ -164,6 +165,36 @@ export async function applyUnderLock(lockedAt: number, maxLockMs: number, apply:
   const ms = performance.now() - lockedAt;
   if (ms > maxLockMs) throw new BudgetExceeded(ms, maxLockMs, changes);
   return { changes, ms };
+}
+
+const remainingMs = (lockedAt: number, maxLockMs: number) => Math.max(1, Math.ceil(maxLockMs - (performance.now() - lockedAt)));
+
+/**
+ * `tx` with a deadline: before each statement (through `query` or straight on `client`) the transaction's
+ * statement_timeout is set to what is left until `lockedAt + maxLockMs` (one short round trip each, a fraction of a
+ * millisecond against the statement it bounds).
+ */
+function deadlineTx(tx: Tx, lockedAt: number, maxLockMs: number): Tx {
+  const arm = () => tx.client.query(`SELECT set_config('statement_timeout', $1, true)`, [String(remainingMs(lockedAt, maxLockMs))]);
+  const client = new Proxy(tx.client, {
+    get(target, prop) {
+      if (prop === 'query') {
+        return async (...args: unknown[]) => {
+          await arm();
+          return (target.query as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      }
+      const v: unknown = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  return {
+    client,
+    query: async (sql, params) => {
+      await arm();
+      return tx.query(sql, params);
+    },
+  };
 }
 
 /** The budget for the apply itself under the lock: the rest of the lock time goes to the renames, views and FKs. */
