@@ -7,7 +7,7 @@ import { batchCopy, batchFunctionName, emptiedCheckpoint, batchSql, pageBatchSql
 import { captureLag, captureNames, captureReplayer, catchUp, findCapture, installCapture, installStatements, queueDiffering } from '../source/copy/online.js';
 import { startBackground } from '../source/copy/catchup.js';
 import { appTriggers, disableTriggerSql, triggerList } from '../source/copy/app-triggers.js';
-import { integrityReport, reportTables, type IntegrityReport } from '../source/copy/integrity.js';
+import { LIVE_PACE, integrityReport, reportTables, type IntegrityReport } from '../source/copy/integrity.js';
 import { pruningCheck, pruningTable } from '../source/copy/pruning.js';
 import { buildKeys, finishDeferred, finishStatements, keyStatements, missingDeferred, missingKeys } from '../source/copy/finish.js';
 import { planPartitions, targetState } from '../source/structure/build.js';
@@ -420,7 +420,7 @@ const integrityStep = (tables: readonly TablePlan[]): Step => ({
   },
   async run(ctx) {
     await resyncAfterFail(ctx);
-    if (ctx.plan.copy.mode === 'online') ctx.log('online: the tables are live, so the check hashes the old and the new table one after the other (one snapshot), leaving a core to the application, in 4 MB ranges with a rest after each half as long as the range took, so the application\'s queries get the CPU back before a queue forms');
+    if (ctx.plan.copy.mode === 'online') ctx.log(`online: the tables are live, so the check hashes the old and the new table one after the other (one snapshot), leaving a core to the application, in ranges of ${LIVE_PACE.blocks} blocks with a rest after each range of ${LIVE_PACE.rest} × the time it took, so the application's queries get the CPU back before a queue forms`);
     let report: IntegrityReport = await integrityReport(ctx.db, ctx.tables, {
       log: ctx.log, signal: ctx.signal, stepId: ctx.stepId, live: ctx.plan.copy.mode === 'online',
       onRows: (p) => ctx.progress({ ...p, unit: 'rows hashed' }),
