@@ -222,18 +222,49 @@ async function showLockHolders(ctx: StepContext, t: TablePlan, deps: DependencyR
 }
 
 /** A session that kept blocking the swap's lock request past the threshold: offer to cancel (active) or terminate it. */
-export async function offerBlocker(ctx: StepContext, b: Blocker): Promise<void> {
+/**
+ * What pgshift offers the operator for a session that kept its lock request waiting: the signal, the impact lines,
+ * or (`leave`) why it offers nothing. Autovacuum workers are named as such: PostgreSQL cancels one that blocks a
+ * lock request for deadlock_timeout, which pgshift's shorter lock_timeout never reaches, so it is offered like any
+ * blocker, saying that cancelling it is harmless; an anti-wraparound one is never offered (PostgreSQL does not
+ * cancel it either, and a cancelled one starts again at once).
+ */
+export function blockerOffer(b: Blocker): { kind: 'cancel' | 'terminate'; fn: string; impact: string[] } | { leave: string } {
+  // its query reads 'autovacuum: VACUUM ANALYZE public.t (to prevent wraparound)' and its backend_type 'autovacuum
+  // worker'; a role without pg_read_all_stats sees neither (PostgreSQL 15), and such a role cannot signal it anyway
+  const av = b.backendType === 'autovacuum worker' || /^autovacuum: /.test(b.query ?? '');
+  const autovacuum = av ? (/^autovacuum: /.test(b.query ?? '') ? (b.query ?? '').replace(/^autovacuum: /, '') : 'no query shown') : null;
+  if (autovacuum !== null && /to prevent wraparound/.test(autovacuum)) {
+    return { leave: `pid ${b.pid} is an anti-wraparound autovacuum (${autovacuum}): not offered for cancel (PostgreSQL never cancels one, and a cancelled one starts again at once); waiting with lock_timeout retries until it finishes` };
+  }
   const idle = b.state?.startsWith('idle in transaction') ?? false;
   const hidden = b.state === null;
-  const kind = idle || hidden ? 'terminate' : 'cancel';
+  const kind = (idle || hidden) && autovacuum === null ? 'terminate' : 'cancel';
   const fn = kind === 'terminate' ? 'pg_terminate_backend' : 'pg_cancel_backend';
-  const answer = await ctx.confirm({
-    kind, object: `pid ${b.pid}`, typed: false, statements: [`SELECT ${fn}(${b.pid})`],
-    impact: [
+  const impact = autovacuum !== null
+    ? [
+      `an autovacuum worker (${autovacuum}) has blocked the swap's lock request for ${fmtDuration(b.blockedMs)} so far`,
+      'PostgreSQL itself cancels an autovacuum that blocks a lock request for deadlock_timeout; pgshift\'s lock_timeout is shorter (it gives up first), so without this it waits until the worker finishes',
+      'cancelling it is harmless: its work so far is kept and autovacuum runs on this table again later',
+    ]
+    : [
       `${b.user ?? 'another role'} (${b.app || 'no application name'}), ${b.state ?? 'state not visible to this role (no pg_read_all_stats)'}, has blocked the swap's lock request for ${fmtDuration(b.blockedMs)} so far` +
         `${b.xactMs !== null ? `, in a transaction open for ${fmtDuration(b.xactMs)}` : ''}: ${b.query ?? '(query not visible)'}`,
       kind === 'terminate' ? 'its open transaction is rolled back and its connection closed (cancel does nothing to an idle transaction)' : 'its current statement is cancelled (its transaction rolls back)',
-    ],
+    ];
+  return { kind, fn, impact };
+}
+
+export async function offerBlocker(ctx: StepContext, b: Blocker): Promise<void> {
+  const o = blockerOffer(b);
+  if ('leave' in o) {
+    ctx.log(o.leave, 'warn');
+    return;
+  }
+  const { kind, fn } = o;
+  const answer = await ctx.confirm({
+    kind, object: `pid ${b.pid}`, typed: false, statements: [`SELECT ${fn}(${b.pid})`],
+    impact: o.impact,
     protections: ['if you decline, pgshift keeps retrying with lock_timeout: the application never waits more than one lock_timeout per attempt'],
   });
   if (!answer.confirmed) {

@@ -4,6 +4,7 @@ import { Db, first } from '../source/db/session.js';
 import { resolveConnection } from '../source/db/connection.js';
 import { BudgetExceeded } from '../source/copy/catchup.js';
 import { cutoverLockTimeout, lockedTx, type Blocker } from '../source/swap/swap.js';
+import { blockerOffer } from '../phases/5-cleanup.js';
 import type { FreshDb } from './helpers/db.js';
 import { bankDatabase, type BankDb, type Roles } from './fixtures/cutover.js';
 
@@ -62,6 +63,9 @@ describe('lockedTx: blockers, budget, lock_timeout below deadlock_timeout', () =
     // a non-superuser without pg_read_all_stats does not see another role's state or query: offered anyway, as such
     expect(offered[0]!.state).toBeNull();
     expect(offered[0]!.user).toBe(roles.app);
+    // backend_type is hidden as well (PostgreSQL 15): blockerOffer recognises an autovacuum worker only where the role
+    // may see it (pg_read_all_stats or a superuser); here the session is offered with what is visible
+    expect(offered[0]!.backendType).toBeNull();
     expect(offered[0]!.blockedMs).toBeGreaterThanOrEqual(600);
     expect(r.attempts).toBeGreaterThan(2);
     expect(logs.some((l) => /lock not granted within 200 ms/.test(l))).toBe(true);
@@ -98,5 +102,28 @@ describe('lockedTx: blockers, budget, lock_timeout below deadlock_timeout', () =
     expect(a.note).toMatch(/lock_timeout 500 ms for these locks \(plan: 2000 ms\), below the server's deadlock_timeout 1000 ms/);
     const b = await cutoverLockTimeout(pdb, 300);
     expect(b.ms).toBe(300);
+  });
+
+  it('names an autovacuum worker as such (cancel, harmless, why PostgreSQL did not cancel it); never offers an anti-wraparound one', () => {
+    const base: Blocker = { pid: 4242, user: null, app: '', state: 'active', query: null, xactMs: 900, blockedMs: 2400, backendType: 'autovacuum worker' };
+    const av = blockerOffer({ ...base, query: 'autovacuum: VACUUM ANALYZE public.readings_p2024_05' });
+    expect(av).toEqual({
+      kind: 'cancel', fn: 'pg_cancel_backend',
+      impact: [
+        'an autovacuum worker (VACUUM ANALYZE public.readings_p2024_05) has blocked the swap\'s lock request for 2.4 s so far',
+        expect.stringContaining('PostgreSQL itself cancels an autovacuum that blocks a lock request for deadlock_timeout'),
+        'cancelling it is harmless: its work so far is kept and autovacuum runs on this table again later',
+      ],
+    });
+    // known by its backend_type alone (no query shown): still an autovacuum, cancelled
+    const bare = blockerOffer({ ...base, query: null });
+    expect('kind' in bare && bare.kind).toBe('cancel');
+    expect('impact' in bare && bare.impact[0]).toBe('an autovacuum worker (no query shown) has blocked the swap\'s lock request for 2.4 s so far');
+    const wrap = blockerOffer({ ...base, query: 'autovacuum: VACUUM public.readings_p2024_05 (to prevent wraparound)' });
+    expect('leave' in wrap && wrap.leave).toMatch(/^pid 4242 is an anti-wraparound autovacuum \(VACUUM public\.readings_p2024_05 \(to prevent wraparound\)\): not offered for cancel/);
+    // an application's session: as before (idle in transaction → terminate, with its role, state and query)
+    const app = blockerOffer({ ...base, backendType: 'client backend', user: 'app', app: 'web', state: 'idle in transaction', query: 'UPDATE t SET v = 1' });
+    expect(app).toMatchObject({ kind: 'terminate', fn: 'pg_terminate_backend' });
+    expect('impact' in app && app.impact[0]).toBe('app (web), idle in transaction, has blocked the swap\'s lock request for 2.4 s so far, in a transaction open for 900 ms: UPDATE t SET v = 1');
   });
 });

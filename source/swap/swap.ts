@@ -367,6 +367,8 @@ export interface Blocker {
   readonly state: string | null;
   readonly query: string | null;
   readonly xactMs: number | null;
+  /** pg_stat_activity.backend_type ('client backend', 'autovacuum worker', …) */
+  readonly backendType?: string | null;
   /** total time pgshift's lock requests waited behind it, over every attempt */
   blockedMs: number;
 }
@@ -379,8 +381,8 @@ function watchBlockers(db: Db, pid: number, tally: Map<string, Blocker>): { stop
     while (!stopped) {
       await sleep(50);
       if (stopped) break;
-      const rows = await db.read<{ pid: number; usename: string | null; app: string | null; state: string | null; query: string | null; xact_ms: string | null; started: string | null }>(
-        `SELECT b.pid, a.usename, a.application_name AS app, a.state, left(a.query, 200) AS query,
+      const rows = await db.read<{ pid: number; usename: string | null; app: string | null; state: string | null; query: string | null; xact_ms: string | null; started: string | null; btype: string | null }>(
+        `SELECT b.pid, a.usename, a.application_name AS app, a.state, left(a.query, 200) AS query, a.backend_type AS btype,
                 (extract(epoch FROM clock_timestamp() - a.xact_start) * 1000)::bigint AS xact_ms, a.backend_start::text AS started
            FROM unnest(pg_blocking_pids($1)) AS b(pid) LEFT JOIN pg_stat_activity a ON a.pid = b.pid`,
         [pid],
@@ -388,9 +390,9 @@ function watchBlockers(db: Db, pid: number, tally: Map<string, Blocker>): { stop
       const now = performance.now();
       for (const r of rows) {
         const key = `${r.pid}:${r.started ?? ''}`;
-        const b = tally.get(key) ?? { pid: r.pid, user: r.usename, app: r.app, state: r.state, query: r.query, xactMs: null, blockedMs: 0 };
+        const b = tally.get(key) ?? { pid: r.pid, user: r.usename, app: r.app, state: r.state, query: r.query, xactMs: null, blockedMs: 0, backendType: r.btype };
         b.blockedMs += now - last;
-        tally.set(key, { ...b, state: r.state, query: r.query, xactMs: r.xact_ms === null ? null : Number(r.xact_ms) });
+        tally.set(key, { ...b, state: r.state, query: r.query, xactMs: r.xact_ms === null ? null : Number(r.xact_ms), backendType: r.btype });
       }
       last = now;
     }
