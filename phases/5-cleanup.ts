@@ -132,7 +132,7 @@ function swapStep(t: TablePlan): Step {
       const impact = [
         `${name(t)}: ~${facts.rows.toLocaleString('en-US')} rows, ${fmtBytes(facts.bytes)}; renamed to ${t.schema}.${t.oldName} and kept until the retention period ends (${ctx.plan.retention.days} days)`,
         `${t.schema}.${t.targetName} takes the name ${name(t)}; its indexes and constraints take the original names (${outline.newRenames.length} renames)`,
-        `locks ACCESS EXCLUSIVE, in this order: ${outline.locks.join(', ')} — every query on them waits while the lock is held (each attempt waits at most ${lt.ms} ms for the lock, up to ${ctx.plan.locks.attempts} attempts)`,
+        `locks ACCESS EXCLUSIVE, in this order: ${outline.locks.join(', ')} — every query on them waits while the lock is held (each attempt waits at most ${lt.ms} ms for the lock, up to ${ctx.plan.locks.attempts} attempts); ${outline.locks[0]} first, which no application uses yet: waiting for it (an autovacuum of its new partitions, say) holds nothing the application needs`,
         cap
           ? `the captured changes keep being applied in the background; the lock is requested only when the rest is predicted to apply within ${ctx.plan.swap.maxLockMs} ms (swap.maxLockMs), and an attempt that overruns is rolled back and retried`
           : `no change capture for this table (copied before pgshift captured in batch mode): row counts are compared under the lock`,

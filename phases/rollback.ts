@@ -86,7 +86,7 @@ function swapBackStep(t: TablePlan): Step {
           ...((b.a.oldTriggers ?? []).length ? [`application trigger(s) ${triggerList(b.a.oldTriggers ?? [])} of the original table (disabled since the swap, so the carry-back does not fire them) are restored as they were`] : []),
           ...b.a.views.map((v) => `view ${v.schema}.${v.name} re-created against the original table`),
           ...b.a.fks.map((f) => `foreign key ${f.schema}.${f.table}.${f.name} back to (${f.columns.join(', ')}), NOT VALID, validated next`),
-          `locks ACCESS EXCLUSIVE, in this order: ${b.plan.locks.join(', ')} — every query on them waits while the lock is held`,
+          `locks ACCESS EXCLUSIVE, in this order: ${b.plan.locks.join(', ')} — every query on them waits while the lock is held; ${b.plan.locks[0]} first, which no application writes during the retention: waiting for it holds nothing the application needs`,
           lt.note,
         ],
       };

@@ -81,8 +81,8 @@ describe('cut-over beside RI-checking writers: 0 failed application statements',
     expect(dropNew.impact.join('\n')).toMatch(/DROP TABLE locks ACCESS EXCLUSIVE for a moment \(catalog only\) on public\.branches, public\.accounts_partitioned \(in that order\) — public\.branches: the targets of its foreign keys/);
     const swap = run.requests.find((r) => r.kind === 'rename' && r.object === 'public.accounts')!;
     expect(swap.statements.filter((s) => s.startsWith('LOCK TABLE'))).toEqual([
-      'LOCK TABLE "public"."accounts" IN ACCESS EXCLUSIVE MODE',
       'LOCK TABLE "public"."accounts_partitioned" IN ACCESS EXCLUSIVE MODE',
+      'LOCK TABLE "public"."accounts" IN ACCESS EXCLUSIVE MODE',
       'LOCK TABLE "public"."history" IN ACCESS EXCLUSIVE MODE',
     ]);
     // the confirmation shows the statements in the order they run: the reverse log and its function before the
@@ -94,10 +94,11 @@ describe('cut-over beside RI-checking writers: 0 failed application statements',
     expect(at(/^CREATE OR REPLACE FUNCTION "pgshift"\./)).toBeLessThan(begin);
     expect(at(/^CREATE TRIGGER "pgshift_swap_reverse"/)).toBeGreaterThan(at(/^LOCK TABLE "public"."history"/));
     expect(swap.statements.at(-1)).toBe('COMMIT');
-    // the swap back's confirmation too: its locks in the same order, the carry-back first under them
+    // the swap back's confirmation too: its locks in the same order (the table no application uses first), the
+    // carry-back first under them
     const back = run.requests.find((r) => r.kind === 'rollback' && r.object === 'public.accounts')!;
     const locks = back.statements.filter((x) => x.startsWith('LOCK TABLE'));
-    expect(locks).toEqual(['LOCK TABLE "public"."accounts" IN ACCESS EXCLUSIVE MODE', 'LOCK TABLE "public"."accounts_old" IN ACCESS EXCLUSIVE MODE', 'LOCK TABLE "public"."history" IN ACCESS EXCLUSIVE MODE']);
+    expect(locks).toEqual(['LOCK TABLE "public"."accounts_old" IN ACCESS EXCLUSIVE MODE', 'LOCK TABLE "public"."accounts" IN ACCESS EXCLUSIVE MODE', 'LOCK TABLE "public"."history" IN ACCESS EXCLUSIVE MODE']);
     expect(back.statements[back.statements.indexOf(locks.at(-1)!) + 1]).toMatch(/^-- carry-back: /);
   });
 });

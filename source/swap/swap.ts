@@ -300,15 +300,22 @@ export async function outlineSwap(
 }
 
 /**
- * The order the swap (and the swap back) takes its locks: the table and its counterpart first, then the tables
- * whose foreign keys reference it, sorted. An application's RI check takes its locks the same way (a write to the
- * referenced table, then the referencing one checks against it; or the referencing row first, which already holds
- * a lock on the referenced table and is let through ahead of our request), so the two can wait for each other but
- * never deadlock; the referencing tables are locked because their foreign keys are dropped and re-added.
+ * The order the swap (and the swap back) takes its locks: first the counterpart, the table no application uses
+ * until this transaction commits (the new table at the swap, the old one at the swap back), then the live table,
+ * then the tables whose foreign keys reference it, sorted.
+ *  - Counterpart first: what may hold it is not the application but autovacuum (a copy of millions of rows makes
+ *    its partitions due for an insert-triggered VACUUM, often right at the swap). Waiting for it while holding
+ *    nothing costs the application nothing; waiting for it with the live table already locked made every
+ *    application query wait lock_timeout per attempt (seen at 20,000,000 rows: 21 s of attempts).
+ *  - The live table before the referencing tables: an application's RI check takes its locks the same way (a
+ *    write to the referenced table, then the referencing one checks against it; or the referencing row first, which
+ *    already holds a lock on the referenced table and is let through ahead of our request), so the two can wait for
+ *    each other but never deadlock. No application session locks the counterpart, so it adds no cycle. The
+ *    referencing tables are locked because their foreign keys are dropped and re-added.
  */
 export function lockOrder(table: string, counterpart: string, fks: readonly FkPlan[]): string[] {
   const referencing = [...new Set(fks.map((f) => qname(f.schema, f.table)))].filter((r) => r !== table && r !== counterpart).sort();
-  return [table, counterpart, ...referencing];
+  return [counterpart, table, ...referencing];
 }
 
 /**
