@@ -221,7 +221,6 @@ async function showLockHolders(ctx: StepContext, t: TablePlan, deps: DependencyR
   }];
 }
 
-/** A session that kept blocking the swap's lock request past the threshold: offer to cancel (active) or terminate it. */
 /**
  * What pgshift offers the operator for a session that kept its lock request waiting: the signal, the impact lines,
  * or (`leave`) why it offers nothing. Autovacuum workers are named as such: PostgreSQL cancels one that blocks a
@@ -255,6 +254,7 @@ export function blockerOffer(b: Blocker): { kind: 'cancel' | 'terminate'; fn: st
   return { kind, fn, impact };
 }
 
+/** A session that kept blocking the swap's lock request past the threshold: offer to cancel (active) or terminate it. */
 export async function offerBlocker(ctx: StepContext, b: Blocker): Promise<void> {
   const o = blockerOffer(b);
   if ('leave' in o) {

@@ -123,10 +123,10 @@ const BLOCKS_PER_RANGE = 4096; // 32 MB of heap per statement: progress every fe
  * core for seconds on a small machine lets the application's run queue build up behind it, and behind a transaction
  * that waits for a CPU while it holds a hot row lock (pgbench's branches) the others queue too. Under pgbench on
  * two cores, three runs with 512-block ranges and half-length rests: the longest application transaction of the run
- * came during the check each time (95 / 79 / 45 ms against 38 / 35 / 45 ms idle); three runs with 128-block ranges
- * and equal rests: 37 / 39 / 50 ms in the check, no longer the run's maximum, and the check took as long (21-23 s
- * for 2 × 1,000,000 rows: the application's own load sets the pace more than the rests do). Short alternation, as
- * vacuum's cost-based delay does, gives the CPU back before a queue forms.
+ * came during the check each time (95 / 79 / 45 ms against 38 / 35 / 45 ms idle); nine runs with 128-block ranges
+ * and equal rests: 37-59 ms in the check but once 94.5 ms, the run's maximum in two of the nine, and the check took
+ * as long (21-23 s for 2 × 1,000,000 rows: the application's own load sets the pace more than the rests do). Short
+ * alternation, as vacuum's cost-based delay does, gives the CPU back before a queue forms.
  */
 export const LIVE_PACE = { blocks: 128, rest: 1 } as const;
 

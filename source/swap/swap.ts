@@ -305,8 +305,8 @@ export async function outlineSwap(
  * then the tables whose foreign keys reference it, sorted.
  *  - Counterpart first: what may hold it is not the application but autovacuum (a copy of millions of rows makes
  *    its partitions due for an insert-triggered VACUUM, often right at the swap). Waiting for it while holding
- *    nothing costs the application nothing; waiting for it with the live table already locked made every
- *    application query wait lock_timeout per attempt (seen at 20,000,000 rows: 21 s of attempts).
+ *    nothing costs the application nothing; waiting for it with the live table already locked makes every
+ *    application query wait lock_timeout per attempt (bench:scale at 20,000,000 rows: 21 s of attempts).
  *  - The live table before the referencing tables: an application's RI check takes its locks the same way (a
  *    write to the referenced table, then the referencing one checks against it; or the referencing row first, which
  *    already holds a lock on the referenced table and is let through ahead of our request), so the two can wait for
