@@ -11,10 +11,10 @@
  * Prints per million rows: copy, index build, integrity; the swap's exclusive-lock time; pgshift's peak RSS. Exits
  * non-zero when the per-row cost at the largest size is more than 15 % above the baseline's, or peak RSS grows by
  * more than 25 %. Beside pgshift's copy, each size also times the hardware's own cost per row at that size: one
- * `INSERT … SELECT` of the whole source into a plain table (dropped again), before pgshift runs; a CHECKPOINT before each.
- * A table that no longer fits in shared_buffers costs more per row to write for any writer (its dirty pages are
- * written out while the copy runs); the ceiling shows how much of a rise is that, and `copy_vs_ceiling` per size
- * is pgshift's own share. The targets stay on pgshift's absolute cost per row.
+ * `INSERT … SELECT` of the whole source into a plain table (dropped again), before pgshift runs; a CHECKPOINT
+ * before each. A table that no longer fits in shared_buffers costs more per row to write for any writer (its dirty
+ * pages are written out while the copy runs); the ceiling shows how much of a rise is that, and `copy_vs_ceiling`
+ * per size is pgshift's own share. The targets stay on pgshift's absolute cost per row.
  */
 import fs from 'node:fs';
 import os from 'node:os';
