@@ -119,17 +119,17 @@ function scanExprs(cols: readonly string[], pk: readonly string[], chunks: numbe
 /** TID range scans need PostgreSQL 14+; older servers scan each relation in one statement. */
 const BLOCKS_PER_RANGE = 4096; // 32 MB of heap per statement: progress every few hundred thousand rows
 /**
- * Live tables (online mode): short ranges with a rest after each twice as long as the range took. A scan that
- * holds a core for seconds on a small machine lets the application's run queue build up behind it, and behind a
- * transaction that waits for a CPU while it holds a hot row lock (pgbench's branches) the others queue too. Measured
- * under pgbench on two cores (the longest application transaction while the check ran; 2 × 1,000,000 rows):
- *  - 512-block ranges, rests half as long: 95 / 79 / 45 ms (idle maxima 38 / 35 / 45 ms), the run's maximum each time;
+ * Live tables (online mode): short ranges with a rest after each as long as the range took. A scan that holds a
+ * core for seconds on a small machine lets the application's run queue build up behind it, and behind a transaction
+ * that waits for a CPU while it holds a hot row lock (pgbench's branches) the others queue too. Measured under
+ * pgbench on two cores (the longest application transaction while the check ran; 2 × 1,000,000 rows):
+ *  - 512-block ranges, rests half as long, three runs: 95 / 79 / 45 ms (idle maxima 38 / 35 / 45 ms);
  *  - 128 blocks, equal rests, twelve runs: 37-95 ms, once 152 ms (median 54 ms); the check took 20-29 s;
- *  - 64 blocks, rests twice as long, three runs: 37 / 66 / 42 ms, never the run's maximum; the check took 25-28 s.
+ *  - 64 blocks, rests twice as long, six runs: 37-76 ms (median 70 ms); the check took 25-28 s: no better, longer.
  * The application's own load sets the check's pace more than the rests do. Short alternation, as vacuum's cost-based
  * delay does, gives the CPU back before a queue forms.
  */
-export const LIVE_PACE = { blocks: 64, rest: 2 } as const;
+export const LIVE_PACE = { blocks: 128, rest: 1 } as const;
 
 interface Leaf { oid: number; q: string; name: string; blocks: number }
 
