@@ -231,8 +231,7 @@ async function showLockHolders(ctx: StepContext, t: TablePlan, deps: DependencyR
 export function blockerOffer(b: Blocker): { kind: 'cancel' | 'terminate'; fn: string; impact: string[] } | { leave: string } {
   // its query reads 'autovacuum: VACUUM ANALYZE public.t (to prevent wraparound)' and its backend_type 'autovacuum
   // worker'; a role without pg_read_all_stats sees neither (PostgreSQL 15), and such a role cannot signal it anyway
-  const av = b.backendType === 'autovacuum worker' || /^autovacuum: /.test(b.query ?? '');
-  const autovacuum = av ? (/^autovacuum: /.test(b.query ?? '') ? (b.query ?? '').replace(/^autovacuum: /, '') : 'no query shown') : null;
+  const autovacuum = /^autovacuum: (.*)$/s.exec(b.query ?? '')?.[1] ?? (b.backendType === 'autovacuum worker' ? 'no query shown' : null);
   if (autovacuum !== null && /to prevent wraparound/.test(autovacuum)) {
     return { leave: `pid ${b.pid} is an anti-wraparound autovacuum (${autovacuum}): not offered for cancel (PostgreSQL never cancels one, and a cancelled one starts again at once); waiting with lock_timeout retries until it finishes` };
   }

@@ -116,7 +116,7 @@ function swapBackStep(t: TablePlan): Step {
       const r = await lockedTx(ctx.db, async (tx, lockedAt) => {
         underLock = 0;
         if (b.plan.catchUp) {
-          const r = await applyUnderLock(lockedAt, maxLockMs, async (bounded) => (await applyReverse(bounded ?? tx, t, b.a, b.cols, null)).changes, tx);
+          const r = await applyUnderLock(lockedAt, maxLockMs, async (bounded) => (await applyReverse(bounded, t, b.a, b.cols, null)).changes, tx);
           underLock = r.changes;
           ctx.log(`${underLock} key(s) carried back under the lock in ${Math.round(r.ms)} ms; reverse log empty`);
         }

@@ -115,7 +115,7 @@ describe('applying captured changes: plans that follow the keys, not the table',
       const t0 = performance.now();
       return applyUnderLock(t0, 300, async (bounded) => {
         for (let i = 0; i < 3; i++) {
-          await (i % 2 ? bounded!.query(`SELECT pg_sleep(0.2)`) : bounded!.client.query(`SELECT pg_sleep(0.2)`));
+          await (i % 2 ? bounded.query(`SELECT pg_sleep(0.2)`) : bounded.client.query(`SELECT pg_sleep(0.2)`));
           ran.push(`statement ${i + 1}`);
         }
         return 3;

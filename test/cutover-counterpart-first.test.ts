@@ -38,7 +38,13 @@ describe('the swap waits for the new table before it locks the live one', () => 
       const r = await o;
       expect(r.status, `${r.message}\n${run.logs().slice(-30).join('\n')}`).toBe('completed');
     };
-    const retries = () => run.logs().filter((l) => /lock not granted within \d+ ms/.test(l)).length;
+    // progress, not time: the swap's refused attempts, as it logs them
+    const retries = async (n: number) => {
+      for (const until = Date.now() + 120_000; run.logs().filter((l) => /lock not granted within \d+ ms/.test(l)).length < n;) {
+        if (Date.now() > until) throw new Error(`the swap made fewer than ${n} attempts:\n${run.logs().slice(-20).join('\n')}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    };
     try {
       for (const p of [2, 3, 4] as const) await ok(run.engine.run({ phases: [p] }));
       await app.progress(20);
@@ -46,17 +52,11 @@ describe('the swap waits for the new table before it locks the live one', () => 
       await vacuum.query('BEGIN');
       await vacuum.query('LOCK TABLE public.accounts_partitioned IN SHARE UPDATE EXCLUSIVE MODE');
       const swap = run.engine.run({ phases: [5], only: ['swap:public.accounts'] });
-      // progress, not time: three attempts refused while the application keeps committing
-      for (const until = Date.now() + 120_000; retries() < 3;) {
-        if (Date.now() > until) throw new Error(`the swap never retried:\n${run.logs().slice(-20).join('\n')}`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
+      // three attempts refused, then two more while the application keeps committing
+      await retries(3);
       const during = app.stats.committed;
       await app.progress(30);
-      for (const until = Date.now() + 120_000; retries() < 5;) {
-        if (Date.now() > until) throw new Error(`the swap stopped retrying:\n${run.logs().slice(-20).join('\n')}`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
+      await retries(5);
       expect(app.stats.committed).toBeGreaterThan(during);
       await vacuum.query('COMMIT');
       await ok(swap);

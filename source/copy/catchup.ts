@@ -146,22 +146,22 @@ export class BudgetExceeded extends Error {
 /**
  * Applies the remainder of a change log under the cut-over's lock, held since `lockedAt`: over `maxLockMs` it throws
  * BudgetExceeded, so lockedTx rolls back (the lock goes), catches up again and retries. The swap and the swap back
- * both apply their remainder through this one rule. With `tx`, `apply` gets a transaction whose every statement
- * first gets a statement_timeout of what is left of the budget then (not of what was left when the apply began:
- * four statements each allowed the whole rest could hold the lock four times as long): a statement that would hold
+ * both apply their remainder through this one rule. `apply` gets `tx` with a deadline: its every statement first
+ * gets a statement_timeout of what is left of the budget then (not of what was left when the apply began: four
+ * statements each allowed the whole rest could hold the lock four times as long), so a statement that would hold
  * the lock past the budget (a plan gone bad, a row lock) is cut there instead of after it finished.
  */
-export async function applyUnderLock(lockedAt: number, maxLockMs: number, apply: (tx?: Tx) => Promise<number>, tx?: Tx): Promise<{ changes: number; ms: number }> {
-  const restore = tx ? await setLocal(tx.client, { statement_timeout: String(remainingMs(lockedAt, maxLockMs)) }) : null;
+export async function applyUnderLock(lockedAt: number, maxLockMs: number, apply: (tx: Tx) => Promise<number>, tx: Tx): Promise<{ changes: number; ms: number }> {
+  const restore = await setLocal(tx.client, { statement_timeout: String(remainingMs(lockedAt, maxLockMs)) });
   let changes: number;
   try {
-    changes = await apply(tx ? deadlineTx(tx, lockedAt, maxLockMs) : undefined);
+    changes = await apply(deadlineTx(tx, lockedAt, maxLockMs));
   } catch (e) {
     const err = e as { code?: string; message?: string };
-    if (tx && err.code === '57014' && /statement timeout/.test(err.message ?? '')) throw new BudgetExceeded(performance.now() - lockedAt, maxLockMs, -1, true);
+    if (err.code === '57014' && /statement timeout/.test(err.message ?? '')) throw new BudgetExceeded(performance.now() - lockedAt, maxLockMs, -1, true);
     throw e;
   }
-  await restore?.();
+  await restore();
   const ms = performance.now() - lockedAt;
   if (ms > maxLockMs) throw new BudgetExceeded(ms, maxLockMs, changes);
   return { changes, ms };

@@ -607,7 +607,7 @@ export async function runSwap(
   const body = outline.body;
   const r = await lockedTx(db, async (tx, lockedAt) => {
     if (opts.captured) {
-      const r = await applyUnderLock(lockedAt, opts.maxLockMs, (bounded) => opts.drain(bounded ?? tx), tx);
+      const r = await applyUnderLock(lockedAt, opts.maxLockMs, opts.drain, tx);
       drained = r.changes;
       opts.log(`${drained} captured change(s) applied under the lock in ${Math.round(r.ms)} ms; change log empty`);
     } else {
