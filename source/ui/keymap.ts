@@ -148,6 +148,16 @@ export function resolveKey<A extends string>(bindings: readonly Binding<A>[], in
   return null;
 }
 
+/** A typed character no binding of the screen takes (not an arrow, a modifier or a control character). */
+export function unknownKey(input: string, key: Key): boolean {
+  return input.length === 1 && !key.ctrl && !key.meta && !isControlChar(input, true);
+}
+
+/** What the screen says of such a key: which key it was and where the keys are listed. */
+export function unknownKeyText(input: string): string {
+  return `"${input}" does nothing here: press ? for the keys of this screen`;
+}
+
 export function hintLine<A extends string>(bindings: readonly Binding<A>[]): string {
   return hintParts(bindings).join(' · ');
 }
