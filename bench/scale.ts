@@ -60,6 +60,8 @@ interface SizeResult {
   ceiling_s: number; ceiling_s_per_m: number; copy_vs_ceiling: number;
   rss_peak_mb: number; rss_start_mb: number;
   table_mb: number;
+  /** WAL written (MB) and checkpoints begun during the ceiling's INSERT … SELECT and during pgshift's copy step */
+  ceiling_wal_mb: number; copy_wal_mb: number; ceiling_checkpoints: number; copy_checkpoints: number;
 }
 
 async function oneSize(serverUrl: string, rows: number): Promise<SizeResult> {
@@ -103,9 +105,20 @@ async function oneSize(serverUrl: string, rows: number): Promise<SizeResult> {
     // copy of 20,000,000 rows took 23.1 s against 17.4 s after a checkpoint)
     await c.query(`CHECKPOINT`);
     await c.query(`CREATE TABLE public.ceiling (LIKE public.readings)`);
+    // a checkpoint begun during one of the two makes it write full pages and compete with the checkpointer: the
+    // figures say when that happened (max_wal_size decides it, not the tool)
+    const walMark = async () => first((await c.query<{ lsn: string; ck: number }>(
+      `SELECT pg_current_wal_lsn()::text AS lsn, (SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter)::int AS ck`)).rows, 'wal mark');
+    const walSince = async (m: { lsn: string; ck: number }) => {
+      const r = first((await c.query<{ mb: number; ck: number }>(
+        `SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn) / 1048576)::int AS mb, (SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter)::int - $2 AS ck`, [m.lsn, m.ck])).rows, 'wal since');
+      return { mb: r.mb, checkpoints: r.ck };
+    };
+    const ceilingMark = await walMark();
     t0 = performance.now();
     await c.query(`INSERT INTO public.ceiling SELECT * FROM public.readings`);
     const ceilingS = (performance.now() - t0) / 1000;
+    const ceilingWal = await walSince(ceilingMark);
     await c.query(`DROP TABLE public.ceiling`);
     await c.query(`CHECKPOINT`);
     say(`  one INSERT … SELECT of the whole table (the ceiling at this size): ${ceilingS.toFixed(1)} s`);
@@ -133,7 +146,11 @@ async function oneSize(serverUrl: string, rows: number): Promise<SizeResult> {
       },
     });
     const stepMs = new Map<string, number>();
+    let copyMark: Promise<{ lsn: string; ck: number }> | null = null;
+    let copyWal: Promise<{ mb: number; checkpoints: number }> | null = null;
     engine.on((e) => {
+      if (e.type === 'step-started' && e.stepId === 'copy:public.readings') copyMark = walMark();
+      if (e.type === 'step-done' && e.stepId === 'copy:public.readings' && copyMark) copyWal = copyMark.then(walSince);
       if (e.type === 'step-done') stepMs.set(e.stepId, e.durationMs);
       if (e.type === 'step-failed') say(`  ✗ ${e.stepId}: ${e.error}`);
       // the swap's own account of its lock attempts (retries, blockers): a swap step much longer than its lock says why
@@ -152,6 +169,7 @@ async function oneSize(serverUrl: string, rows: number): Promise<SizeResult> {
       clearInterval(sampler);
       await engine.close();
     }
+    const cw = (await (copyWal as Promise<{ mb: number; checkpoints: number }> | null)) ?? { mb: -1, checkpoints: -1 };
     const res = await c.query<{ step_id: string; result: { ms?: number; lockHeldMs?: number; keysMs?: number } | null }>(`SELECT step_id, result FROM pgshift.step_state`);
     const data = new Map(res.rows.map((r) => [r.step_id, r.result ?? {}]));
     const copyS = (data.get('copy:public.readings')?.ms ?? stepMs.get('copy:public.readings') ?? 0) / 1000;
@@ -167,8 +185,9 @@ async function oneSize(serverUrl: string, rows: number): Promise<SizeResult> {
       copy_s_per_m: per(copyS), index_s_per_m: per(indexS), integrity_s_per_m: per(integrityS),
       ceiling_s: +ceilingS.toFixed(2), ceiling_s_per_m: per(ceilingS), copy_vs_ceiling: ceilingS > 0 ? +(copyS / ceilingS).toFixed(3) : 0,
       rss_peak_mb: Math.round(rssPeak / 1048576), rss_start_mb: Math.round(rssStart / 1048576), table_mb: mb,
+      ceiling_wal_mb: ceilingWal.mb, copy_wal_mb: cw.mb, ceiling_checkpoints: ceilingWal.checkpoints, copy_checkpoints: cw.checkpoints,
     };
-    say(`  per million rows: copy ${r.copy_s_per_m} s (${r.copy_vs_ceiling}× the ceiling's ${r.ceiling_s_per_m} s), index build ${r.index_s_per_m} s, integrity ${r.integrity_s_per_m} s; swap lock ${lockMs} ms (step ${r.swap_step_s} s); pgshift RSS peak ${r.rss_peak_mb} MB (start ${r.rss_start_mb} MB)`);
+    say(`  per million rows: copy ${r.copy_s_per_m} s (${r.copy_vs_ceiling}× the ceiling's ${r.ceiling_s_per_m} s), index build ${r.index_s_per_m} s, integrity ${r.integrity_s_per_m} s; swap lock ${lockMs} ms (step ${r.swap_step_s} s); pgshift RSS peak ${r.rss_peak_mb} MB (start ${r.rss_start_mb} MB); WAL ${r.ceiling_wal_mb} MB and ${r.ceiling_checkpoints} checkpoint(s) during the ceiling, ${r.copy_wal_mb} MB and ${r.copy_checkpoints} during the copy step`);
     return r;
   } finally {
     await c.end();
