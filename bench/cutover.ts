@@ -7,6 +7,8 @@
  *
  * With `--load pgbench`: the cut-over of pgbench_accounts under pgbench's tpcb-like load, driven through the CLI, with
  * the swap-back, beside the same load without a migration (bench/lib/pgbench-cutover.ts; issue 9's targets).
+ * With `--load pgbench --calibrate`: the same load twice with no migration, to see how often the latency target's
+ * ratio exceeds 1.5 by chance (bench/lib/pgbench-calibrate.ts).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -27,6 +29,17 @@ if (loadArg > 0) {
   if (kind !== 'pgbench') {
     console.error(`--load expects "pgbench", got "${kind ?? ''}"`);
     process.exit(2);
+  }
+  if (process.argv.includes('--calibrate')) {
+    const { parseCalibrateOptions, runCalibrate } = await import('./lib/pgbench-calibrate.js');
+    let copts;
+    try {
+      copts = parseCalibrateOptions(process.argv.slice(2));
+    } catch (e) {
+      console.error((e as Error).message);
+      process.exit(2);
+    }
+    process.exit(await runCalibrate(copts));
   }
   const { parsePgbenchOptions, runPgbenchCutover } = await import('./lib/pgbench-cutover.js');
   let opts;

@@ -15,6 +15,7 @@ import { buildStructureDdl, deferredNote, type DeferredObjects } from '../source
 import { readTableDef } from '../source/structure/definition.js';
 import { Artifacts } from '../source/engine/artifacts.js';
 import { gentleAnalyze } from '../source/db/session.js';
+import { LIVE_VACUUM_COST_DELAY_MS, vacuumPartitions, vacuumSql, vacuumTargets } from '../source/copy/vacuum.js';
 
 /**
  * Phase 3 · Data: one copy step per partitioned table (batch, or online with change capture), then the integrity
@@ -23,6 +24,7 @@ import { gentleAnalyze } from '../source/db/session.js';
 
 export const copyStepId = (t: Pick<TablePlan, 'schema' | 'table'>) => `copy:${t.schema}.${t.table}`;
 export const finishStepId = (t: Pick<TablePlan, 'schema' | 'table'>) => `finish:${t.schema}.${t.table}`;
+export const vacuumStepId = (t: Pick<TablePlan, 'schema' | 'table'>) => `vacuum:${t.schema}.${t.table}`;
 export const INTEGRITY_STEP = 'verify:integrity';
 export const PRUNING_STEP = 'verify:pruning';
 
@@ -403,6 +405,54 @@ function finishStep(t: TablePlan): Step {
   };
 }
 
+/** VACUUM of the new partitions after the copy, so autovacuum is not due on them at the swap (source/copy/vacuum.ts). */
+function vacuumStep(t: TablePlan): Step {
+  const id = vacuumStepId(t);
+  const name = displayName(t.schema, t.targetName);
+  const costDelay = (ctx: PlanContext) => (ctx.plan.copy.mode === 'online' ? LIVE_VACUUM_COST_DELAY_MS : 0);
+  return {
+    id,
+    phase: 3,
+    title: `VACUUM the partitions of ${name} (so autovacuum is not due on them at the swap)`,
+    undo: { tables: [`${t.schema}.${t.table}`], artifacts: [] },
+    // checked on every run: only partitions with rows inserted since their last vacuum are vacuumed again
+    rerunnable: true,
+    async preview(ctx) {
+      const head = [
+        `-- every partition the copy filled is due for an insert-triggered autovacuum, which would otherwise run right when the swap wants its lock (and does not yield to a lock_timeout below deadlock_timeout)`,
+        `-- one partition at a time, on a session of its own, SET vacuum_cost_delay = ${costDelay(ctx)}${costDelay(ctx) ? ' (autovacuum\'s pace: the table is live)' : ''}, SET lock_timeout; SKIP_LOCKED leaves a partition an autovacuum is already on to it`,
+      ];
+      try {
+        const parts = await vacuumTargets(ctx.db, qname(t.schema, t.targetName));
+        return [...head, ...parts.map((p) => vacuumSql(p.schema, p.name))];
+      } catch {
+        return [...head, `-- VACUUM (SKIP_LOCKED) on each partition of ${qname(t.schema, t.targetName)} (phase 2 creates them)`];
+      }
+    },
+    async run(ctx): Promise<StepResult> {
+      const pairOr = await resolvePair(ctx.db, t);
+      if ('missing' in pairOr && pairOr.retired) return { status: 'already-done', summary: `${pairOr.missing}: vacuumed before the swap` };
+      if ('missing' in pairOr) throw new UserError(`cannot vacuum ${name}: ${pairOr.missing}`, 'run phase 2 (Structure) first', 1);
+      if (pairOr.swapped) return { status: 'already-done', summary: `${displayName(t.schema, t.table)} was already swapped with the partitioned table (phase 5): autovacuum looks after it now` };
+      const cp = await ctx.journal.getCheckpoint<Position>(copyStepId(t));
+      if (!cp?.position.done) return { status: 'failed', failed: `the copy of ${displayName(t.schema, t.table)} has not finished: its partitions are vacuumed after it; run phase 3 again` };
+      const delay = costDelay(ctx);
+      ctx.log(`VACUUM of the partitions of ${pairOr.target.display}: the copy made each of them due for an insert-triggered autovacuum, which would otherwise run when the swap wants its lock${delay ? `; cost delay ${delay} ms (autovacuum's own pace: the table is live)` : ''}`);
+      const r = await vacuumPartitions(ctx.db, {
+        stepId: id, parent: pairOr.target.q, costDelayMs: delay, lockTimeoutMs: ctx.plan.locks.timeoutMs, signal: ctx.signal, log: ctx.log, progress: ctx.progress,
+      });
+      const skipped = r.skipped.length ? `; ${r.skipped.length} skipped, an autovacuum was on them already (${r.skipped.join(', ')})` : '';
+      if (r.stopped) return { status: 'skipped', summary: `stopped after ${r.vacuumed.length} partition(s); run again to vacuum the rest` };
+      if (!r.vacuumed.length && !r.skipped.length) return { status: 'already-done', summary: `every partition of ${name} (${r.partitions}) was vacuumed since its last insert` };
+      return {
+        status: 'done',
+        summary: `vacuumed ${r.vacuumed.length} of ${r.partitions} partition(s) in ${(r.ms / 1000).toFixed(1)} s${delay ? ` (cost delay ${delay} ms)` : ''}${skipped}`,
+        data: { ms: Math.round(r.ms), vacuumed: r.vacuumed.length, skipped: r.skipped.length },
+      };
+    },
+  };
+}
+
 const integrityStep = (tables: readonly TablePlan[]): Step => ({
   id: INTEGRITY_STEP,
   phase: 3,
@@ -521,6 +571,6 @@ export const data: Phase = {
   name: 'Data',
   plan(ctx) {
     if (!ctx.tables.length) return [];
-    return [...ctx.tables.flatMap((t) => [copyStep(t), finishStep(t)]), integrityStep(ctx.tables), pruningStep];
+    return [...ctx.tables.flatMap((t) => [copyStep(t), vacuumStep(t), finishStep(t)]), integrityStep(ctx.tables), pruningStep];
   },
 };

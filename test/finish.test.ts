@@ -91,10 +91,11 @@ describe('phase 2 defers the secondary indexes and outbound FKs; phase 3 builds 
     expect(done && done.type === 'step-done' && done.summary).toContain('the primary key, 3 secondary indexes and 2 foreign keys are built after the copy (phase 3: the keys right after the last batch, the rest in step finish): index maintenance and foreign-key checks on every inserted row would slow the copy');
   });
 
-  it('phase 3 runs finish after each copy and before the integrity report', () => {
+  it('phase 3 runs vacuum and finish after each copy and before the integrity report', () => {
     const order = p3.events.filter((e) => e.type === 'step-done').map((e) => (e as { stepId: string }).stepId);
     expect(order).toEqual([
-      'copy:public.petri_observations', 'finish:public.petri_observations', 'copy:public.gasifier_observations', 'finish:public.gasifier_observations',
+      'copy:public.petri_observations', 'vacuum:public.petri_observations', 'finish:public.petri_observations',
+      'copy:public.gasifier_observations', 'vacuum:public.gasifier_observations', 'finish:public.gasifier_observations',
       'verify:integrity', 'verify:pruning',
     ]);
     const logs = p3.logs();

@@ -113,13 +113,22 @@ async function buildInProgress(db: Db, indexOid: number): Promise<number | null>
   return r?.pid ?? null;
 }
 
-/** One statement outside any transaction block, on its own session with SET lock_timeout; journaled. */
-async function runConcurrently(db: Db, sql: string, stepId: string, lockTimeoutMs: number): Promise<void> {
+/**
+ * One statement outside any transaction block, on its own session with SET lock_timeout (and any other `settings`,
+ * all RESET afterwards); journaled. `onNotice` hears the server's notices and warnings for that statement.
+ */
+export async function runConcurrently(
+  db: Db, sql: string, stepId: string, lockTimeoutMs: number,
+  opts: { settings?: Readonly<Record<string, string>>; onNotice?: (message: string) => void } = {},
+): Promise<void> {
   const c: pg.PoolClient = await db.pool.connect();
   let broken: Error | undefined;
   const t0 = performance.now();
+  const settings: Record<string, string> = { lock_timeout: String(Math.round(lockTimeoutMs)), ...opts.settings };
+  const notice = (n: { message?: string }) => opts.onNotice?.(n.message ?? '');
+  if (opts.onNotice) c.on('notice', notice);
   try {
-    await c.query(`SET lock_timeout = ${Math.round(lockTimeoutMs)}`);
+    await c.query(`SELECT set_config(n, v, false) FROM unnest($1::text[], $2::text[]) AS s(n, v)`, [Object.keys(settings), Object.values(settings)]);
     try {
       await c.query(sql);
       await db.sink?.recordStatement({ stepId, sql, ms: performance.now() - t0, rows: null });
@@ -131,9 +140,10 @@ async function runConcurrently(db: Db, sql: string, stepId: string, lockTimeoutM
     if (isConnectionLoss(e)) broken = e as Error;
     throw e;
   } finally {
+    if (opts.onNotice) c.off('notice', notice);
     if (!broken) {
       try {
-        await c.query('RESET lock_timeout');
+        await c.query(Object.keys(settings).map((n) => `RESET ${ident(n)}`).join('; '));
       } catch (e) {
         broken = e as Error;
       }
