@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import { startEmbedded } from '../../source/demo/embedded.js';
-import { createAppRole, Load, tpcbScript } from './pgbench.js';
+import { createAppRole, Load, longest, settleBeforeLoad, tpcbScript } from './pgbench.js';
 
 /**
  * `npm run bench:cutover -- --load pgbench --calibrate [--pairs K] [--seconds S] [--json]` — how noisy is the latency
@@ -14,7 +14,8 @@ import { createAppRole, Load, tpcbScript } from './pgbench.js';
  * migration at all (an A/A test): K pairs of S-second loads, back to back on one fresh server, scale and clients as
  * the cut-over bench. Each pair gives two ordered ratios (first/second, second/first); the share of ratios over 1.5
  * is how often the target would be missed by a migration that costs the application nothing. Information for
- * reading the cut-over bench, not a target: exits 0 unless a load failed.
+ * reading the cut-over bench, not a target: exits 0 unless a load failed. Each load starts from the same state
+ * (settleBeforeLoad), as both loads of the cut-over bench do; `--no-settle` leaves that out.
  */
 
 export interface CalibrateOptions {
@@ -24,6 +25,8 @@ export interface CalibrateOptions {
   readonly threads: number;
   readonly pairs: number;
   readonly seconds: number;
+  /** each load starts from the same state: VACUUM ANALYZE of pgbench's tables and a CHECKPOINT before it */
+  readonly settle: boolean;
 }
 
 export function parseCalibrateOptions(argv: readonly string[]): CalibrateOptions {
@@ -34,7 +37,7 @@ export function parseCalibrateOptions(argv: readonly string[]): CalibrateOptions
     if (!Number.isInteger(n) || n <= 0) throw new Error(`${flag} expects a positive whole number, got "${argv[i + 1] ?? ''}"`);
     return n;
   };
-  return { json: argv.includes('--json'), scale: val('--scale', 10), clients: val('--clients', 8), threads: val('--threads', 2), pairs: val('--pairs', 3), seconds: val('--seconds', 100) };
+  return { json: argv.includes('--json'), scale: val('--scale', 10), clients: val('--clients', 8), threads: val('--threads', 2), pairs: val('--pairs', 3), seconds: val('--seconds', 100), settle: !argv.includes('--no-settle') };
 }
 
 const say = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
@@ -67,15 +70,15 @@ export async function runCalibrate(o: CalibrateOptions): Promise<number> {
     await c.connect();
     const password = crypto.randomBytes(12).toString('hex');
     await createAppRole(c, dbName, password);
-    await c.end();
     const script = path.join(dir, 'tpcb-like.sql');
     fs.writeFileSync(script, tpcbScript(o.scale));
     const base = { dir, script, host: '127.0.0.1', port: server.port, database: dbName, password, clients: o.clients, threads: o.threads, seconds: o.seconds };
-    const pairs: { first: number; second: number; tps: [number, number]; p99: [number, number] }[] = [];
+    const pairs: { first: number; second: number; tps: [number, number]; p99: [number, number]; at: [number | null, number | null] }[] = [];
     let failed = 0;
     for (let i = 0; i < o.pairs; i++) {
       const r = [];
       for (const name of [`pair${i + 1}-first`, `pair${i + 1}-second`]) {
+        if (o.settle) await settleBeforeLoad(c);
         const l = new Load({ ...base, name });
         loads.push(l);
         const x = await l.done;
@@ -83,13 +86,19 @@ export async function runCalibrate(o: CalibrateOptions): Promise<number> {
         r.push(x);
       }
       const [a, b] = r as [Awaited<Load['done']>, Awaited<Load['done']>];
-      pairs.push({ first: a.maxLatencyMs, second: b.maxLatencyMs, tps: [a.tps, b.tps], p99: [a.p99LatencyMs, b.p99LatencyMs] });
-      say(`  pair ${i + 1}: longest transaction ${a.maxLatencyMs} ms then ${b.maxLatencyMs} ms (ratio ${(a.maxLatencyMs / b.maxLatencyMs).toFixed(2)}); p99 ${a.p99LatencyMs} / ${b.p99LatencyMs} ms; ${a.tps} / ${b.tps} tps`);
+      // where in its load each longest transaction ended (seconds after the load's first transaction)
+      const at = (x: typeof a) => {
+        const w = longest(x.txs);
+        return w && x.txs.length ? Math.round((w.end - x.txs[0]!.end) / 100) / 10 : null;
+      };
+      pairs.push({ first: a.maxLatencyMs, second: b.maxLatencyMs, tps: [a.tps, b.tps], p99: [a.p99LatencyMs, b.p99LatencyMs], at: [at(a), at(b)] });
+      say(`  pair ${i + 1}: longest transaction ${a.maxLatencyMs} ms (at ${at(a)} s) then ${b.maxLatencyMs} ms (at ${at(b)} s), ratio ${(a.maxLatencyMs / b.maxLatencyMs).toFixed(2)}; p99 ${a.p99LatencyMs} / ${b.p99LatencyMs} ms; ${a.tps} / ${b.tps} tps`);
     }
+    await c.end();
     const ratios = pairs.flatMap((p) => [p.first / p.second, p.second / p.first]);
     const over = ratios.filter((r) => r > 1.5).length;
     const out = {
-      pairs, seconds: o.seconds, scale: o.scale, clients: o.clients,
+      pairs, seconds: o.seconds, scale: o.scale, clients: o.clients, settle: o.settle,
       ratios: ratios.map((r) => Math.round(r * 100) / 100),
       ratios_over_1_5: over, ratios_total: ratios.length, app_failed: failed,
     };

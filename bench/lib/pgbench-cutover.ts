@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import { startEmbedded } from '../../source/demo/embedded.js';
 import { PlanSchema } from '../../source/plan/schema.js';
-import { APP_ROLE, Load, WaitSampler, checkInvariant, createAppRole, longest, maxLatencyIn, tpcbScript, type Invariant, type LoadResult } from './pgbench.js';
+import { APP_ROLE, Load, WaitSampler, checkInvariant, createAppRole, longest, maxLatencyIn, settleBeforeLoad, tpcbScript, type Invariant, type LoadResult } from './pgbench.js';
 import { lockReport, rates, runPgshift, type CliEvent, type CliRun, type LockReport } from './pgshift-cli.js';
 
 /**
@@ -17,7 +17,8 @@ import { lockReport, rates, runPgshift, type CliEvent, type CliRun, type LockRep
  *    the load; after `--writes-after-swap` application transactions, `pgshift --rollback` swaps back, still during
  *    the load; after `--tail` more transactions the bench stops the load;
  *  - pgbench's invariant is checked after the swap, after the swap-back (both under load, one snapshot) and at rest;
- *  - the same pgbench, same duration, with no migration (the baseline), in the same run.
+ *  - the same pgbench, same duration, with no migration (the baseline), in the same run;
+ *  - each of the two loads starts from the same state: pgbench's tables vacuumed and analyzed, a CHECKPOINT.
  */
 
 export interface PgbenchCutoverOptions {
@@ -177,6 +178,9 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
     // ── the migration under load
     say(`load: pgbench -f tpcb-like, ${o.clients} clients as ${APP_ROLE} (not a superuser), at most ${o.maxSeconds} s`);
     const ckpt = async () => Number((await c.query<{ n: string }>(`SELECT (checkpoints_timed + checkpoints_req)::text AS n FROM pg_stat_bgwriter`)).rows[0]!.n);
+    // both loads start from the same state (settleBeforeLoad): A/A runs without it (--calibrate --no-settle) put one
+    // load's longest transaction at 1.9× and 3.8× the other's in two pairs of four, with no migration at all
+    await settleBeforeLoad(c);
     const ckptMig0 = await ckpt();
     const load = new Load({ ...loadOpts, name: 'migration', seconds: o.maxSeconds });
     cleanups.push(() => load.kill());
@@ -234,6 +238,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
     // ── the baseline: the same pgbench, no migration
     const idleSeconds = Math.max(20, Math.round(o.idleSeconds ?? (mig.seconds || 60)));
     say(`baseline: the same pgbench for ${idleSeconds} s, no migration`);
+    await settleBeforeLoad(c);
     const ckptIdle0 = await ckpt();
     const idleLoad = new Load({ ...loadOpts, name: 'baseline', seconds: idleSeconds });
     cleanups.push(() => idleLoad.kill());

@@ -317,6 +317,16 @@ export class WaitSampler {
 }
 
 /** The longest transaction (start, end, ms). */
+/**
+ * Brings the database to the same state before each measured load: pgbench's tables vacuumed and analyzed (no
+ * autovacuum left due from the previous load's dead rows, to fall inside one load and not the other) and a
+ * CHECKPOINT (no checkpoint spreading its writes, and full-page images after it, into one load only).
+ */
+export async function settleBeforeLoad(c: pg.ClientBase): Promise<void> {
+  await c.query('VACUUM (ANALYZE) public.pgbench_accounts, public.pgbench_tellers, public.pgbench_branches, public.pgbench_history');
+  await c.query('CHECKPOINT');
+}
+
 export function longest(txs: LoadResult['txs']): { start: number; end: number; ms: number } | null {
   let best: { start: number; end: number } | null = null;
   for (const t of txs) if (!best || t.end - t.start > best.end - best.start) best = t;

@@ -12,7 +12,6 @@
  * them), top-level transaction control (pgshift wraps the file in its own transaction), statements that cannot run in
  * a transaction block (CREATE INDEX CONCURRENTLY, VACUUM, …), and SQL the parser rejects.
  */
-import { loadModule, parseSync } from 'libpg-query';
 
 /** PostgreSQL's table lock modes, weakest first (the order of their conflicts). */
 export const LOCK_MODES = [
@@ -130,9 +129,17 @@ function dottedName(node: unknown): string | undefined {
 // ---------------------------------------------------------------------------------------------------------------
 
 let loaded: Promise<void> | null = null;
-/** Loads the WebAssembly parser once (about 0.2 s). */
+let parser: typeof import('libpg-query') | null = null;
+/**
+ * Loads the WebAssembly parser once (about 0.2 s), on first use only: importing it costs ~60 ms of a core, which every
+ * pgshift process paid at start (a rollback, a `pgshift status`) though only plan SQL files need it. On a host shared
+ * with the database, a process start's CPU was where the application's longest transaction fell (bench:cutover).
+ */
 export function loadParser(): Promise<void> {
-  loaded ??= loadModule();
+  loaded ??= import('libpg-query').then(async (m) => {
+    await m.loadModule();
+    parser = m;
+  });
   return loaded;
 }
 
@@ -175,7 +182,7 @@ function parseFile(text: string): { statements: ParsedStatement[]; problems: Sql
   for (let guard = 0; guard < 10_000; guard++) {
     let tree: unknown;
     try {
-      tree = parseSync(current);
+      tree = parser!.parseSync(current);
     } catch (e) {
       const pos = (e as { sqlDetails?: { cursorPosition?: number } }).sqlDetails?.cursorPosition;
       const line = pos === undefined ? 1 : lineAt(current, pos);
