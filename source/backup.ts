@@ -3,6 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import os from 'node:os';
+import { execFile } from 'node:child_process';
 import { loadExeca } from './execa.js';
 import type { ConnectionInfo } from './db/connection.js';
 import { redact } from './db/connection.js';
@@ -46,17 +47,19 @@ function childEnv(conn: ConnectionInfo, extra: Record<string, string> = {}): Nod
   return { ...process.env, ...conn.childEnv, ...extra };
 }
 
-/** The tool's version, or null when it is not installed (not on PATH). */
-export async function toolVersion(tool: 'pg_dump' | 'pg_restore', env: NodeJS.ProcessEnv = process.env): Promise<ToolVersion | null> {
-  try {
-    const execa = await loadExeca();
-    const r = await execa(tool, ['--version'], { env, reject: false, timeout: 15_000 });
-    if (r.exitCode !== 0) return null;
-    const v = parseToolVersion(String(r.stdout));
-    return v ? { tool, ...v } : null;
-  } catch {
-    return null;
-  }
+/**
+ * The tool's version, or null when it is not installed (not on PATH). Through node's own execFile, not execa: a
+ * version probe needs nothing more, and importing execa costs ~80 ms of a core, which preflight paid on a host shared
+ * with the database (under pgbench, preflight was where the application's longest transaction fell).
+ */
+export function toolVersion(tool: 'pg_dump' | 'pg_restore', env: NodeJS.ProcessEnv = process.env): Promise<ToolVersion | null> {
+  return new Promise((resolve) => {
+    execFile(tool, ['--version'], { env, timeout: 15_000, encoding: 'utf8' }, (err, stdout) => {
+      if (err) return resolve(null);
+      const v = parseToolVersion(stdout);
+      resolve(v ? { tool, ...v } : null);
+    });
+  });
 }
 
 export async function sha256File(file: string): Promise<string> {
