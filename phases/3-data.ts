@@ -189,6 +189,8 @@ function copyStep(t: TablePlan): Step {
       const keys = await addKeys(ctx, t, pair, onRetry);
       ctx.log(`ANALYZE ${pair.target.display}: autovacuum never analyzes a partitioned parent, so pgshift does it after the copy (before the replay, so the replay's plans use the statistics)`);
       ctx.progress({ done: res.rows, total: res.rows, unit: 'rows', state: 'running', detail: `ANALYZE ${pair.target.display} (statistics for the new table and its partitions)` });
+      // the copy's own inserts reported before the ANALYZE, so they do not count as changes since (phase 5 asks)
+      await ctx.db.flushStats();
       await ctx.db.ddl(gentleAnalyze(pair.target.q), { stepId: id, onRetry: (i) => onRetry(`ANALYZE: ${i.error}`) });
       let replay = '';
       let applied = 0;

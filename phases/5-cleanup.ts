@@ -14,6 +14,7 @@ import type { DependencyRecord } from '../source/swap/deps.js';
 import { isSwapped, validateForeignKey, lockHolders, outlineSwap, runSwap, relkind, REVERSE_TRIGGER, reverseFunction, reverseLogName, cutoverLockTimeout, cutoverStatements, lockedTx, lockSql, type Blocker, type CutoverPlan, type SwapArtifact } from '../source/swap/swap.js';
 import type { IntegrityReport } from '../source/copy/integrity.js';
 import { Artifacts } from '../source/engine/artifacts.js';
+import { parentStatsCurrent } from '../source/copy/parent-stats.js';
 
 const name = (t: TablePlan) => `${t.schema}.${t.table}`;
 
@@ -331,7 +332,11 @@ function analyzeStep(t: TablePlan): Step {
     },
     async run(ctx) {
       if ((await relkind(ctx.db, t.schema, t.table)) !== 'p') return { status: 'skipped', summary: `${name(t)} is not partitioned (not swapped)` };
-      ctx.log('autovacuum analyzes partitions but never the partitioned parent: without this, the planner has no statistics for queries on the parent');
+      // phase 3 analyzed it after the copy: a second ANALYZE right after the swap, while the application re-plans
+      // against the new table, is load for nothing when those statistics are current (source/copy/parent-stats.ts)
+      const st = await parentStatsCurrent(ctx.db, t.schema, t.table);
+      if (st.current) return { status: 'already-done', summary: `not analyzed again: the statistics of the ANALYZE after the copy are ${st.why}`, data: { ms: 0, analyzed: false } };
+      ctx.log(`autovacuum analyzes partitions but never the partitioned parent: without this, the planner has no statistics for queries on the parent (${st.why})`);
       const t0 = performance.now();
       let stop = false;
       const poll = (async () => {

@@ -362,6 +362,23 @@ export class Db {
     }
   }
 
+  /**
+   * Makes this pool's idle sessions report their pending statistics now (PostgreSQL 15+: pg_stat_force_next_flush;
+   * the report happens before the statement's ReadyForQuery). A session reports its counters at most once a second,
+   * and an idle one only after ten: without this the last batches of a copy reach pg_stat_all_tables after the
+   * ANALYZE that follows it, and count as rows changed since. Sessions busy now report at their transaction's end.
+   */
+  async flushStats(): Promise<void> {
+    if ((await this.serverVersionNum()) < 150000) return;
+    const idle: pg.PoolClient[] = [];
+    try {
+      for (let n = this.pool.idleCount; n > 0; n--) idle.push(await this.pool.connect());
+      for (const c of idle) await c.query('SELECT pg_stat_force_next_flush()');
+    } finally {
+      for (const c of idle) c.release();
+    }
+  }
+
   /** Records an external command (pg_dump, pg_restore) in the journal like a statement: text, duration, error. */
   async recordCommand(stepId: string | null, command: string, ms: number, error?: string): Promise<void> {
     if (this.sink) await this.sink.recordStatement({ stepId, sql: command, ms, rows: null, error: error ? redact(error) : undefined });
