@@ -104,7 +104,6 @@ const backupStep: Step = {
         conn: ctx.db.info, file, format: ctx.plan.backup.format, snapshot: snap, signal: ctx.signal,
         record: (command, ms, error) => ctx.db.recordCommand(ctx.stepId, command, ms, error),
         onBytes: (b) => ctx.progress({ done: b, total: Math.max(b, estimate), unit: 'bytes', detail: path.basename(file) }),
-        onSpawn: (pid, nice) => ctx.log(nice === null ? `pg_dump (pid ${pid}) runs at pgshift's CPU priority: it could not be lowered` : `pg_dump (pid ${pid}) runs at nice ${nice}: its compression yields the CPU to the application on a shared host, and runs as fast as ever on an idle one`),
       });
       if (ctx.plan.backup.verify === 'restore') {
         snapshotCounts = {};

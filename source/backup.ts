@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import os from 'node:os';
 import { execFile } from 'node:child_process';
 import { loadExeca } from './execa.js';
 import type { ConnectionInfo } from './db/connection.js';
@@ -118,18 +117,7 @@ export interface DumpOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** journals the command line (no password: it travels in PGPASSWORD), its duration and any error */
   readonly record?: (command: string, ms: number, error?: string) => Promise<void>;
-  /** told pg_dump's pid and the niceness it now runs at (null when the system refused) */
-  readonly onSpawn?: (pid: number, nice: number | null) => void;
 }
-
-/**
- * The niceness pg_dump runs at. Its compression (custom format) is most of its CPU, on whatever host pgshift runs
- * on, often the database's own: under pgbench on 2 cores the backup step was where the application's longest
- * transaction fell (80 ms against 37 ms idle). A backup is not urgent; nothing waits on pg_dump's CPU but pgshift
- * (its locks are ACCESS SHARE: it blocks only DDL, and pgshift runs none on those tables meanwhile). When the CPU is
- * idle a nice process runs as fast as any.
- */
-export const PG_DUMP_NICE = 10;
 
 export interface DumpResult { readonly bytes: number; readonly ms: number; readonly stderr: string }
 
@@ -159,18 +147,7 @@ export async function runPgDump(o: DumpOptions): Promise<DumpResult> {
   }, 500);
   try {
     const execa = await loadExeca();
-    const child = execa('pg_dump', args, { env: o.env ?? childEnv(o.conn), reject: false, cancelSignal: o.signal, forceKillAfterDelay: 5000 });
-    if (child.pid !== undefined) {
-      let nice: number | null = null;
-      try {
-        os.setPriority(child.pid, Math.max(os.getPriority(child.pid), PG_DUMP_NICE));
-        nice = os.getPriority(child.pid);
-      } catch {
-        // gone already, or not permitted: it runs at pgshift's own priority
-      }
-      o.onSpawn?.(child.pid, nice);
-    }
-    const r = await child;
+    const r = await execa('pg_dump', args, { env: o.env ?? childEnv(o.conn), reject: false, cancelSignal: o.signal, forceKillAfterDelay: 5000 });
     const stderr = redact(String(r.stderr ?? ''));
     if (r.exitCode !== 0 || r.isCanceled) {
       throw new ToolError(r.isCanceled ? 'pg_dump was stopped by the operator' : `pg_dump failed (exit ${r.exitCode ?? r.signal}): ${lastLines(stderr)}`, r.exitCode, stderr);
