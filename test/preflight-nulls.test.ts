@@ -1,6 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import path from 'node:path';
-import type { ReportTable } from '../source/engine/types.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { openEngine, tmpDir, writePlan } from './fixtures/copy-helpers.js';
 
@@ -29,7 +28,7 @@ describe('preflight: whether a nullable partition key holds NULLs, without readi
     try {
       await o.engine.run({ phases: [1], only: ['preflight'] });
       const done = o.events.find((e) => e.type === 'step-done' && e.stepId === 'preflight');
-      const table = (done && done.type === 'step-done' ? done.tables?.[0] : undefined) as ReportTable | undefined;
+      const table = done && done.type === 'step-done' ? done.tables?.[0] : undefined;
       const row = table?.rows.find((r) => r[0] === 'public.events: key at NOT NULL');
       expect(row, o.logs().join('\n')).toBeDefined();
       return row!.slice(1).join(' | ');
