@@ -328,7 +328,7 @@ function analyzeStep(t: TablePlan): Step {
     phase: 5,
     title: `ANALYZE ${name(t)} (autovacuum never analyzes a partitioned parent)`,
     preview() {
-      return gentleAnalyze(qname(t.schema, t.table));
+      return [`-- only when the statistics of phase 3's ANALYZE after the copy are no longer current (autovacuum's rule, applied to the parent)`, ...gentleAnalyze(qname(t.schema, t.table))];
     },
     async run(ctx) {
       if ((await relkind(ctx.db, t.schema, t.table)) !== 'p') return { status: 'skipped', summary: `${name(t)} is not partitioned (not swapped)` };
