@@ -72,7 +72,7 @@ const backupStep: Step = {
   title: 'Backup with pg_dump',
   preview(ctx) {
     const dir = path.resolve(ctx.planDir, ctx.plan.backup.directory);
-    return [`pg_dump --format=${ctx.plan.backup.format} --file=${path.join(dir, `<database>_<YYYYmmdd_HHMMSS>${ctx.plan.backup.format === 'custom' ? '.dump' : '.dir'}`)} (password via PGPASSWORD in its environment only)`];
+    return [`pg_dump --format=${ctx.plan.backup.format} --compress=${ctx.plan.backup.compress} --file=${path.join(dir, `<database>_<YYYYmmdd_HHMMSS>${ctx.plan.backup.format === 'custom' ? '.dump' : '.dir'}`)} (password via PGPASSWORD in its environment only)`];
   },
   async run(ctx): Promise<StepResult> {
     const prior = await ctx.journal.getArtifact(Artifacts.backup);
@@ -101,7 +101,7 @@ const backupStep: Step = {
       await holder.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const [{ snap }] = (await holder.query<{ snap: string }>('SELECT pg_export_snapshot() AS snap')).rows as [{ snap: string }];
       const dump = runPgDump({
-        conn: ctx.db.info, file, format: ctx.plan.backup.format, snapshot: snap, signal: ctx.signal,
+        conn: ctx.db.info, file, format: ctx.plan.backup.format, compress: ctx.plan.backup.compress, snapshot: snap, signal: ctx.signal,
         record: (command, ms, error) => ctx.db.recordCommand(ctx.stepId, command, ms, error),
         onBytes: (b) => ctx.progress({ done: b, total: Math.max(b, estimate), unit: 'bytes', detail: path.basename(file) }),
       });

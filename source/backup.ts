@@ -109,6 +109,8 @@ export interface DumpOptions {
   readonly conn: ConnectionInfo;
   readonly file: string;
   readonly format: 'custom' | 'directory';
+  /** gzip level for pg_dump --compress (pg_dump's own default when absent) */
+  readonly compress?: number;
   /** exported snapshot id (pg_export_snapshot): the dump sees exactly that snapshot */
   readonly snapshot?: string;
   readonly signal?: AbortSignal;
@@ -139,6 +141,7 @@ export async function runPgDump(o: DumpOptions): Promise<DumpResult> {
     await fsp.mkdir(o.file, { mode: 0o700 });
   }
   const args = [`--format=${o.format === 'custom' ? 'custom' : 'directory'}`, `--file=${o.file}`, '--no-password', '--verbose'];
+  if (o.compress !== undefined) args.push(`--compress=${o.compress}`);
   if (o.snapshot) args.push(`--snapshot=${o.snapshot}`);
   const t0 = performance.now();
   const command = `$ pg_dump ${args.join(' ')}`;

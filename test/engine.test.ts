@@ -65,7 +65,7 @@ describe('engine: journal, one run per database, resume after SIGKILL', () => {
     const cmds = await q<{ step_id: string; sql: string; duration_ms: string }>(db.client, `SELECT step_id, sql, duration_ms FROM pgshift.statements WHERE sql LIKE '$ pg_dump %'`);
     expect(cmds).toHaveLength(1);
     expect(cmds[0]!.step_id).toBe('backup:pg_dump');
-    expect(cmds[0]!.sql).toMatch(/^\$ pg_dump --format=custom --file=\S+\.dump --no-password --verbose --snapshot=\S+$/);
+    expect(cmds[0]!.sql).toMatch(/^\$ pg_dump --format=custom --file=\S+\.dump --no-password --verbose --compress=1 --snapshot=\S+$/);
     expect(Number(cmds[0]!.duration_ms)).toBeGreaterThan(0);
   });
 

@@ -43,6 +43,7 @@ const CASES: [string, unknown, string][] = [
     'partition[0].autoPartitions: automatic partitions are for list partitioning only'],
   ['lock timeout too short', { ...base, locks: { timeoutMs: 5 } }, 'locks.timeoutMs: expected a number ≥ 50, got 5'],
   ['unknown backup format', { ...base, backup: { format: 'sql' } }, 'backup.format: expected one of "custom", "directory", got "sql"'],
+  ['backup compression past gzip\'s 9', { ...base, backup: { compress: 12 } }, 'backup.compress: expected a number ≤ 9, got 12'],
   ['partition is not a list', { ...base, partition: { source: 't' } }, 'partition: expected an array, got an object'],
   ['unknown key in a partition entry', { ...base, partition: [{ ...p0, partitionKey: 'x' }] },
     'partition[0]: unknown key "partitionKey" (check the spelling; see plan.schema.json)'],

@@ -145,9 +145,15 @@ export const PlanSchema = z
         format: z.enum(['custom', 'directory']).default('custom'),
         verify: z.enum(['list', 'restore']).default('list'),
         required: z.boolean().default(true),
+        /**
+         * pg_dump --compress (gzip level, 0-9). 1 by default, not pg_dump's 6: on a pgbench database it halved
+         * pg_dump's own CPU beyond the COPY (0.35 → 0.20 s of a core for 1,000,000 rows) for a 1.7 % larger archive,
+         * and the backup runs beside the live application
+         */
+        compress: z.number().int().min(0).max(9).default(1),
       })
       .strict()
-      .default({ directory: './backups', format: 'custom', verify: 'list', required: true }),
+      .default({ directory: './backups', format: 'custom', verify: 'list', required: true, compress: 1 }),
     locks: z
       .object({
         timeoutMs: z.number().int().min(50).max(60_000).default(2000),
