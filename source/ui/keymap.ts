@@ -131,9 +131,14 @@ export const FILTER_EDIT_KEYS: readonly Binding<FilterEditAction>[] = [
 export type KeyHandlers<A extends string> = { readonly [K in A]?: (input: string) => void };
 
 /** Resolves the key to its action (the first binding that matches) and runs that action's handler. */
-export function dispatchKey<A extends string>(bindings: readonly Binding<A>[], handlers: KeyHandlers<A>, input: string, key: Key): void {
+/**
+ * Runs the action `key` resolves to on this screen. A typed character no binding takes (unknownKey) goes to
+ * `onUnknown` with the line to show, when the screen says so of such keys.
+ */
+export function dispatchKey<A extends string>(bindings: readonly Binding<A>[], handlers: KeyHandlers<A>, input: string, key: Key, onUnknown?: (text: string) => void): void {
   const a = resolveKey(bindings, input, key);
   if (a !== null) handlers[a]?.(input);
+  else if (onUnknown && unknownKey(input, key)) onUnknown(unknownKeyText(input));
 }
 
 /** Keys inside a confirmation, a prompt, the preview or the help screen (fixed words, shown in those screens). */
@@ -149,12 +154,12 @@ export function resolveKey<A extends string>(bindings: readonly Binding<A>[], in
 }
 
 /** A typed character no binding of the screen takes (not an arrow, a modifier or a control character). */
-export function unknownKey(input: string, key: Key): boolean {
+function unknownKey(input: string, key: Key): boolean {
   return input.length === 1 && !key.ctrl && !key.meta && !isControlChar(input, true);
 }
 
 /** What the screen says of such a key: which key it was and where the keys are listed. */
-export function unknownKeyText(input: string): string {
+function unknownKeyText(input: string): string {
   return `"${input}" does nothing here: press ? for the keys of this screen`;
 }
 

@@ -3,7 +3,7 @@ import { useInput, type Key } from 'ink';
 import type { PhaseId } from '../../engine/types.js';
 import {
   FILTER_EDIT_KEYS, HELP_KEYS, LOG_VIEW_KEYS, MAIN_KEYS, MONITOR_KEYS, PREVIEW_KEYS, QUIT_PROMPT_KEYS, SKIP_PROMPT_KEYS,
-  dispatchKey, isControlChar, resolveKey, splitChunk, unknownKey, unknownKeyText, type Binding, type KeyHandlers, type MainAction, type MonitorAction, type ScrollViewAction,
+  dispatchKey, isControlChar, splitChunk, type Binding, type KeyHandlers, type MainAction, type MonitorAction, type ScrollViewAction,
 } from '../keymap.js';
 import { currentPhase, nextPhase, selectedStep, type Overlay, type WizardAction, type WizardState } from '../state/use-wizard-state.js';
 import { fullLogLines, logErrorText } from '../components/log-view.js';
@@ -19,7 +19,8 @@ export interface ViewMetrics {
 }
 
 /** A screen's key handler: its bindings (keymap.ts) and what each of their actions does. */
-const screen = <A extends string>(keys: readonly Binding<A>[], on: KeyHandlers<A>) => (input: string, key: Key) => dispatchKey(keys, on, input, key);
+const screen = <A extends string>(keys: readonly Binding<A>[], on: KeyHandlers<A>, onUnknown?: (text: string) => void) =>
+  (input: string, key: Key) => dispatchKey(keys, on, input, key, onUnknown);
 
 /**
  * The wizard's keys (not the confirmation's: the modal has its own hook). A key resolves to an action through the
@@ -107,16 +108,12 @@ export function useWizardKeys({ stateRef, act, log, run, activity, monitorAction
     if (activity.selectedPid === null) activity.setNotice('no backend selected: no session matches');
     else void monitorActions.signalBackend(a, activity.selectedPid);
   };
-  const monitorOn: KeyHandlers<MonitorAction> = {
+  const monitor = screen<MonitorAction>(MONITOR_KEYS, {
     close, help: () => act({ type: 'overlay', overlay: 'help' }),
     up: () => activity.move(-1), down: () => activity.move(1), 'page-up': () => activity.move(-10), 'page-down': () => activity.move(10),
     sort: activity.cycleSort, filter: activity.editFilter, pause: activity.togglePause, slower: activity.slower, faster: activity.faster,
     'cancel-backend': signal('cancel'), 'terminate-backend': signal('terminate'),
-  };
-  const monitor = (input: string, key: Key) => {
-    if (resolveKey(MONITOR_KEYS, input, key) === null && unknownKey(input, key)) activity.setNotice(unknownKeyText(input));
-    else dispatchKey(MONITOR_KEYS, monitorOn, input, key);
-  };
+  }, activity.setNotice);
   // typing the filter: text, backspace; enter keeps it, esc clears it
   const filter = screen(FILTER_EDIT_KEYS, { clear: activity.clearFilter, keep: activity.keepFilter, backspace: activity.backspaceFilter, type: activity.typeFilter });
 
@@ -131,10 +128,7 @@ export function useWizardKeys({ stateRef, act, log, run, activity, monitorAction
     error: screen(LOG_VIEW_KEYS, scrollView(scrollDetail)),
     preview: screen(PREVIEW_KEYS, scrollView(scrollDetail)),
     monitor: (i, k) => (activity.isEditingFilter() ? filter : monitor)(i, k),
-    none: (i, k, s) => {
-      if (resolveKey(MAIN_KEYS, i, k) === null && unknownKey(i, k)) log('info', unknownKeyText(i));
-      else dispatchKey(MAIN_KEYS, main(s), i, k);
-    },
+    none: (i, k, s) => dispatchKey(MAIN_KEYS, main(s), i, k, (text) => log('info', text)),
   };
 
   const onKey = (input: string, key: Key) => {
