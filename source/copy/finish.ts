@@ -1,7 +1,5 @@
-import type pg from 'pg';
 import type { Db, RetryInfo } from '../db/session.js';
-import { isConnectionLoss, sleep, withRetry } from '../db/session.js';
-import { redact } from '../db/connection.js';
+import { sleep, withRetry } from '../db/session.js';
 import { ident, literal, qname } from '../db/quote.js';
 import type { ConfirmAnswer, ConfirmRequest, LogLevel, Progress } from '../engine/types.js';
 import type { DeferredForeignKey, DeferredIndex, DeferredKey, DeferredObjects } from '../structure/ddl.js';
@@ -113,45 +111,6 @@ async function buildInProgress(db: Db, indexOid: number): Promise<number | null>
   return r?.pid ?? null;
 }
 
-/**
- * One statement outside any transaction block, on its own session with SET lock_timeout (and any other `settings`,
- * all RESET afterwards); journaled. `onNotice` hears the server's notices and warnings for that statement.
- */
-export async function runConcurrently(
-  db: Db, sql: string, stepId: string, lockTimeoutMs: number,
-  opts: { settings?: Readonly<Record<string, string>>; onNotice?: (message: string) => void } = {},
-): Promise<void> {
-  const c: pg.PoolClient = await db.pool.connect();
-  let broken: Error | undefined;
-  const t0 = performance.now();
-  const settings: Record<string, string> = { lock_timeout: String(Math.round(lockTimeoutMs)), ...opts.settings };
-  const notice = (n: { message?: string }) => opts.onNotice?.(n.message ?? '');
-  if (opts.onNotice) c.on('notice', notice);
-  try {
-    await c.query(`SELECT set_config(n, v, false) FROM unnest($1::text[], $2::text[]) AS s(n, v)`, [Object.keys(settings), Object.values(settings)]);
-    try {
-      await c.query(sql);
-      await db.sink?.recordStatement({ stepId, sql, ms: performance.now() - t0, rows: null });
-    } catch (e) {
-      await db.sink?.recordStatement({ stepId, sql, ms: performance.now() - t0, rows: null, error: redact(String((e as Error).message)) }).catch(() => {});
-      throw e;
-    }
-  } catch (e) {
-    if (isConnectionLoss(e)) broken = e as Error;
-    throw e;
-  } finally {
-    if (opts.onNotice) c.off('notice', notice);
-    if (!broken) {
-      try {
-        await c.query(Object.keys(settings).map((n) => `RESET ${ident(n)}`).join('; '));
-      } catch (e) {
-        broken = e as Error;
-      }
-    }
-    c.release(broken);
-  }
-}
-
 export async function finishDeferred(db: Db, opts: FinishOptions): Promise<FinishResult> {
   const t0 = performance.now();
   const { schema, table, deferred: d, stepId, log, signal } = opts;
@@ -241,11 +200,11 @@ export async function finishDeferred(db: Db, opts: FinishOptions): Promise<Finis
             if (!answer.confirmed) throw new Error(`${schema}.${name} is INVALID and was not dropped: drop it (DROP INDEX CONCURRENTLY) and run phase 3 again`);
           }
           log(`${name} on ${p.name} is INVALID (left by an interrupted CREATE INDEX CONCURRENTLY): dropping it and building it again`, 'warn');
-          await runConcurrently(db, `DROP INDEX CONCURRENTLY IF EXISTS ${q}`, stepId, locks.timeoutMs);
+          await db.outsideTx(`DROP INDEX CONCURRENTLY IF EXISTS ${q}`, { stepId, lockTimeoutMs: locks.timeoutMs });
           rebuilt++;
           break;
         }
-        await runConcurrently(db, `CREATE INDEX CONCURRENTLY ${ident(name)} ON ${qname(schema, p.name)} USING ${ix.using}`, stepId, locks.timeoutMs);
+        await db.outsideTx(`CREATE INDEX CONCURRENTLY ${ident(name)} ON ${qname(schema, p.name)} USING ${ix.using}`, { stepId, lockTimeoutMs: locks.timeoutMs });
         return 'built';
       }, {
         ...db.retryPolicy(), signal,

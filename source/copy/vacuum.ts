@@ -1,7 +1,6 @@
 import type { Db } from '../db/session.js';
 import { displayName, qname } from '../db/quote.js';
 import type { LogLevel, Progress } from '../engine/types.js';
-import { runConcurrently } from './finish.js';
 
 /**
  * VACUUM of the new table's partitions right after the copy, so autovacuum is not due on them at the swap.
@@ -79,8 +78,8 @@ export async function vacuumPartitions(db: Db, opts: {
     const q = displayName(p.schema, p.name);
     opts.progress({ done: i, total: due.length, unit: 'partitions', detail: `VACUUM ${q} (${p.pages.toLocaleString('en-US')} pages${opts.costDelayMs ? `, cost delay ${opts.costDelayMs} ms` : ''})` });
     let skippedNow = false;
-    await runConcurrently(db, vacuumSql(p.schema, p.name), opts.stepId, opts.lockTimeoutMs, {
-      settings: { vacuum_cost_delay: String(opts.costDelayMs) },
+    await db.outsideTx(vacuumSql(p.schema, p.name), {
+      stepId: opts.stepId, lockTimeoutMs: opts.lockTimeoutMs, settings: { vacuum_cost_delay: String(opts.costDelayMs) },
       onNotice: (m) => {
         if (/skipping vacuum of/i.test(m)) skippedNow = true;
       },

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { ConnectionInfo } from './connection.js';
 import { connectionError, redact } from './connection.js';
+import { ident } from './quote.js';
 
 /** Where executed statements are recorded (the journal). */
 export interface StatementSink {
@@ -358,6 +359,36 @@ export class Db {
       if (isConnectionLoss(e)) broken = e as Error;
       throw e;
     } finally {
+      c.release(broken);
+    }
+  }
+
+  /**
+   * One statement outside any transaction block (CREATE INDEX CONCURRENTLY, VACUUM), on a session of its own with SET
+   * lock_timeout and any other `settings`, all RESET afterwards; journaled under `stepId`. `onNotice` hears the
+   * server's notices and warnings for that statement.
+   */
+  async outsideTx(sql: string, o: { stepId: string; lockTimeoutMs: number; settings?: Readonly<Record<string, string>>; onNotice?: (message: string) => void }): Promise<void> {
+    const c = await this.pool.connect();
+    let broken: Error | undefined;
+    const settings: Record<string, string> = { lock_timeout: String(Math.round(o.lockTimeoutMs)), ...o.settings };
+    const notice = (n: { message?: string }) => o.onNotice?.(n.message ?? '');
+    if (o.onNotice) c.on('notice', notice);
+    try {
+      await c.query(`SELECT set_config(n, v, false) FROM unnest($1::text[], $2::text[]) AS s(n, v)`, [Object.keys(settings), Object.values(settings)]);
+      await this.journaled(c, sql, undefined, o.stepId);
+    } catch (e) {
+      if (isConnectionLoss(e)) broken = e as Error;
+      throw e;
+    } finally {
+      if (o.onNotice) c.off('notice', notice);
+      if (!broken) {
+        try {
+          await c.query(Object.keys(settings).map((n) => `RESET ${ident(n)}`).join('; '));
+        } catch (e) {
+          broken = e as Error;
+        }
+      }
       c.release(broken);
     }
   }
