@@ -30,26 +30,23 @@ if (loadArg > 0) {
     console.error(`--load expects "pgbench", got "${kind ?? ''}"`);
     process.exit(2);
   }
-  if (process.argv.includes('--calibrate')) {
-    const { parseCalibrateOptions, runCalibrate } = await import('./lib/pgbench-calibrate.js');
-    let copts;
+  /** options parsed (a bad one: its message, exit 2), then the mode run; its result is the exit code */
+  const runMode = async <O>(parse: (argv: readonly string[]) => O, run: (o: O) => Promise<number>): Promise<never> => {
+    let o: O;
     try {
-      copts = parseCalibrateOptions(process.argv.slice(2));
+      o = parse(process.argv.slice(2));
     } catch (e) {
       console.error((e as Error).message);
       process.exit(2);
     }
-    process.exit(await runCalibrate(copts));
+    process.exit(await run(o));
+  };
+  if (process.argv.includes('--calibrate')) {
+    const { parseCalibrateOptions, runCalibrate } = await import('./lib/pgbench-calibrate.js');
+    await runMode(parseCalibrateOptions, runCalibrate);
   }
   const { parsePgbenchOptions, runPgbenchCutover } = await import('./lib/pgbench-cutover.js');
-  let opts;
-  try {
-    opts = parsePgbenchOptions(process.argv.slice(2));
-  } catch (e) {
-    console.error((e as Error).message);
-    process.exit(2);
-  }
-  process.exit(await runPgbenchCutover(opts));
+  await runMode(parsePgbenchOptions, runPgbenchCutover);
 }
 
 const json = process.argv.includes('--json');

@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import { startEmbedded } from '../../source/demo/embedded.js';
-import { createAppRole, Load, longest, settleBeforeLoad, tpcbScript } from './pgbench.js';
+import { createAppRole, Load, longest, numberFlag, settleBeforeLoad, tpcbScript } from './pgbench.js';
 
 /**
  * `npm run bench:cutover -- --load pgbench --calibrate [--pairs K] [--seconds S] [--json]` — how noisy is the latency
@@ -30,13 +30,7 @@ export interface CalibrateOptions {
 }
 
 export function parseCalibrateOptions(argv: readonly string[]): CalibrateOptions {
-  const val = (flag: string, def: number): number => {
-    const i = argv.indexOf(flag);
-    if (i < 0) return def;
-    const n = Number(argv[i + 1]);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`${flag} expects a positive whole number, got "${argv[i + 1] ?? ''}"`);
-    return n;
-  };
+  const val = (flag: string, def: number) => numberFlag(argv, flag, def, true);
   return { json: argv.includes('--json'), scale: val('--scale', 10), clients: val('--clients', 8), threads: val('--threads', 2), pairs: val('--pairs', 3), seconds: val('--seconds', 100), settle: !argv.includes('--no-settle') };
 }
 

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import { startEmbedded } from '../../source/demo/embedded.js';
 import { PlanSchema } from '../../source/plan/schema.js';
-import { APP_ROLE, Load, WaitSampler, checkInvariant, createAppRole, longest, maxLatencyIn, settleBeforeLoad, tpcbScript, type Invariant, type LoadResult } from './pgbench.js';
+import { APP_ROLE, Load, WaitSampler, checkInvariant, createAppRole, longest, maxLatencyIn, numberFlag, settleBeforeLoad, tpcbScript, type Invariant, type LoadResult } from './pgbench.js';
 import { lockReport, rates, runPgshift, type CliEvent, type CliRun, type LockReport } from './pgshift-cli.js';
 
 /**
@@ -38,13 +38,7 @@ export interface PgbenchCutoverOptions {
 }
 
 export function parsePgbenchOptions(argv: readonly string[]): PgbenchCutoverOptions {
-  const val = (flag: string, def: number): number => {
-    const i = argv.indexOf(flag);
-    if (i < 0) return def;
-    const n = Number(argv[i + 1]);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag} expects a positive number, got "${argv[i + 1] ?? ''}"`);
-    return n;
-  };
+  const val = (flag: string, def: number) => numberFlag(argv, flag, def);
   return {
     json: argv.includes('--json'),
     scale: val('--scale', 10),

@@ -13,6 +13,17 @@ import { ident, qname } from '../../source/db/quote.js';
 
 export const APP_ROLE = 'bench_app';
 
+/** A positive number given as `flag N` on the command line (`def` when absent); `whole`: an integer too. */
+export function numberFlag(argv: readonly string[], flag: string, def: number, whole = false): number {
+  const i = argv.indexOf(flag);
+  if (i < 0) return def;
+  const n = Number(argv[i + 1]);
+  if (whole ? !Number.isInteger(n) || n <= 0 : !Number.isFinite(n) || n <= 0) {
+    throw new Error(`${flag} expects a positive ${whole ? 'whole number' : 'number'}, got "${argv[i + 1] ?? ''}"`);
+  }
+  return n;
+}
+
 /** pgbench's builtin tpcb-like transaction, with the scale written in (a custom script has no :scale). */
 export function tpcbScript(scale: number): string {
   return [
