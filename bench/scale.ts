@@ -146,11 +146,11 @@ async function oneSize(serverUrl: string, rows: number): Promise<SizeResult> {
       },
     });
     const stepMs = new Map<string, number>();
-    let copyMark: Promise<{ lsn: string; ck: number }> | null = null;
-    let copyWal: Promise<{ mb: number; checkpoints: number }> | null = null;
+    // the WAL mark when the copy step starts, and what was written by the time it is done
+    const copy: { mark?: Promise<{ lsn: string; ck: number }>; wal?: Promise<{ mb: number; checkpoints: number }> } = {};
     engine.on((e) => {
-      if (e.type === 'step-started' && e.stepId === 'copy:public.readings') copyMark = walMark();
-      if (e.type === 'step-done' && e.stepId === 'copy:public.readings' && copyMark) copyWal = copyMark.then(walSince);
+      if (e.type === 'step-started' && e.stepId === 'copy:public.readings') copy.mark = walMark();
+      if (e.type === 'step-done' && e.stepId === 'copy:public.readings' && copy.mark) copy.wal = copy.mark.then(walSince);
       if (e.type === 'step-done') stepMs.set(e.stepId, e.durationMs);
       if (e.type === 'step-failed') say(`  ✗ ${e.stepId}: ${e.error}`);
       // the swap's own account of its lock attempts (retries, blockers): a swap step much longer than its lock says why
@@ -169,7 +169,7 @@ async function oneSize(serverUrl: string, rows: number): Promise<SizeResult> {
       clearInterval(sampler);
       await engine.close();
     }
-    const cw = (await (copyWal as Promise<{ mb: number; checkpoints: number }> | null)) ?? { mb: -1, checkpoints: -1 };
+    const cw = (await copy.wal) ?? { mb: -1, checkpoints: -1 };
     const res = await c.query<{ step_id: string; result: { ms?: number; lockHeldMs?: number; keysMs?: number } | null }>(`SELECT step_id, result FROM pgshift.step_state`);
     const data = new Map(res.rows.map((r) => [r.step_id, r.result ?? {}]));
     const copyS = (data.get('copy:public.readings')?.ms ?? stepMs.get('copy:public.readings') ?? 0) / 1000;
