@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { main } from '../source/cli.js';
-import { planJsonSchema } from '../source/plan/load.js';
+import { parsePlanText, planJsonSchema } from '../source/plan/load.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { captureIo } from './helpers/io.js';
 
@@ -117,6 +117,28 @@ describe('plan file validation', () => {
       'copy.batchRows: expected a number ≥ 100, got 1',
       'retention.days: expected a number, got "week"',
     ]));
+  });
+
+  it('a YAML plan reads as its JSON twin (the YAML parser is loaded only for it)', () => {
+    const yaml = [
+      'version: 1',
+      'name: yaml plan',
+      'partition:',
+      '  - source: public.events',
+      '    strategy: range',
+      '    key: created_at',
+      "    interval: '1 month'",
+      'copy:',
+      '  mode: online',
+      '  batchRows: 5000',
+      'backup:',
+      '  compress: 3',
+    ].join('\n');
+    const json = JSON.stringify({ ...base, name: 'yaml plan', copy: { mode: 'online', batchRows: 5000 }, backup: { compress: 3 } });
+    const fromYaml = parsePlanText(yaml, 'p.yml');
+    expect(fromYaml).toEqual(parsePlanText(json, 'p.json'));
+    expect(fromYaml.copy.batchRows).toBe(5000);
+    expect(fromYaml.backup.compress).toBe(3);
   });
 
   it('a missing plan file is named, exit 2', async () => {
