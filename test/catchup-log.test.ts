@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Db } from '../source/db/session.js';
 import { resolveConnection } from '../source/db/connection.js';
-import { backgroundLogDue, startBackground, stopBackground, type Replayer } from '../source/copy/catchup.js';
+import { backgroundLogDue, gatherDelay, startBackground, stopBackground, type Replayer } from '../source/copy/catchup.js';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 
 /**
@@ -17,6 +17,13 @@ describe('the background catch-up line', () => {
     expect(backgroundLogDue({ ...o, sinceLastMs: 61_000, quiet: true, lastWasQuiet: true })).toBe(true);
     expect(backgroundLogDue({ ...o, sinceLastMs: 6000, quiet: false, lastWasQuiet: true })).toBe(true);
     expect(backgroundLogDue({ ...o, sinceLastMs: 4000, quiet: false, lastWasQuiet: false })).toBe(false);
+  });
+
+  it('gathers changes after an apply that took the whole backlog, goes on at once while a backlog is left', () => {
+    expect(gatherDelay(40, 40, 30, 250)).toBe(220); // caught up: what is left of 250 ms since the apply began
+    expect(gatherDelay(40, 45, 300, 250)).toBe(0); // the apply alone took longer than the gathering time
+    expect(gatherDelay(5000, 1000, 30, 250)).toBe(0); // behind: the next apply at once
+    expect(gatherDelay(40, 0, 5, 250)).toBe(50); // found nothing to take (another apply took it)
   });
 
   let fresh: FreshDb;
@@ -70,6 +77,51 @@ describe('the background catch-up line', () => {
       expect(Number((await fresh.client.query<{ n: string }>(`SELECT count(*) AS n FROM change_log`)).rows[0]!.n)).toBe(0);
     } finally {
       expect(await stopBackground(db, 'test:change_log')).toBe(true);
+    }
+  });
+
+  it('under a steady trickle of changes, applies come no closer than the gathering time once caught up, and nothing is left behind', async () => {
+    await fresh.client.query(`CREATE TABLE trickle_log (id bigserial PRIMARY KEY)`);
+    const applies: { start: number; end: number; pending: number; took: number }[] = [];
+    let lastPending = 0;
+    const rp: Replayer = {
+      label: 'trickle_log',
+      async pending() {
+        lastPending = Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM trickle_log`, [], null)).rows[0]!.n);
+        return lastPending;
+      },
+      async captured() {
+        return Number((await db.query<{ n: string }>(`SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS n FROM trickle_log_id_seq`, [], null)).rows[0]!.n);
+      },
+      async apply(limit) {
+        const start = performance.now();
+        const r = await db.query(`DELETE FROM trickle_log WHERE id IN (SELECT id FROM trickle_log ORDER BY id LIMIT $1)`, [limit], null);
+        applies.push({ start, end: performance.now(), pending: lastPending, took: r.rowCount ?? 0 });
+        return { changes: r.rowCount ?? 0, ms: performance.now() - start };
+      },
+    };
+    const gatherMs = 300;
+    startBackground(db, 'test:trickle_log', rp, { batch: 10_000, reporter: { log: () => {} }, gatherMs });
+    try {
+      // one change per statement, each its own commit, until 12 applies have run
+      let inserted = 0;
+      while (applies.length < 12) {
+        await fresh.client.query(`INSERT INTO trickle_log DEFAULT VALUES`);
+        inserted++;
+        if (inserted > 200_000) throw new Error(`only ${applies.length} applies after ${inserted} inserts`);
+      }
+      const caughtUp = applies.slice(0, -1).map((a, i) => ({ a, next: applies[i + 1]! })).filter(({ a }) => a.took >= a.pending && a.took > 0);
+      expect(caughtUp.length).toBeGreaterThan(5);
+      for (const { a, next } of caughtUp) expect(next.start - a.start).toBeGreaterThanOrEqual(gatherMs - 1);
+      // the changes did gather: more than one per apply on average
+      expect(applies.reduce((n, a) => n + a.took, 0) / applies.length).toBeGreaterThan(1);
+      // and every change is applied in the end
+      for (let i = 0; Number((await fresh.client.query<{ n: string }>(`SELECT count(*) AS n FROM trickle_log`)).rows[0]!.n) > 0; i++) {
+        if (i > 1500) throw new Error('the trickle log was never emptied');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      expect(await stopBackground(db, 'test:trickle_log')).toBe(true);
     }
   });
 });
