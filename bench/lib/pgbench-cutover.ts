@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import { startEmbedded } from '../../source/demo/embedded.js';
 import { PlanSchema } from '../../source/plan/schema.js';
-import { APP_ROLE, Load, WaitSampler, checkInvariant, createAppRole, longest, maxLatencyIn, numberFlag, settleBeforeLoad, tpcbScript, type Invariant, type LoadResult } from './pgbench.js';
+import { APP_ROLE, Load, WaitSampler, checkInvariant, createAppRole, longest, maxLatencyIn, numberFlag, settleBeforeLoad, tpcbScript, walLsn, walMbSince, walSegments, warmWalPool, type Invariant, type LoadResult } from './pgbench.js';
 import { lockReport, rates, runPgshift, type CliEvent, type CliRun, type LockReport } from './pgshift-cli.js';
 
 /**
@@ -18,7 +18,8 @@ import { lockReport, rates, runPgshift, type CliEvent, type CliRun, type LockRep
  *    the load; after `--tail` more transactions the bench stops the load;
  *  - pgbench's invariant is checked after the swap, after the swap-back (both under load, one snapshot) and at rest;
  *  - the same pgbench, same duration, with no migration (the baseline), in the same run;
- *  - each of the two loads starts from the same state: pgbench's tables vacuumed and analyzed, a CHECKPOINT.
+ *  - each of the two loads starts from the same state: pgbench's tables vacuumed and analyzed, a CHECKPOINT, and
+ *    the same pool of recycled WAL segments (warmWalPool, `--wal-pool-mb`, default 2048; 0 leaves the fresh cluster's).
  */
 
 export interface PgbenchCutoverOptions {
@@ -34,6 +35,8 @@ export interface PgbenchCutoverOptions {
   readonly tail: number;
   readonly lockTimeoutMs: number;
   readonly maxLockMs: number;
+  /** WAL written once before both loads and kept as a recycled pool (0: none, as a fresh cluster) */
+  readonly walPoolMb: number;
   readonly keep: boolean;
 }
 
@@ -50,6 +53,7 @@ export function parsePgbenchOptions(argv: readonly string[]): PgbenchCutoverOpti
     tail: val('--tail', 3_000),
     lockTimeoutMs: val('--lock-timeout', 100),
     maxLockMs: val('--max-lock-ms', 100),
+    walPoolMb: numberFlag(argv, '--wal-pool-mb', 2048, true, true),
     keep: argv.includes('--keep'),
   };
 }
@@ -174,8 +178,13 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
     const ckpt = async () => Number((await c.query<{ n: string }>(`SELECT (checkpoints_timed + checkpoints_req)::text AS n FROM pg_stat_bgwriter`)).rows[0]!.n);
     // both loads start from the same state (settleBeforeLoad): A/A runs without it (--calibrate --no-settle) put one
     // load's longest transaction at 1.9× and 3.8× the other's in two pairs of four, with no migration at all
+    if (o.walPoolMb > 0) {
+      const w = await warmWalPool(c, o.walPoolMb);
+      say(`WAL pool: ${o.walPoolMb} MB written and recycled before both loads (${w.segments} segments, ${w.seconds} s)`);
+    }
     await settleBeforeLoad(c);
     const ckptMig0 = await ckpt();
+    const walMig0 = { lsn: await walLsn(c), segments: await walSegments(c) };
     const load = new Load({ ...loadOpts, name: 'migration', seconds: o.maxSeconds });
     cleanups.push(() => load.kill());
     const migWaits = new WaitSampler(wc, dbName);
@@ -226,6 +235,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
     say(load.running ? 'stopping the load (terminating the application role\'s sessions)' : 'the load ended on its own');
     const mig = await load.stop(c);
     const ckptMig = (await ckpt()) - ckptMig0;
+    const walMig = { mb: await walMbSince(c, walMig0.lsn), created: Math.max(0, (await walSegments(c)) - walMig0.segments) };
     await migWaits.stop();
     const atRest = await inv('at rest, after the migration load');
 
@@ -234,6 +244,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
     say(`baseline: the same pgbench for ${idleSeconds} s, no migration`);
     await settleBeforeLoad(c);
     const ckptIdle0 = await ckpt();
+    const walIdle0 = { lsn: await walLsn(c), segments: await walSegments(c) };
     const idleLoad = new Load({ ...loadOpts, name: 'baseline', seconds: idleSeconds });
     cleanups.push(() => idleLoad.kill());
     const idleWaits = new WaitSampler(wc, dbName);
@@ -247,6 +258,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
     }
     const idle = await idleLoad.done;
     const ckptIdle = (await ckpt()) - ckptIdle0;
+    const walIdle = { mb: await walMbSince(c, walIdle0.lsn), created: Math.max(0, (await walSegments(c)) - walIdle0.segments) };
     await idleWaits.stop();
     const idleInvariant = await inv('after the baseline');
 
@@ -305,6 +317,12 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       // checkpoints begun during each load (timed or requested): after one, every first write of a page logs the whole page
       checkpoints_during_load: ckptMig,
       checkpoints_during_idle: ckptIdle,
+      // WAL written during each load, and segment files created (not recycled): each creation stalls every commit
+      wal_mb_during_load: walMig.mb,
+      wal_mb_during_idle: walIdle.mb,
+      wal_segments_created_during_load: walMig.created,
+      wal_segments_created_during_idle: walIdle.created,
+      wal_pool_mb: o.walPoolMb,
       app_blocked_by_pgshift: migWaits.blockedBy(/^pgshift/),
       swap_during_load: swapDuringLoad,
       swapback_during_load: swapBackDuringLoad,
@@ -357,6 +375,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       console.log(`  lock_held_ms ${fmtN(out.lock_held_ms)}   changes_under_lock ${fmtN(out.changes_under_lock)}   swapback_lock_held_ms ${fmtN(out.swapback_lock_held_ms)} (changes under it ${fmtN(out.swapback_changes_under_lock)})`);
       console.log(`  replay_rate ${fmtN(out.replay_rate, '/s')}   capture_rate ${fmtN(out.capture_rate, '/s')}   (applied ${fmtN(out.applied_rate, '/s')}; swap-back: replay ${fmtN(out.swapback_replay_rate, '/s')}, capture ${fmtN(out.swapback_capture_rate, '/s')})`);
       console.log(`  app_failed ${appFailed} (${mig.failed} failed transactions, ${mig.aborted} aborted clients)   invariant_ok ${invariantOk}`);
+      console.log(`  WAL: ${fmtN(out.wal_mb_during_load)} MB written during the migration load (${out.wal_segments_created_during_load} segment(s) created), ${fmtN(out.wal_mb_during_idle)} MB during the baseline (${out.wal_segments_created_during_idle} created); pool warmed ${o.walPoolMb} MB; checkpoints ${ckptMig} / ${ckptIdle}`);
       console.log(`  pgshift: phases 1-5 exit ${forward.code} in ${out.pgshift_seconds} s, rollback exit ${fmtN(out.pgshift_rollback_exit)} in ${fmtN(out.pgshift_rollback_seconds)} s; load ${mig.seconds} s, baseline ${idle.seconds} s`);
       for (const m of missed) console.log(`  ✗ ${m}`);
       console.log(missed.length ? `MISSED ${missed.length} target(s); logs in ${dir}` : 'all targets met');

@@ -13,13 +13,14 @@ import { ident, qname } from '../../source/db/quote.js';
 
 export const APP_ROLE = 'bench_app';
 
-/** A positive number given as `flag N` on the command line (`def` when absent); `whole`: an integer too. */
-export function numberFlag(argv: readonly string[], flag: string, def: number, whole = false): number {
+/** A positive number given as `flag N` on the command line (`def` when absent); `whole`: an integer too; `zero`: 0 allowed. */
+export function numberFlag(argv: readonly string[], flag: string, def: number, whole = false, zero = false): number {
   const i = argv.indexOf(flag);
   if (i < 0) return def;
   const n = Number(argv[i + 1]);
-  if (whole ? !Number.isInteger(n) || n <= 0 : !Number.isFinite(n) || n <= 0) {
-    throw new Error(`${flag} expects a positive ${whole ? 'whole number' : 'number'}, got "${argv[i + 1] ?? ''}"`);
+  const low = zero ? n < 0 : n <= 0;
+  if (whole ? !Number.isInteger(n) || low : !Number.isFinite(n) || low) {
+    throw new Error(`${flag} expects a ${zero ? 'non-negative' : 'positive'} ${whole ? 'whole number' : 'number'}, got "${argv[i + 1] ?? ''}"`);
   }
   return n;
 }
@@ -325,6 +326,45 @@ export class WaitSampler {
     }
     return Object.fromEntries(Object.entries(sum).sort((a, b) => b[1] - a[1]));
   }
+}
+
+/**
+ * A fresh cluster has a handful of WAL segments; a server that has run this load for a checkpoint cycle has a pool of
+ * recycled ones (checkpoint_timeout 5 min at pgbench's ~7 MB/s: ~2 GB). Without a pool, every 16 MB of WAL written by
+ * anyone creates a segment: zero-filled and fsynced under WALWriteLock, while every commit waits (IO:WALInitSync).
+ * The first load then pays for segments the second reuses: measured 2026-12-02, the migration load's longest
+ * transaction fell on IO:WALInitSync / LWLock:WALWrite while its baseline, run after it, created none. So the bench
+ * writes `mb` of WAL once, before either load, and keeps the pool: min_wal_size at least that large, then a
+ * CHECKPOINT recycles those segments for both loads alike.
+ */
+export async function warmWalPool(c: pg.ClientBase, mb: number): Promise<{ segments: number; seconds: number }> {
+  const t0 = performance.now();
+  await c.query(`ALTER SYSTEM SET min_wal_size = '${Math.ceil(mb)}MB'`);
+  await c.query('SELECT pg_reload_conf()');
+  await c.query('CREATE TABLE bench_wal_filler (g int, pad text)');
+  const start = (await c.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+  for (;;) {
+    await c.query(`INSERT INTO bench_wal_filler SELECT g, repeat('x', 1000) FROM generate_series(1, 100000) g`);
+    const r = await c.query<{ mb: string }>(`SELECT (pg_current_wal_lsn() - $1::pg_lsn) / 1048576 AS mb`, [start]);
+    if (Number(r.rows[0]!.mb) >= mb) break;
+  }
+  await c.query('DROP TABLE bench_wal_filler');
+  await c.query('CHECKPOINT');
+  return { segments: await walSegments(c), seconds: Math.round((performance.now() - t0) / 100) / 10 };
+}
+
+/** WAL segment files in pg_wal (recycled ones included). */
+export async function walSegments(c: pg.ClientBase): Promise<number> {
+  return Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'`)).rows[0]!.n);
+}
+
+/** WAL position, to measure what a load wrote. */
+export async function walLsn(c: pg.ClientBase): Promise<string> {
+  return (await c.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+}
+
+export async function walMbSince(c: pg.ClientBase, lsn: string): Promise<number> {
+  return Math.round(Number((await c.query<{ mb: string }>(`SELECT (pg_current_wal_lsn() - $1::pg_lsn) / 1048576 AS mb`, [lsn])).rows[0]!.mb));
 }
 
 /** The longest transaction (start, end, ms). */
