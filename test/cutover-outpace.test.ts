@@ -61,6 +61,18 @@ describe('cut-over when the replay cannot keep up', () => {
       await app.progress(10);
       const o2 = await run.engine.run({ phases: [5], only: ['swap:public.accounts'] });
       expect(o2.status, run.logs().slice(-20).join('\n')).toBe('completed');
+      // the last catch-up runs right before the lock request, after everything else the swap prepares (its reverse
+      // log created): what is captured between the two is what the lock has to apply
+      const st = (await db.client.query<{ sql: string }>(
+        `SELECT sql FROM pgshift.statements WHERE step_id = 'swap:public.accounts' AND error IS NULL
+            AND run_id = (SELECT max(run_id) FROM pgshift.statements WHERE step_id = 'swap:public.accounts') ORDER BY id`,
+      )).rows.map((r) => r.sql);
+      const created = st.findIndex((x) => x.startsWith('CREATE TABLE IF NOT EXISTS'));
+      const locked = st.findIndex((x) => x.startsWith('LOCK TABLE'));
+      const applies = st.map((x, i) => (x.startsWith('DELETE FROM "public"."accounts_partitioned"') ? i : -1)).filter((i) => i >= 0);
+      expect(created, st.join('\n')).toBeGreaterThanOrEqual(0);
+      expect(applies.filter((i) => i > created && i < locked).length, st.join('\n')).toBeGreaterThan(0);
+      expect(applies.filter((i) => i < created), st.join('\n')).toEqual([]);
       await app.progress(10);
     } finally {
       await app.stop();

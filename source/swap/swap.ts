@@ -580,7 +580,8 @@ export interface SwapRunResult {
  * The swap transaction: the locks (lockedTx: lock_timeout, retries, blockers tallied), then under them the captured
  * remainder applied and the log proven empty (or, without a capture, the legacy count check), then the renames. When
  * the apply under the lock overran `maxLockMs`, the transaction is rolled back (nothing renamed), the caller catches
- * up again, and it is tried again.
+ * up again, and it is tried again. `catchUp` runs first, right before the lock request; null when the signal stopped
+ * the run during it (nothing locked or renamed).
  */
 export async function runSwap(
   db: Db,
@@ -600,10 +601,13 @@ export async function runSwap(
     catchUp: () => Promise<void>;
     offer?: (b: Blocker) => Promise<void>;
   },
-): Promise<SwapRunResult> {
+): Promise<SwapRunResult | null> {
   let drained = 0;
   let rows: number | undefined;
   if (outline.before.length) await db.ddl(outline.before, { stepId: opts.stepId, signal: opts.signal });
+  // the last catch-up right before the lock request: what is captured meanwhile is applied under the lock
+  await opts.catchUp();
+  if (opts.signal?.aborted) return null;
   const body = outline.body;
   const r = await lockedTx(db, async (tx, lockedAt) => {
     if (opts.captured) {
