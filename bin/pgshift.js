@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { main, defaultIo } from '../dist/source/cli.js';
+// the CLI bundled (npm run build: tsc, then esbuild; see source/bundle.ts): one module to load, not ~180
+import { main, defaultIo } from '../dist/bundle/cli.js';
 
 const code = await main(process.argv.slice(2), defaultIo);
 process.exitCode = code;

@@ -5,8 +5,8 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * Global setup, before any test file starts: builds dist/ once (the CLI the child-process tests run,
- * bin/pgshift.js → dist/source/cli.js). Incremental, so an unchanged tree costs a few seconds. No test builds dist/
- * itself: a build while other workers run the CLI from it would swap files under them.
+ * bin/pgshift.js → dist/bundle/cli.js, bundled from dist/source). Incremental, so an unchanged tree costs a few
+ * seconds. No test builds dist/ itself: a build while other workers run the CLI from it would swap files under them.
  */
 export default function buildDist(): void {
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -22,4 +22,11 @@ export default function buildDist(): void {
   run(['--incremental', '--tsBuildInfoFile', path.join(root, 'dist/.tsbuildinfo')]);
   // the build info may outlive a deleted output file: then build everything once more
   if (!fs.existsSync(path.join(root, 'dist/source/cli.js')) || !fs.existsSync(path.join(root, 'dist/source/ui/wizard.js'))) run([]);
+  // bin/pgshift.js runs the bundle of what tsc just wrote (source/bundle.ts), as `npm run build` does
+  try {
+    execFileSync(process.execPath, [path.join(root, 'dist/source/bundle.js')], { cwd: root, encoding: 'utf8', stdio: 'pipe' });
+  } catch (e) {
+    const out = `${(e as { stdout?: string }).stdout ?? ''}${(e as { stderr?: string }).stderr ?? ''}`;
+    throw new Error(`bundling dist/ for the tests failed (node dist/source/bundle.js):\n${out}`, { cause: e });
+  }
 }
