@@ -197,6 +197,21 @@ function deadlineTx(tx: Tx, lockedAt: number, maxLockMs: number): Tx {
   };
 }
 
+/**
+ * Whether the lock may be requested now: the log is empty, or the remainder is predicted within the budget and the
+ * replay has reached its steady state, what arrives while one batch applies: the last apply took everything that was
+ * pending and the backlog did not shrink by a fifth since. Every change left for the lock holds the application that
+ * long (measured under pgbench: 156 keys took 28 ms under the swap-back's lock, predicted 13), so a remainder that is
+ * merely small enough still shrinks while the batches shrink it; predictions err, and the lock is taken only at the
+ * floor. An apply cut by its batch size says nothing about the floor: under pgbench the swap's first apply (100
+ * changes, the size before any measurement) left 377 of 417, read as "no longer shrinking", and 395 changes were
+ * applied under a lock held 27 ms.
+ */
+export function readyForLock(o: { pending: number; lastPending: number | null; lastTookAll: boolean; predictedMs: number; budgetMs: number }): boolean {
+  if (o.pending === 0) return true;
+  return o.predictedMs <= o.budgetMs && o.lastPending !== null && o.lastTookAll && o.pending >= o.lastPending * 0.8;
+}
+
 /** The budget for the apply itself under the lock: the rest of the lock time goes to the renames, views and FKs. */
 export const applyBudget = (maxLockMs: number) => Math.max(5, Math.floor(maxLockMs * 0.6));
 
@@ -215,6 +230,7 @@ export async function converge(
   let lastLog = 0;
   let lastWarn = 0;
   let lastPending: number | null = null;
+  let lastTookAll = false;
   cap.add(await rp.captured());
   app.add(0);
   for (;;) {
@@ -225,12 +241,7 @@ export async function converge(
     const rep: CatchUpReport = {
       pending, capturedPerSec: cap.perSec(), appliedPerSec: app.perSec(), capacityPerSec: meter.capacity, predictedLockMs: meter.predict(pending),
     };
-    // ready when the log is empty, or within the budget and no longer shrinking: the steady state, what arrives while
-    // one batch applies. Every change left for the lock holds the application that long (measured under pgbench: 156
-    // keys took 28 ms under the swap-back's lock, predicted 13), so a rest that is merely small enough still shrinks
-    // while the batches shrink it; predictions err, and the lock is taken only at the floor
-    if (pending === 0) return rep;
-    if (rep.predictedLockMs <= opts.budgetMs && lastPending !== null && pending >= lastPending * 0.8) return rep;
+    if (readyForLock({ pending, lastPending, lastTookAll, predictedMs: rep.predictedLockMs, budgetMs: opts.budgetMs })) return rep;
     lastPending = pending;
     if (opts.signal?.aborted) return rep;
     if (now - lastLog > 2000) {
@@ -264,6 +275,7 @@ export async function converge(
       const r = await rp.apply(meter.batchFor(opts.batch), deadline.signal);
       meter.add(r.changes, r.ms);
       applied += r.changes;
+      lastTookAll = r.changes >= pending;
       if (r.changes === 0) await sleep(20, opts.signal);
     } catch (e) {
       if (!deadline.signal.aborted) throw e;
