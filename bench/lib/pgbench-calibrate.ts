@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import { startEmbedded } from '../../source/demo/embedded.js';
-import { createAppRole, Load, longest, numberFlag, settleBeforeLoad, tpcbScript } from './pgbench.js';
+import { createAppRole, Load, longest, numberFlag, settleBeforeLoad, tpcbScript, warmWalPool } from './pgbench.js';
 
 /**
  * `npm run bench:cutover -- --load pgbench --calibrate [--pairs K] [--seconds S] [--json]` — how noisy is the latency
@@ -15,7 +15,8 @@ import { createAppRole, Load, longest, numberFlag, settleBeforeLoad, tpcbScript 
  * the cut-over bench. Each pair gives two ordered ratios (first/second, second/first); the share of ratios over 1.5
  * is how often the target would be missed by a migration that costs the application nothing. Information for
  * reading the cut-over bench, not a target: exits 0 unless a load failed. Each load starts from the same state
- * (settleBeforeLoad), as both loads of the cut-over bench do; `--no-settle` leaves that out.
+ * (settleBeforeLoad), as both loads of the cut-over bench do; `--no-settle` leaves that out. Like the cut-over bench,
+ * the server first gets a pool of recycled WAL segments (warmWalPool, `--wal-pool-mb`, default 2048; 0: none).
  */
 
 export interface CalibrateOptions {
@@ -27,11 +28,12 @@ export interface CalibrateOptions {
   readonly seconds: number;
   /** each load starts from the same state: VACUUM ANALYZE of pgbench's tables and a CHECKPOINT before it */
   readonly settle: boolean;
+  readonly walPoolMb: number;
 }
 
 export function parseCalibrateOptions(argv: readonly string[]): CalibrateOptions {
   const val = (flag: string, def: number) => numberFlag(argv, flag, def, true);
-  return { json: argv.includes('--json'), scale: val('--scale', 10), clients: val('--clients', 8), threads: val('--threads', 2), pairs: val('--pairs', 3), seconds: val('--seconds', 100), settle: !argv.includes('--no-settle') };
+  return { json: argv.includes('--json'), scale: val('--scale', 10), clients: val('--clients', 8), threads: val('--threads', 2), pairs: val('--pairs', 3), seconds: val('--seconds', 100), settle: !argv.includes('--no-settle'), walPoolMb: numberFlag(argv, '--wal-pool-mb', 2048, true, true) };
 }
 
 const say = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
@@ -64,6 +66,10 @@ export async function runCalibrate(o: CalibrateOptions): Promise<number> {
     await c.connect();
     const password = crypto.randomBytes(12).toString('hex');
     await createAppRole(c, dbName, password);
+    if (o.walPoolMb > 0) {
+      const w = await warmWalPool(c, o.walPoolMb);
+      say(`WAL pool: ${o.walPoolMb} MB written and recycled before the loads (${w.segments} segments, ${w.seconds} s)`);
+    }
     const script = path.join(dir, 'tpcb-like.sql');
     fs.writeFileSync(script, tpcbScript(o.scale));
     const base = { dir, script, host: '127.0.0.1', port: server.port, database: dbName, password, clients: o.clients, threads: o.threads, seconds: o.seconds };

@@ -303,11 +303,6 @@ export function backgroundLogDue(o: { sinceLastMs: number; quiet: boolean; lastW
 }
 
 /**
- * Keeps applying the log in the background (one short transaction per batch) until stopBackground; a line with the
- * lag and both rates every `logEveryMs` (every `quietEveryMs`, a minute, while nothing comes). Stops by itself when
- * the pool closes or after repeated errors (logged). Starting it twice for the same key keeps the first one.
- */
-/**
  * How long the background catch-up lets changes gather after an apply that took the whole backlog. Each apply costs
  * the same fixed part whatever it carries: 14 round trips (each wakes a backend) and four commits (its own and the
  * journal's record of its three statements), flushed to WAL beside the application's commits. Measured under
@@ -329,6 +324,11 @@ export function gatherDelay(pendingBefore: number, applied: number, elapsedMs: n
   return Math.max(0, gatherMs - elapsedMs);
 }
 
+/**
+ * Keeps applying the log in the background (one short transaction per batch) until stopBackground; a line with the
+ * lag and both rates every `logEveryMs` (every `quietEveryMs`, a minute, while nothing comes). Stops by itself when
+ * the pool closes or after repeated errors (logged). Starting it twice for the same key keeps the first one.
+ */
 export function startBackground(db: Db, key: string, rp: Replayer, opts: { batch: number; reporter: Reporter; logEveryMs?: number; quietEveryMs?: number; gatherMs?: number }): void {
   let map = running.get(db);
   if (!map) running.set(db, (map = new Map<string, Background>()));

@@ -68,7 +68,7 @@ export function formatIssues(error: z.ZodError): string[] {
 }
 
 /**
- * The YAML parser (72 modules, ~0.05 s of CPU) is loaded only for a YAML plan: every pgshift process pays its
+ * The YAML parser (72 modules, ~0.035 s of CPU) is loaded only for a YAML plan: every pgshift process pays its
  * start on the database host's cores, beside the application (bench:cutover found a process start among the
  * application's longest transactions), and most plans are JSON.
  */
