@@ -46,9 +46,14 @@ describe('phase 3 copy by pages (copy.order = physical, the default)', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  const pageOf = async (id: number) => {
-    const r = await db.client.query<{ p: string }>(`SELECT (ctid::text::point)[0]::bigint AS p FROM public.ledger WHERE id = $1`, [id]);
-    return Number(r.rows[0]!.p);
+  /** the heap page of each id, in one query (one client runs one query at a time) */
+  const pagesOf = async (ids: readonly number[]) => {
+    const r = await db.client.query<{ p: string }>(
+      `SELECT (l.ctid::text::point)[0]::bigint AS p FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, i) JOIN public.ledger l ON l.id = u.id ORDER BY u.i`,
+      [ids],
+    );
+    expect(r.rows).toHaveLength(ids.length);
+    return r.rows.map((x) => Number(x.p));
   };
   const checkpoint = async () => {
     const r = await db.client.query<{ n: string; position: { walk?: string; last: string[] | null; upper: string[]; done: boolean; relfilenode: number } }>(
@@ -112,8 +117,8 @@ describe('phase 3 copy by pages (copy.order = physical, the default)', () => {
     await app2.connect();
     await app2.query(`UPDATE public.ledger SET balance = balance - 5, branch = CASE WHEN id = $2 THEN 1 + (branch % 4) ELSE branch END WHERE id = ANY($1::bigint[])`, [laterIds, laterIds[0]]);
     await app2.end();
-    const movedAhead = (await Promise.all(copiedIds.map(pageOf))).filter((p) => p >= walked).length;
-    const movedBehind = (await Promise.all(laterIds.map(pageOf))).filter((p) => p < walked).length;
+    const movedAhead = (await pagesOf(copiedIds)).filter((p) => p >= walked).length;
+    const movedBehind = (await pagesOf(laterIds)).filter((p) => p < walked).length;
     // the fixture does what it says: copied rows now sit ahead of the walk, uncopied ones behind it
     expect(movedAhead).toBe(20);
     expect(movedBehind).toBeGreaterThan(0);
