@@ -27,6 +27,7 @@ import { first } from '../source/db/session.js';
 import { loadPlan } from '../source/plan/load.js';
 import { PHASE_REGISTRY } from '../phases/index.js';
 import { runBench } from './lib/main.js';
+import { walMark, walSince, type WalMark, type WalSince } from './lib/wal.js';
 import { standInBackup } from '../test/fixtures/artifacts.js';
 import { Artifacts } from '../source/engine/artifacts.js';
 
@@ -107,18 +108,11 @@ async function oneSize(serverUrl: string, rows: number): Promise<SizeResult> {
     await c.query(`CREATE TABLE public.ceiling (LIKE public.readings)`);
     // a checkpoint begun during one of the two makes it write full pages and compete with the checkpointer: the
     // figures say when that happened (max_wal_size decides it, not the tool)
-    const walMark = async () => first((await c.query<{ lsn: string; ck: number }>(
-      `SELECT pg_current_wal_lsn()::text AS lsn, (SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter)::int AS ck`)).rows, 'wal mark');
-    const walSince = async (m: { lsn: string; ck: number }) => {
-      const r = first((await c.query<{ mb: number; ck: number }>(
-        `SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn) / 1048576)::int AS mb, (SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter)::int - $2 AS ck`, [m.lsn, m.ck])).rows, 'wal since');
-      return { mb: r.mb, checkpoints: r.ck };
-    };
-    const ceilingMark = await walMark();
+    const ceilingMark = await walMark(c);
     t0 = performance.now();
     await c.query(`INSERT INTO public.ceiling SELECT * FROM public.readings`);
     const ceilingS = (performance.now() - t0) / 1000;
-    const ceilingWal = await walSince(ceilingMark);
+    const ceilingWal = await walSince(c, ceilingMark);
     await c.query(`DROP TABLE public.ceiling`);
     await c.query(`CHECKPOINT`);
     say(`  one INSERT … SELECT of the whole table (the ceiling at this size): ${ceilingS.toFixed(1)} s`);
@@ -147,10 +141,10 @@ async function oneSize(serverUrl: string, rows: number): Promise<SizeResult> {
     });
     const stepMs = new Map<string, number>();
     // the WAL mark when the copy step starts, and what was written by the time it is done
-    const copy: { mark?: Promise<{ lsn: string; ck: number }>; wal?: Promise<{ mb: number; checkpoints: number }> } = {};
+    const copy: { mark?: Promise<WalMark>; wal?: Promise<WalSince> } = {};
     engine.on((e) => {
-      if (e.type === 'step-started' && e.stepId === 'copy:public.readings') copy.mark = walMark();
-      if (e.type === 'step-done' && e.stepId === 'copy:public.readings' && copy.mark) copy.wal = copy.mark.then(walSince);
+      if (e.type === 'step-started' && e.stepId === 'copy:public.readings') copy.mark = walMark(c);
+      if (e.type === 'step-done' && e.stepId === 'copy:public.readings' && copy.mark) copy.wal = copy.mark.then((m) => walSince(c, m));
       if (e.type === 'step-done') stepMs.set(e.stepId, e.durationMs);
       if (e.type === 'step-failed') say(`  ✗ ${e.stepId}: ${e.error}`);
       // the swap's own account of its lock attempts (retries, blockers): a swap step much longer than its lock says why

@@ -6,7 +6,8 @@ import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import { startEmbedded } from '../../source/demo/embedded.js';
 import { PlanSchema } from '../../source/plan/schema.js';
-import { APP_ROLE, Load, WaitSampler, checkInvariant, createAppRole, longest, maxLatencyIn, numberFlag, settleBeforeLoad, tpcbScript, walLsn, walMbSince, walSegments, warmWalPool, type Invariant, type LoadResult } from './pgbench.js';
+import { APP_ROLE, Load, WaitSampler, checkInvariant, createAppRole, longest, maxLatencyIn, numberFlag, settleBeforeLoad, tpcbScript, warmWalPool, type Invariant, type LoadResult } from './pgbench.js';
+import { walMark, walSince } from './wal.js';
 import { lockReport, rates, runPgshift, type CliEvent, type CliRun, type LockReport } from './pgshift-cli.js';
 
 /**
@@ -175,7 +176,6 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
 
     // ── the migration under load
     say(`load: pgbench -f tpcb-like, ${o.clients} clients as ${APP_ROLE} (not a superuser), at most ${o.maxSeconds} s`);
-    const ckpt = async () => Number((await c.query<{ n: string }>(`SELECT (checkpoints_timed + checkpoints_req)::text AS n FROM pg_stat_bgwriter`)).rows[0]!.n);
     // both loads start from the same state (settleBeforeLoad): A/A runs without it (--calibrate --no-settle) put one
     // load's longest transaction at 1.9× and 3.8× the other's in two pairs of four, with no migration at all
     if (o.walPoolMb > 0) {
@@ -183,8 +183,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       say(`WAL pool: ${o.walPoolMb} MB written and recycled before both loads (${w.segments} segments, ${w.seconds} s)`);
     }
     await settleBeforeLoad(c);
-    const ckptMig0 = await ckpt();
-    const walMig0 = { lsn: await walLsn(c), segments: await walSegments(c) };
+    const walMig0 = await walMark(c);
     const load = new Load({ ...loadOpts, name: 'migration', seconds: o.maxSeconds });
     cleanups.push(() => load.kill());
     const migWaits = new WaitSampler(wc, dbName);
@@ -234,8 +233,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
     }
     say(load.running ? 'stopping the load (terminating the application role\'s sessions)' : 'the load ended on its own');
     const mig = await load.stop(c);
-    const ckptMig = (await ckpt()) - ckptMig0;
-    const walMig = { mb: await walMbSince(c, walMig0.lsn), created: Math.max(0, (await walSegments(c)) - walMig0.segments) };
+    const walMig = await walSince(c, walMig0);
     await migWaits.stop();
     const atRest = await inv('at rest, after the migration load');
 
@@ -243,8 +241,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
     const idleSeconds = Math.max(20, Math.round(o.idleSeconds ?? (mig.seconds || 60)));
     say(`baseline: the same pgbench for ${idleSeconds} s, no migration`);
     await settleBeforeLoad(c);
-    const ckptIdle0 = await ckpt();
-    const walIdle0 = { lsn: await walLsn(c), segments: await walSegments(c) };
+    const walIdle0 = await walMark(c);
     const idleLoad = new Load({ ...loadOpts, name: 'baseline', seconds: idleSeconds });
     cleanups.push(() => idleLoad.kill());
     const idleWaits = new WaitSampler(wc, dbName);
@@ -257,8 +254,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       if (idleLoad.running) await inv(`baseline, at the offset of "${m.at}"`);
     }
     const idle = await idleLoad.done;
-    const ckptIdle = (await ckpt()) - ckptIdle0;
-    const walIdle = { mb: await walMbSince(c, walIdle0.lsn), created: Math.max(0, (await walSegments(c)) - walIdle0.segments) };
+    const walIdle = await walSince(c, walIdle0);
     await idleWaits.stop();
     const idleInvariant = await inv('after the baseline');
 
@@ -315,13 +311,13 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       app_max_latency_waits: waitsAt(migWaits, worst),
       app_max_latency_idle_waits: waitsAt(idleWaits, worstIdle),
       // checkpoints begun during each load (timed or requested): after one, every first write of a page logs the whole page
-      checkpoints_during_load: ckptMig,
-      checkpoints_during_idle: ckptIdle,
+      checkpoints_during_load: walMig.checkpoints,
+      checkpoints_during_idle: walIdle.checkpoints,
       // WAL written during each load, and segment files created (not recycled): each creation stalls every commit
       wal_mb_during_load: walMig.mb,
       wal_mb_during_idle: walIdle.mb,
-      wal_segments_created_during_load: walMig.created,
-      wal_segments_created_during_idle: walIdle.created,
+      wal_segments_created_during_load: walMig.segmentsCreated,
+      wal_segments_created_during_idle: walIdle.segmentsCreated,
       wal_pool_mb: o.walPoolMb,
       app_blocked_by_pgshift: migWaits.blockedBy(/^pgshift/),
       swap_during_load: swapDuringLoad,
@@ -375,7 +371,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       console.log(`  lock_held_ms ${fmtN(out.lock_held_ms)}   changes_under_lock ${fmtN(out.changes_under_lock)}   swapback_lock_held_ms ${fmtN(out.swapback_lock_held_ms)} (changes under it ${fmtN(out.swapback_changes_under_lock)})`);
       console.log(`  replay_rate ${fmtN(out.replay_rate, '/s')}   capture_rate ${fmtN(out.capture_rate, '/s')}   (applied ${fmtN(out.applied_rate, '/s')}; swap-back: replay ${fmtN(out.swapback_replay_rate, '/s')}, capture ${fmtN(out.swapback_capture_rate, '/s')})`);
       console.log(`  app_failed ${appFailed} (${mig.failed} failed transactions, ${mig.aborted} aborted clients)   invariant_ok ${invariantOk}`);
-      console.log(`  WAL: ${fmtN(out.wal_mb_during_load)} MB written during the migration load (${out.wal_segments_created_during_load} segment(s) created), ${fmtN(out.wal_mb_during_idle)} MB during the baseline (${out.wal_segments_created_during_idle} created); pool warmed ${o.walPoolMb} MB; checkpoints ${ckptMig} / ${ckptIdle}`);
+      console.log(`  WAL: ${fmtN(out.wal_mb_during_load)} MB written during the migration load (${out.wal_segments_created_during_load} segment(s) created), ${fmtN(out.wal_mb_during_idle)} MB during the baseline (${out.wal_segments_created_during_idle} created); pool warmed ${o.walPoolMb} MB; checkpoints ${walMig.checkpoints} / ${walIdle.checkpoints}`);
       console.log(`  pgshift: phases 1-5 exit ${forward.code} in ${out.pgshift_seconds} s, rollback exit ${fmtN(out.pgshift_rollback_exit)} in ${fmtN(out.pgshift_rollback_seconds)} s; load ${mig.seconds} s, baseline ${idle.seconds} s`);
       for (const m of missed) console.log(`  ✗ ${m}`);
       console.log(missed.length ? `MISSED ${missed.length} target(s); logs in ${dir}` : 'all targets met');

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import type pg from 'pg';
 import { ident, qname } from '../../source/db/quote.js';
+import { walMark, walSince } from './wal.js';
 
 /**
  * pgbench as the application: the tpcb-like transaction as a custom script (the builtin one refuses a
@@ -342,29 +343,14 @@ export async function warmWalPool(c: pg.ClientBase, mb: number): Promise<{ segme
   await c.query(`ALTER SYSTEM SET min_wal_size = '${Math.ceil(mb)}MB'`);
   await c.query('SELECT pg_reload_conf()');
   await c.query('CREATE TABLE bench_wal_filler (g int, pad text)');
-  const start = (await c.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+  const start = await walMark(c);
   for (;;) {
     await c.query(`INSERT INTO bench_wal_filler SELECT g, repeat('x', 1000) FROM generate_series(1, 100000) g`);
-    const r = await c.query<{ mb: string }>(`SELECT (pg_current_wal_lsn() - $1::pg_lsn) / 1048576 AS mb`, [start]);
-    if (Number(r.rows[0]!.mb) >= mb) break;
+    if ((await walSince(c, start)).mb >= mb) break;
   }
   await c.query('DROP TABLE bench_wal_filler');
   await c.query('CHECKPOINT');
-  return { segments: await walSegments(c), seconds: Math.round((performance.now() - t0) / 100) / 10 };
-}
-
-/** WAL segment files in pg_wal (recycled ones included). */
-export async function walSegments(c: pg.ClientBase): Promise<number> {
-  return Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'`)).rows[0]!.n);
-}
-
-/** WAL position, to measure what a load wrote. */
-export async function walLsn(c: pg.ClientBase): Promise<string> {
-  return (await c.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
-}
-
-export async function walMbSince(c: pg.ClientBase, lsn: string): Promise<number> {
-  return Math.round(Number((await c.query<{ mb: string }>(`SELECT (pg_current_wal_lsn() - $1::pg_lsn) / 1048576 AS mb`, [lsn])).rows[0]!.mb));
+  return { segments: (await walMark(c)).segments, seconds: Math.round((performance.now() - t0) / 100) / 10 };
 }
 
 /** The longest transaction (start, end, ms). */
