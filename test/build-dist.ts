@@ -11,22 +11,19 @@ import { fileURLToPath } from 'node:url';
 export default function buildDist(): void {
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
   const tsc = path.join(root, 'node_modules/typescript/bin/tsc');
-  const run = (extra: string[]) => {
+  // one node script run to its end; on failure its output, said as what failed
+  const node = (args: string[], what: string) => {
     try {
-      execFileSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.json'), ...extra], { cwd: root, encoding: 'utf8', stdio: 'pipe' });
+      execFileSync(process.execPath, args, { cwd: root, encoding: 'utf8', stdio: 'pipe' });
     } catch (e) {
       const out = `${(e as { stdout?: string }).stdout ?? ''}${(e as { stderr?: string }).stderr ?? ''}`;
-      throw new Error(`building dist/ for the tests failed (tsc -p tsconfig.json):\n${out}`, { cause: e });
+      throw new Error(`${what} for the tests failed:\n${out}`, { cause: e });
     }
   };
+  const run = (extra: string[]) => node([tsc, '-p', path.join(root, 'tsconfig.json'), ...extra], 'building dist/ (tsc -p tsconfig.json)');
   run(['--incremental', '--tsBuildInfoFile', path.join(root, 'dist/.tsbuildinfo')]);
   // the build info may outlive a deleted output file: then build everything once more
   if (!fs.existsSync(path.join(root, 'dist/source/cli.js')) || !fs.existsSync(path.join(root, 'dist/source/ui/wizard.js'))) run([]);
   // bin/pgshift.js runs the bundle of what tsc just wrote (source/bundle.ts), as `npm run build` does
-  try {
-    execFileSync(process.execPath, [path.join(root, 'dist/source/bundle.js')], { cwd: root, encoding: 'utf8', stdio: 'pipe' });
-  } catch (e) {
-    const out = `${(e as { stdout?: string }).stdout ?? ''}${(e as { stderr?: string }).stderr ?? ''}`;
-    throw new Error(`bundling dist/ for the tests failed (node dist/source/bundle.js):\n${out}`, { cause: e });
-  }
+  node([path.join(root, 'dist/source/bundle.js')], 'bundling dist/ (node dist/source/bundle.js)');
 }

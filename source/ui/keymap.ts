@@ -130,10 +130,9 @@ export const FILTER_EDIT_KEYS: readonly Binding<FilterEditAction>[] = [
 /** What each action of a screen does; an action without a handler does nothing. The typed input is passed on. */
 export type KeyHandlers<A extends string> = { readonly [K in A]?: (input: string) => void };
 
-/** Resolves the key to its action (the first binding that matches) and runs that action's handler. */
 /**
- * Runs the action `key` resolves to on this screen. A typed character no binding takes (unknownKey) goes to
- * `onUnknown` with the line to show, when the screen says so of such keys.
+ * Runs the action `key` resolves to on this screen (the first binding that matches). A typed character no binding
+ * takes (unknownKey) goes to `onUnknown` with the line to show, when the screen says so of such keys.
  */
 export function dispatchKey<A extends string>(bindings: readonly Binding<A>[], handlers: KeyHandlers<A>, input: string, key: Key, onUnknown?: (text: string) => void): void {
   const a = resolveKey(bindings, input, key);
