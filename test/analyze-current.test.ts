@@ -1,4 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import fs from 'node:fs';
 import path from 'node:path';
 import { createDemoDatabase } from '../source/demo/schema.js';
 import { Db } from '../source/db/session.js';
@@ -13,12 +14,14 @@ const ANALYZE = 'analyze:public.petri_observations';
 // ANALYZE was where the application's longest transaction fell in four runs of fourteen
 describe('phase 5 analyzes the swapped table only when the statistics of the ANALYZE after the copy are not current', () => {
   let db: FreshDb;
+  let dir: string;
   let file: string;
   let pdb: Db;
   beforeAll(async () => {
     db = await freshDatabase('analyze_current');
     await createDemoDatabase(db.client, { rows: 6000 });
-    file = writePlan(path.join(tmpDir('analyze-current'), 'a'), {
+    dir = tmpDir('analyze-current');
+    file = writePlan(path.join(dir, 'a'), {
       partition: [{ ...PETRI_ENTRY, defaultPartition: true }], copy: { batchRows: 2000 }, pruning: { queries: [] },
       locks: { timeoutMs: 500, attempts: 5, backoffMs: 50, maxBackoffMs: 200 },
     });
@@ -34,6 +37,7 @@ describe('phase 5 analyzes the swapped table only when the statistics of the ANA
     pdb = new Db(resolveConnection(db.url));
   }, 120_000);
   afterAll(async () => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
     await pdb?.close();
     await db?.drop();
   });

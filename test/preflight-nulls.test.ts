@@ -1,4 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import fs from 'node:fs';
 import path from 'node:path';
 import { freshDatabase, type FreshDb } from './helpers/db.js';
 import { openEngine, tmpDir, writePlan } from './fixtures/copy-helpers.js';
@@ -7,6 +8,7 @@ import { openEngine, tmpDir, writePlan } from './fixtures/copy-helpers.js';
 // longest transaction fell; on a large table it would read the whole table before anything else happens
 describe('preflight: whether a nullable partition key holds NULLs, without reading the whole table', () => {
   let db: FreshDb;
+  let dir: string;
   let file: string;
   beforeAll(async () => {
     db = await freshDatabase('preflight_nulls');
@@ -15,11 +17,13 @@ describe('preflight: whether a nullable partition key holds NULLs, without readi
     await db.client.query(`ANALYZE public.events`);
     // a NULL key written after ANALYZE: the statistics do not know it, an index lookup or a full scan would
     await db.client.query(`INSERT INTO public.events VALUES (5001, NULL, 'late')`);
-    file = writePlan(path.join(tmpDir('preflight-nulls'), 'a'), {
+    dir = tmpDir('preflight-nulls');
+    file = writePlan(path.join(dir, 'a'), {
       partition: [{ source: 'public.events', strategy: 'range', key: 'at', interval: '1 month', defaultPartition: true }], pruning: { queries: [] },
     });
   });
   afterAll(async () => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
     await db?.drop();
   });
 

@@ -1,4 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { createDemoDatabase } from '../source/demo/schema.js';
@@ -22,11 +23,13 @@ async function leaves(c: pg.ClientBase): Promise<Leaf[]> {
 // partition due for one, and an autovacuum never yields to a lock_timeout below deadlock_timeout
 describe('phase 3 vacuums the new partitions after the copy', () => {
   let db: FreshDb;
+  let dir: string;
   let file: string;
   beforeAll(async () => {
     db = await freshDatabase('vacuum_parts');
     await createDemoDatabase(db.client, { rows: 20_000 });
-    file = writePlan(path.join(tmpDir('vacuum'), 'a'), {
+    dir = tmpDir('vacuum');
+    file = writePlan(path.join(dir, 'a'), {
       partition: [{ ...PETRI_ENTRY, defaultPartition: true }], copy: { batchRows: 5000 }, pruning: { queries: [] },
       locks: { timeoutMs: 200, attempts: 5, backoffMs: 50, maxBackoffMs: 200 },
     });
@@ -41,6 +44,7 @@ describe('phase 3 vacuums the new partitions after the copy', () => {
     }
   }, 120_000);
   afterAll(async () => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
     await db?.drop();
   });
 
