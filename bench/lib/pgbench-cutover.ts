@@ -38,6 +38,8 @@ export interface PgbenchCutoverOptions {
   readonly maxLockMs: number;
   /** WAL written once before both loads and kept as a recycled pool (0: none, as a fresh cluster) */
   readonly walPoolMb: number;
+  /** the application's account lookups by aid alone (pgbench's own statements), not by aid and bid */
+  readonly aidOnly: boolean;
   readonly keep: boolean;
 }
 
@@ -55,6 +57,7 @@ export function parsePgbenchOptions(argv: readonly string[]): PgbenchCutoverOpti
     lockTimeoutMs: val('--lock-timeout', 100),
     maxLockMs: val('--max-lock-ms', 100),
     walPoolMb: numberFlag(argv, '--wal-pool-mb', 2048, true, true),
+    aidOnly: argv.includes('--aid-only'),
     keep: argv.includes('--keep'),
   };
 }
@@ -76,6 +79,8 @@ function writePlan(dir: string, o: PgbenchCutoverOptions): { file: string; swapB
       values: { query: 'SELECT bid FROM public.pgbench_branches ORDER BY bid' }, defaultPartition: true,
     }],
     copy: { mode: 'online', batchRows: 10_000, pauseMs: 0 },
+    // the application's account lookup: phase 3 says whether it touches one partition of the new table or all
+    pruning: { queries: [{ name: 'account lookup', table: TABLE, sql: `SELECT abalance FROM ${TABLE} WHERE aid = 1${o.aidOnly ? '' : ' AND bid = 1'}` }] },
     retention: { days: 7 },
     backup: { directory: path.join(dir, 'backups'), format: 'custom', verify: 'list', required: true },
     locks: { timeoutMs: o.lockTimeoutMs, attempts: 100, backoffMs: 100, maxBackoffMs: 1000 },
@@ -153,7 +158,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
     await createAppRole(c, dbName, appPassword);
     const rows = o.scale * 100_000;
     const script = path.join(dir, 'tpcb-like.sql');
-    fs.writeFileSync(script, tpcbScript(o.scale));
+    fs.writeFileSync(script, tpcbScript(o.scale, !o.aidOnly));
     const { file: planFile, swapBudget } = writePlan(dir, o);
     const loadOpts = { dir, script, host: '127.0.0.1', port: server.port, database: dbName, password: appPassword, clients: o.clients, threads: o.threads };
     const ic = new pg.Client({ connectionString: url, application_name: 'bench-invariant' });
@@ -335,6 +340,9 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       pgshift_seconds: Math.round((forward.endedAt - forward.startedAt) / 1000),
       pgshift_rollback_seconds: back ? Math.round((back.endedAt - back.startedAt) / 1000) : null,
       swap_summary: swap.summary,
+      // the application's account lookup (its WHERE), and what phase 3's pruning check said of it on the new table
+      app_lookup: o.aidOnly ? 'aid' : 'aid, bid',
+      pruning: forward.events.find((e) => e.type === 'step-done' && e.stepId === 'verify:pruning')?.summary ?? null,
       swapback_summary: swapBack?.summary ?? null,
       swap_budget_in_plan: swapBudget,
       invariants,
@@ -372,6 +380,7 @@ export async function runPgbenchCutover(o: PgbenchCutoverOptions): Promise<numbe
       console.log(`  replay_rate ${fmtN(out.replay_rate, '/s')}   capture_rate ${fmtN(out.capture_rate, '/s')}   (applied ${fmtN(out.applied_rate, '/s')}; swap-back: replay ${fmtN(out.swapback_replay_rate, '/s')}, capture ${fmtN(out.swapback_capture_rate, '/s')})`);
       console.log(`  app_failed ${appFailed} (${mig.failed} failed transactions, ${mig.aborted} aborted clients)   invariant_ok ${invariantOk}`);
       console.log(`  WAL: ${fmtN(out.wal_mb_during_load)} MB written during the migration load (${out.wal_segments_created_during_load} segment(s) created), ${fmtN(out.wal_mb_during_idle)} MB during the baseline (${out.wal_segments_created_during_idle} created); pool warmed ${o.walPoolMb} MB; checkpoints ${walMig.checkpoints} / ${walIdle.checkpoints}`);
+      console.log(`  the application looks accounts up by ${out.app_lookup}; phase 3's pruning check: ${out.pruning ?? 'not run'}`);
       console.log(`  pgshift: phases 1-5 exit ${forward.code} in ${out.pgshift_seconds} s, rollback exit ${fmtN(out.pgshift_rollback_exit)} in ${fmtN(out.pgshift_rollback_seconds)} s; load ${mig.seconds} s, baseline ${idle.seconds} s`);
       for (const m of missed) console.log(`  ✗ ${m}`);
       console.log(missed.length ? `MISSED ${missed.length} target(s); logs in ${dir}` : 'all targets met');

@@ -26,16 +26,25 @@ export function numberFlag(argv: readonly string[], flag: string, def: number, w
   return n;
 }
 
-/** pgbench's builtin tpcb-like transaction, with the scale written in (a custom script has no :scale). */
-export function tpcbScript(scale: number): string {
+/**
+ * pgbench's builtin tpcb-like transaction, with the scale written in (a custom script has no :scale).
+ * `partitionKey` (the default): the account is looked up by aid AND its branch, `(aid - 1) / 100000 + 1` — the bid
+ * `pgbench -i` gives it — as an application does once the table is partitioned by bid, so the lookup touches one
+ * partition. Without it (pgbench's own statements, by aid alone) every lookup on the partitioned table probes all
+ * its partitions: on this machine 2,200 tps against 3,000–3,100 with the key (scratch PG 15, scale 10, 8 clients,
+ * 11 partitions), the plan's cost and not the cut-over's, which the pruning check of phase 3 reports.
+ */
+export function tpcbScript(scale: number, partitionKey = true): string {
+  const account = partitionKey ? 'aid = :aid AND bid = :abid' : 'aid = :aid';
   return [
     `\\set aid random(1, ${100_000 * scale})`,
     `\\set bid random(1, ${scale})`,
     `\\set tid random(1, ${10 * scale})`,
     `\\set delta random(-5000, 5000)`,
+    ...(partitionKey ? ['\\set abid (:aid - 1) / 100000 + 1'] : []),
     'BEGIN;',
-    'UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;',
-    'SELECT abalance FROM pgbench_accounts WHERE aid = :aid;',
+    `UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE ${account};`,
+    `SELECT abalance FROM pgbench_accounts WHERE ${account};`,
     'UPDATE pgbench_tellers SET tbalance = tbalance + :delta WHERE tid = :tid;',
     'UPDATE pgbench_branches SET bbalance = bbalance + :delta WHERE bid = :bid;',
     'INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (:tid, :bid, :aid, :delta, CURRENT_TIMESTAMP);',
